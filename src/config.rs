@@ -1,0 +1,231 @@
+//! Typed settings: defaults in code, an optional TOML file, then `SYNCWARDEN_*` environment variables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The annotated default configuration, printed by `syncwarden default-config`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub server: ServerSettings,
+    pub ingest: IngestSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./syncwarden-data"),
+            database: DatabaseSettings::default(),
+            server: ServerSettings::default(),
+            ingest: IngestSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Empty means the embedded SQLite file under `data_dir`.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(""),
+            max_connections: 8,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(self.url.expose_secret()))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout_secs", &self.acquire_timeout_secs)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Empty means no token is required.
+    pub token: SecretString,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            token: SecretString::from(""),
+        }
+    }
+}
+
+impl IngestSettings {
+    pub fn required_token(&self) -> Option<&str> {
+        let token = self.token.expose_secret();
+        (!token.is_empty()).then_some(token)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("SYNCWARDEN_").split("__"));
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// Parses a TOML document on top of the defaults (no environment), used to check the shipped files.
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Figment::new()
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The database URL in effect: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> SecretString {
+        let url = self.database.url.expose_secret();
+        if url.is_empty() {
+            let path = self.data_dir.join("syncwarden.db");
+            SecretString::from(format!("sqlite://{}", path.display()))
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+/// Hides the password part of `scheme://user:password@host/...`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_file_matches_code_defaults() {
+        let from_file = Settings::from_toml_str(DEFAULT_CONFIG_TOML).unwrap();
+        let defaults = Settings::default();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+        assert_eq!(
+            from_file.database.url.expose_secret(),
+            defaults.database.url.expose_secret()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = Settings::from_toml_str("[server]\nlisten_on = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://sw:hunter2@db:5432/x"),
+            "postgres://sw:***@db:5432/x"
+        );
+        assert_eq!(redact_url("sqlite://./a.db"), "sqlite://./a.db");
+        let s = DatabaseSettings {
+            url: SecretString::from("postgres://a:hunter2@h/db"),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn empty_url_means_sqlite_under_data_dir() {
+        let s = Settings {
+            data_dir: PathBuf::from("/tmp/x"),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.database_url().expose_secret(),
+            "sqlite:///tmp/x/syncwarden.db"
+        );
+    }
+}

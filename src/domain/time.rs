@@ -1,0 +1,100 @@
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::DomainError;
+
+/// A UTC instant in microseconds since the Unix epoch; stored as a 64-bit integer in every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    pub fn now_utc() -> Self {
+        Self(Utc::now().timestamp_micros())
+    }
+
+    pub fn parse_rfc3339(s: &str) -> Result<Self, DomainError> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Self(t.timestamp_micros()))
+            .map_err(|_| DomainError::InvalidTimestamp(s.to_string()))
+    }
+
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.0).unwrap_or_default()
+    }
+
+    pub fn add(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    pub fn sub(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// Time elapsed from `earlier` to `self`, zero when `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(u64::try_from(self.0 - earlier.0).unwrap_or(0))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            &self
+                .to_datetime()
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip_keeps_microseconds_and_normalises_offsets() {
+        let t = Timestamp::parse_rfc3339("2026-11-23T10:00:00.123456+02:00").unwrap();
+        assert_eq!(t.to_string(), "2026-11-23T08:00:00.123456Z");
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
+        assert!(Timestamp::parse_rfc3339("2026-11-23 10:00").is_err());
+    }
+
+    #[test]
+    fn arithmetic() {
+        let t = Timestamp::from_micros(1_000_000);
+        assert_eq!(t.add(Duration::from_secs(1)).as_micros(), 2_000_000);
+        assert_eq!(
+            t.add(Duration::from_secs(1)).since(t),
+            Duration::from_secs(1)
+        );
+        assert_eq!(t.since(t.add(Duration::from_secs(1))), Duration::ZERO);
+    }
+}

@@ -1,0 +1,446 @@
+//! The parts of the `Store` implementation both backends share. The SQL is the same text on both
+//! (`$n` placeholders work in SQLite too); a macro stamps the implementation out per backend so each
+//! copy is checked against that backend's concrete types.
+
+pub(super) const INSERT_EVENT: &str = include_str!("sql/insert_event.sql");
+pub(super) const INSERT_EVENTS_HEAD: &str = include_str!("sql/insert_events_head.sql");
+pub(super) const SELECT_EVENTS: &str = include_str!("sql/select_events.sql");
+pub(super) const COUNT_EVENTS: &str = include_str!("sql/count_events.sql");
+pub(super) const INSERT_RUN: &str = include_str!("sql/insert_run.sql");
+pub(super) const FINISH_RUN: &str = include_str!("sql/finish_run.sql");
+pub(super) const SELECT_RUN: &str = include_str!("sql/select_run.sql");
+pub(super) const SELECT_RUNS: &str = include_str!("sql/select_runs.sql");
+pub(super) const UPSERT_LINK: &str = include_str!("sql/upsert_link.sql");
+pub(super) const SELECT_LINK_BY_CRM: &str = include_str!("sql/select_link_by_crm.sql");
+pub(super) const SELECT_LINK_BY_ERP: &str = include_str!("sql/select_link_by_erp.sql");
+
+/// Keys per `IN (...)` list when re-reading replayed events.
+pub(super) const KEYS_PER_LOOKUP: usize = 1000;
+
+use crate::domain::{
+    Endpoint, FieldEvent, NewFieldEvent, Outcome, RecordLink, RunStatus, SyncRun, SyncRunCounts,
+    System, Timestamp,
+};
+
+use super::{EventQuery, MAX_QUERY_LIMIT, StoreError};
+
+pub(super) fn corrupt(column: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("column {column} holds `{value}`"))
+}
+
+pub(super) fn parse_endpoint(s: &str) -> Result<Endpoint, StoreError> {
+    Endpoint::parse(s).map_err(|_| corrupt("endpoint", s))
+}
+
+pub(super) fn parse_system(column: &str, s: &str) -> Result<System, StoreError> {
+    System::parse(s).map_err(|_| corrupt(column, s))
+}
+
+pub(super) fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
+    Outcome::parse(s).map_err(|_| corrupt("outcome", s))
+}
+
+pub(super) fn parse_status(s: &str) -> Result<RunStatus, StoreError> {
+    RunStatus::parse(s).ok_or_else(|| corrupt("status", s))
+}
+
+/// The raw columns of one `field_events` row, in `select_events.sql` order.
+pub(super) struct EventColumns {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub run_id: Option<String>,
+    pub endpoint: String,
+    pub crm_id: Option<String>,
+    pub erp_id: Option<String>,
+    pub field: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub source_system: String,
+    pub target_system: String,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub latency_ms: Option<i64>,
+    pub occurred_at: i64,
+    pub recorded_at: i64,
+}
+
+impl TryFrom<EventColumns> for FieldEvent {
+    type Error = StoreError;
+    fn try_from(c: EventColumns) -> Result<Self, StoreError> {
+        Ok(FieldEvent {
+            id: c.id,
+            event: NewFieldEvent {
+                idempotency_key: c.idempotency_key,
+                run_id: c.run_id,
+                endpoint: parse_endpoint(&c.endpoint)?,
+                crm_id: c.crm_id,
+                erp_id: c.erp_id,
+                field: c.field,
+                old_value: c.old_value,
+                new_value: c.new_value,
+                source_system: parse_system("source_system", &c.source_system)?,
+                target_system: parse_system("target_system", &c.target_system)?,
+                outcome: parse_outcome(&c.outcome)?,
+                error: c.error,
+                latency_ms: c.latency_ms,
+                occurred_at: Timestamp::from_micros(c.occurred_at),
+            },
+            recorded_at: Timestamp::from_micros(c.recorded_at),
+        })
+    }
+}
+
+/// The raw columns of one `sync_runs` row.
+pub(super) struct RunColumns {
+    pub id: String,
+    pub endpoint: Option<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub status: String,
+    pub counts: SyncRunCounts,
+    pub error: Option<String>,
+}
+
+impl TryFrom<RunColumns> for SyncRun {
+    type Error = StoreError;
+    fn try_from(c: RunColumns) -> Result<Self, StoreError> {
+        Ok(SyncRun {
+            id: c.id,
+            endpoint: c.endpoint.as_deref().map(parse_endpoint).transpose()?,
+            started_at: Timestamp::from_micros(c.started_at),
+            ended_at: c.ended_at.map(Timestamp::from_micros),
+            status: parse_status(&c.status)?,
+            counts: c.counts,
+            error: c.error,
+        })
+    }
+}
+
+pub(super) fn link_from(
+    endpoint: &str,
+    crm_id: String,
+    erp_id: String,
+    linked_at: i64,
+) -> Result<RecordLink, StoreError> {
+    Ok(RecordLink {
+        endpoint: parse_endpoint(endpoint)?,
+        crm_id,
+        erp_id,
+        linked_at: Timestamp::from_micros(linked_at),
+    })
+}
+
+pub(super) fn effective_limit(query: &EventQuery) -> i64 {
+    i64::from(
+        query
+            .limit
+            .unwrap_or(MAX_QUERY_LIMIT)
+            .clamp(1, MAX_QUERY_LIMIT),
+    )
+}
+
+/// Implements `Store` for a backend struct with a `pool` field. The struct provides `migrator()`,
+/// `begin_write()`, and `insert_new()` (the bulk insert, which differs per backend).
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $row:ty, $backend:expr) => {
+        impl $store {
+            fn event_from_row(row: &$row) -> Result<$crate::domain::FieldEvent, StoreError> {
+                use sqlx::Row;
+                $crate::store::common::EventColumns {
+                    id: row.try_get(0)?,
+                    idempotency_key: row.try_get(1)?,
+                    run_id: row.try_get(2)?,
+                    endpoint: row.try_get(3)?,
+                    crm_id: row.try_get(4)?,
+                    erp_id: row.try_get(5)?,
+                    field: row.try_get(6)?,
+                    old_value: row.try_get(7)?,
+                    new_value: row.try_get(8)?,
+                    source_system: row.try_get(9)?,
+                    target_system: row.try_get(10)?,
+                    outcome: row.try_get(11)?,
+                    error: row.try_get(12)?,
+                    latency_ms: row.try_get(13)?,
+                    occurred_at: row.try_get(14)?,
+                    recorded_at: row.try_get(15)?,
+                }
+                .try_into()
+            }
+
+            fn run_from_row(row: &$row) -> Result<$crate::domain::SyncRun, StoreError> {
+                use sqlx::Row;
+                $crate::store::common::RunColumns {
+                    id: row.try_get(0)?,
+                    endpoint: row.try_get(1)?,
+                    started_at: row.try_get(2)?,
+                    ended_at: row.try_get(3)?,
+                    status: row.try_get(4)?,
+                    counts: $crate::domain::SyncRunCounts {
+                        records_read: row.try_get(5)?,
+                        records_written: row.try_get(6)?,
+                        events: row.try_get(7)?,
+                        api_calls_ok: row.try_get(8)?,
+                        api_calls_failed: row.try_get(9)?,
+                    },
+                    error: row.try_get(10)?,
+                }
+                .try_into()
+            }
+
+            fn link_from_row(row: &$row) -> Result<$crate::domain::RecordLink, StoreError> {
+                use sqlx::Row;
+                let endpoint: String = row.try_get(0)?;
+                $crate::store::common::link_from(
+                    &endpoint,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                )
+            }
+
+            async fn fetch_by_keys(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                keys: &[&str],
+            ) -> Result<Vec<$crate::domain::FieldEvent>, StoreError> {
+                let mut events = Vec::with_capacity(keys.len());
+                for chunk in keys.chunks($crate::store::common::KEYS_PER_LOOKUP) {
+                    let mut qb =
+                        sqlx::QueryBuilder::<$db>::new($crate::store::common::SELECT_EVENTS);
+                    qb.push(" AND idempotency_key IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut *conn).await? {
+                        events.push(Self::event_from_row(&row)?);
+                    }
+                }
+                Ok(events)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> $crate::store::Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                Self::migrator().run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn append_events(
+                &self,
+                batch: &[$crate::domain::NewFieldEvent],
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<$crate::store::AppendResult, StoreError> {
+                let (unique, mut duplicates) = $crate::store::dedupe_batch(batch)?;
+                if unique.is_empty() {
+                    return Ok($crate::store::AppendResult {
+                        accepted: 0,
+                        duplicates,
+                    });
+                }
+                let mut tx = self.begin_write().await?;
+                let inserted = Self::insert_new(&mut tx, &unique, recorded_at).await?;
+                if inserted < unique.len() {
+                    let keys: Vec<&str> = unique
+                        .iter()
+                        .map(|(_, e)| e.idempotency_key.as_str())
+                        .collect();
+                    let stored = Self::fetch_by_keys(&mut tx, &keys).await?;
+                    $crate::store::check_replays(&unique, &stored)?;
+                    duplicates += unique.len() - inserted;
+                }
+                tx.commit().await?;
+                Ok($crate::store::AppendResult {
+                    accepted: inserted,
+                    duplicates,
+                })
+            }
+
+            async fn query_events(
+                &self,
+                query: &$crate::store::EventQuery,
+            ) -> Result<Vec<$crate::domain::FieldEvent>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new($crate::store::common::SELECT_EVENTS);
+                if let Some(endpoint) = query.endpoint {
+                    qb.push(" AND endpoint = ").push_bind(endpoint.as_str());
+                }
+                if let Some(id) = &query.record_id {
+                    qb.push(" AND (crm_id = ").push_bind(id.clone());
+                    qb.push(" OR erp_id = ").push_bind(id.clone()).push(")");
+                }
+                if let Some(field) = &query.field {
+                    qb.push(" AND field = ").push_bind(field.clone());
+                }
+                if let Some(run_id) = &query.run_id {
+                    qb.push(" AND run_id = ").push_bind(run_id.clone());
+                }
+                if let Some(from) = query.from {
+                    qb.push(" AND occurred_at >= ").push_bind(from.as_micros());
+                }
+                if let Some(to) = query.to {
+                    qb.push(" AND occurred_at < ").push_bind(to.as_micros());
+                }
+                if let Some(after) = query.after_id {
+                    qb.push(" AND id > ").push_bind(after);
+                }
+                qb.push(" ORDER BY id LIMIT ")
+                    .push_bind($crate::store::common::effective_limit(query));
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter().map(Self::event_from_row).collect()
+            }
+
+            async fn count_events(&self) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar($crate::store::common::COUNT_EVENTS)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn baseline_insert_batch(
+                &self,
+                batch: &[$crate::domain::NewFieldEvent],
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                for e in batch {
+                    sqlx::query($crate::store::common::INSERT_EVENT)
+                        .bind(e.idempotency_key.as_str())
+                        .bind(e.run_id.as_deref())
+                        .bind(e.endpoint.as_str())
+                        .bind(e.crm_id.as_deref())
+                        .bind(e.erp_id.as_deref())
+                        .bind(e.field.as_str())
+                        .bind(e.old_value.as_deref())
+                        .bind(e.new_value.as_deref())
+                        .bind(e.source_system.as_str())
+                        .bind(e.target_system.as_str())
+                        .bind(e.outcome.as_str())
+                        .bind(e.error.as_deref())
+                        .bind(e.latency_ms)
+                        .bind(e.occurred_at.as_micros())
+                        .bind(recorded_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn start_run(&self, run: &$crate::domain::SyncRun) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::INSERT_RUN)
+                    .bind(run.id.as_str())
+                    .bind(run.endpoint.map(|e| e.as_str()))
+                    .bind(run.started_at.as_micros())
+                    .bind(run.status.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn finish_run(
+                &self,
+                id: &str,
+                ended_at: $crate::domain::Timestamp,
+                status: $crate::domain::RunStatus,
+                counts: &$crate::domain::SyncRunCounts,
+                error: Option<&str>,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::FINISH_RUN)
+                    .bind(id)
+                    .bind(ended_at.as_micros())
+                    .bind(status.as_str())
+                    .bind(counts.records_read)
+                    .bind(counts.records_written)
+                    .bind(counts.events)
+                    .bind(counts.api_calls_ok)
+                    .bind(counts.api_calls_failed)
+                    .bind(error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn run(&self, id: &str) -> Result<Option<$crate::domain::SyncRun>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_RUN)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::run_from_row)
+                    .transpose()
+            }
+
+            async fn recent_runs(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::SyncRun>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_RUNS)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::run_from_row)
+                    .collect()
+            }
+
+            async fn link_records(
+                &self,
+                link: &$crate::domain::RecordLink,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::UPSERT_LINK)
+                    .bind(link.endpoint.as_str())
+                    .bind(link.crm_id.as_str())
+                    .bind(link.erp_id.as_str())
+                    .bind(link.linked_at.as_micros())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn link_by_crm_id(
+                &self,
+                endpoint: $crate::domain::Endpoint,
+                crm_id: &str,
+            ) -> Result<Option<$crate::domain::RecordLink>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_LINK_BY_CRM)
+                    .bind(endpoint.as_str())
+                    .bind(crm_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::link_from_row)
+                    .transpose()
+            }
+
+            async fn link_by_erp_id(
+                &self,
+                endpoint: $crate::domain::Endpoint,
+                erp_id: &str,
+            ) -> Result<Option<$crate::domain::RecordLink>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_LINK_BY_ERP)
+                    .bind(endpoint.as_str())
+                    .bind(erp_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::link_from_row)
+                    .transpose()
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;

@@ -1,0 +1,224 @@
+//! Persistence: one `Store` trait, an embedded SQLite backend and a PostgreSQL backend with the same
+//! schema shape, each with its own migrations run at start-up.
+
+mod common;
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{DatabaseSettings, redact_url};
+use crate::domain::{
+    Endpoint, FieldEvent, NewFieldEvent, RecordLink, RunStatus, SyncRun, SyncRunCounts, Timestamp,
+};
+
+pub use postgres::{PostgresStore, create_scratch_database, drop_database};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("idempotency key `{key}` was already used for a different event")]
+    IdempotencyConflict { key: String, index: usize },
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url `{0}` (expected sqlite://... or postgres://...)")]
+    UnsupportedUrl(String),
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// What an append did: `accepted` new events stored, `duplicates` replays of events already stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AppendResult {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// Filters of the event-log queries (the audit trail). Every filter given must match.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub endpoint: Option<Endpoint>,
+    /// A record id on either side.
+    pub record_id: Option<String>,
+    pub field: Option<String>,
+    pub run_id: Option<String>,
+    /// Inclusive lower bound on `occurred_at`.
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound on `occurred_at`.
+    pub to: Option<Timestamp>,
+    /// Keyset pagination: only events with an id above this one.
+    pub after_id: Option<i64>,
+    /// At most this many events, oldest id first (default and ceiling: 10,000).
+    pub limit: Option<u32>,
+}
+
+pub const MAX_QUERY_LIMIT: u32 = 10_000;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies every pending migration.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a batch of events in one transaction: all of it or none. A key already stored with the
+    /// same content counts as a duplicate; with different content the whole batch is refused.
+    async fn append_events(
+        &self,
+        batch: &[NewFieldEvent],
+        recorded_at: Timestamp,
+    ) -> Result<AppendResult, StoreError>;
+
+    async fn query_events(&self, query: &EventQuery) -> Result<Vec<FieldEvent>, StoreError>;
+
+    async fn count_events(&self) -> Result<i64, StoreError>;
+
+    /// Inserts a batch in one transaction with one plain prepared INSERT per event and no idempotency
+    /// handling: the raw baseline the ingest benchmark compares `append_events` against.
+    async fn baseline_insert_batch(
+        &self,
+        batch: &[NewFieldEvent],
+        recorded_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    async fn start_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+
+    async fn finish_run(
+        &self,
+        id: &str,
+        ended_at: Timestamp,
+        status: RunStatus,
+        counts: &SyncRunCounts,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn run(&self, id: &str) -> Result<Option<SyncRun>, StoreError>;
+
+    /// The most recent runs, newest first.
+    async fn recent_runs(&self, limit: u32) -> Result<Vec<SyncRun>, StoreError>;
+
+    async fn link_records(&self, link: &RecordLink) -> Result<(), StoreError>;
+
+    async fn link_by_crm_id(
+        &self,
+        endpoint: Endpoint,
+        crm_id: &str,
+    ) -> Result<Option<RecordLink>, StoreError>;
+
+    async fn link_by_erp_id(
+        &self,
+        endpoint: Endpoint,
+        erp_id: &str,
+    ) -> Result<Option<RecordLink>, StoreError>;
+
+    async fn close(&self);
+}
+
+/// Opens the store the URL names (`sqlite://...` or `postgres://...`) without migrating it.
+pub async fn connect(
+    url: &SecretString,
+    settings: &DatabaseSettings,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let raw = url.expose_secret();
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(raw, settings).await?))
+    } else if let Some(path) = raw.strip_prefix("sqlite://") {
+        Ok(Arc::new(SqliteStore::connect(path, settings).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(raw)))
+    }
+}
+
+/// Collapses repeats of one key inside a batch: the same content is a duplicate, different content
+/// refuses the batch. Returns the first occurrence of each key with its index in the batch.
+fn dedupe_batch(
+    batch: &[NewFieldEvent],
+) -> Result<(Vec<(usize, &NewFieldEvent)>, usize), StoreError> {
+    let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    let mut unique = Vec::with_capacity(batch.len());
+    let mut duplicates = 0;
+    for (index, event) in batch.iter().enumerate() {
+        match first_index.entry(event.idempotency_key.as_str()) {
+            Entry::Occupied(first) => {
+                if batch[*first.get()] != *event {
+                    return Err(StoreError::IdempotencyConflict {
+                        key: event.idempotency_key.clone(),
+                        index,
+                    });
+                }
+                duplicates += 1;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(index);
+                unique.push((index, event));
+            }
+        }
+    }
+    Ok((unique, duplicates))
+}
+
+/// After an insert that skipped some keys, checks each skipped key's stored event is the same event.
+fn check_replays(
+    unique: &[(usize, &NewFieldEvent)],
+    stored: &[FieldEvent],
+) -> Result<(), StoreError> {
+    let by_key: HashMap<&str, &NewFieldEvent> = stored
+        .iter()
+        .map(|e| (e.event.idempotency_key.as_str(), &e.event))
+        .collect();
+    for (index, event) in unique {
+        match by_key.get(event.idempotency_key.as_str()) {
+            Some(existing) if *existing == *event => {}
+            _ => {
+                return Err(StoreError::IdempotencyConflict {
+                    key: event.idempotency_key.clone(),
+                    index: *index,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! PostgreSQL, for production and for several instances sharing one database.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, SqlSafeStr, Transaction};
+
+use super::common::impl_store;
+use super::{Backend, StoreError};
+use crate::config::DatabaseSettings;
+use crate::domain::{NewFieldEvent, Timestamp};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "event log",
+    include_str!("migrations/postgres/0001_event_log.sql"),
+)];
+
+const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
+
+/// Rows per UNNEST insert; the arrays travel as 14 parameters whatever the row count.
+const ROWS_PER_INSERT: usize = 10_000;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    fn migrator() -> Migrator {
+        Migrator::with_migrations(
+            MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// UNNEST-array INSERTs that skip keys already stored; returns how many rows were inserted.
+    async fn insert_new(
+        tx: &mut Transaction<'static, Postgres>,
+        rows: &[(usize, &NewFieldEvent)],
+        recorded_at: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let mut inserted = 0;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let col = |f: fn(&NewFieldEvent) -> Option<&str>| -> Vec<Option<&str>> {
+                chunk.iter().map(|(_, e)| f(e)).collect()
+            };
+            let done = sqlx::query(INSERT_EVENTS_UNNEST)
+                .bind(col(|e| Some(e.idempotency_key.as_str())))
+                .bind(col(|e| e.run_id.as_deref()))
+                .bind(col(|e| Some(e.endpoint.as_str())))
+                .bind(col(|e| e.crm_id.as_deref()))
+                .bind(col(|e| e.erp_id.as_deref()))
+                .bind(col(|e| Some(e.field.as_str())))
+                .bind(col(|e| e.old_value.as_deref()))
+                .bind(col(|e| e.new_value.as_deref()))
+                .bind(col(|e| Some(e.source_system.as_str())))
+                .bind(col(|e| Some(e.target_system.as_str())))
+                .bind(col(|e| Some(e.outcome.as_str())))
+                .bind(col(|e| e.error.as_deref()))
+                .bind(chunk.iter().map(|(_, e)| e.latency_ms).collect::<Vec<_>>())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|(_, e)| e.occurred_at.as_micros())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(recorded_at.as_micros())
+                .execute(&mut **tx)
+                .await?;
+            inserted += done.rows_affected() as usize;
+        }
+        Ok(inserted)
+    }
+}
+
+impl_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
+
+/// Creates a new empty database next to the one `admin_url` names and returns its URL; tests and
+/// benchmarks use one each so they never see each other's rows.
+pub async fn create_scratch_database(admin_url: &str, prefix: &str) -> Result<String, StoreError> {
+    let options = PgConnectOptions::from_str(admin_url)?;
+    let mut conn = options.connect().await?;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(options.database(&name).to_url_lossy().to_string())
+}
+
+/// Drops a database made by `create_scratch_database`, disconnecting anyone still on it.
+pub async fn drop_database(admin_url: &str, url: &str) -> Result<(), StoreError> {
+    let name = PgConnectOptions::from_str(url)?
+        .get_database()
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::UnsupportedUrl("database url without a database".into()))?;
+    let mut conn = PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+INSERT INTO field_events (idempotency_key, run_id, endpoint, crm_id, erp_id, field, old_value,
+                          new_value, source_system, target_system, outcome, error, latency_ms,
+                          occurred_at, recorded_at)

@@ -1,5 +1,13 @@
+//! syncwarden keeps a CRM and an ERP in sync and watches that sync: every field-level event is
+//! recorded, measured and checked.
+
+pub mod api;
+pub mod bench;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod startup;
 pub mod store;
 pub mod sync;
+pub mod telemetry;

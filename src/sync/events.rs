@@ -245,6 +245,55 @@ fn quoted_name(message: &str) -> Option<String> {
     Some(message[start..start + len].to_string())
 }
 
+/// The wire form of an event, as `POST /v1/events` takes it (one NDJSON line, no newline).
+pub fn to_wire_json(event: &NewFieldEvent) -> String {
+    #[derive(serde::Serialize)]
+    struct Wire<'a> {
+        idempotency_key: &'a str,
+        endpoint: Endpoint,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        crm_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        erp_id: Option<&'a str>,
+        field: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_value: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        new_value: Option<&'a RawValue>,
+        source_system: System,
+        target_system: System,
+        outcome: Outcome,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        latency_ms: Option<i64>,
+        occurred_at: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run_id: Option<&'a str>,
+    }
+    // Stored values are always JSON text, so they go out exactly as they came in.
+    fn raw(v: &str) -> Option<&RawValue> {
+        serde_json::from_str(v).ok()
+    }
+    let wire = Wire {
+        idempotency_key: &event.idempotency_key,
+        endpoint: event.endpoint,
+        crm_id: event.crm_id.as_deref(),
+        erp_id: event.erp_id.as_deref(),
+        field: &event.field,
+        old_value: event.old_value.as_deref().and_then(raw),
+        new_value: event.new_value.as_deref().and_then(raw),
+        source_system: event.source_system,
+        target_system: event.target_system,
+        outcome: event.outcome,
+        error: event.error.as_deref(),
+        latency_ms: event.latency_ms,
+        occurred_at: event.occurred_at.to_string(),
+        run_id: event.run_id.as_deref(),
+    };
+    serde_json::to_string(&wire).unwrap_or_default()
+}
+
 /// Appends batches to the store, stamping them with the clock's time.
 #[derive(Clone)]
 pub struct EventLog {
@@ -363,6 +412,13 @@ mod tests {
         assert_eq!(err.code, "malformed_json");
         let err = parse_batch(b"{}", BatchFormat::JsonArray).unwrap_err();
         assert_eq!(err.code, "invalid_type");
+    }
+
+    #[test]
+    fn wire_json_round_trips() {
+        let events = parse_batch(GOOD.as_bytes(), BatchFormat::Ndjson).unwrap();
+        let again = parse_batch(to_wire_json(&events[0]).as_bytes(), BatchFormat::Ndjson).unwrap();
+        assert_eq!(events, again);
     }
 
     #[test]

@@ -1,0 +1,104 @@
+//! The one error shape of every HTTP answer: `{"error": {"code", "message", "field"?, "line"?}}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+use crate::sync::events::InvalidEvent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    InvalidEvent(#[from] InvalidEvent),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &str, Option<&str>, Option<usize>) {
+        match self {
+            ApiError::InvalidEvent(e) => {
+                let status = if e.code == "malformed_json" {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                (status, e.code, e.field.as_deref(), e.line)
+            }
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, None),
+            ApiError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                None,
+                None,
+            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            ApiError::Store(StoreError::IdempotencyConflict { index, .. }) => (
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                Some("idempotency_key"),
+                Some(index + 1),
+            ),
+            ApiError::Store(StoreError::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                None,
+                None,
+            ),
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field, line) = self.parts();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, cause = ?std::error::Error::source(&self), "request failed");
+            match status {
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "the database is unavailable; retry later".into()
+                }
+                _ => "internal error; see the server log".into(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = Body {
+            error: Detail {
+                code,
+                message,
+                field,
+                line,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

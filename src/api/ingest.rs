@@ -1,0 +1,52 @@
+//! `POST /v1/events`: field events from any other integration platform.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::routing::post;
+use axum::{Json, Router};
+
+use super::{ApiError, AppState};
+use crate::store::AppendResult;
+use crate::sync::events::{BatchFormat, parse_batch};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/events", post(ingest))
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<AppendResult>, ApiError> {
+    state.authorize_ingest(&headers)?;
+    let limit = state.body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Parsing a large body is CPU work; keep it off the async workers.
+    let events = tokio::task::spawn_blocking(move || {
+        let format = BatchFormat::detect(content_type.as_deref(), &bytes);
+        parse_batch(&bytes, format)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let result = state.events.append(&events).await?;
+    tracing::debug!(
+        accepted = result.accepted,
+        duplicates = result.duplicates,
+        "ingested batch"
+    );
+    Ok(Json(result))
+}

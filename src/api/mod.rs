@@ -1,0 +1,68 @@
+//! The HTTP surface: translates requests into domain calls and domain errors into one JSON shape.
+
+mod error;
+mod health;
+mod ingest;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, Uri, header};
+use secrecy::{ExposeSecret, SecretString};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::sync::events::EventLog;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub events: EventLog,
+    pub ingest_token: Option<SecretString>,
+    pub body_limit: usize,
+}
+
+impl AppState {
+    fn authorize_ingest(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.ingest_token else {
+            return Ok(());
+        };
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal how much of a token matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(ingest::router())
+        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        // Ingest enforces its own, configurable limit with our error shape.
+        .layer(DefaultBodyLimit::disable())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

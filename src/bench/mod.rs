@@ -1,0 +1,6 @@
+//! `syncwarden bench ...`: throughput measured through the real code, each figure beside a baseline
+//! measured in the same run.
+
+mod ingest;
+
+pub use ingest::{IngestBenchOptions, IngestBenchReport, run_ingest_bench};

@@ -1,0 +1,120 @@
+//! Wiring: open and migrate the store, build the router, bind the listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::store::{self, Store, StoreError};
+use crate::sync::events::EventLog;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    router: axum::Router,
+}
+
+/// Opens the configured store and brings its schema up to date.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+    let store = store::connect(&settings.database_url(), &settings.database).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
+        let store = open_store(settings).await?;
+        Self::with_store(settings, clock, store).await
+    }
+
+    pub async fn with_store(
+        settings: &Settings,
+        clock: Clock,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartupError> {
+        let addr = settings.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?;
+        let state = AppState {
+            events: EventLog::new(store.clone(), clock),
+            ingest_token: settings
+                .ingest
+                .required_token()
+                .map(|t| SecretString::from(t.to_string())),
+            body_limit: settings.server.body_limit_bytes,
+        };
+        Ok(Self {
+            listener,
+            addr,
+            store,
+            router: api::router(state),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until ctrl-c or SIGTERM, then finishes in-flight requests and closes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(stop)
+            .await;
+        self.store.close().await;
+        result
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

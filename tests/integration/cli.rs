@@ -1,0 +1,114 @@
+//! The binary as a user runs it: default config, migrate, environment overrides.
+
+use std::process::Command;
+
+use syncwarden::config::Settings;
+
+fn syncwarden() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+}
+
+#[test]
+fn default_config_prints_a_file_that_loads_to_the_defaults() {
+    let out = syncwarden().arg("default-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let parsed = Settings::from_toml_str(&text).unwrap();
+    assert_eq!(format!("{parsed:?}"), format!("{:?}", Settings::default()));
+    for key in [
+        "data_dir",
+        "[database]",
+        "url",
+        "[server]",
+        "listen",
+        "[ingest]",
+        "token",
+    ] {
+        assert!(text.contains(key), "default config lacks {key}");
+    }
+}
+
+#[test]
+fn migrate_uses_the_data_dir_flag_and_env_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = syncwarden()
+        .arg("migrate")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("syncwarden.db").exists());
+
+    let other = dir.path().join("elsewhere.db");
+    let out = syncwarden()
+        .arg("migrate")
+        .env(
+            "SYNCWARDEN_DATABASE__URL",
+            format!("sqlite://{}", other.display()),
+        )
+        .env("SYNCWARDEN_DATA_DIR", dir.path().join("unused"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(other.exists());
+}
+
+#[test]
+fn bad_configuration_is_reported_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nlisten = \"not an address\"\n").unwrap();
+    let out = syncwarden()
+        .arg("migrate")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listen"), "{err}");
+
+    let out = syncwarden()
+        .arg("migrate")
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = syncwarden()
+        .arg("migrate")
+        .env(
+            "SYNCWARDEN_DATABASE__URL",
+            "postgres://sw:hunter2@127.0.0.1:1/nodb",
+        )
+        .env("SYNCWARDEN_DATABASE__ACQUIRE_TIMEOUT_SECS", "1")
+        .env("SYNCWARDEN_INGEST__TOKEN", "tok-hunter3")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("hunter2") && !all.contains("hunter3"),
+        "{all}"
+    );
+}

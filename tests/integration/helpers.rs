@@ -1,0 +1,163 @@
+use std::io::Write;
+use std::sync::Arc;
+
+use syncwarden::clock::Clock;
+use syncwarden::config::{DatabaseSettings, Settings};
+use syncwarden::domain::{Endpoint, NewFieldEvent, Outcome, System, Timestamp};
+use syncwarden::startup::Application;
+use syncwarden::store::{self, Store};
+
+pub const PG_VAR: &str = "SW_TEST_PG_URL";
+
+/// Says a tier was skipped, bypassing libtest's output capture so it shows in a plain `cargo test`.
+pub fn skip_notice(test: &str, var: &str, example: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: set {var}={example} to run it (.ci/run does)"
+    );
+}
+
+/// A database of its own for one test: a SQLite file in a temp dir or a scratch PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    pg_admin: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            url: format!("sqlite://{}", dir.path().join("test.db").display()),
+            pg_admin: None,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let Ok(admin) = std::env::var(PG_VAR) else {
+            skip_notice(test, PG_VAR, "postgres://postgres@127.0.0.1:5432/test");
+            return None;
+        };
+        let url = store::create_scratch_database(&admin, "sw_test")
+            .await
+            .unwrap();
+        Some(Self {
+            url,
+            pg_admin: Some(admin),
+            _dir: None,
+        })
+    }
+
+    /// Every backend this run can test: SQLite always, PostgreSQL when configured.
+    pub async fn all(test: &str) -> Vec<Self> {
+        let mut dbs = vec![Self::sqlite()];
+        dbs.extend(Self::postgres(test).await);
+        dbs
+    }
+
+    pub async fn open(&self) -> Arc<dyn Store> {
+        let store = store::connect(&self.url.clone().into(), &DatabaseSettings::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        settings.database.url = self.url.clone().into();
+        settings.server.listen = "127.0.0.1:0".parse().unwrap();
+        settings
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(admin) = &self.pg_admin {
+            store::drop_database(admin, &self.url).await.unwrap();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(settings: Settings) -> Self {
+        if std::env::var("TEST_LOG").is_ok() {
+            syncwarden::telemetry::init(&settings.log);
+        }
+        let app = Application::build(&settings, Clock::system())
+            .await
+            .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let store = store::connect(&settings.database_url(), &settings.database)
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            stop: Some(tx),
+        }
+    }
+
+    pub async fn post_events(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/events", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A field event with every field set; `n` makes the key, the record and the time distinct.
+pub fn event(n: usize) -> NewFieldEvent {
+    NewFieldEvent {
+        idempotency_key: format!("key-{n}"),
+        run_id: Some(format!("run-{}", n % 3)),
+        endpoint: Endpoint::ALL[n % 7],
+        crm_id: Some(format!("crm-{}", n % 5)),
+        erp_id: Some(format!("ERP{}", n % 5)),
+        field: if n % 2 == 0 {
+            "price".into()
+        } else {
+            "name".into()
+        },
+        old_value: Some(format!("\"old {n}\"")),
+        new_value: Some(format!("{n}.5")),
+        source_system: System::Erp,
+        target_system: System::Crm,
+        outcome: Outcome::ALL[n % Outcome::ALL.len()],
+        error: (n % 4 == 0).then(|| format!("error {n}")),
+        latency_ms: Some(n as i64 * 3),
+        occurred_at: Timestamp::parse_rfc3339("2026-11-23T00:00:00Z")
+            .unwrap()
+            .add(std::time::Duration::from_secs(60 * n as u64)),
+    }
+}
+
+pub fn events(range: std::ops::Range<usize>) -> Vec<NewFieldEvent> {
+    range.map(event).collect()
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, the real app on random ports, real SQLite files and, when
+//! `SW_TEST_PG_URL` is set, a fresh PostgreSQL database per test.
+
+mod cli;
+mod crash;
+mod helpers;
+mod ingest;
+mod store;

@@ -45,7 +45,7 @@ impl Clock {
     /// Moves a manual clock forward; a no-op on the system clock.
     pub fn advance(&self, by: Duration) {
         if let Inner::Manual(tx) = &*self.inner {
-            tx.send_modify(|t| *t = t.add(by));
+            tx.send_modify(|t| *t = *t + by);
         }
     }
 
@@ -54,7 +54,7 @@ impl Clock {
         match &*self.inner {
             Inner::System => tokio::time::sleep(duration).await,
             Inner::Manual(tx) => {
-                let deadline = tx.borrow().add(duration);
+                let deadline = *tx.borrow() + duration;
                 let mut rx = tx.subscribe();
                 // The sender lives in `self`, so the channel cannot close while we wait.
                 let _ = rx.wait_for(|now| *now >= deadline).await;
@@ -91,6 +91,6 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(clock.now(), start.add(Duration::from_secs(3600)));
+        assert_eq!(clock.now(), start + Duration::from_secs(3600));
     }
 }

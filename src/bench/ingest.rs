@@ -216,7 +216,7 @@ fn ndjson(batch: &[NewFieldEvent]) -> String {
 
 fn report_batch(index: usize, total: usize) {
     let step = (total / 10).max(1);
-    if (index + 1) % step == 0 || index + 1 == total {
+    if (index + 1).is_multiple_of(step) || index + 1 == total {
         progress(format_args!("  {}/{} batches", index + 1, total));
     }
 }
@@ -292,7 +292,7 @@ pub fn generate_batches(events: usize, batch_size: usize) -> Vec<Vec<NewFieldEve
                 error: (outcome == Outcome::Failed)
                     .then(|| "HTTP 503 from the ERP: service unavailable".to_string()),
                 latency_ms: Some(20 + (r >> 40) as i64 % 400),
-                occurred_at: start.add(Duration::from_millis(i as u64 * 600)),
+                occurred_at: start + Duration::from_millis(i as u64 * 600),
             }
         };
         if let Some(batch) = batches.last_mut() {

@@ -32,23 +32,27 @@ impl Timestamp {
         DateTime::from_timestamp_micros(self.0).unwrap_or_default()
     }
 
-    pub fn add(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-        )
-    }
-
-    pub fn sub(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
-        )
-    }
-
     /// Time elapsed from `earlier` to `self`, zero when `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(u64::try_from(self.0 - earlier.0).unwrap_or(0))
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(micros(d)))
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(micros(d)))
     }
 }
 
@@ -90,11 +94,10 @@ mod tests {
     #[test]
     fn arithmetic() {
         let t = Timestamp::from_micros(1_000_000);
-        assert_eq!(t.add(Duration::from_secs(1)).as_micros(), 2_000_000);
-        assert_eq!(
-            t.add(Duration::from_secs(1)).since(t),
-            Duration::from_secs(1)
-        );
-        assert_eq!(t.since(t.add(Duration::from_secs(1))), Duration::ZERO);
+        let later = t + Duration::from_secs(1);
+        assert_eq!(later.as_micros(), 2_000_000);
+        assert_eq!(later.since(t), Duration::from_secs(1));
+        assert_eq!(t.since(later), Duration::ZERO);
+        assert_eq!(later - Duration::from_secs(1), t);
     }
 }

@@ -172,11 +172,12 @@ pub async fn connect(
     }
 }
 
+/// An event with its position in the batch it came in.
+type Indexed<'a> = (usize, &'a NewFieldEvent);
+
 /// Collapses repeats of one key inside a batch: the same content is a duplicate, different content
 /// refuses the batch. Returns the first occurrence of each key with its index in the batch.
-fn dedupe_batch(
-    batch: &[NewFieldEvent],
-) -> Result<(Vec<(usize, &NewFieldEvent)>, usize), StoreError> {
+fn dedupe_batch(batch: &[NewFieldEvent]) -> Result<(Vec<Indexed<'_>>, usize), StoreError> {
     let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
     let mut unique = Vec::with_capacity(batch.len());
     let mut duplicates = 0;
@@ -201,10 +202,7 @@ fn dedupe_batch(
 }
 
 /// After an insert that skipped some keys, checks each skipped key's stored event is the same event.
-fn check_replays(
-    unique: &[(usize, &NewFieldEvent)],
-    stored: &[FieldEvent],
-) -> Result<(), StoreError> {
+fn check_replays(unique: &[Indexed<'_>], stored: &[FieldEvent]) -> Result<(), StoreError> {
     let by_key: HashMap<&str, &NewFieldEvent> = stored
         .iter()
         .map(|e| (e.event.idempotency_key.as_str(), &e.event))

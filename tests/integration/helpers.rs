@@ -140,7 +140,7 @@ pub fn event(n: usize) -> NewFieldEvent {
         endpoint: Endpoint::ALL[n % 7],
         crm_id: Some(format!("crm-{}", n % 5)),
         erp_id: Some(format!("ERP{}", n % 5)),
-        field: if n % 2 == 0 {
+        field: if n.is_multiple_of(2) {
             "price".into()
         } else {
             "name".into()
@@ -150,11 +150,10 @@ pub fn event(n: usize) -> NewFieldEvent {
         source_system: System::Erp,
         target_system: System::Crm,
         outcome: Outcome::ALL[n % Outcome::ALL.len()],
-        error: (n % 4 == 0).then(|| format!("error {n}")),
+        error: n.is_multiple_of(4).then(|| format!("error {n}")),
         latency_ms: Some(n as i64 * 3),
-        occurred_at: Timestamp::parse_rfc3339("2026-11-23T00:00:00Z")
-            .unwrap()
-            .add(std::time::Duration::from_secs(60 * n as u64)),
+        occurred_at: Timestamp::parse_rfc3339("2026-11-23T00:00:00Z").unwrap()
+            + std::time::Duration::from_secs(60 * n as u64),
     }
 }
 

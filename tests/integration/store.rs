@@ -231,7 +231,7 @@ async fn sync_runs_and_record_links() {
             api_calls_ok: 12,
             api_calls_failed: 2,
         };
-        let ended = now().add(Duration::from_secs(5));
+        let ended = now() + Duration::from_secs(5);
         store
             .finish_run(
                 "run-a",

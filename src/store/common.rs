@@ -139,8 +139,9 @@ pub(super) fn effective_limit(query: &EventQuery) -> i64 {
     )
 }
 
-/// Implements `Store` for a backend struct with a `pool` field. The struct provides `migrator()`,
-/// `begin_write()`, and `insert_new()` (the bulk insert, which differs per backend).
+/// Implements `Store` for a backend struct with a `pool` field for reads. The struct provides
+/// `migrator()`, `writer()` (the pool writes go through), `begin_write()` and `insert_new()` (the
+/// bulk insert, which differs per backend).
 macro_rules! impl_store {
     ($store:ty, $db:ty, $row:ty, $backend:expr) => {
         impl $store {
@@ -227,7 +228,7 @@ macro_rules! impl_store {
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
-                Self::migrator().run(&self.pool).await?;
+                Self::migrator().run(self.writer()).await?;
                 Ok(())
             }
 
@@ -341,7 +342,7 @@ macro_rules! impl_store {
                     .bind(run.endpoint.map(|e| e.as_str()))
                     .bind(run.started_at.as_micros())
                     .bind(run.status.as_str())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -364,7 +365,7 @@ macro_rules! impl_store {
                     .bind(counts.api_calls_ok)
                     .bind(counts.api_calls_failed)
                     .bind(error)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -401,7 +402,7 @@ macro_rules! impl_store {
                     .bind(link.crm_id.as_str())
                     .bind(link.erp_id.as_str())
                     .bind(link.linked_at.as_micros())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -438,6 +439,7 @@ macro_rules! impl_store {
 
             async fn close(&self) {
                 self.pool.close().await;
+                self.writer().close().await;
             }
         }
     };

@@ -56,6 +56,10 @@ impl PostgresStore {
         )
     }
 
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }

@@ -27,7 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 const ROWS_PER_INSERT: usize = 2000;
 
 pub struct SqliteStore {
+    /// Readers.
     pool: SqlitePool,
+    /// The one writer connection: SQLite serialises writers anyway, and one connection keeps its
+    /// page cache warm across transactions instead of re-reading pages another writer changed.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -49,12 +53,22 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        let acquire_timeout = Duration::from_secs(settings.acquire_timeout_secs);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
-            .connect_with(options)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options.pragma("query_only", "true"))
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     fn migrator() -> Migrator {
@@ -76,7 +90,7 @@ impl SqliteStore {
 
     /// Takes the write lock up front so two writers queue on the busy timeout instead of failing.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Multi-row INSERTs that skip keys already stored; returns how many rows were inserted.

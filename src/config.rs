@@ -198,6 +198,19 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_file_loads() {
+        let example = Settings::from_toml_str(include_str!("../config/example.toml")).unwrap();
+        assert!(
+            example
+                .database
+                .url
+                .expose_secret()
+                .starts_with("postgres://")
+        );
+        assert_eq!(example.log.format, LogFormat::Json);
+    }
+
+    #[test]
     fn unknown_key_is_an_error_naming_it() {
         let err = Settings::from_toml_str("[server]\nlisten_on = \"x\"").unwrap_err();
         assert!(err.to_string().contains("listen_on"), "{err}");

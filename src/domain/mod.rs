@@ -8,8 +8,8 @@ mod time;
 pub use event::{FieldEvent, NewFieldEvent, Outcome, RunStatus, SyncRun, SyncRunCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
-    Account, Address, Contact, Invoice, Item, Line, PriceBook, PriceBookEntry, Quote, RecordLink,
-    SalesOrder,
+    Account, Address, Contact, ErpDocument, Invoice, Item, Line, PriceBook, PriceBookEntry, Quote,
+    RecordLink, SalesOrder,
 };
 pub use time::Timestamp;
 

@@ -113,34 +113,25 @@ pub struct Quote {
     pub modified_at: Option<Timestamp>,
 }
 
-/// Sales orders (ERP -> CRM).
+/// A document the ERP owns and sends to the CRM: a sales order or an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SalesOrder {
+pub struct ErpDocument {
     pub crm_id: Option<String>,
     pub erp_id: Option<String>,
     pub number: String,
     pub date: NaiveDate,
     pub account_erp_number: String,
     pub owner: Option<String>,
+    /// The document total (order value, invoice amount).
     pub total: Money,
-    /// The ERP quote this order was made from, if any.
-    pub base_quote_erp_id: Option<String>,
+    /// The ERP document this one was made from (a quote for an order, an order for an invoice).
+    pub base_erp_id: Option<String>,
     pub lines: Vec<Line>,
     pub modified_at: Option<Timestamp>,
 }
 
+/// Sales orders (ERP -> CRM).
+pub type SalesOrder = ErpDocument;
+
 /// Invoices (ERP -> CRM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Invoice {
-    pub crm_id: Option<String>,
-    pub erp_id: Option<String>,
-    pub number: String,
-    pub date: NaiveDate,
-    pub account_erp_number: String,
-    pub owner: Option<String>,
-    pub amount: Money,
-    /// The ERP order this invoice was made from, if any.
-    pub base_order_erp_id: Option<String>,
-    pub lines: Vec<Line>,
-    pub modified_at: Option<Timestamp>,
-}
+pub type Invoice = ErpDocument;

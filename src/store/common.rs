@@ -17,12 +17,35 @@ pub(super) const SELECT_LINK_BY_ERP: &str = include_str!("sql/select_link_by_erp
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
 
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
 use crate::domain::{
     Endpoint, FieldEvent, NewFieldEvent, Outcome, RecordLink, RunStatus, SyncRun, SyncRunCounts,
     System, Timestamp,
 };
 
 use super::{EventQuery, MAX_QUERY_LIMIT, StoreError};
+
+/// A migrator over one backend's embedded migrations: (version, description, SQL).
+pub(super) fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
 
 pub(super) fn corrupt(column: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("column {column} holds `{value}`"))

@@ -1,14 +1,13 @@
 //! PostgreSQL, for production and for several instances sharing one database.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, SqlSafeStr, Transaction};
+use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, Transaction};
 
-use super::common::impl_store;
+use super::common::{impl_store, migrator};
 use super::{Backend, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
@@ -40,20 +39,7 @@ impl PostgresStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(
-            MIGRATIONS
-                .iter()
-                .map(|(version, name, sql)| {
-                    Migration::new(
-                        *version,
-                        Cow::Borrowed(*name),
-                        MigrationType::Simple,
-                        sql.into_sql_str(),
-                        false,
-                    )
-                })
-                .collect(),
-        )
+        migrator(MIGRATIONS)
     }
 
     fn writer(&self) -> &PgPool {

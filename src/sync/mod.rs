@@ -1,3 +1,5 @@
-//! The sync core. So far: the field-level event log every other part writes to and reads from.
+//! The sync core: connectors, the records they exchange, and the field-level event log.
 
+pub mod connectors;
 pub mod events;
+pub mod record;

@@ -1,0 +1,157 @@
+//! The HTTP plumbing every connector shares: timeouts, bounded retry with jittered exponential
+//! backoff on 429, 5xx and transport errors (honouring Retry-After), and per-call accounting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use super::ConnectorError;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a random delay up to base * 2^attempt, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// API calls made by one connector: every attempt counts, a retried failure as a failure.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    latency_micros: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub ok: u64,
+    pub failed: u64,
+    pub total_latency: Duration,
+}
+
+impl CallStats {
+    fn record(&self, ok: bool, latency: Duration) {
+        let counter = if ok { &self.ok } else { &self.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.latency_micros
+            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> CallCounts {
+        CallCounts {
+            ok: self.ok.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            total_latency: Duration::from_micros(self.latency_micros.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// What a call that did not succeed ended with.
+pub enum Failure {
+    /// An answer that retrying will not change (or the last of the retries): the connector reads
+    /// its own error body from it.
+    Status(Response),
+    Error(ConnectorError),
+}
+
+#[derive(Clone)]
+pub struct HttpCore {
+    pub client: reqwest::Client,
+    pub retry: RetryPolicy,
+    pub stats: Arc<CallStats>,
+}
+
+impl HttpCore {
+    pub fn new(retry: RetryPolicy) -> Result<Self, ConnectorError> {
+        let client = reqwest::Client::builder()
+            .timeout(retry.timeout)
+            .connect_timeout(retry.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| ConnectorError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            retry,
+            stats: Arc::new(CallStats::default()),
+        })
+    }
+
+    /// Sends the request `make` builds, retrying what is worth retrying.
+    pub async fn send(&self, make: impl Fn() -> RequestBuilder) -> Result<Response, Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = make().send().await;
+            let latency = started.elapsed();
+            let last = attempt >= self.retry.max_attempts;
+            match result {
+                Ok(response) if response.status().is_success() => {
+                    self.stats.record(true, latency);
+                    return Ok(response);
+                }
+                Ok(response) => {
+                    self.stats.record(false, latency);
+                    let status = response.status();
+                    if last || !retryable(status) {
+                        return Err(Failure::Status(response));
+                    }
+                    let wait = retry_after(&response).unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::warn!(%status, attempt, wait_ms = wait.as_millis() as u64, "retrying call");
+                    tokio::time::sleep(wait.min(self.retry.max_delay)).await;
+                }
+                Err(e) => {
+                    self.stats.record(false, latency);
+                    let error = ConnectorError::Transport(e.without_url().to_string());
+                    if last {
+                        return Err(Failure::Error(error));
+                    }
+                    tracing::warn!(%error, attempt, "retrying call");
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}

@@ -1,0 +1,400 @@
+//! HubSpot CRM v3: the CRM side.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::http::{Failure, HttpCore, RetryPolicy};
+use super::{CallCounts, Connector, ConnectorError, WriteResult};
+use crate::domain::{Endpoint, System, Timestamp};
+use crate::sync::record::{Fields, Page, Record, Write};
+
+/// HubSpot's batch endpoints take at most 100 inputs.
+const BATCH_LIMIT: usize = 100;
+const LAST_MODIFIED: &str = "hs_lastmodifieddate";
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubSpotSettings {
+    pub base_url: String,
+    /// Private-app or OAuth access token.
+    pub token: SecretString,
+    /// The unique property that holds the ERP key (CardCode, ItemCode) on every object type.
+    pub erp_key_property: String,
+    /// Records per page (HubSpot allows up to 100 on lists and 200 on search).
+    pub page_size: u32,
+    /// ERP price list number -> the product property that carries that list's price.
+    pub price_properties: BTreeMap<String, String>,
+}
+
+impl Default for HubSpotSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.hubapi.com".into(),
+            token: SecretString::from(""),
+            erp_key_property: "erp_number".into(),
+            page_size: 100,
+            price_properties: BTreeMap::from([("1".to_string(), "price".to_string())]),
+        }
+    }
+}
+
+impl std::fmt::Debug for HubSpotSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubSpotSettings")
+            .field("base_url", &self.base_url)
+            .field("token", &"***")
+            .field("erp_key_property", &self.erp_key_property)
+            .field("page_size", &self.page_size)
+            .field("price_properties", &self.price_properties)
+            .finish()
+    }
+}
+
+/// Canonical field <-> HubSpot property, per endpoint.
+struct Mapping {
+    object: &'static str,
+    fields: Vec<(String, String)>,
+}
+
+pub struct HubSpotConnector {
+    settings: HubSpotSettings,
+    http: HttpCore,
+}
+
+#[derive(Deserialize)]
+struct HsObject {
+    id: String,
+    #[serde(default)]
+    properties: HashMap<String, Option<String>>,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+}
+
+#[derive(Deserialize)]
+struct HsPage {
+    results: Vec<HsObject>,
+    #[serde(default)]
+    paging: Option<HsPaging>,
+}
+
+#[derive(Deserialize)]
+struct HsPaging {
+    next: Option<HsNext>,
+}
+
+#[derive(Deserialize)]
+struct HsNext {
+    after: String,
+}
+
+#[derive(Deserialize)]
+struct HsBatchResult {
+    #[serde(default)]
+    results: Vec<HsObject>,
+    #[serde(default)]
+    errors: Vec<HsError>,
+}
+
+/// HubSpot's error body, also used for each error of a 207 batch answer.
+#[derive(Deserialize, Default)]
+struct HsError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default, rename = "correlationId")]
+    correlation_id: Option<String>,
+    #[serde(default)]
+    context: HashMap<String, Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct UpsertInput<'a> {
+    id: &'a str,
+    #[serde(rename = "idProperty")]
+    id_property: &'a str,
+    properties: BTreeMap<&'a str, &'a str>,
+}
+
+impl HubSpotConnector {
+    pub fn new(settings: HubSpotSettings, retry: RetryPolicy) -> Result<Self, ConnectorError> {
+        if settings.token.expose_secret().is_empty() {
+            return Err(ConnectorError::Config("hubspot token is empty".into()));
+        }
+        Ok(Self {
+            settings,
+            http: HttpCore::new(retry)?,
+        })
+    }
+
+    fn mapping(&self, endpoint: Endpoint) -> Result<Mapping, ConnectorError> {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(c, p)| (c.to_string(), p.to_string()))
+                .collect()
+        };
+        match endpoint {
+            Endpoint::Accounts => Ok(Mapping {
+                object: "companies",
+                fields: pairs(&[
+                    ("name", "name"),
+                    ("phone", "phone"),
+                    ("industry", "industry"),
+                    ("billing_street", "address"),
+                    ("billing_city", "city"),
+                    ("billing_postcode", "zip"),
+                    ("billing_country", "country"),
+                ]),
+            }),
+            Endpoint::Items => {
+                let mut fields = pairs(&[
+                    ("name", "name"),
+                    ("description", "description"),
+                    ("code", "hs_sku"),
+                ]);
+                fields.extend(
+                    self.settings
+                        .price_properties
+                        .iter()
+                        .map(|(list, property)| (format!("price.{list}"), property.clone())),
+                );
+                Ok(Mapping {
+                    object: "products",
+                    fields,
+                })
+            }
+            other => Err(ConnectorError::Unsupported {
+                system: System::Crm,
+                endpoint: other,
+            }),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/crm/v3/objects/{path}", self.settings.base_url.trim_end_matches('/'))
+    }
+
+    fn properties(&self, mapping: &Mapping) -> Vec<String> {
+        let mut props: Vec<String> = mapping.fields.iter().map(|(_, p)| p.clone()).collect();
+        props.push(self.settings.erp_key_property.clone());
+        props.push(LAST_MODIFIED.into());
+        props
+    }
+
+    async fn call(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ConnectorError> {
+        match self.http.send(make).await {
+            Ok(response) => Ok(response),
+            Err(Failure::Error(e)) => Err(e),
+            Err(Failure::Status(response)) => Err(api_error(response).await),
+        }
+    }
+
+    fn to_record(&self, object: HsObject, mapping: &Mapping) -> Result<Record, ConnectorError> {
+        let modified_at = Timestamp::parse_rfc3339(&object.updated_at).map_err(|_| {
+            ConnectorError::malformed(System::Crm, format!("updatedAt `{}`", object.updated_at))
+        })?;
+        let mut props = object.properties;
+        let mut take = |p: &str| props.remove(p).flatten().filter(|v| !v.is_empty());
+        let key = take(&self.settings.erp_key_property);
+        let fields: Fields = mapping
+            .fields
+            .iter()
+            .filter_map(|(canonical, property)| take(property).map(|v| (canonical.clone(), v)))
+            .collect();
+        Ok(Record {
+            id: object.id,
+            key,
+            fields,
+            modified_at,
+        })
+    }
+
+    async fn upsert_chunk(
+        &self,
+        mapping: &Mapping,
+        writes: &[Write],
+    ) -> Result<Vec<WriteResult>, ConnectorError> {
+        let by_canonical: HashMap<&str, &str> = mapping
+            .fields
+            .iter()
+            .map(|(c, p)| (c.as_str(), p.as_str()))
+            .collect();
+        let key_property = self.settings.erp_key_property.as_str();
+        let mut inputs = Vec::with_capacity(writes.len());
+        for w in writes {
+            let mut properties = BTreeMap::from([(key_property, w.key.as_str())]);
+            for (field, value) in &w.fields {
+                let property = by_canonical.get(field.as_str()).ok_or_else(|| {
+                    ConnectorError::Config(format!("no HubSpot property mapped for field `{field}`"))
+                })?;
+                properties.insert(property, value.as_str());
+            }
+            inputs.push(UpsertInput {
+                id: &w.key,
+                id_property: key_property,
+                properties,
+            });
+        }
+        let body = json!({ "inputs": inputs });
+        let url = self.url(&format!("{}/batch/upsert", mapping.object));
+        let response = self
+            .call(|| {
+                self.http
+                    .client
+                    .post(&url)
+                    .bearer_auth(self.settings.token.expose_secret())
+                    .json(&body)
+            })
+            .await?;
+        let status = response.status().as_u16();
+        let batch: HsBatchResult = response
+            .json()
+            .await
+            .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))?;
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for object in batch.results {
+            if let Some(Some(key)) = object.properties.get(key_property) {
+                ids.insert(key.clone(), object.id);
+            }
+        }
+        let mut failures: HashMap<String, ConnectorError> = HashMap::new();
+        for error in batch.errors {
+            let err = ConnectorError::Api {
+                system: System::Crm,
+                status,
+                message: error.message.clone(),
+                code: error.category.clone(),
+                correlation_id: error.correlation_id.clone(),
+            };
+            for key in error.context.values().flatten() {
+                failures.insert(key.clone(), err.clone());
+            }
+        }
+        Ok(writes
+            .iter()
+            .map(|w| match (ids.remove(&w.key), failures.remove(&w.key)) {
+                (Some(id), _) => Ok(id),
+                (None, Some(err)) => Err(err),
+                (None, None) => Err(ConnectorError::malformed(
+                    System::Crm,
+                    format!("batch answer has no result for key {}", w.key),
+                )),
+            })
+            .collect())
+    }
+}
+
+async fn api_error(response: reqwest::Response) -> ConnectorError {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body: HsError = serde_json::from_str(&text).unwrap_or_else(|_| HsError {
+        message: text.chars().take(300).collect(),
+        ..Default::default()
+    });
+    ConnectorError::Api {
+        system: System::Crm,
+        status,
+        message: body.message,
+        code: body.category,
+        correlation_id: body.correlation_id,
+    }
+}
+
+#[async_trait]
+impl Connector for HubSpotConnector {
+    fn system(&self) -> System {
+        System::Crm
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        let url = self.url("companies");
+        self.call(|| {
+            self.http
+                .client
+                .get(&url)
+                .query(&[("limit", "1")])
+                .bearer_auth(self.settings.token.expose_secret())
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn pull(
+        &self,
+        endpoint: Endpoint,
+        since: Option<Timestamp>,
+        page: Option<String>,
+    ) -> Result<Page, ConnectorError> {
+        let mapping = self.mapping(endpoint)?;
+        let properties = self.properties(&mapping);
+        let token = self.settings.token.expose_secret();
+        let response = match since {
+            // A full read pages through the list endpoint (search stops at 10,000 results).
+            None => {
+                let url = self.url(mapping.object);
+                let mut query = vec![
+                    ("limit", self.settings.page_size.to_string()),
+                    ("properties", properties.join(",")),
+                ];
+                query.extend(page.clone().map(|after| ("after", after)));
+                self.call(|| self.http.client.get(&url).query(&query).bearer_auth(token))
+                    .await?
+            }
+            Some(since) => {
+                let url = self.url(&format!("{}/search", mapping.object));
+                let mut body = json!({
+                    "filterGroups": [{"filters": [{
+                        "propertyName": LAST_MODIFIED,
+                        "operator": "GTE",
+                        "value": (since.as_micros() / 1000).to_string(),
+                    }]}],
+                    "sorts": [{"propertyName": LAST_MODIFIED, "direction": "ASCENDING"}],
+                    "properties": properties,
+                    "limit": self.settings.page_size.min(200),
+                });
+                if let Some(after) = &page {
+                    body["after"] = Value::String(after.clone());
+                }
+                self.call(|| self.http.client.post(&url).json(&body).bearer_auth(token))
+                    .await?
+            }
+        };
+        let page: HsPage = response
+            .json()
+            .await
+            .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))?;
+        let records = page
+            .results
+            .into_iter()
+            .map(|o| self.to_record(o, &mapping))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            records,
+            next: page.paging.and_then(|p| p.next).map(|n| n.after),
+        })
+    }
+
+    async fn write(
+        &self,
+        endpoint: Endpoint,
+        writes: &[Write],
+    ) -> Result<Vec<WriteResult>, ConnectorError> {
+        let mapping = self.mapping(endpoint)?;
+        let mut results = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(BATCH_LIMIT) {
+            results.extend(self.upsert_chunk(&mapping, chunk).await?);
+        }
+        Ok(results)
+    }
+
+    fn calls(&self) -> CallCounts {
+        self.http.stats.snapshot()
+    }
+}

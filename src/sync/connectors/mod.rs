@@ -1,0 +1,75 @@
+//! Connectors: one small trait, implemented over the real wire formats (HubSpot CRM v3 on the CRM
+//! side, SAP Business One Service Layer on the ERP side). The sandbox servers speak the same formats.
+
+pub mod hubspot;
+pub mod http;
+pub mod sap_b1;
+
+use async_trait::async_trait;
+
+use crate::domain::{Endpoint, System, Timestamp};
+use crate::sync::record::{Page, Write};
+
+pub use http::{CallCounts, RetryPolicy};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{system} answered {status}: {message}")]
+    Api {
+        system: System,
+        status: u16,
+        message: String,
+        /// The vendor's error code or category.
+        code: Option<String>,
+        /// HubSpot's correlationId, for support tickets.
+        correlation_id: Option<String>,
+    },
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("malformed answer from {system}: {message}")]
+    Malformed { system: System, message: String },
+    #[error("{system} connector does not support endpoint {endpoint}")]
+    Unsupported { system: System, endpoint: Endpoint },
+    #[error("connector configuration: {0}")]
+    Config(String),
+}
+
+impl ConnectorError {
+    pub fn malformed(system: System, message: impl Into<String>) -> Self {
+        ConnectorError::Malformed {
+            system,
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of one record write: the record's id on that side, or why it failed.
+pub type WriteResult = Result<String, ConnectorError>;
+
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn system(&self) -> System;
+
+    /// Verifies credentials and reachability.
+    async fn check(&self) -> Result<(), ConnectorError>;
+
+    /// Records of `endpoint` modified at or after `since` (inclusive, so records sharing the
+    /// boundary timestamp are seen again rather than lost), one page at a time.
+    async fn pull(
+        &self,
+        endpoint: Endpoint,
+        since: Option<Timestamp>,
+        page: Option<String>,
+    ) -> Result<Page, ConnectorError>;
+
+    /// Creates or updates records; one result per write, in order. A failure of the whole call is
+    /// an `Err`; a partial failure is an `Err` in the results.
+    async fn write(
+        &self,
+        endpoint: Endpoint,
+        writes: &[Write],
+    ) -> Result<Vec<WriteResult>, ConnectorError>;
+
+    /// API calls made so far.
+    fn calls(&self) -> CallCounts;
+}

@@ -1,0 +1,454 @@
+//! SAP Business One Service Layer (OData v4 under /b1s/v2): the ERP side.
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+
+use super::http::{Failure, HttpCore, RetryPolicy};
+use super::{CallCounts, Connector, ConnectorError, WriteResult};
+use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
+use crate::sync::record::{Fields, Page, Record, Write};
+
+/// The Service Layer's error code for an expired or unknown session.
+const SESSION_TIMEOUT_CODE: i64 = 301;
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SapB1Settings {
+    /// e.g. https://sap.example.com:50000 (the connector adds /b1s/v2).
+    pub base_url: String,
+    pub company_db: String,
+    pub username: String,
+    pub password: SecretString,
+    /// Records per page, sent as `Prefer: odata.maxpagesize`.
+    pub page_size: u32,
+    /// Currency of prices that carry none.
+    pub default_currency: String,
+}
+
+impl Default for SapB1Settings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://localhost:50000".into(),
+            company_db: String::new(),
+            username: String::new(),
+            password: SecretString::from(""),
+            page_size: 100,
+            default_currency: "EUR".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SapB1Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SapB1Settings")
+            .field("base_url", &self.base_url)
+            .field("company_db", &self.company_db)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+pub struct SapB1Connector {
+    settings: SapB1Settings,
+    default_currency: Currency,
+    http: HttpCore,
+    /// The `Cookie` header of the current session (B1SESSION and ROUTEID).
+    session: Mutex<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct ODataPage {
+    value: Vec<Map<String, Value>>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SapErrorBody {
+    error: SapError,
+}
+
+#[derive(Deserialize)]
+struct SapError {
+    code: Value,
+    message: SapMessage,
+}
+
+#[derive(Deserialize)]
+struct SapMessage {
+    value: String,
+}
+
+struct EntitySet {
+    name: &'static str,
+    key: &'static str,
+    select: &'static str,
+}
+
+fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
+    match endpoint {
+        Endpoint::Accounts => Ok(EntitySet {
+            name: "BusinessPartners",
+            key: "CardCode",
+            select: "CardCode,CardName,Phone1,Industry,BPAddresses,UpdateDate,UpdateTime",
+        }),
+        Endpoint::Items => Ok(EntitySet {
+            name: "Items",
+            key: "ItemCode",
+            select: "ItemCode,ItemName,User_Text,ItemPrices,UpdateDate,UpdateTime",
+        }),
+        other => Err(ConnectorError::Unsupported {
+            system: System::Erp,
+            endpoint: other,
+        }),
+    }
+}
+
+const BILLING: [(&str, &str); 4] = [
+    ("billing_street", "Street"),
+    ("billing_city", "City"),
+    ("billing_postcode", "ZipCode"),
+    ("billing_country", "Country"),
+];
+
+fn text(entity: &Map<String, Value>, name: &str) -> Option<String> {
+    match entity.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl SapB1Connector {
+    pub fn new(settings: SapB1Settings, retry: RetryPolicy) -> Result<Self, ConnectorError> {
+        let default_currency = Currency::parse(&settings.default_currency)
+            .map_err(|e| ConnectorError::Config(format!("sap_b1.default_currency: {e}")))?;
+        Ok(Self {
+            settings,
+            default_currency,
+            http: HttpCore::new(retry)?,
+            session: Mutex::new(None),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/b1s/v2/{}",
+            self.settings.base_url.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    async fn login(&self) -> Result<String, ConnectorError> {
+        let body = json!({
+            "CompanyDB": self.settings.company_db,
+            "UserName": self.settings.username,
+            "Password": self.settings.password.expose_secret(),
+        });
+        let url = self.url("Login");
+        let response = match self.http.send(|| self.http.client.post(&url).json(&body)).await {
+            Ok(r) => r,
+            Err(Failure::Error(e)) => return Err(e),
+            Err(Failure::Status(r)) => return Err(api_error(r).await),
+        };
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter(|c| c.starts_with("B1SESSION=") || c.starts_with("ROUTEID="))
+            .map(str::to_string)
+            .collect();
+        if !cookies.iter().any(|c| c.starts_with("B1SESSION=")) {
+            return Err(ConnectorError::malformed(System::Erp, "login answer without B1SESSION cookie"));
+        }
+        Ok(cookies.join("; "))
+    }
+
+    async fn cookie(&self, renew: bool) -> Result<String, ConnectorError> {
+        let mut session = self.session.lock().await;
+        if renew || session.is_none() {
+            *session = Some(self.login().await?);
+        }
+        Ok(session.clone().unwrap_or_default())
+    }
+
+    /// Sends a request with the session cookie; on a timed-out session logs in again, once.
+    async fn call(
+        &self,
+        make: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ConnectorError> {
+        let mut renew = false;
+        loop {
+            let cookie = self.cookie(renew).await?;
+            match self.http.send(|| make(&cookie)).await {
+                Ok(response) => return Ok(response),
+                Err(Failure::Error(e)) => return Err(e),
+                Err(Failure::Status(response)) => {
+                    let error = api_error(response).await;
+                    let expired = matches!(&error, ConnectorError::Api { status: 401, code: Some(code), .. }
+                        if code == &SESSION_TIMEOUT_CODE.to_string());
+                    if expired && !renew {
+                        tracing::info!("SAP B1 session expired; logging in again");
+                        renew = true;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn to_record(&self, endpoint: Endpoint, entity: &Map<String, Value>) -> Result<Record, ConnectorError> {
+        let set = entity_set(endpoint)?;
+        let id = text(entity, set.key)
+            .ok_or_else(|| ConnectorError::malformed(System::Erp, format!("{} without {}", set.name, set.key)))?;
+        let modified_at = modified_at(entity).ok_or_else(|| {
+            ConnectorError::malformed(System::Erp, format!("{} {id}: bad UpdateDate/UpdateTime", set.name))
+        })?;
+        let mut fields = Fields::new();
+        let mut put = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                fields.insert(name.to_string(), v);
+            }
+        };
+        match endpoint {
+            Endpoint::Accounts => {
+                put("name", text(entity, "CardName"));
+                put("phone", text(entity, "Phone1"));
+                put("industry", text(entity, "Industry"));
+                let billing = entity
+                    .get("BPAddresses")
+                    .and_then(Value::as_array)
+                    .and_then(|list| {
+                        list.iter().filter_map(Value::as_object).find(|a| {
+                            a.get("AddressType").and_then(Value::as_str) == Some("bo_BillTo")
+                        })
+                    });
+                if let Some(address) = billing {
+                    for (canonical, sap) in BILLING {
+                        put(canonical, text(address, sap));
+                    }
+                }
+            }
+            Endpoint::Items => {
+                put("name", text(entity, "ItemName"));
+                put("description", text(entity, "User_Text"));
+                put("code", Some(id.clone()));
+                for price in entity
+                    .get("ItemPrices")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object)
+                {
+                    if let Some((list, money)) = self.item_price(price)? {
+                        put(&format!("price.{list}"), Some(money.to_decimal_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(Record {
+            key: Some(id.clone()),
+            id,
+            fields,
+            modified_at,
+        })
+    }
+
+    fn item_price(&self, price: &Map<String, Value>) -> Result<Option<(String, Money)>, ConnectorError> {
+        let (Some(list), Some(amount)) = (text(price, "PriceList"), price.get("Price")) else {
+            return Ok(None);
+        };
+        if amount.is_null() {
+            return Ok(None);
+        }
+        let currency = match text(price, "Currency") {
+            Some(c) => Currency::parse(&c).map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))?,
+            None => self.default_currency,
+        };
+        let money = Money::parse_decimal(&amount.to_string(), currency)
+            .map_err(|e| ConnectorError::malformed(System::Erp, format!("price list {list}: {e}")))?;
+        Ok(Some((list, money)))
+    }
+
+    fn body_for(&self, endpoint: Endpoint, write: &Write, create: bool) -> Result<Value, ConnectorError> {
+        let set = entity_set(endpoint)?;
+        let mut body = Map::new();
+        if create {
+            body.insert(set.key.into(), Value::String(write.key.clone()));
+        }
+        let mut address = Map::new();
+        for (field, value) in &write.fields {
+            let name = match (endpoint, field.as_str()) {
+                (Endpoint::Accounts, "name") => "CardName",
+                (Endpoint::Accounts, "phone") => "Phone1",
+                (Endpoint::Accounts, "industry") => "Industry",
+                (Endpoint::Accounts, f) if BILLING.iter().any(|(c, _)| *c == f) => {
+                    let sap = BILLING.iter().find(|(c, _)| *c == f).map(|(_, s)| *s).unwrap_or_default();
+                    address.insert(sap.into(), Value::String(value.clone()));
+                    continue;
+                }
+                (Endpoint::Items, "name") => "ItemName",
+                (Endpoint::Items, "description") => "User_Text",
+                _ => {
+                    return Err(ConnectorError::Config(format!(
+                        "SAP B1 {} has no writable field `{field}`",
+                        set.name
+                    )));
+                }
+            };
+            body.insert(name.into(), Value::String(value.clone()));
+        }
+        if create && endpoint == Endpoint::Accounts {
+            body.insert("CardType".into(), Value::String("cCustomer".into()));
+        }
+        if !address.is_empty() {
+            // AddressName + AddressType identify the member, so this updates rather than appends.
+            address.insert("AddressName".into(), Value::String("Bill To".into()));
+            address.insert("AddressType".into(), Value::String("bo_BillTo".into()));
+            body.insert("BPAddresses".into(), Value::Array(vec![Value::Object(address)]));
+        }
+        Ok(Value::Object(body))
+    }
+
+    async fn write_one(&self, endpoint: Endpoint, write: &Write) -> WriteResult {
+        let set = entity_set(endpoint)?;
+        let create = write.id.is_none();
+        let body = self.body_for(endpoint, write, create)?;
+        let url = match &write.id {
+            None => self.url(set.name),
+            Some(id) => self.url(&format!("{}('{}')", set.name, id.replace('\'', "''"))),
+        };
+        self.call(|cookie| {
+            let request = if create {
+                self.http.client.post(&url)
+            } else {
+                self.http.client.patch(&url)
+            };
+            request.header(reqwest::header::COOKIE, cookie).json(&body)
+        })
+        .await?;
+        Ok(write.id.clone().unwrap_or_else(|| write.key.clone()))
+    }
+}
+
+/// `UpdateDate` ("2026-11-23" or "2026-11-23T00:00:00Z") plus `UpdateTime` ("10:15:00").
+fn modified_at(entity: &Map<String, Value>) -> Option<Timestamp> {
+    let date = entity.get("UpdateDate")?.as_str()?.get(..10)?;
+    let time = entity
+        .get("UpdateTime")
+        .and_then(Value::as_str)
+        .unwrap_or("00:00:00");
+    Timestamp::parse_rfc3339(&format!("{date}T{time}Z")).ok()
+}
+
+async fn api_error(response: reqwest::Response) -> ConnectorError {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    match serde_json::from_str::<SapErrorBody>(&text) {
+        Ok(body) => ConnectorError::Api {
+            system: System::Erp,
+            status,
+            message: body.error.message.value,
+            code: Some(match body.error.code {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }),
+            correlation_id: None,
+        },
+        Err(_) => ConnectorError::Api {
+            system: System::Erp,
+            status,
+            message: text.chars().take(300).collect(),
+            code: None,
+            correlation_id: None,
+        },
+    }
+}
+
+#[async_trait]
+impl Connector for SapB1Connector {
+    fn system(&self) -> System {
+        System::Erp
+    }
+
+    async fn check(&self) -> Result<(), ConnectorError> {
+        self.cookie(true).await.map(|_| ())
+    }
+
+    async fn pull(
+        &self,
+        endpoint: Endpoint,
+        since: Option<Timestamp>,
+        page: Option<String>,
+    ) -> Result<Page, ConnectorError> {
+        let set = entity_set(endpoint)?;
+        let url = match &page {
+            Some(next) => self.url(next),
+            None => {
+                let mut url = format!(
+                    "{}?$select={}&$orderby=UpdateDate,UpdateTime,{}",
+                    set.name, set.select, set.key
+                );
+                if let Some(since) = since {
+                    // The Service Layer compares dates only; the time is filtered below.
+                    url.push_str(&format!(
+                        "&$filter=UpdateDate ge '{}'",
+                        since.to_datetime().format("%Y-%m-%d")
+                    ));
+                }
+                self.url(&url)
+            }
+        };
+        let prefer = format!("odata.maxpagesize={}", self.settings.page_size);
+        let response = self
+            .call(|cookie| {
+                self.http
+                    .client
+                    .get(&url)
+                    .header(reqwest::header::COOKIE, cookie)
+                    .header("Prefer", &prefer)
+            })
+            .await?;
+        let body: ODataPage = response
+            .json()
+            .await
+            .map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))?;
+        let mut records = Vec::with_capacity(body.value.len());
+        for entity in &body.value {
+            let record = self.to_record(endpoint, entity)?;
+            if since.is_none_or(|s| record.modified_at >= s) {
+                records.push(record);
+            }
+        }
+        Ok(Page {
+            records,
+            next: body.next_link,
+        })
+    }
+
+    async fn write(
+        &self,
+        endpoint: Endpoint,
+        writes: &[Write],
+    ) -> Result<Vec<WriteResult>, ConnectorError> {
+        entity_set(endpoint)?;
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            results.push(self.write_one(endpoint, write).await);
+        }
+        Ok(results)
+    }
+
+    fn calls(&self) -> CallCounts {
+        self.http.stats.snapshot()
+    }
+}

@@ -2,6 +2,7 @@
 //! `SW_TEST_PG_URL` is set, a fresh PostgreSQL database per test.
 
 mod cli;
+mod connectors;
 mod crash;
 mod helpers;
 mod ingest;

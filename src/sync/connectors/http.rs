@@ -121,7 +121,8 @@ impl HttpCore {
                     if last || !retryable(status) {
                         return Err(Failure::Status(response));
                     }
-                    let wait = retry_after(&response).unwrap_or_else(|| self.retry.backoff(attempt));
+                    let wait =
+                        retry_after(&response).unwrap_or_else(|| self.retry.backoff(attempt));
                     tracing::warn!(%status, attempt, wait_ms = wait.as_millis() as u64, "retrying call");
                     tokio::time::sleep(wait.min(self.retry.max_delay)).await;
                 }

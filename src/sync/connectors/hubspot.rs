@@ -175,7 +175,10 @@ impl HubSpotConnector {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/crm/v3/objects/{path}", self.settings.base_url.trim_end_matches('/'))
+        format!(
+            "{}/crm/v3/objects/{path}",
+            self.settings.base_url.trim_end_matches('/')
+        )
     }
 
     fn properties(&self, mapping: &Mapping) -> Vec<String> {
@@ -232,7 +235,9 @@ impl HubSpotConnector {
             let mut properties = BTreeMap::from([(key_property, w.key.as_str())]);
             for (field, value) in &w.fields {
                 let property = by_canonical.get(field.as_str()).ok_or_else(|| {
-                    ConnectorError::Config(format!("no HubSpot property mapped for field `{field}`"))
+                    ConnectorError::Config(format!(
+                        "no HubSpot property mapped for field `{field}`"
+                    ))
                 })?;
                 properties.insert(property, value.as_str());
             }

@@ -1,8 +1,8 @@
 //! Connectors: one small trait, implemented over the real wire formats (HubSpot CRM v3 on the CRM
 //! side, SAP Business One Service Layer on the ERP side). The sandbox servers speak the same formats.
 
-pub mod hubspot;
 pub mod http;
+pub mod hubspot;
 pub mod sap_b1;
 
 use async_trait::async_trait;

@@ -151,7 +151,11 @@ impl SapB1Connector {
             "Password": self.settings.password.expose_secret(),
         });
         let url = self.url("Login");
-        let response = match self.http.send(|| self.http.client.post(&url).json(&body)).await {
+        let response = match self
+            .http
+            .send(|| self.http.client.post(&url).json(&body))
+            .await
+        {
             Ok(r) => r,
             Err(Failure::Error(e)) => return Err(e),
             Err(Failure::Status(r)) => return Err(api_error(r).await),
@@ -166,7 +170,10 @@ impl SapB1Connector {
             .map(str::to_string)
             .collect();
         if !cookies.iter().any(|c| c.starts_with("B1SESSION=")) {
-            return Err(ConnectorError::malformed(System::Erp, "login answer without B1SESSION cookie"));
+            return Err(ConnectorError::malformed(
+                System::Erp,
+                "login answer without B1SESSION cookie",
+            ));
         }
         Ok(cookies.join("; "))
     }
@@ -205,12 +212,20 @@ impl SapB1Connector {
         }
     }
 
-    fn to_record(&self, endpoint: Endpoint, entity: &Map<String, Value>) -> Result<Record, ConnectorError> {
+    fn to_record(
+        &self,
+        endpoint: Endpoint,
+        entity: &Map<String, Value>,
+    ) -> Result<Record, ConnectorError> {
         let set = entity_set(endpoint)?;
-        let id = text(entity, set.key)
-            .ok_or_else(|| ConnectorError::malformed(System::Erp, format!("{} without {}", set.name, set.key)))?;
+        let id = text(entity, set.key).ok_or_else(|| {
+            ConnectorError::malformed(System::Erp, format!("{} without {}", set.name, set.key))
+        })?;
         let modified_at = modified_at(entity).ok_or_else(|| {
-            ConnectorError::malformed(System::Erp, format!("{} {id}: bad UpdateDate/UpdateTime", set.name))
+            ConnectorError::malformed(
+                System::Erp,
+                format!("{} {id}: bad UpdateDate/UpdateTime", set.name),
+            )
         })?;
         let mut fields = Fields::new();
         let mut put = |name: &str, value: Option<String>| {
@@ -263,7 +278,10 @@ impl SapB1Connector {
         })
     }
 
-    fn item_price(&self, price: &Map<String, Value>) -> Result<Option<(String, Money)>, ConnectorError> {
+    fn item_price(
+        &self,
+        price: &Map<String, Value>,
+    ) -> Result<Option<(String, Money)>, ConnectorError> {
         let (Some(list), Some(amount)) = (text(price, "PriceList"), price.get("Price")) else {
             return Ok(None);
         };
@@ -271,15 +289,22 @@ impl SapB1Connector {
             return Ok(None);
         }
         let currency = match text(price, "Currency") {
-            Some(c) => Currency::parse(&c).map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))?,
+            Some(c) => Currency::parse(&c)
+                .map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))?,
             None => self.default_currency,
         };
-        let money = Money::parse_decimal(&amount.to_string(), currency)
-            .map_err(|e| ConnectorError::malformed(System::Erp, format!("price list {list}: {e}")))?;
+        let money = Money::parse_decimal(&amount.to_string(), currency).map_err(|e| {
+            ConnectorError::malformed(System::Erp, format!("price list {list}: {e}"))
+        })?;
         Ok(Some((list, money)))
     }
 
-    fn body_for(&self, endpoint: Endpoint, write: &Write, create: bool) -> Result<Value, ConnectorError> {
+    fn body_for(
+        &self,
+        endpoint: Endpoint,
+        write: &Write,
+        create: bool,
+    ) -> Result<Value, ConnectorError> {
         let set = entity_set(endpoint)?;
         let mut body = Map::new();
         if create {
@@ -292,7 +317,11 @@ impl SapB1Connector {
                 (Endpoint::Accounts, "phone") => "Phone1",
                 (Endpoint::Accounts, "industry") => "Industry",
                 (Endpoint::Accounts, f) if BILLING.iter().any(|(c, _)| *c == f) => {
-                    let sap = BILLING.iter().find(|(c, _)| *c == f).map(|(_, s)| *s).unwrap_or_default();
+                    let sap = BILLING
+                        .iter()
+                        .find(|(c, _)| *c == f)
+                        .map(|(_, s)| *s)
+                        .unwrap_or_default();
                     address.insert(sap.into(), Value::String(value.clone()));
                     continue;
                 }
@@ -314,7 +343,10 @@ impl SapB1Connector {
             // AddressName + AddressType identify the member, so this updates rather than appends.
             address.insert("AddressName".into(), Value::String("Bill To".into()));
             address.insert("AddressType".into(), Value::String("bo_BillTo".into()));
-            body.insert("BPAddresses".into(), Value::Array(vec![Value::Object(address)]));
+            body.insert(
+                "BPAddresses".into(),
+                Value::Array(vec![Value::Object(address)]),
+            );
         }
         Ok(Value::Object(body))
     }

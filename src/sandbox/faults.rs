@@ -1,0 +1,151 @@
+//! Fault injection for the sandbox servers, switchable at run time (`PUT /_sandbox/faults`).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Share of calls answered 500, 0.0 to 1.0.
+    pub error_rate: f64,
+    /// The next this-many calls are answered 429.
+    pub burst_429: u32,
+    /// Retry-After seconds sent with a 429.
+    pub retry_after_secs: u32,
+    /// Added to every call.
+    pub latency_ms: u64,
+    /// Every call answered 503 while set.
+    pub outage: bool,
+    /// Share of successful answers whose body is cut short.
+    pub malformed_rate: f64,
+    /// 1-based page number of list/search answers the server silently skips.
+    pub drop_page: Option<u32>,
+}
+
+/// What one call gets.
+enum Fault {
+    Outage,
+    RateLimited(u32),
+    Error,
+}
+
+pub struct Faults {
+    config: Mutex<FaultConfig>,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl Faults {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            config: Mutex::new(FaultConfig::default()),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+        }
+    }
+
+    pub fn set(&self, config: FaultConfig) {
+        *lock(&self.config) = config;
+    }
+
+    pub fn get(&self) -> FaultConfig {
+        lock(&self.config).clone()
+    }
+
+    fn roll(&self, rate: f64) -> bool {
+        rate > 0.0 && lock(&self.rng).f64() < rate
+    }
+
+    fn next_fault(&self) -> (Option<Fault>, Duration) {
+        let mut config = lock(&self.config);
+        let latency = Duration::from_millis(config.latency_ms);
+        let fault = if config.outage {
+            Some(Fault::Outage)
+        } else if config.burst_429 > 0 {
+            config.burst_429 -= 1;
+            Some(Fault::RateLimited(config.retry_after_secs))
+        } else {
+            let rate = config.error_rate;
+            drop(config);
+            self.roll(rate).then_some(Fault::Error)
+        };
+        (fault, latency)
+    }
+
+    /// Whether this answer's body should be cut short.
+    pub fn malformed(&self) -> bool {
+        let rate = lock(&self.config).malformed_rate;
+        self.roll(rate)
+    }
+
+    pub fn dropped_page(&self) -> Option<u32> {
+        lock(&self.config).drop_page
+    }
+}
+
+/// A poisoned lock only means another request panicked; the fault settings are still usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How each server words an injected error in its own format.
+pub type ErrorBody = fn(StatusCode, &str) -> Response;
+
+#[derive(Clone)]
+pub struct FaultLayer {
+    pub faults: std::sync::Arc<Faults>,
+    pub error_body: ErrorBody,
+}
+
+pub async fn inject(State(layer): State<FaultLayer>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/_sandbox") {
+        return next.run(request).await;
+    }
+    let (fault, latency) = layer.faults.next_fault();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Outage) => (layer.error_body)(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service unavailable (injected outage)",
+        ),
+        Some(Fault::Error) => (layer.error_body)(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (injected)",
+        ),
+        Some(Fault::RateLimited(after)) => {
+            let mut response = (layer.error_body)(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have reached your secondly limit.",
+            );
+            let headers = response.headers_mut();
+            headers.insert("retry-after", HeaderValue::from(after));
+            headers.insert("x-hubspot-ratelimit-max", HeaderValue::from(190));
+            headers.insert("x-hubspot-ratelimit-remaining", HeaderValue::from(0));
+            headers.insert(
+                "x-hubspot-ratelimit-interval-milliseconds",
+                HeaderValue::from(10_000),
+            );
+            response
+        }
+    }
+}
+
+pub async fn get_faults(State(layer): State<FaultLayer>) -> Json<FaultConfig> {
+    Json(layer.faults.get())
+}
+
+pub async fn put_faults(
+    State(layer): State<FaultLayer>,
+    Json(config): Json<FaultConfig>,
+) -> impl IntoResponse {
+    layer.faults.set(config);
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,483 @@
+//! A HubSpot CRM v3 server in memory: objects, list and search paging, batch upsert with 207
+//! partial failures, HubSpot's error body, bearer-token auth.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::faults::Faults;
+use crate::clock::Clock;
+use crate::domain::Timestamp;
+
+pub const LAST_MODIFIED: &str = "hs_lastmodifieddate";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsObject {
+    pub id: u64,
+    pub properties: BTreeMap<String, String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Default)]
+pub struct HsData {
+    objects: HashMap<String, BTreeMap<u64, HsObject>>,
+    next_id: u64,
+}
+
+impl HsData {
+    /// Creates an object as the sandbox's seed or a test would, stamped `at`.
+    pub fn insert(
+        &mut self,
+        object_type: &str,
+        properties: BTreeMap<String, String>,
+        at: Timestamp,
+    ) -> u64 {
+        self.next_id += 1;
+        let id = 10_000_000 + self.next_id;
+        let object = HsObject {
+            id,
+            properties,
+            created_at: at,
+            updated_at: at,
+        };
+        self.objects
+            .entry(object_type.to_string())
+            .or_default()
+            .insert(id, object);
+        id
+    }
+
+    pub fn get(&self, object_type: &str, id: u64) -> Option<&HsObject> {
+        self.objects.get(object_type)?.get(&id)
+    }
+
+    pub fn all(&self, object_type: &str) -> Vec<&HsObject> {
+        self.objects
+            .get(object_type)
+            .map(|m| m.values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Changes properties as a CRM user would, moving the last-modified time.
+    pub fn update(
+        &mut self,
+        object_type: &str,
+        id: u64,
+        properties: BTreeMap<String, String>,
+        at: Timestamp,
+    ) -> bool {
+        match self
+            .objects
+            .get_mut(object_type)
+            .and_then(|m| m.get_mut(&id))
+        {
+            Some(object) => {
+                object.properties.extend(properties);
+                object.updated_at = at;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn find_by(&self, object_type: &str, property: &str, value: &str) -> Option<u64> {
+        self.objects
+            .get(object_type)?
+            .values()
+            .find(|o| o.properties.get(property).map(String::as_str) == Some(value))
+            .map(|o| o.id)
+    }
+}
+
+#[derive(Clone)]
+pub struct HubSpotSandbox {
+    pub data: Arc<Mutex<HsData>>,
+    pub token: String,
+    pub clock: Clock,
+    pub faults: Arc<Faults>,
+}
+
+pub fn error_body(status: StatusCode, message: &str) -> Response {
+    let category = match status {
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITS",
+        StatusCode::UNAUTHORIZED => "INVALID_AUTHENTICATION",
+        StatusCode::NOT_FOUND => "OBJECT_NOT_FOUND",
+        s if s.is_client_error() => "VALIDATION_ERROR",
+        _ => "INTERNAL_ERROR",
+    };
+    let body = json!({
+        "status": "error",
+        "message": message,
+        "correlationId": uuid::Uuid::new_v4().to_string(),
+        "category": category,
+        "errors": [],
+    });
+    (status, Json(body)).into_response()
+}
+
+fn render(object: &HsObject, wanted: Option<&[String]>) -> Value {
+    let mut properties: serde_json::Map<String, Value> = object
+        .properties
+        .iter()
+        .filter(|(k, _)| wanted.is_none_or(|w| w.iter().any(|p| p == *k)))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    properties.insert(
+        LAST_MODIFIED.into(),
+        Value::String(object.updated_at.to_string()),
+    );
+    properties.insert("hs_object_id".into(), Value::String(object.id.to_string()));
+    json!({
+        "id": object.id.to_string(),
+        "properties": properties,
+        "createdAt": object.created_at.to_string(),
+        "updatedAt": object.updated_at.to_string(),
+        "archived": false,
+    })
+}
+
+impl HubSpotSandbox {
+    /// The 401 answer for a request without the right bearer token, or none when it has it.
+    fn deny(&self, headers: &HeaderMap) -> Option<Response> {
+        let ok = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            == Some(self.token.as_str());
+        (!ok).then(|| {
+            error_body(
+                StatusCode::UNAUTHORIZED,
+                "Authentication credentials not found.",
+            )
+        })
+    }
+
+    fn data(&self) -> std::sync::MutexGuard<'_, HsData> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A page of `matches` from `offset`, skipping a page when the drop fault says so.
+    fn page(&self, matches: Vec<Value>, offset: usize, limit: usize) -> Response {
+        let mut offset = offset;
+        if self
+            .faults
+            .dropped_page()
+            .is_some_and(|page| offset / limit.max(1) + 1 == page as usize)
+        {
+            offset += limit;
+        }
+        let total = matches.len();
+        let results: Vec<Value> = matches.into_iter().skip(offset).take(limit).collect();
+        let next = offset + results.len();
+        let mut body = json!({"total": total, "results": results});
+        if next < total {
+            body["paging"] = json!({"next": {"after": next.to_string()}});
+        }
+        self.answer(body)
+    }
+
+    fn answer(&self, body: Value) -> Response {
+        if self.faults.malformed() {
+            let text = body.to_string();
+            return (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                text[..text.len() / 2].to_string(),
+            )
+                .into_response();
+        }
+        Json(body).into_response()
+    }
+}
+
+pub fn router(sandbox: HubSpotSandbox) -> Router {
+    Router::new()
+        .route("/crm/v3/objects/{object_type}", get(list))
+        .route("/crm/v3/objects/{object_type}/search", post(search))
+        .route(
+            "/crm/v3/objects/{object_type}/batch/upsert",
+            post(batch_upsert),
+        )
+        .route(
+            "/crm/v3/objects/{object_type}/{id}",
+            get(read_one).patch(patch_one),
+        )
+        .with_state(sandbox)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+    properties: Option<String>,
+}
+
+async fn list(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let wanted: Option<Vec<String>> = q
+        .properties
+        .map(|p| p.split(',').map(str::to_string).collect());
+    let after: usize = q.after.and_then(|a| a.parse().ok()).unwrap_or(0);
+    let matches: Vec<Value> = sb
+        .data()
+        .all(&object_type)
+        .into_iter()
+        .map(|o| render(o, wanted.as_deref()))
+        .collect();
+    sb.page(matches, after, q.limit.unwrap_or(10).clamp(1, 100))
+}
+
+#[derive(Deserialize)]
+struct SearchRequest {
+    #[serde(default, rename = "filterGroups")]
+    filter_groups: Vec<FilterGroup>,
+    #[serde(default)]
+    sorts: Vec<Sort>,
+    #[serde(default)]
+    properties: Option<Vec<String>>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FilterGroup {
+    filters: Vec<Filter>,
+}
+
+#[derive(Deserialize)]
+struct Filter {
+    #[serde(rename = "propertyName")]
+    property: String,
+    operator: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Sort {
+    #[serde(rename = "propertyName")]
+    property: String,
+    #[serde(default)]
+    direction: Option<String>,
+}
+
+/// A property value for comparison: dates as instants (ms epoch or RFC 3339), else text.
+fn comparable(object: &HsObject, property: &str) -> Option<String> {
+    if property == LAST_MODIFIED {
+        return Some(format!("{:020}", object.updated_at.as_micros()));
+    }
+    object.properties.get(property).cloned()
+}
+
+fn filter_value(property: &str, value: &str) -> String {
+    if property == LAST_MODIFIED {
+        let micros = value
+            .parse::<i64>()
+            .map(|ms| ms * 1000)
+            .or_else(|_| Timestamp::parse_rfc3339(value).map(Timestamp::as_micros))
+            .unwrap_or(0);
+        return format!("{micros:020}");
+    }
+    value.to_string()
+}
+
+fn matches(object: &HsObject, filter: &Filter) -> Result<bool, String> {
+    let actual = comparable(object, &filter.property);
+    let wanted = filter
+        .value
+        .as_deref()
+        .map(|v| filter_value(&filter.property, v));
+    Ok(match (filter.operator.as_str(), actual, wanted) {
+        ("HAS_PROPERTY", a, _) => a.is_some(),
+        ("NOT_HAS_PROPERTY", a, _) => a.is_none(),
+        ("EQ", Some(a), Some(w)) => a == w,
+        ("NEQ", a, Some(w)) => a.as_deref() != Some(w.as_str()),
+        ("GTE", Some(a), Some(w)) => a >= w,
+        ("GT", Some(a), Some(w)) => a > w,
+        ("LTE", Some(a), Some(w)) => a <= w,
+        ("LT", Some(a), Some(w)) => a < w,
+        ("EQ" | "GTE" | "GT" | "LTE" | "LT", _, _) => false,
+        (op, _, _) => return Err(format!("unsupported operator {op}")),
+    })
+}
+
+async fn search(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Json(request): Json<SearchRequest>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let data = sb.data();
+    let mut found: Vec<&HsObject> = Vec::new();
+    for object in data.all(&object_type) {
+        let mut keep = request.filter_groups.is_empty();
+        for group in &request.filter_groups {
+            let mut all = true;
+            for filter in &group.filters {
+                match matches(object, filter) {
+                    Ok(m) => all &= m,
+                    Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
+                }
+            }
+            keep |= all;
+        }
+        if keep {
+            found.push(object);
+        }
+    }
+    if let Some(sort) = request.sorts.first() {
+        found.sort_by(|a, b| {
+            (comparable(a, &sort.property), a.id).cmp(&(comparable(b, &sort.property), b.id))
+        });
+        if sort.direction.as_deref() == Some("DESCENDING") {
+            found.reverse();
+        }
+    }
+    let results = found
+        .into_iter()
+        .map(|o| render(o, request.properties.as_deref()))
+        .collect();
+    let offset = request.after.and_then(|a| a.parse().ok()).unwrap_or(0);
+    drop(data);
+    sb.page(results, offset, request.limit.unwrap_or(10).clamp(1, 200))
+}
+
+#[derive(Deserialize)]
+struct BatchInput {
+    id: String,
+    #[serde(default, rename = "idProperty")]
+    id_property: Option<String>,
+    properties: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    inputs: Vec<BatchInput>,
+}
+
+async fn batch_upsert(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Json(batch): Json<Batch>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    if batch.inputs.len() > 100 {
+        return error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs");
+    }
+    let now = sb.clock.now();
+    let mut data = sb.data();
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in batch.inputs {
+        let Some(id_property) = input.id_property else {
+            return error_body(StatusCode::BAD_REQUEST, "idProperty is required for upsert");
+        };
+        if input
+            .properties
+            .get("name")
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            errors.push(json!({
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": format!("Property values were not valid: name must not be empty ({})", input.id),
+                "context": {"ids": [input.id]},
+            }));
+            continue;
+        }
+        let mut properties = input.properties;
+        properties.insert(id_property.clone(), input.id.clone());
+        let id = match data.find_by(&object_type, &id_property, &input.id) {
+            Some(id) => {
+                data.update(&object_type, id, properties, now);
+                id
+            }
+            None => data.insert(&object_type, properties, now),
+        };
+        if let Some(object) = data.get(&object_type, id) {
+            results.push(render(object, None));
+        }
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "errors": errors,
+        "numErrors": errors.len(),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn read_one(
+    State(sb): State<HubSpotSandbox>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let data = sb.data();
+    match id.parse().ok().and_then(|id| data.get(&object_type, id)) {
+        Some(object) => Json(render(object, None)).into_response(),
+        None => error_body(
+            StatusCode::NOT_FOUND,
+            &format!("Object not found. objectId are usually numeric: {id}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct PatchBody {
+    properties: BTreeMap<String, String>,
+}
+
+async fn patch_one(
+    State(sb): State<HubSpotSandbox>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<PatchBody>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let now = sb.clock.now();
+    let mut data = sb.data();
+    let Some(id) = id
+        .parse()
+        .ok()
+        .filter(|id| data.update(&object_type, *id, body.properties.clone(), now))
+    else {
+        return error_body(StatusCode::NOT_FOUND, "Object not found");
+    };
+    match data.get(&object_type, id) {
+        Some(object) => Json(render(object, None)).into_response(),
+        None => error_body(StatusCode::NOT_FOUND, "Object not found"),
+    }
+}

@@ -1,0 +1,472 @@
+//! An SAP Business One Service Layer server in memory (/b1s/v2, OData v4): session login with
+//! B1SESSION/ROUTEID cookies and timeout, entity sets with OData paging and an UpdateDate filter,
+//! create and patch, SAP's error body.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use serde_json::{Map, Value, json};
+
+use super::faults::Faults;
+use crate::clock::Clock;
+use crate::domain::Timestamp;
+
+pub type Entity = Map<String, Value>;
+
+/// Entity sets and their key property.
+pub const SETS: [(&str, &str); 3] = [
+    ("BusinessPartners", "CardCode"),
+    ("Items", "ItemCode"),
+    ("PriceLists", "PriceListNo"),
+];
+
+#[derive(Default)]
+pub struct SapData {
+    sets: HashMap<&'static str, BTreeMap<String, Entity>>,
+    sessions: HashMap<String, Timestamp>,
+}
+
+fn stamp(entity: &mut Entity, at: Timestamp) {
+    let t = at.to_datetime();
+    entity.insert(
+        "UpdateDate".into(),
+        Value::String(t.format("%Y-%m-%dT00:00:00Z").to_string()),
+    );
+    entity.insert(
+        "UpdateTime".into(),
+        Value::String(t.format("%H:%M:%S").to_string()),
+    );
+}
+
+fn key_of(set: &str) -> Option<(&'static str, &'static str)> {
+    SETS.iter().find(|(name, _)| *name == set).copied()
+}
+
+/// Merges `patch` into `entity`; collection members with the same identifying fields are
+/// replaced, others appended, as the Service Layer does without B1S-ReplaceCollectionsOnPatch.
+fn merge(entity: &mut Entity, patch: Entity) {
+    for (field, value) in patch {
+        match (entity.get_mut(&field), value) {
+            (Some(Value::Array(existing)), Value::Array(new)) => {
+                for member in new {
+                    let same = |m: &Value| {
+                        ["AddressName", "AddressType", "PriceList", "InternalCode"]
+                            .iter()
+                            .filter(|k| member.get(**k).is_some())
+                            .all(|k| m.get(*k) == member.get(*k))
+                    };
+                    match existing.iter_mut().find(|m| same(m)) {
+                        Some(slot) => {
+                            if let (Some(slot), Some(member)) =
+                                (slot.as_object_mut(), member.as_object())
+                            {
+                                slot.extend(member.clone());
+                            }
+                        }
+                        None => existing.push(member),
+                    }
+                }
+            }
+            (_, value) => {
+                entity.insert(field, value);
+            }
+        }
+    }
+}
+
+impl SapData {
+    /// Stores an entity as the seed or a test would, stamped `at`.
+    pub fn put(&mut self, set: &str, mut entity: Entity, at: Timestamp) {
+        let Some((name, key)) = key_of(set) else {
+            return;
+        };
+        let Some(id) = entity.get(key).map(value_text) else {
+            return;
+        };
+        stamp(&mut entity, at);
+        self.sets.entry(name).or_default().insert(id, entity);
+    }
+
+    pub fn get(&self, set: &str, key: &str) -> Option<&Entity> {
+        self.sets.get(set)?.get(key)
+    }
+
+    pub fn all(&self, set: &str) -> Vec<&Entity> {
+        self.sets
+            .get(set)
+            .map(|m| m.values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Changes fields as an ERP user would, moving UpdateDate/UpdateTime.
+    pub fn update(&mut self, set: &str, key: &str, patch: Entity, at: Timestamp) -> bool {
+        match self.sets.get_mut(set).and_then(|m| m.get_mut(key)) {
+            Some(entity) => {
+                merge(entity, patch);
+                stamp(entity, at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends every session, as a Service Layer restart or a timeout would.
+    pub fn expire_sessions(&mut self) {
+        self.sessions.clear();
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Clone)]
+pub struct SapB1Sandbox {
+    pub data: Arc<Mutex<SapData>>,
+    pub company_db: String,
+    pub username: String,
+    pub password: String,
+    pub session_timeout: Duration,
+    pub clock: Clock,
+    pub faults: Arc<Faults>,
+}
+
+pub fn error_body(status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::UNAUTHORIZED => 301,
+        StatusCode::NOT_FOUND => -2028,
+        s if s.is_client_error() => -5002,
+        _ => -1,
+    };
+    let body = json!({"error": {"code": code, "message": {"lang": "en-us", "value": message}}});
+    (status, axum::Json(body)).into_response()
+}
+
+impl SapB1Sandbox {
+    fn data(&self) -> std::sync::MutexGuard<'_, SapData> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The 401 (code 301) answer for a missing or timed-out session, or none when it is valid.
+    fn deny(&self, headers: &HeaderMap) -> Option<Response> {
+        let session = headers
+            .get("cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| {
+                c.split(';')
+                    .map(str::trim)
+                    .find_map(|p| p.strip_prefix("B1SESSION="))
+            })
+            .map(str::to_string);
+        let now = self.clock.now();
+        let mut data = self.data();
+        let valid = session
+            .as_ref()
+            .and_then(|s| data.sessions.get(s))
+            .is_some_and(|last| now.since(*last) < self.session_timeout);
+        match session {
+            Some(s) if valid => {
+                data.sessions.insert(s, now);
+                None
+            }
+            _ => Some(error_body(
+                StatusCode::UNAUTHORIZED,
+                "Invalid session or session already timeout.",
+            )),
+        }
+    }
+}
+
+pub fn router(sandbox: SapB1Sandbox) -> Router {
+    Router::new()
+        .route("/b1s/v2/Login", post(login))
+        .route("/b1s/v2/Logout", post(logout))
+        .route("/b1s/v2/{*resource}", any(resource))
+        .with_state(sandbox)
+}
+
+async fn login(State(sb): State<SapB1Sandbox>, body: Bytes) -> Response {
+    let credentials: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let field = |k: &str| {
+        credentials
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if field("CompanyDB") != sb.company_db
+        || field("UserName") != sb.username
+        || field("Password") != sb.password
+    {
+        return error_body(
+            StatusCode::UNAUTHORIZED,
+            "Fail to get DB Credentials from SLD",
+        );
+    }
+    let session = uuid::Uuid::new_v4().to_string();
+    sb.data().sessions.insert(session.clone(), sb.clock.now());
+    let body = json!({
+        "odata.metadata": "$metadata#B1Sessions/@Element",
+        "SessionId": session,
+        "Version": "1000190",
+        "SessionTimeout": sb.session_timeout.as_secs() / 60,
+    });
+    let mut response = axum::Json(body).into_response();
+    let headers = response.headers_mut();
+    for cookie in [
+        format!("B1SESSION={session}; path=/b1s/v2; Secure; HttpOnly"),
+        "ROUTEID=.node1; path=/b1s".to_string(),
+    ] {
+        if let Ok(v) = cookie.parse() {
+            headers.append("set-cookie", v);
+        }
+    }
+    response
+}
+
+async fn logout(State(sb): State<SapB1Sandbox>, headers: HeaderMap) -> Response {
+    if let Some(s) = headers
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| {
+            c.split(';')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix("B1SESSION="))
+        })
+    {
+        sb.data().sessions.remove(s);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `BusinessPartners` or `BusinessPartners('C00001')` / `PriceLists(1)`.
+fn parse_resource(resource: &str) -> Option<(&'static str, &'static str, Option<String>)> {
+    let (set, key) = match resource.split_once('(') {
+        Some((set, rest)) => {
+            let inner = rest.strip_suffix(')')?;
+            let key = inner
+                .strip_prefix('\'')
+                .and_then(|k| k.strip_suffix('\''))
+                .unwrap_or(inner);
+            (set, Some(key.replace("''", "'")))
+        }
+        None => (resource, None),
+    };
+    let (name, key_field) = key_of(set)?;
+    Some((name, key_field, key))
+}
+
+async fn resource(
+    State(sb): State<SapB1Sandbox>,
+    Path(resource): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let Some((set, key_field, key)) = parse_resource(&resource) else {
+        return error_body(
+            StatusCode::NOT_FOUND,
+            &format!("Resource not found for the segment '{resource}'"),
+        );
+    };
+    match (method, key) {
+        (Method::GET, None) => list(&sb, set, query.as_deref().unwrap_or(""), &headers),
+        (Method::GET, Some(key)) => match sb.data().get(set, &key) {
+            Some(entity) => axum::Json(entity.clone()).into_response(),
+            None => error_body(
+                StatusCode::NOT_FOUND,
+                "No matching records found (ODBC -2028)",
+            ),
+        },
+        (Method::POST, None) => create(&sb, set, key_field, &body),
+        (Method::PATCH, Some(key)) => {
+            let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
+                return error_body(StatusCode::BAD_REQUEST, "Invalid JSON body");
+            };
+            if sb.data().update(set, &key, patch, sb.clock.now()) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                error_body(
+                    StatusCode::NOT_FOUND,
+                    "No matching records found (ODBC -2028)",
+                )
+            }
+        }
+        (method, _) => error_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{method} is not supported here"),
+        ),
+    }
+}
+
+fn create(sb: &SapB1Sandbox, set: &str, key_field: &str, body: &[u8]) -> Response {
+    let Ok(Value::Object(entity)) = serde_json::from_slice::<Value>(body) else {
+        return error_body(StatusCode::BAD_REQUEST, "Invalid JSON body");
+    };
+    let Some(key) = entity.get(key_field).map(value_text) else {
+        return error_body(StatusCode::BAD_REQUEST, &format!("{key_field} is required"));
+    };
+    let mut data = sb.data();
+    if data.get(set, &key).is_some() {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            &format!("This entry already exists in the following tables ({key})"),
+        );
+    }
+    data.put(set, entity, sb.clock.now());
+    match data.get(set, &key) {
+        Some(stored) => (StatusCode::CREATED, axum::Json(stored.clone())).into_response(),
+        None => error_body(StatusCode::INTERNAL_SERVER_ERROR, "create failed"),
+    }
+}
+
+/// The query options this server understands: `$filter=UpdateDate ge 'YYYY-MM-DD'`, `$skip`,
+/// `$top`, `$select` and `$orderby` (always by UpdateDate, UpdateTime, key).
+struct ListOptions {
+    since_date: Option<String>,
+    skip: usize,
+    top: Option<usize>,
+    rest: Vec<(String, String)>,
+}
+
+fn parse_options(query: &str) -> Result<ListOptions, String> {
+    let mut options = ListOptions {
+        since_date: None,
+        skip: 0,
+        top: None,
+        rest: Vec::new(),
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        match k {
+            "$filter" => {
+                let date = v
+                    .strip_prefix("UpdateDate ge '")
+                    .and_then(|d| d.strip_suffix('\''))
+                    .ok_or_else(|| format!("unsupported $filter: {v}"))?;
+                options.since_date = Some(date.to_string());
+                options.rest.push((k.to_string(), v.clone()));
+            }
+            "$skip" => options.skip = v.parse().map_err(|_| format!("bad $skip {v}"))?,
+            "$top" => options.top = Some(v.parse().map_err(|_| format!("bad $top {v}"))?),
+            _ => options.rest.push((k.to_string(), v)),
+        }
+    }
+    Ok(options)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Response {
+    let options = match parse_options(query) {
+        Ok(o) => o,
+        Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
+    };
+    let page_size = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 1000);
+    let data = sb.data();
+    let mut found: Vec<&Entity> = data
+        .all(set)
+        .into_iter()
+        .filter(|e| {
+            options.since_date.as_deref().is_none_or(|since| {
+                e.get("UpdateDate")
+                    .and_then(Value::as_str)
+                    .and_then(|d| d.get(..10))
+                    .is_some_and(|d| d >= since)
+            })
+        })
+        .collect();
+    let sort_key = |e: &Entity| {
+        ["UpdateDate", "UpdateTime"].map(|f| e.get(f).map(value_text).unwrap_or_default())
+    };
+    found.sort_by_key(|e| sort_key(e));
+    let limit = options.top.unwrap_or(usize::MAX).min(page_size);
+    let mut skip = options.skip;
+    if sb
+        .faults
+        .dropped_page()
+        .is_some_and(|p| skip / page_size + 1 == p as usize)
+    {
+        skip += page_size;
+    }
+    let value: Vec<Value> = found
+        .iter()
+        .skip(skip)
+        .take(limit)
+        .map(|e| Value::Object((*e).clone()))
+        .collect();
+    let next = skip + value.len();
+    let mut body = json!({"@odata.context": format!("$metadata#{set}"), "value": value});
+    if next < found.len() && options.top.is_none() {
+        let mut link = format!("{set}?");
+        for (k, v) in &options.rest {
+            link.push_str(&format!(
+                "{k}={}&",
+                v.replace(' ', "%20").replace('\'', "%27")
+            ));
+        }
+        link.push_str(&format!("$skip={next}"));
+        body["@odata.nextLink"] = Value::String(link);
+    }
+    drop(data);
+    if sb.faults.malformed() {
+        let text = body.to_string();
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            text[..text.len() / 2].to_string(),
+        )
+            .into_response();
+    }
+    let mut response = axum::Json(body).into_response();
+    if let Ok(v) = format!("odata.maxpagesize={page_size}").parse() {
+        response.headers_mut().insert("preference-applied", v);
+    }
+    response
+}

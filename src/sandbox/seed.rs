@@ -1,0 +1,247 @@
+//! Deterministic seed data: the same scale and seed give the same records on every run.
+//!
+//! The ERP holds every account and item. The CRM already holds most of them (go-live: records on
+//! both sides before the first sync), some with the ERP number set and some without, plus planted
+//! duplicates (typos, abbreviations, reordered names) and a few products whose price drifted.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::hubspot::HsData;
+use super::sap_b1::SapData;
+use crate::domain::Timestamp;
+
+#[derive(Debug, Clone)]
+pub struct SeedScale {
+    pub seed: u64,
+    pub accounts: usize,
+    pub items: usize,
+    /// ERP price lists; each item has a price in each.
+    pub price_lists: usize,
+    /// Share of ERP records already in the CRM at go-live.
+    pub crm_overlap: f64,
+    /// CRM companies planted as near-duplicates of others.
+    pub duplicate_accounts: usize,
+    /// CRM products whose price differs from the ERP's.
+    pub drifted_prices: usize,
+}
+
+impl Default for SeedScale {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            accounts: 2_000,
+            items: 500,
+            price_lists: 3,
+            crm_overlap: 0.7,
+            duplicate_accounts: 40,
+            drifted_prices: 5,
+        }
+    }
+}
+
+impl SeedScale {
+    /// A small seed for tests.
+    pub fn small() -> Self {
+        Self {
+            accounts: 40,
+            items: 20,
+            duplicate_accounts: 4,
+            drifted_prices: 2,
+            ..Self::default()
+        }
+    }
+}
+
+const FIRST: [&str; 16] = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Wonka",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Massive",
+    "Nakatomi",
+    "Gringotts",
+    "Oscorp",
+];
+const SECOND: [&str; 12] = [
+    "Industries",
+    "Logistics",
+    "Foods",
+    "Systems",
+    "Trading",
+    "Holdings",
+    "Pharma",
+    "Textiles",
+    "Motors",
+    "Energy",
+    "Labs",
+    "Retail",
+];
+const SUFFIX: [&str; 5] = ["GmbH", "Ltd", "Inc", "LLC", "AG"];
+const CITIES: [(&str, &str); 6] = [
+    ("Berlin", "DE"),
+    ("Hamburg", "DE"),
+    ("London", "GB"),
+    ("Manchester", "GB"),
+    ("Chicago", "US"),
+    ("Austin", "US"),
+];
+const INDUSTRIES: [&str; 5] = ["Manufacturing", "Retail", "Wholesale", "Food", "Technology"];
+const PRODUCTS: [&str; 10] = [
+    "Bolt", "Bracket", "Valve", "Sensor", "Cable", "Pump", "Filter", "Gasket", "Motor", "Panel",
+];
+
+fn account_name(rng: &mut fastrand::Rng, i: usize) -> String {
+    format!(
+        "{} {} {} {}",
+        FIRST[rng.usize(..FIRST.len())],
+        SECOND[rng.usize(..SECOND.len())],
+        i,
+        SUFFIX[rng.usize(..SUFFIX.len())]
+    )
+}
+
+/// A near-duplicate as people type them: a dropped letter, an abbreviation or a reordering.
+fn misspell(rng: &mut fastrand::Rng, name: &str) -> String {
+    match rng.u8(..3) {
+        0 => {
+            let mut chars: Vec<char> = name.chars().collect();
+            if chars.len() > 3 {
+                chars.remove(1 + rng.usize(..chars.len() - 2));
+            }
+            chars.into_iter().collect()
+        }
+        1 => name
+            .replace("Industries", "Ind.")
+            .replace("Logistics", "Log.")
+            .replace("GmbH", "")
+            .replace("Inc", "Incorporated")
+            .trim()
+            .to_string(),
+        _ => {
+            let mut words: Vec<&str> = name.split(' ').collect();
+            words.rotate_left(1);
+            words.join(" ")
+        }
+    }
+}
+
+pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapData) {
+    let mut rng = fastrand::Rng::with_seed(scale.seed);
+    seed_price_lists(scale, now, erp);
+    let mut crm_names = Vec::new();
+    for i in 1..=scale.accounts {
+        let code = format!("C{i:05}");
+        let name = account_name(&mut rng, i);
+        let (city, country) = CITIES[rng.usize(..CITIES.len())];
+        let street = format!("{} Market Street", rng.u32(1..400));
+        let postcode = format!("{:05}", rng.u32(10_000..99_999));
+        let phone = format!("+49 30 {:07}", rng.u32(1_000_000..9_999_999));
+        let industry = INDUSTRIES[rng.usize(..INDUSTRIES.len())];
+        let entity = json!({
+            "CardCode": code, "CardName": name, "CardType": "cCustomer", "Phone1": phone,
+            "Industry": industry, "Currency": "EUR", "PriceListNum": 1,
+            "BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": street,
+                             "City": city, "ZipCode": postcode, "Country": country}],
+        });
+        erp.put("BusinessPartners", object(entity), now);
+        if rng.f64() < scale.crm_overlap {
+            let mut props = BTreeMap::from([
+                ("name".to_string(), name.clone()),
+                ("phone".to_string(), phone),
+                ("industry".to_string(), industry.to_string()),
+                ("address".to_string(), street),
+                ("city".to_string(), city.to_string()),
+                ("zip".to_string(), postcode),
+                ("country".to_string(), country.to_string()),
+            ]);
+            // Two in three carry the ERP number already; the rest must be linked by name.
+            if rng.u8(..3) > 0 {
+                props.insert("erp_number".into(), code);
+            }
+            crm.insert("companies", props, now);
+            crm_names.push(name);
+        }
+    }
+    for _ in 0..scale.duplicate_accounts.min(crm_names.len()) {
+        let original = &crm_names[rng.usize(..crm_names.len())];
+        let name = misspell(&mut rng, original);
+        crm.insert(
+            "companies",
+            BTreeMap::from([("name".to_string(), name)]),
+            now,
+        );
+    }
+    seed_items(scale, now, &mut rng, crm, erp);
+}
+
+fn seed_price_lists(scale: &SeedScale, now: Timestamp, erp: &mut SapData) {
+    for list in 1..=scale.price_lists {
+        let entity = json!({"PriceListNo": list, "PriceListName": format!("Price list {list}")});
+        erp.put("PriceLists", object(entity), now);
+    }
+}
+
+fn seed_items(
+    scale: &SeedScale,
+    now: Timestamp,
+    rng: &mut fastrand::Rng,
+    crm: &mut HsData,
+    erp: &mut SapData,
+) {
+    for i in 1..=scale.items {
+        let code = format!("I{i:05}");
+        let name = format!(
+            "{} {}-{}",
+            PRODUCTS[rng.usize(..PRODUCTS.len())],
+            rng.u32(10..99),
+            i
+        );
+        let base_cents = rng.i64(500..50_000);
+        let prices: Vec<Value> = (1..=scale.price_lists)
+            .map(|list| {
+                let cents = base_cents - base_cents * (list as i64 - 1) / 20;
+                json!({"PriceList": list, "Price": cents as f64 / 100.0, "Currency": "EUR"})
+            })
+            .collect();
+        let list_price = prices
+            .first()
+            .and_then(|p| p.get("Price"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let entity = json!({"ItemCode": code, "ItemName": name, "ItemType": "itItems",
+                            "User_Text": format!("{name}, standard grade"), "ItemPrices": prices});
+        erp.put("Items", object(entity), now);
+        if rng.f64() < scale.crm_overlap {
+            let drifted = i <= scale.drifted_prices;
+            let price = match (&list_price, drifted) {
+                (Value::Number(n), true) => format!("{:.2}", n.as_f64().unwrap_or(0.0) * 1.1),
+                (Value::Number(n), false) => format!("{:.2}", n.as_f64().unwrap_or(0.0)),
+                _ => String::new(),
+            };
+            let props = BTreeMap::from([
+                ("name".to_string(), name),
+                ("hs_sku".to_string(), code.clone()),
+                ("erp_number".to_string(), code),
+                ("price".to_string(), price),
+            ]);
+            crm.insert("products", props, now);
+        }
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}

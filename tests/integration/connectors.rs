@@ -1,0 +1,353 @@
+//! The connectors against the sandbox servers, which speak the HubSpot and SAP B1 wire formats.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use syncwarden::clock::Clock;
+use syncwarden::domain::{Endpoint, Timestamp};
+use syncwarden::sandbox::faults::FaultConfig;
+use syncwarden::sandbox::{self, Sandbox, SeedScale};
+use syncwarden::sync::connectors::hubspot::{HubSpotConnector, HubSpotSettings};
+use syncwarden::sync::connectors::sap_b1::{SapB1Connector, SapB1Settings};
+use syncwarden::sync::connectors::{Connector, ConnectorError, RetryPolicy};
+use syncwarden::sync::record::{Fields, Record, Write};
+
+fn start() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap()
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn hubspot(sandbox: &Sandbox, token: &str) -> HubSpotConnector {
+    let settings = HubSpotSettings {
+        base_url: sandbox.crm.base_url(),
+        token: token.to_string().into(),
+        page_size: 7,
+        price_properties: BTreeMap::from([("1".into(), "price".into())]),
+        ..Default::default()
+    };
+    HubSpotConnector::new(settings, fast_retry()).unwrap()
+}
+
+fn sap(sandbox: &Sandbox) -> SapB1Connector {
+    let settings = SapB1Settings {
+        base_url: sandbox.erp.base_url(),
+        company_db: sandbox::SAP_COMPANY_DB.into(),
+        username: sandbox::SAP_USER.into(),
+        password: sandbox::SAP_PASSWORD.to_string().into(),
+        page_size: 7,
+        ..Default::default()
+    };
+    SapB1Connector::new(settings, fast_retry()).unwrap()
+}
+
+async fn pull_all(
+    c: &dyn Connector,
+    endpoint: Endpoint,
+    since: Option<Timestamp>,
+) -> Result<Vec<Record>, ConnectorError> {
+    let mut records = Vec::new();
+    let mut page = None;
+    loop {
+        let p = c.pull(endpoint, since, page).await?;
+        records.extend(p.records);
+        match p.next {
+            Some(next) => page = Some(next),
+            None => return Ok(records),
+        }
+    }
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn hubspot_pages_searches_and_upserts() {
+    let clock = Clock::manual(start());
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let crm = hubspot(&sandbox, sandbox::HUBSPOT_TOKEN);
+    crm.check().await.unwrap();
+
+    let seeded = sandbox.crm_data.lock().unwrap().all("companies").len();
+    let all = pull_all(&crm, Endpoint::Accounts, None).await.unwrap();
+    assert_eq!(all.len(), seeded);
+    assert!(seeded > 7, "the seed must span several pages");
+    let linked = all.iter().find(|r| r.key.is_some()).unwrap();
+    assert!(linked.fields.contains_key("name") && linked.fields.contains_key("billing_city"));
+
+    // Two companies change an hour later; an incremental pull from then sees exactly those,
+    // including one whose change shares the boundary timestamp.
+    clock.advance(Duration::from_secs(3600));
+    let changed_at = clock.now();
+    let ids: Vec<u64> = all.iter().take(2).map(|r| r.id.parse().unwrap()).collect();
+    for id in &ids {
+        let props = BTreeMap::from([("phone".to_string(), "+1 555 0100".to_string())]);
+        sandbox
+            .crm_data
+            .lock()
+            .unwrap()
+            .update("companies", *id, props, changed_at);
+    }
+    let changed = pull_all(&crm, Endpoint::Accounts, Some(changed_at))
+        .await
+        .unwrap();
+    let mut changed_ids: Vec<u64> = changed.iter().map(|r| r.id.parse().unwrap()).collect();
+    changed_ids.sort();
+    assert_eq!(changed_ids, ids);
+    assert!(
+        changed
+            .iter()
+            .all(|r| r.fields["phone"] == "+1 555 0100" && r.modified_at == changed_at)
+    );
+
+    // Upsert by the ERP key: creating twice updates instead of duplicating.
+    let write = Write {
+        id: None,
+        key: "C99999".into(),
+        fields: fields(&[("name", "Newco Ltd"), ("billing_city", "Leeds")]),
+    };
+    let first = crm
+        .write(Endpoint::Accounts, std::slice::from_ref(&write))
+        .await
+        .unwrap();
+    let again = crm
+        .write(
+            Endpoint::Accounts,
+            &[Write {
+                fields: fields(&[("name", "Newco Limited")]),
+                ..write.clone()
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].as_ref().unwrap(), again[0].as_ref().unwrap());
+    assert_eq!(
+        pull_all(&crm, Endpoint::Accounts, None)
+            .await
+            .unwrap()
+            .len(),
+        seeded + 1
+    );
+    let id: u64 = first[0].clone().unwrap().parse().unwrap();
+    let stored = sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .get("companies", id)
+        .cloned()
+        .unwrap();
+    assert_eq!(stored.properties["name"], "Newco Limited");
+    assert_eq!(stored.properties["city"], "Leeds");
+    assert_eq!(stored.properties["erp_number"], "C99999");
+}
+
+#[tokio::test]
+async fn hubspot_partial_batch_failure_rate_limits_and_errors() {
+    let sandbox = Sandbox::start(Clock::manual(start()), &SeedScale::small())
+        .await
+        .unwrap();
+    let crm = hubspot(&sandbox, sandbox::HUBSPOT_TOKEN);
+
+    // 207: the record with an empty name fails alone, with HubSpot's category.
+    let writes = vec![
+        Write {
+            id: None,
+            key: "C90001".into(),
+            fields: fields(&[("name", "Good One")]),
+        },
+        Write {
+            id: None,
+            key: "C90002".into(),
+            fields: fields(&[("name", " ")]),
+        },
+        Write {
+            id: None,
+            key: "C90003".into(),
+            fields: fields(&[("name", "Good Two")]),
+        },
+    ];
+    let results = crm.write(Endpoint::Accounts, &writes).await.unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    match &results[1] {
+        Err(ConnectorError::Api {
+            status: 207,
+            code: Some(code),
+            message,
+            ..
+        }) => {
+            assert_eq!(code, "VALIDATION_ERROR");
+            assert!(message.contains("name"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A burst of 429s is retried; every attempt is counted, the failures as failures.
+    let before = crm.calls();
+    sandbox.crm.faults.set(FaultConfig {
+        burst_429: 2,
+        ..Default::default()
+    });
+    pull_all(&crm, Endpoint::Accounts, None).await.unwrap();
+    let after = crm.calls();
+    assert_eq!(after.failed - before.failed, 2);
+
+    // A server that keeps failing: the retries are bounded and the error comes back.
+    sandbox.crm.faults.set(FaultConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let err = crm.pull(Endpoint::Accounts, None, None).await.unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Api { status: 500, .. }),
+        "{err:?}"
+    );
+    assert_eq!(crm.calls().failed - after.failed, 4);
+
+    // A malformed answer is an error, never an empty success.
+    sandbox.crm.faults.set(FaultConfig {
+        malformed_rate: 1.0,
+        ..Default::default()
+    });
+    assert!(matches!(
+        crm.pull(Endpoint::Accounts, None, None).await,
+        Err(ConnectorError::Malformed { .. })
+    ));
+    sandbox.crm.faults.set(FaultConfig::default());
+
+    let wrong = hubspot(&sandbox, "pat-wrong");
+    match wrong.check().await {
+        Err(ConnectorError::Api {
+            status: 401,
+            code: Some(code),
+            correlation_id: Some(_),
+            ..
+        }) => {
+            assert_eq!(code, "INVALID_AUTHENTICATION")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sap_b1_pages_filters_writes_and_survives_session_expiry() {
+    let clock = Clock::manual(start());
+    let scale = SeedScale::small();
+    let sandbox = Sandbox::start(clock.clone(), &scale).await.unwrap();
+    let erp = sap(&sandbox);
+    erp.check().await.unwrap();
+
+    let all = pull_all(&erp, Endpoint::Accounts, None).await.unwrap();
+    assert_eq!(all.len(), scale.accounts);
+    let first = &all[0];
+    assert_eq!(first.key.as_deref(), Some(first.id.as_str()));
+    assert!(first.fields.contains_key("billing_postcode"));
+
+    let items = pull_all(&erp, Endpoint::Items, None).await.unwrap();
+    assert_eq!(items.len(), scale.items);
+    let prices: Vec<_> = items[0]
+        .fields
+        .keys()
+        .filter(|k| k.starts_with("price."))
+        .collect();
+    assert_eq!(prices.len(), scale.price_lists);
+    assert!(
+        items[0].fields["price.1"].contains('.'),
+        "prices are decimal strings with cents"
+    );
+
+    // Sessions end (timeout, Service Layer restart): the connector logs in again by itself.
+    sandbox.erp_data.lock().unwrap().expire_sessions();
+    clock.advance(Duration::from_secs(90 * 60));
+    let changed_at = clock.now();
+    let code = all[3].id.clone();
+    let patch = json!({"Phone1": "+49 40 1234567"})
+        .as_object()
+        .unwrap()
+        .clone();
+    sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .update("BusinessPartners", &code, patch, changed_at);
+    // The date filter matches the whole day; records before `since` that day are dropped client-side.
+    let changed = pull_all(&erp, Endpoint::Accounts, Some(changed_at))
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [code.as_str()]
+    );
+    assert_eq!(changed[0].fields["phone"], "+49 40 1234567");
+
+    // Update the billing address in place (not appended), and create a new partner.
+    let update = Write {
+        id: Some(code.clone()),
+        key: code.clone(),
+        fields: fields(&[("billing_city", "Bremen")]),
+    };
+    let create = Write {
+        id: None,
+        key: "C77777".into(),
+        fields: fields(&[("name", "Fresh Partner GmbH")]),
+    };
+    let results = erp
+        .write(Endpoint::Accounts, &[update, create])
+        .await
+        .unwrap();
+    assert_eq!(results, vec![Ok(code.clone()), Ok("C77777".to_string())]);
+    let data = sandbox.erp_data.lock().unwrap();
+    let bp = data.get("BusinessPartners", &code).unwrap();
+    let addresses = bp["BPAddresses"].as_array().unwrap();
+    assert_eq!(addresses.len(), 1);
+    assert_eq!(addresses[0]["City"], "Bremen");
+    assert_eq!(
+        data.get("BusinessPartners", "C77777").unwrap()["CardType"],
+        "cCustomer"
+    );
+    drop(data);
+
+    // Creating an existing key is refused with SAP's error body.
+    let dup = Write {
+        id: None,
+        key: "C77777".into(),
+        fields: fields(&[("name", "Again")]),
+    };
+    match &erp.write(Endpoint::Accounts, &[dup]).await.unwrap()[0] {
+        Err(ConnectorError::Api {
+            status: 400,
+            message,
+            ..
+        }) => assert!(message.contains("already exists")),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_page_loses_records_silently() {
+    // No connector can notice a server that skips records; reconciliation has to.
+    let sandbox = Sandbox::start(Clock::manual(start()), &SeedScale::small())
+        .await
+        .unwrap();
+    let erp = sap(&sandbox);
+    sandbox.erp.faults.set(FaultConfig {
+        drop_page: Some(2),
+        ..Default::default()
+    });
+    let seen = pull_all(&erp, Endpoint::Accounts, None).await.unwrap();
+    assert_eq!(seen.len(), SeedScale::small().accounts - 7);
+    assert_eq!(erp.calls().failed, 0);
+}

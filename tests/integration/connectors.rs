@@ -309,16 +309,17 @@ async fn sap_b1_pages_filters_writes_and_survives_session_expiry() {
         .await
         .unwrap();
     assert_eq!(results, vec![Ok(code.clone()), Ok("C77777".to_string())]);
-    let data = sandbox.erp_data.lock().unwrap();
-    let bp = data.get("BusinessPartners", &code).unwrap();
-    let addresses = bp["BPAddresses"].as_array().unwrap();
-    assert_eq!(addresses.len(), 1);
-    assert_eq!(addresses[0]["City"], "Bremen");
-    assert_eq!(
-        data.get("BusinessPartners", "C77777").unwrap()["CardType"],
-        "cCustomer"
-    );
-    drop(data);
+    {
+        let data = sandbox.erp_data.lock().unwrap();
+        let bp = data.get("BusinessPartners", &code).unwrap();
+        let addresses = bp["BPAddresses"].as_array().unwrap();
+        assert_eq!(addresses.len(), 1);
+        assert_eq!(addresses[0]["City"], "Bremen");
+        assert_eq!(
+            data.get("BusinessPartners", "C77777").unwrap()["CardType"],
+            "cCustomer"
+        );
+    }
 
     // Creating an existing key is refused with SAP's error body.
     let dup = Write {

@@ -3,6 +3,7 @@
 mod event;
 mod money;
 mod records;
+mod sync_state;
 mod time;
 
 pub use event::{FieldEvent, NewFieldEvent, Outcome, RunStatus, SyncRun, SyncRunCounts};
@@ -11,6 +12,7 @@ pub use records::{
     Account, Address, Contact, ErpDocument, Invoice, Item, Line, PriceBook, PriceBookEntry, Quote,
     RecordLink, SalesOrder,
 };
+pub use sync_state::{Conflict, DeadLetter, RecordState};
 pub use time::Timestamp;
 
 use serde::{Deserialize, Serialize};

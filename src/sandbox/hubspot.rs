@@ -207,6 +207,10 @@ pub fn router(sandbox: HubSpotSandbox) -> Router {
             post(batch_upsert),
         )
         .route(
+            "/crm/v3/objects/{object_type}/batch/update",
+            post(batch_update),
+        )
+        .route(
             "/crm/v3/objects/{object_type}/{id}",
             get(read_one).patch(patch_one),
         )
@@ -362,6 +366,28 @@ async fn search(
     sb.page(results, offset, request.limit.unwrap_or(10).clamp(1, 200))
 }
 
+fn invalid_name(properties: &BTreeMap<String, String>, id: &str) -> Option<Value> {
+    properties.get("name").is_some_and(|n| n.trim().is_empty()).then(|| {
+        json!({
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "message": format!("Property values were not valid: name must not be empty ({id})"),
+            "context": {"ids": [id]},
+        })
+    })
+}
+
+fn batch_answer(results: Vec<Value>, errors: Vec<Value>) -> Response {
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let body = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "errors": errors,
+        "numErrors": errors.len(),
+    });
+    (status, Json(body)).into_response()
+}
+
 #[derive(Deserialize)]
 struct BatchInput {
     id: String,
@@ -395,17 +421,8 @@ async fn batch_upsert(
         let Some(id_property) = input.id_property else {
             return error_body(StatusCode::BAD_REQUEST, "idProperty is required for upsert");
         };
-        if input
-            .properties
-            .get("name")
-            .is_some_and(|n| n.trim().is_empty())
-        {
-            errors.push(json!({
-                "status": "error",
-                "category": "VALIDATION_ERROR",
-                "message": format!("Property values were not valid: name must not be empty ({})", input.id),
-                "context": {"ids": [input.id]},
-            }));
+        if let Some(error) = invalid_name(&input.properties, &input.id) {
+            errors.push(error);
             continue;
         }
         let mut properties = input.properties;
@@ -421,18 +438,47 @@ async fn batch_upsert(
             results.push(render(object, None));
         }
     }
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::MULTI_STATUS
-    };
-    let body = json!({
-        "status": "COMPLETE",
-        "results": results,
-        "errors": errors,
-        "numErrors": errors.len(),
-    });
-    (status, Json(body)).into_response()
+    batch_answer(results, errors)
+}
+
+/// Updates by HubSpot id; unknown ids fail alone (207).
+async fn batch_update(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Json(batch): Json<Batch>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    if batch.inputs.len() > 100 {
+        return error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs");
+    }
+    let now = sb.clock.now();
+    let mut data = sb.data();
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in batch.inputs {
+        if let Some(error) = invalid_name(&input.properties, &input.id) {
+            errors.push(error);
+            continue;
+        }
+        let id = input
+            .id
+            .parse()
+            .ok()
+            .filter(|id| data.update(&object_type, *id, input.properties.clone(), now));
+        match id.and_then(|id| data.get(&object_type, id)) {
+            Some(object) => results.push(render(object, None)),
+            None => errors.push(json!({
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": format!("Object not found: {}", input.id),
+                "context": {"ids": [input.id]},
+            })),
+        }
+    }
+    batch_answer(results, errors)
 }
 
 async fn read_one(

@@ -13,6 +13,15 @@ pub(super) const SELECT_RUNS: &str = include_str!("sql/select_runs.sql");
 pub(super) const UPSERT_LINK: &str = include_str!("sql/upsert_link.sql");
 pub(super) const SELECT_LINK_BY_CRM: &str = include_str!("sql/select_link_by_crm.sql");
 pub(super) const SELECT_LINK_BY_ERP: &str = include_str!("sql/select_link_by_erp.sql");
+pub(super) const UPSERT_STATE: &str = include_str!("sql/upsert_state.sql");
+pub(super) const SELECT_STATES: &str = include_str!("sql/select_states.sql");
+pub(super) const UPSERT_CURSOR: &str = include_str!("sql/upsert_cursor.sql");
+pub(super) const SELECT_CURSOR: &str = include_str!("sql/select_cursor.sql");
+pub(super) const INSERT_DEAD_LETTER: &str = include_str!("sql/insert_dead_letter.sql");
+pub(super) const RESOLVE_DEAD_LETTER: &str = include_str!("sql/resolve_dead_letter.sql");
+pub(super) const SELECT_OPEN_DEAD_LETTERS: &str = include_str!("sql/select_open_dead_letters.sql");
+pub(super) const INSERT_CONFLICT: &str = include_str!("sql/insert_conflict.sql");
+pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_conflicts.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
@@ -139,6 +148,17 @@ impl TryFrom<RunColumns> for SyncRun {
     }
 }
 
+/// Field maps are stored as JSON objects.
+pub(super) fn fields_to_json(fields: &std::collections::BTreeMap<String, String>) -> String {
+    serde_json::to_string(fields).unwrap_or_else(|_| "{}".into())
+}
+
+pub(super) fn fields_from_json(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| corrupt("fields", text))
+}
+
 pub(super) fn link_from(
     endpoint: &str,
     crm_id: String,
@@ -222,6 +242,83 @@ macro_rules! impl_store {
                 )
             }
 
+            async fn append_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                batch: &[$crate::domain::NewFieldEvent],
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<$crate::store::AppendResult, StoreError> {
+                let (unique, mut duplicates) = $crate::store::dedupe_batch(batch)?;
+                if unique.is_empty() {
+                    return Ok($crate::store::AppendResult { accepted: 0, duplicates });
+                }
+                let inserted = Self::insert_new(tx, &unique, recorded_at).await?;
+                if inserted < unique.len() {
+                    let keys: Vec<&str> = unique
+                        .iter()
+                        .map(|(_, e)| e.idempotency_key.as_str())
+                        .collect();
+                    let stored = Self::fetch_by_keys(tx, &keys).await?;
+                    $crate::store::check_replays(&unique, &stored)?;
+                    duplicates += unique.len() - inserted;
+                }
+                Ok($crate::store::AppendResult {
+                    accepted: inserted,
+                    duplicates,
+                })
+            }
+
+            fn state_from_row(row: &$row) -> Result<$crate::domain::RecordState, StoreError> {
+                use sqlx::Row;
+                let endpoint: String = row.try_get(0)?;
+                let fields: String = row.try_get(4)?;
+                Ok($crate::domain::RecordState {
+                    endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                    key: row.try_get(1)?,
+                    crm_id: row.try_get(2)?,
+                    erp_id: row.try_get(3)?,
+                    fields: $crate::store::common::fields_from_json(&fields)?,
+                    synced_at: $crate::domain::Timestamp::from_micros(row.try_get(5)?),
+                })
+            }
+
+            fn dead_letter_from_row(row: &$row) -> Result<$crate::domain::DeadLetter, StoreError> {
+                use sqlx::Row;
+                let endpoint: String = row.try_get(1)?;
+                let target: String = row.try_get(2)?;
+                let fields: String = row.try_get(5)?;
+                let resolved: Option<i64> = row.try_get(9)?;
+                Ok($crate::domain::DeadLetter {
+                    id: row.try_get(0)?,
+                    endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                    target: $crate::store::common::parse_system("target", &target)?,
+                    key: row.try_get(3)?,
+                    record_id: row.try_get(4)?,
+                    fields: $crate::store::common::fields_from_json(&fields)?,
+                    error: row.try_get(6)?,
+                    attempts: row.try_get(7)?,
+                    created_at: $crate::domain::Timestamp::from_micros(row.try_get(8)?),
+                    resolved_at: resolved.map($crate::domain::Timestamp::from_micros),
+                })
+            }
+
+            fn conflict_from_row(row: &$row) -> Result<$crate::domain::Conflict, StoreError> {
+                use sqlx::Row;
+                let endpoint: String = row.try_get(1)?;
+                let resolved: Option<i64> = row.try_get(8)?;
+                Ok($crate::domain::Conflict {
+                    id: row.try_get(0)?,
+                    endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                    key: row.try_get(2)?,
+                    field: row.try_get(3)?,
+                    base_value: row.try_get(4)?,
+                    crm_value: row.try_get(5)?,
+                    erp_value: row.try_get(6)?,
+                    opened_at: $crate::domain::Timestamp::from_micros(row.try_get(7)?),
+                    resolved_at: resolved.map($crate::domain::Timestamp::from_micros),
+                    resolution: row.try_get(9)?,
+                })
+            }
+
             async fn fetch_by_keys(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 keys: &[&str],
@@ -265,29 +362,10 @@ macro_rules! impl_store {
                 batch: &[$crate::domain::NewFieldEvent],
                 recorded_at: $crate::domain::Timestamp,
             ) -> Result<$crate::store::AppendResult, StoreError> {
-                let (unique, mut duplicates) = $crate::store::dedupe_batch(batch)?;
-                if unique.is_empty() {
-                    return Ok($crate::store::AppendResult {
-                        accepted: 0,
-                        duplicates,
-                    });
-                }
                 let mut tx = self.begin_write().await?;
-                let inserted = Self::insert_new(&mut tx, &unique, recorded_at).await?;
-                if inserted < unique.len() {
-                    let keys: Vec<&str> = unique
-                        .iter()
-                        .map(|(_, e)| e.idempotency_key.as_str())
-                        .collect();
-                    let stored = Self::fetch_by_keys(&mut tx, &keys).await?;
-                    $crate::store::check_replays(&unique, &stored)?;
-                    duplicates += unique.len() - inserted;
-                }
+                let result = Self::append_in(&mut tx, batch, recorded_at).await?;
                 tx.commit().await?;
-                Ok($crate::store::AppendResult {
-                    accepted: inserted,
-                    duplicates,
-                })
+                Ok(result)
             }
 
             async fn query_events(
@@ -458,6 +536,114 @@ macro_rules! impl_store {
                     .as_ref()
                     .map(Self::link_from_row)
                     .transpose()
+            }
+
+            async fn commit_sync(
+                &self,
+                commit: &$crate::store::SyncCommit,
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<$crate::store::AppendResult, StoreError> {
+                use $crate::store::common as q;
+                let mut tx = self.begin_write().await?;
+                let result = Self::append_in(&mut tx, &commit.events, recorded_at).await?;
+                for s in &commit.states {
+                    sqlx::query(q::UPSERT_STATE)
+                        .bind(s.endpoint.as_str())
+                        .bind(s.key.as_str())
+                        .bind(s.crm_id.as_deref())
+                        .bind(s.erp_id.as_deref())
+                        .bind(q::fields_to_json(&s.fields))
+                        .bind(s.synced_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (endpoint, system, at) in &commit.cursors {
+                    sqlx::query(q::UPSERT_CURSOR)
+                        .bind(endpoint.as_str())
+                        .bind(system.as_str())
+                        .bind(at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for d in &commit.dead_letters {
+                    sqlx::query(q::INSERT_DEAD_LETTER)
+                        .bind(d.endpoint.as_str())
+                        .bind(d.target.as_str())
+                        .bind(d.key.as_str())
+                        .bind(d.record_id.as_deref())
+                        .bind(q::fields_to_json(&d.fields))
+                        .bind(d.error.as_str())
+                        .bind(d.attempts)
+                        .bind(d.created_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for id in &commit.resolved_dead_letters {
+                    sqlx::query(q::RESOLVE_DEAD_LETTER)
+                        .bind(*id)
+                        .bind(recorded_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for c in &commit.conflicts {
+                    sqlx::query(q::INSERT_CONFLICT)
+                        .bind(c.endpoint.as_str())
+                        .bind(c.key.as_str())
+                        .bind(c.field.as_str())
+                        .bind(c.base_value.as_deref())
+                        .bind(c.crm_value.as_deref())
+                        .bind(c.erp_value.as_deref())
+                        .bind(c.opened_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(result)
+            }
+
+            async fn record_states(
+                &self,
+                endpoint: $crate::domain::Endpoint,
+            ) -> Result<std::collections::HashMap<String, $crate::domain::RecordState>, StoreError>
+            {
+                sqlx::query($crate::store::common::SELECT_STATES)
+                    .bind(endpoint.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Self::state_from_row(row).map(|s| (s.key.clone(), s)))
+                    .collect()
+            }
+
+            async fn cursor(
+                &self,
+                endpoint: $crate::domain::Endpoint,
+                system: $crate::domain::System,
+            ) -> Result<Option<$crate::domain::Timestamp>, StoreError> {
+                let at: Option<i64> = sqlx::query_scalar($crate::store::common::SELECT_CURSOR)
+                    .bind(endpoint.as_str())
+                    .bind(system.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(at.map($crate::domain::Timestamp::from_micros))
+            }
+
+            async fn open_dead_letters(&self) -> Result<Vec<$crate::domain::DeadLetter>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_OPEN_DEAD_LETTERS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::dead_letter_from_row)
+                    .collect()
+            }
+
+            async fn open_conflicts(&self) -> Result<Vec<$crate::domain::Conflict>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_OPEN_CONFLICTS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::conflict_from_row)
+                    .collect()
             }
 
             async fn close(&self) {

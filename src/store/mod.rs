@@ -14,7 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{DatabaseSettings, redact_url};
 use crate::domain::{
-    Endpoint, FieldEvent, NewFieldEvent, RecordLink, RunStatus, SyncRun, SyncRunCounts, Timestamp,
+    Conflict, DeadLetter, Endpoint, FieldEvent, NewFieldEvent, RecordLink, RecordState, RunStatus,
+    SyncRun, SyncRunCounts, System, Timestamp,
 };
 
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
@@ -94,6 +95,21 @@ pub struct EventQuery {
 
 pub const MAX_QUERY_LIMIT: u32 = 10_000;
 
+/// Everything one sync step stores, in one transaction: its events, the new base values of the
+/// records it synced, the cursors it reached, the failed writes and conflicts it opened and the
+/// dead letters it re-drove. After a crash either all of it is there or none of it.
+#[derive(Debug, Default)]
+pub struct SyncCommit {
+    pub events: Vec<NewFieldEvent>,
+    pub states: Vec<RecordState>,
+    pub cursors: Vec<(Endpoint, System, Timestamp)>,
+    /// New dead letters (their `id` and `resolved_at` are ignored).
+    pub dead_letters: Vec<DeadLetter>,
+    /// New conflicts (their `id` and resolution are ignored).
+    pub conflicts: Vec<Conflict>,
+    pub resolved_dead_letters: Vec<i64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -153,6 +169,29 @@ pub trait Store: Send + Sync + 'static {
         endpoint: Endpoint,
         erp_id: &str,
     ) -> Result<Option<RecordLink>, StoreError>;
+
+    /// Stores a sync step whole; the events are appended as `append_events` does.
+    async fn commit_sync(
+        &self,
+        commit: &SyncCommit,
+        recorded_at: Timestamp,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// The last agreed state of every record of `endpoint`, by key.
+    async fn record_states(
+        &self,
+        endpoint: Endpoint,
+    ) -> Result<HashMap<String, RecordState>, StoreError>;
+
+    async fn cursor(
+        &self,
+        endpoint: Endpoint,
+        system: System,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
+    async fn open_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+
+    async fn open_conflicts(&self) -> Result<Vec<Conflict>, StoreError>;
 
     async fn close(&self);
 }

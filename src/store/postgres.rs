@@ -12,11 +12,18 @@ use super::{Backend, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "event log",
-    include_str!("migrations/postgres/0001_event_log.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "event log",
+        include_str!("migrations/postgres/0001_event_log.sql"),
+    ),
+    (
+        2,
+        "sync state",
+        include_str!("migrations/postgres/0002_sync_state.sql"),
+    ),
+];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
 

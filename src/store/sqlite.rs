@@ -16,11 +16,18 @@ use super::{Backend, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "event log",
-    include_str!("migrations/sqlite/0001_event_log.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "event log",
+        include_str!("migrations/sqlite/0001_event_log.sql"),
+    ),
+    (
+        2,
+        "sync state",
+        include_str!("migrations/sqlite/0002_sync_state.sql"),
+    ),
+];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.
 const ROWS_PER_INSERT: usize = 2000;

@@ -112,11 +112,12 @@ struct HsError {
     context: HashMap<String, Vec<String>>,
 }
 
+/// One input of a batch call: by HubSpot id (`update`) or by the ERP key (`upsert`).
 #[derive(Serialize)]
-struct UpsertInput<'a> {
+struct BatchInput<'a> {
     id: &'a str,
-    #[serde(rename = "idProperty")]
-    id_property: &'a str,
+    #[serde(rename = "idProperty", skip_serializing_if = "Option::is_none")]
+    id_property: Option<&'a str>,
     properties: BTreeMap<&'a str, &'a str>,
 }
 
@@ -219,10 +220,13 @@ impl HubSpotConnector {
         })
     }
 
-    async fn upsert_chunk(
+    /// Writes records that have a HubSpot id with `batch/update` (which also links a record
+    /// to its ERP key) and the others with `batch/upsert` by the ERP key, so nothing is created twice.
+    async fn write_chunk(
         &self,
         mapping: &Mapping,
         writes: &[Write],
+        by_id: bool,
     ) -> Result<Vec<WriteResult>, ConnectorError> {
         let by_canonical: HashMap<&str, &str> = mapping
             .fields
@@ -235,20 +239,18 @@ impl HubSpotConnector {
             let mut properties = BTreeMap::from([(key_property, w.key.as_str())]);
             for (field, value) in &w.fields {
                 let property = by_canonical.get(field.as_str()).ok_or_else(|| {
-                    ConnectorError::Config(format!(
-                        "no HubSpot property mapped for field `{field}`"
-                    ))
+                    ConnectorError::Config(format!("no HubSpot property mapped for field `{field}`"))
                 })?;
                 properties.insert(property, value.as_str());
             }
-            inputs.push(UpsertInput {
-                id: &w.key,
-                id_property: key_property,
-                properties,
+            inputs.push(match (&w.id, by_id) {
+                (Some(id), true) => BatchInput { id, id_property: None, properties },
+                _ => BatchInput { id: &w.key, id_property: Some(key_property), properties },
             });
         }
         let body = json!({ "inputs": inputs });
-        let url = self.url(&format!("{}/batch/upsert", mapping.object));
+        let verb = if by_id { "update" } else { "upsert" };
+        let url = self.url(&format!("{}/batch/{verb}", mapping.object));
         let response = self
             .call(|| {
                 self.http
@@ -263,10 +265,22 @@ impl HubSpotConnector {
             .json()
             .await
             .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))?;
+        // Results and errors are matched back by the id each input was sent with.
+        let sent_id = |w: &Write| -> String {
+            match (&w.id, by_id) {
+                (Some(id), true) => id.clone(),
+                _ => w.key.clone(),
+            }
+        };
         let mut ids: HashMap<String, String> = HashMap::new();
         for object in batch.results {
-            if let Some(Some(key)) = object.properties.get(key_property) {
-                ids.insert(key.clone(), object.id);
+            let sent = if by_id {
+                Some(object.id.clone())
+            } else {
+                object.properties.get(key_property).cloned().flatten()
+            };
+            if let Some(sent) = sent {
+                ids.insert(sent, object.id);
             }
         }
         let mut failures: HashMap<String, ConnectorError> = HashMap::new();
@@ -278,19 +292,22 @@ impl HubSpotConnector {
                 code: error.category.clone(),
                 correlation_id: error.correlation_id.clone(),
             };
-            for key in error.context.values().flatten() {
-                failures.insert(key.clone(), err.clone());
+            for id in error.context.values().flatten() {
+                failures.insert(id.clone(), err.clone());
             }
         }
         Ok(writes
             .iter()
-            .map(|w| match (ids.remove(&w.key), failures.remove(&w.key)) {
-                (Some(id), _) => Ok(id),
-                (None, Some(err)) => Err(err),
-                (None, None) => Err(ConnectorError::malformed(
-                    System::Crm,
-                    format!("batch answer has no result for key {}", w.key),
-                )),
+            .map(|w| {
+                let sent = sent_id(w);
+                match (ids.remove(&sent), failures.remove(&sent)) {
+                    (Some(id), _) => Ok(id),
+                    (None, Some(err)) => Err(err),
+                    (None, None) => Err(ConnectorError::malformed(
+                        System::Crm,
+                        format!("batch answer has no result for {sent}"),
+                    )),
+                }
             })
             .collect())
     }
@@ -392,11 +409,20 @@ impl Connector for HubSpotConnector {
         writes: &[Write],
     ) -> Result<Vec<WriteResult>, ConnectorError> {
         let mapping = self.mapping(endpoint)?;
-        let mut results = Vec::with_capacity(writes.len());
-        for chunk in writes.chunks(BATCH_LIMIT) {
-            results.extend(self.upsert_chunk(&mapping, chunk).await?);
+        let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
+        for by_id in [true, false] {
+            let picked: Vec<usize> = (0..writes.len())
+                .filter(|i| writes[*i].id.is_some() == by_id)
+                .collect();
+            for chunk in picked.chunks(BATCH_LIMIT) {
+                let batch: Vec<Write> = chunk.iter().map(|i| writes[*i].clone()).collect();
+                let done = self.write_chunk(&mapping, &batch, by_id).await?;
+                for (i, result) in chunk.iter().zip(done) {
+                    results[*i] = Some(result);
+                }
+            }
         }
-        Ok(results)
+        Ok(results.into_iter().flatten().collect())
     }
 
     fn calls(&self) -> CallCounts {

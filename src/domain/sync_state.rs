@@ -1,0 +1,50 @@
+//! What the sync engine remembers between runs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Endpoint, System, Timestamp};
+
+/// The values both sides last agreed on for one record: the base of the three-way compare that
+/// tells which side changed a field since the last sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordState {
+    pub endpoint: Endpoint,
+    /// The key both systems share (the ERP number).
+    pub key: String,
+    pub crm_id: Option<String>,
+    pub erp_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    pub synced_at: Timestamp,
+}
+
+/// A write that failed, kept with its error until it is re-driven.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub endpoint: Endpoint,
+    pub target: System,
+    pub key: String,
+    pub record_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    pub error: String,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// A field both systems changed since the last sync, held for a human (policy `manual`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub id: i64,
+    pub endpoint: Endpoint,
+    pub key: String,
+    pub field: String,
+    pub base_value: Option<String>,
+    pub crm_value: Option<String>,
+    pub erp_value: Option<String>,
+    pub opened_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub resolution: Option<String>,
+}

@@ -17,10 +17,12 @@ pub enum Outcome {
     Unmerged,
     Approved,
     Rejected,
+    /// What a dry run would have done.
+    DryRun,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Applied,
         Outcome::SkippedNotOwner,
         Outcome::Conflict,
@@ -30,6 +32,7 @@ impl Outcome {
         Outcome::Unmerged,
         Outcome::Approved,
         Outcome::Rejected,
+        Outcome::DryRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Outcome {
             Outcome::Unmerged => "unmerged",
             Outcome::Approved => "approved",
             Outcome::Rejected => "rejected",
+            Outcome::DryRun => "dry_run",
         }
     }
 

@@ -367,18 +367,25 @@ async fn search(
 }
 
 fn invalid_name(properties: &BTreeMap<String, String>, id: &str) -> Option<Value> {
-    properties.get("name").is_some_and(|n| n.trim().is_empty()).then(|| {
-        json!({
-            "status": "error",
-            "category": "VALIDATION_ERROR",
-            "message": format!("Property values were not valid: name must not be empty ({id})"),
-            "context": {"ids": [id]},
+    properties
+        .get("name")
+        .is_some_and(|n| n.trim().is_empty())
+        .then(|| {
+            json!({
+                "status": "error",
+                "category": "VALIDATION_ERROR",
+                "message": format!("Property values were not valid: name must not be empty ({id})"),
+                "context": {"ids": [id]},
+            })
         })
-    })
 }
 
 fn batch_answer(results: Vec<Value>, errors: Vec<Value>) -> Response {
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
     let body = json!({
         "status": "COMPLETE",
         "results": results,

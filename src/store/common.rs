@@ -249,7 +249,10 @@ macro_rules! impl_store {
             ) -> Result<$crate::store::AppendResult, StoreError> {
                 let (unique, mut duplicates) = $crate::store::dedupe_batch(batch)?;
                 if unique.is_empty() {
-                    return Ok($crate::store::AppendResult { accepted: 0, duplicates });
+                    return Ok($crate::store::AppendResult {
+                        accepted: 0,
+                        duplicates,
+                    });
                 }
                 let inserted = Self::insert_new(tx, &unique, recorded_at).await?;
                 if inserted < unique.len() {
@@ -628,7 +631,9 @@ macro_rules! impl_store {
                 Ok(at.map($crate::domain::Timestamp::from_micros))
             }
 
-            async fn open_dead_letters(&self) -> Result<Vec<$crate::domain::DeadLetter>, StoreError> {
+            async fn open_dead_letters(
+                &self,
+            ) -> Result<Vec<$crate::domain::DeadLetter>, StoreError> {
                 sqlx::query($crate::store::common::SELECT_OPEN_DEAD_LETTERS)
                     .fetch_all(&self.pool)
                     .await?

@@ -7,3 +7,4 @@ mod crash;
 mod helpers;
 mod ingest;
 mod store;
+mod sync;

@@ -239,13 +239,23 @@ impl HubSpotConnector {
             let mut properties = BTreeMap::from([(key_property, w.key.as_str())]);
             for (field, value) in &w.fields {
                 let property = by_canonical.get(field.as_str()).ok_or_else(|| {
-                    ConnectorError::Config(format!("no HubSpot property mapped for field `{field}`"))
+                    ConnectorError::Config(format!(
+                        "no HubSpot property mapped for field `{field}`"
+                    ))
                 })?;
                 properties.insert(property, value.as_str());
             }
             inputs.push(match (&w.id, by_id) {
-                (Some(id), true) => BatchInput { id, id_property: None, properties },
-                _ => BatchInput { id: &w.key, id_property: Some(key_property), properties },
+                (Some(id), true) => BatchInput {
+                    id,
+                    id_property: None,
+                    properties,
+                },
+                _ => BatchInput {
+                    id: &w.key,
+                    id_property: Some(key_property),
+                    properties,
+                },
             });
         }
         let body = json!({ "inputs": inputs });
@@ -423,6 +433,15 @@ impl Connector for HubSpotConnector {
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+
+    fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError> {
+        Ok(self
+            .mapping(endpoint)?
+            .fields
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect())
     }
 
     fn calls(&self) -> CallCounts {

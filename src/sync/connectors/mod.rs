@@ -70,6 +70,9 @@ pub trait Connector: Send + Sync {
         writes: &[Write],
     ) -> Result<Vec<WriteResult>, ConnectorError>;
 
+    /// The canonical fields this connector maps for `endpoint`.
+    fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError>;
+
     /// API calls made so far.
     fn calls(&self) -> CallCounts;
 }

@@ -26,6 +26,8 @@ pub struct SapB1Settings {
     pub page_size: u32,
     /// Currency of prices that carry none.
     pub default_currency: String,
+    /// The price lists (PriceListNo) synced as item prices.
+    pub price_lists: Vec<u32>,
 }
 
 impl Default for SapB1Settings {
@@ -37,6 +39,7 @@ impl Default for SapB1Settings {
             password: SecretString::from(""),
             page_size: 100,
             default_currency: "EUR".into(),
+            price_lists: vec![1, 2, 3],
         }
     }
 }
@@ -478,6 +481,30 @@ impl Connector for SapB1Connector {
             results.push(self.write_one(endpoint, write).await);
         }
         Ok(results)
+    }
+
+    fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError> {
+        let mut fields: Vec<String> = match endpoint {
+            Endpoint::Accounts => ["name", "phone", "industry"].map(String::from).to_vec(),
+            Endpoint::Items => ["name", "description", "code"].map(String::from).to_vec(),
+            other => {
+                return Err(ConnectorError::Unsupported {
+                    system: System::Erp,
+                    endpoint: other,
+                });
+            }
+        };
+        if endpoint == Endpoint::Accounts {
+            fields.extend(BILLING.iter().map(|(c, _)| c.to_string()));
+        } else {
+            fields.extend(
+                self.settings
+                    .price_lists
+                    .iter()
+                    .map(|l| format!("price.{l}")),
+            );
+        }
+        Ok(fields)
     }
 
     fn calls(&self) -> CallCounts {

@@ -1,0 +1,810 @@
+//! The sync engine: for one endpoint, pull what changed on both sides since the cursors, compare
+//! each field with the last agreed value (three-way), apply ownership and conflict policy, write
+//! through the connectors, and store the events, the new base values and the cursors in one
+//! transaction.
+//!
+//! Crash safety: writes are idempotent (upsert by the ERP key, updates by id) and every event's
+//! idempotency key is derived from what it records, so a run interrupted after its writes and
+//! before its commit is simply run again: it finds both sides already equal, records the same
+//! events (stored once) and commits.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::domain::{
+    Conflict, DeadLetter, Endpoint, NewFieldEvent, Outcome, RecordState, RunStatus, SyncRun,
+    SyncRunCounts, System, Timestamp,
+};
+use crate::store::{Store, StoreError, SyncCommit};
+use crate::sync::connectors::{CallCounts, Connector, ConnectorError};
+use crate::sync::linking;
+use crate::sync::record::{Fields, Record, Write};
+use crate::sync::rules::{ConflictPolicy, Direction, EndpointSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{system} connector: {source}")]
+    Connector {
+        system: System,
+        #[source]
+        source: ConnectorError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("endpoint {0} is not configured for sync")]
+    NotConfigured(Endpoint),
+    #[error("endpoint {0} is paused")]
+    Paused(Endpoint),
+}
+
+/// What one run of one endpoint did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub records_read: usize,
+    /// Events by the endpoint they belong to (item prices count under `pricebook`) and outcome.
+    pub events: BTreeMap<Endpoint, BTreeMap<Outcome, usize>>,
+    pub api_calls_ok: u64,
+    pub api_calls_failed: u64,
+    pub conflicts: usize,
+    pub failed_writes: usize,
+    /// CRM records linked to their ERP record by name at go-live.
+    pub linked: usize,
+    /// CRM records without the ERP key that matched no ERP record, or several: left for review.
+    pub unlinked: usize,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    crm: Arc<dyn Connector>,
+    erp: Arc<dyn Connector>,
+    endpoints: BTreeMap<Endpoint, EndpointSettings>,
+    clock: Clock,
+}
+
+/// An event and the write it depends on, if any: it fails when that write fails.
+struct Planned {
+    event: NewFieldEvent,
+    write: Option<(System, String)>,
+}
+
+/// Everything one run decides before it touches either system.
+struct Plan<'a> {
+    endpoint: Endpoint,
+    run_id: &'a str,
+    rules: &'a EndpointSettings,
+    now: Timestamp,
+    outcome_applied: Outcome,
+    writes: HashMap<System, BTreeMap<String, Write>>,
+    events: Vec<Planned>,
+    states: BTreeMap<String, RecordState>,
+    conflicts: Vec<Conflict>,
+    /// Keys of CRM records linked by name this run: they must be written back with their key.
+    links: HashSet<String>,
+}
+
+/// One record as seen on both sides and in the last agreed state.
+struct Sides<'r> {
+    key: &'r str,
+    crm: Option<&'r Record>,
+    erp: Option<&'r Record>,
+    base: Option<&'r RecordState>,
+}
+
+impl Sides<'_> {
+    fn record(&self, system: System) -> Option<&Record> {
+        match system {
+            System::Crm => self.crm,
+            System::Erp => self.erp,
+        }
+    }
+
+    fn id(&self, system: System) -> Option<String> {
+        let from_base = self.base.and_then(|b| match system {
+            System::Crm => b.crm_id.clone(),
+            System::Erp => b.erp_id.clone(),
+        });
+        self.record(system).map(|r| r.id.clone()).or(from_base)
+    }
+
+    /// The values a side holds now: pulled this run, or unchanged since the last agreed state.
+    fn values(&self, system: System) -> Option<&Fields> {
+        self.record(system)
+            .map(|r| &r.fields)
+            .or(self.base.map(|b| &b.fields))
+    }
+
+    fn modified_at(&self, system: System) -> Timestamp {
+        self.record(system)
+            .map(|r| r.modified_at)
+            .or(self.base.map(|b| b.synced_at))
+            .unwrap_or(Timestamp::from_micros(0))
+    }
+}
+
+fn json_text(value: Option<&String>) -> Option<String> {
+    value.map(|v| serde_json::Value::String(v.clone()).to_string())
+}
+
+/// FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0xff)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Item prices are the pricebook endpoint's events.
+fn event_endpoint(endpoint: Endpoint, field: &str) -> Endpoint {
+    if endpoint == Endpoint::Items && field.starts_with("price.") {
+        Endpoint::Pricebook
+    } else {
+        endpoint
+    }
+}
+
+impl Plan<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &mut self,
+        sides: &Sides<'_>,
+        field: &str,
+        old: Option<&String>,
+        new: Option<&String>,
+        source: System,
+        outcome: Outcome,
+        error: Option<String>,
+        write: Option<System>,
+    ) {
+        let occurred_at = sides.modified_at(source);
+        let (old_text, new_text) = (json_text(old), json_text(new));
+        // The key names the change itself (the field, both values, both sides' versions), so a
+        // re-run after a crash reproduces it and distinct changes never share it.
+        let versions =
+            [System::Crm, System::Erp].map(|s| sides.modified_at(s).as_micros().to_string());
+        let hash = fnv1a(&[
+            self.endpoint.as_str(),
+            sides.key,
+            field,
+            source.as_str(),
+            outcome.as_str(),
+            old_text.as_deref().unwrap_or("null"),
+            new_text.as_deref().unwrap_or("null"),
+            &versions[0],
+            &versions[1],
+        ]);
+        let event = NewFieldEvent {
+            idempotency_key: format!("sw-{}-{hash:016x}", self.endpoint.as_str()),
+            run_id: Some(self.run_id.to_string()),
+            endpoint: event_endpoint(self.endpoint, field),
+            crm_id: sides.id(System::Crm),
+            erp_id: sides
+                .id(System::Erp)
+                .or_else(|| Some(sides.key.to_string())),
+            field: field.to_string(),
+            old_value: old_text,
+            new_value: new_text,
+            source_system: source,
+            target_system: source.other(),
+            outcome,
+            error,
+            latency_ms: None,
+            occurred_at,
+        };
+        self.events.push(Planned {
+            event,
+            write: write.map(|target| (target, sides.key.to_string())),
+        });
+    }
+
+    /// Queues `field = value` on `target` and the event that says so.
+    fn write(
+        &mut self,
+        sides: &Sides<'_>,
+        target: System,
+        field: &str,
+        value: Option<&String>,
+        outcome: Outcome,
+    ) {
+        let old = sides.values(target).and_then(|v| v.get(field));
+        let key = sides.key.to_string();
+        let id = sides.id(target);
+        let write = self
+            .writes
+            .entry(target)
+            .or_default()
+            .entry(key.clone())
+            .or_insert_with(|| Write {
+                id,
+                key,
+                fields: Fields::new(),
+            });
+        write
+            .fields
+            .insert(field.to_string(), value.cloned().unwrap_or_default());
+        let outcome = if outcome == Outcome::Applied {
+            self.outcome_applied
+        } else {
+            outcome
+        };
+        self.event(
+            sides,
+            field,
+            old,
+            value,
+            target.other(),
+            outcome,
+            None,
+            Some(target),
+        );
+    }
+
+    /// A change made on `from` only: it travels when `from` owns the field, otherwise it is
+    /// refused and the owner's value is put back.
+    fn propagate(
+        &mut self,
+        sides: &Sides<'_>,
+        field: &str,
+        from: System,
+        owner: System,
+    ) -> Option<String> {
+        let value = sides.values(from).and_then(|v| v.get(field)).cloned();
+        if owner == from {
+            self.write(sides, from.other(), field, value.as_ref(), Outcome::Applied);
+            return value;
+        }
+        let owner_value = sides.values(owner).and_then(|v| v.get(field)).cloned();
+        self.event(
+            sides,
+            field,
+            owner_value.as_ref(),
+            value.as_ref(),
+            from,
+            Outcome::SkippedNotOwner,
+            None,
+            None,
+        );
+        self.write(sides, from, field, owner_value.as_ref(), Outcome::Applied);
+        owner_value
+    }
+
+    /// Both sides changed the field to different values since the last sync.
+    fn conflict(
+        &mut self,
+        sides: &Sides<'_>,
+        field: &str,
+        policy: ConflictPolicy,
+        owner: System,
+    ) -> Option<String> {
+        let value = |s: System| sides.values(s).and_then(|v| v.get(field)).cloned();
+        let winner = match policy {
+            ConflictPolicy::OwnerWins => owner,
+            ConflictPolicy::NewestWins
+                if sides.modified_at(System::Crm) > sides.modified_at(System::Erp) =>
+            {
+                System::Crm
+            }
+            ConflictPolicy::NewestWins => System::Erp,
+            ConflictPolicy::Manual => {
+                let base = sides.base.and_then(|b| b.fields.get(field)).cloned();
+                self.conflicts.push(Conflict {
+                    id: 0,
+                    endpoint: self.endpoint,
+                    key: sides.key.to_string(),
+                    field: field.to_string(),
+                    base_value: base.clone(),
+                    crm_value: value(System::Crm),
+                    erp_value: value(System::Erp),
+                    opened_at: self.now,
+                    resolved_at: None,
+                    resolution: None,
+                });
+                self.event(
+                    sides,
+                    field,
+                    value(System::Erp).as_ref(),
+                    value(System::Crm).as_ref(),
+                    System::Crm,
+                    Outcome::Conflict,
+                    Some("both systems changed this field; held for manual resolution".into()),
+                    None,
+                );
+                return base;
+            }
+        };
+        let won = value(winner);
+        self.write(
+            sides,
+            winner.other(),
+            field,
+            won.as_ref(),
+            Outcome::ConflictResolved,
+        );
+        won
+    }
+
+    fn compare(&mut self, sides: &Sides<'_>, fields: &BTreeSet<String>) {
+        self.compare_values(sides, fields);
+        if self.links.contains(sides.key) {
+            let (key, id) = (sides.key.to_string(), sides.id(System::Crm));
+            self.writes
+                .entry(System::Crm)
+                .or_default()
+                .entry(key.clone())
+                .or_insert_with(|| Write {
+                    id,
+                    key,
+                    fields: Fields::new(),
+                });
+        }
+    }
+
+    fn compare_values(&mut self, sides: &Sides<'_>, fields: &BTreeSet<String>) {
+        let direction = Direction::of(self.endpoint);
+        let (crm_values, erp_values) = (sides.values(System::Crm), sides.values(System::Erp));
+        let mut merged = Fields::new();
+        match (crm_values, erp_values) {
+            (None, None) => return,
+            (None, Some(values)) if direction != Direction::CrmToErp => {
+                self.create(sides, System::Crm, values, fields, &mut merged)
+            }
+            (Some(values), None) if direction != Direction::ErpToCrm => {
+                self.create(sides, System::Erp, values, fields, &mut merged)
+            }
+            (Some(_), Some(_)) => {
+                for field in fields {
+                    if let Some(v) = self.compare_field(sides, field) {
+                        merged.insert(field.clone(), v);
+                    }
+                }
+            }
+            _ => return,
+        }
+        let state = RecordState {
+            endpoint: self.endpoint,
+            key: sides.key.to_string(),
+            crm_id: sides.id(System::Crm),
+            erp_id: sides
+                .id(System::Erp)
+                .or_else(|| Some(sides.key.to_string())),
+            fields: merged,
+            synced_at: self.now,
+        };
+        let unchanged = sides.base.is_some_and(|b| {
+            b.fields == state.fields && b.crm_id == state.crm_id && b.erp_id == state.erp_id
+        });
+        if !unchanged {
+            self.states.insert(state.key.clone(), state);
+        }
+    }
+
+    /// A record one side has never had: create it there with every mapped field.
+    fn create(
+        &mut self,
+        sides: &Sides<'_>,
+        target: System,
+        values: &Fields,
+        fields: &BTreeSet<String>,
+        merged: &mut Fields,
+    ) {
+        for (field, value) in values.iter().filter(|(f, _)| fields.contains(*f)) {
+            self.write(sides, target, field, Some(value), Outcome::Applied);
+            merged.insert(field.clone(), value.clone());
+        }
+    }
+
+    /// Settles one field of a record both sides hold; returns the value both will hold.
+    fn compare_field(&mut self, sides: &Sides<'_>, field: &str) -> Option<String> {
+        let get = |s: System| sides.values(s).and_then(|v| v.get(field)).cloned();
+        let (crm, erp) = (get(System::Crm), get(System::Erp));
+        let base = sides.base.map(|b| b.fields.get(field).cloned());
+        let rule = self.rules.rule_for(self.endpoint, field);
+        if crm == erp {
+            // Both sides already agree on a new value: a write of ours whose commit was lost, or
+            // the same edit made twice. Record it once, as coming from the side changed first.
+            if let Some(base) = base.filter(|b| *b != crm) {
+                let source = if sides.modified_at(System::Crm) <= sides.modified_at(System::Erp) {
+                    System::Crm
+                } else {
+                    System::Erp
+                };
+                self.event(
+                    sides,
+                    field,
+                    base.as_ref(),
+                    crm.as_ref(),
+                    source,
+                    self.outcome_applied,
+                    None,
+                    None,
+                );
+            }
+            return crm;
+        }
+        let changed = |s: System, value: &Option<String>| match &base {
+            Some(b) => sides.record(s).is_some() && value != b,
+            None => true,
+        };
+        match (changed(System::Crm, &crm), changed(System::Erp, &erp)) {
+            (true, false) => self.propagate(sides, field, System::Crm, rule.owner),
+            (false, true) => self.propagate(sides, field, System::Erp, rule.owner),
+            // Records first seen together (go-live) that differ: the owner's value is the truth.
+            (true, true) if base.is_none() => self.propagate(sides, field, rule.owner, rule.owner),
+            (true, true) => self.conflict(sides, field, rule.conflict, rule.owner),
+            (false, false) => base.flatten(),
+        }
+    }
+}
+
+async fn pull_all(
+    connector: &dyn Connector,
+    endpoint: Endpoint,
+    since: Option<Timestamp>,
+) -> Result<Vec<Record>, SyncError> {
+    let system = connector.system();
+    let mut records = Vec::new();
+    let mut page = None;
+    loop {
+        let p = connector
+            .pull(endpoint, since, page)
+            .await
+            .map_err(|source| SyncError::Connector { system, source })?;
+        records.extend(p.records);
+        match p.next {
+            Some(next) => page = Some(next),
+            None => return Ok(records),
+        }
+    }
+}
+
+/// Keeps the latest version of each key.
+fn by_key(records: &[Record]) -> HashMap<String, &Record> {
+    let mut map: HashMap<String, &Record> = HashMap::new();
+    for record in records {
+        let Some(key) = &record.key else { continue };
+        match map.get(key) {
+            Some(seen) if seen.modified_at > record.modified_at => {}
+            _ => {
+                map.insert(key.clone(), record);
+            }
+        }
+    }
+    map
+}
+
+fn delta(after: CallCounts, before: CallCounts) -> (u64, u64) {
+    (after.ok - before.ok, after.failed - before.failed)
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        crm: Arc<dyn Connector>,
+        erp: Arc<dyn Connector>,
+        endpoints: BTreeMap<Endpoint, EndpointSettings>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            store,
+            crm,
+            erp,
+            endpoints,
+            clock,
+        }
+    }
+
+    pub fn endpoints(&self) -> impl Iterator<Item = (&Endpoint, &EndpointSettings)> {
+        self.endpoints.iter()
+    }
+
+    fn connector(&self, system: System) -> &Arc<dyn Connector> {
+        match system {
+            System::Crm => &self.crm,
+            System::Erp => &self.erp,
+        }
+    }
+
+    /// Runs one endpoint once; `dry_run` (or the endpoint's setting) writes nothing.
+    pub async fn run_endpoint(
+        &self,
+        endpoint: Endpoint,
+        dry_run: bool,
+    ) -> Result<RunSummary, SyncError> {
+        let rules = self
+            .endpoints
+            .get(&endpoint)
+            .ok_or(SyncError::NotConfigured(endpoint))?;
+        if rules.paused {
+            return Err(SyncError::Paused(endpoint));
+        }
+        let run = SyncRun {
+            id: uuid::Uuid::new_v4().to_string(),
+            endpoint: Some(endpoint),
+            started_at: self.clock.now(),
+            ended_at: None,
+            status: RunStatus::Running,
+            counts: SyncRunCounts::default(),
+            error: None,
+        };
+        self.store.start_run(&run).await?;
+        let before = (self.crm.calls(), self.erp.calls());
+        let result = self
+            .sync(endpoint, rules, dry_run || rules.dry_run, &run.id)
+            .await;
+        let (crm_ok, crm_failed) = delta(self.crm.calls(), before.0);
+        let (erp_ok, erp_failed) = delta(self.erp.calls(), before.1);
+        let mut counts = SyncRunCounts {
+            api_calls_ok: (crm_ok + erp_ok) as i64,
+            api_calls_failed: (crm_failed + erp_failed) as i64,
+            ..Default::default()
+        };
+        match result {
+            Ok(mut summary) => {
+                summary.api_calls_ok = crm_ok + erp_ok;
+                summary.api_calls_failed = crm_failed + erp_failed;
+                counts.records_read = summary.records_read as i64;
+                counts.events = summary
+                    .events
+                    .values()
+                    .flat_map(|o| o.values())
+                    .sum::<usize>() as i64;
+                counts.records_written = counts.events - summary.failed_writes as i64;
+                self.store
+                    .finish_run(
+                        &run.id,
+                        self.clock.now(),
+                        RunStatus::Succeeded,
+                        &counts,
+                        None,
+                    )
+                    .await?;
+                Ok(summary)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::warn!(endpoint = %endpoint, error = %message, "sync run failed");
+                self.store
+                    .finish_run(
+                        &run.id,
+                        self.clock.now(),
+                        RunStatus::Failed,
+                        &counts,
+                        Some(&message),
+                    )
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn sync(
+        &self,
+        endpoint: Endpoint,
+        rules: &EndpointSettings,
+        dry_run: bool,
+        run_id: &str,
+    ) -> Result<RunSummary, SyncError> {
+        let mut summary = RunSummary {
+            run_id: run_id.to_string(),
+            dry_run,
+            ..Default::default()
+        };
+        let mut pulled = HashMap::new();
+        let mut cursors = Vec::new();
+        for system in [System::Crm, System::Erp] {
+            let since = self.store.cursor(endpoint, system).await?;
+            let records = pull_all(self.connector(system).as_ref(), endpoint, since).await?;
+            if let Some(latest) = records.iter().map(|r| r.modified_at).max() {
+                cursors.push((endpoint, system, latest));
+            }
+            summary.records_read += records.len();
+            pulled.insert(system, records);
+        }
+        let fields = self.shared_fields(endpoint)?;
+        let states = self.store.record_states(endpoint).await?;
+        let crm_records = pulled.remove(&System::Crm).unwrap_or_default();
+        let erp_records = pulled.remove(&System::Erp).unwrap_or_default();
+        let erp = by_key(&erp_records);
+        let (mut crm_linked, unlinked): (Vec<Record>, Vec<Record>) =
+            crm_records.into_iter().partition(|r| r.key.is_some());
+        let taken: HashSet<String> = crm_linked
+            .iter()
+            .filter_map(|r| r.key.clone())
+            .chain(
+                states
+                    .values()
+                    .filter(|s| s.crm_id.is_some())
+                    .map(|s| s.key.clone()),
+            )
+            .collect();
+        let erp_refs: Vec<&Record> = erp.values().copied().collect();
+        let linking = linking::link(endpoint, unlinked, &erp_refs, &taken);
+        summary.unlinked = linking.ambiguous.len() + linking.unmatched.len();
+        summary.linked = linking.linked.len();
+        let links: HashSet<String> = linking.linked.iter().map(|(_, k)| k.clone()).collect();
+        crm_linked.extend(linking.linked.into_iter().map(|(mut r, key)| {
+            r.key = Some(key);
+            r
+        }));
+        let crm = by_key(&crm_linked);
+
+        let now = self.clock.now();
+        let mut plan = Plan {
+            endpoint,
+            run_id,
+            rules,
+            now,
+            outcome_applied: if dry_run {
+                Outcome::DryRun
+            } else {
+                Outcome::Applied
+            },
+            writes: HashMap::new(),
+            events: Vec::new(),
+            states: BTreeMap::new(),
+            conflicts: Vec::new(),
+            links,
+        };
+        let keys: BTreeSet<&String> = crm.keys().chain(erp.keys()).collect();
+        for key in keys {
+            let sides = Sides {
+                key,
+                crm: crm.get(key).copied(),
+                erp: erp.get(key).copied(),
+                base: states.get(key),
+            };
+            plan.compare(&sides, &fields);
+        }
+        summary.conflicts = plan.conflicts.len();
+        if dry_run {
+            let events: Vec<NewFieldEvent> = plan
+                .events
+                .into_iter()
+                .map(|p| {
+                    let mut e = p.event;
+                    if p.write.is_some() {
+                        e.outcome = Outcome::DryRun;
+                    }
+                    e
+                })
+                .collect();
+            count(&mut summary, &events);
+            self.store
+                .commit_sync(
+                    &SyncCommit {
+                        events,
+                        ..Default::default()
+                    },
+                    now,
+                )
+                .await?;
+            return Ok(summary);
+        }
+        let commit = self.execute(plan, cursors, &mut summary).await?;
+        self.store.commit_sync(&commit, now).await?;
+        Ok(summary)
+    }
+
+    /// The fields both connectors map for an endpoint: only those can be kept in sync.
+    fn shared_fields(&self, endpoint: Endpoint) -> Result<BTreeSet<String>, SyncError> {
+        let mut sets = Vec::new();
+        for system in [System::Crm, System::Erp] {
+            let fields = self
+                .connector(system)
+                .fields(endpoint)
+                .map_err(|source| SyncError::Connector { system, source })?;
+            sets.push(fields.into_iter().collect::<BTreeSet<_>>());
+        }
+        Ok(sets[0].intersection(&sets[1]).cloned().collect())
+    }
+
+    /// Sends the planned writes and turns the plan into what gets committed.
+    async fn execute(
+        &self,
+        mut plan: Plan<'_>,
+        cursors: Vec<(Endpoint, System, Timestamp)>,
+        summary: &mut RunSummary,
+    ) -> Result<SyncCommit, SyncError> {
+        let mut failed: HashMap<(System, String), String> = HashMap::new();
+        let mut created: HashMap<(System, String), String> = HashMap::new();
+        let mut latency: HashMap<System, i64> = HashMap::new();
+        let mut dead_letters = Vec::new();
+        for (system, writes) in std::mem::take(&mut plan.writes) {
+            let writes: Vec<Write> = writes.into_values().collect();
+            let started = Instant::now();
+            let results = match self.connector(system).write(plan.endpoint, &writes).await {
+                Ok(results) => results,
+                Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
+            };
+            latency.insert(system, started.elapsed().as_millis() as i64);
+            for (write, result) in writes.into_iter().zip(results) {
+                match result {
+                    Ok(id) => {
+                        created.insert((system, write.key.clone()), id);
+                    }
+                    Err(e) => {
+                        failed.insert((system, write.key.clone()), e.to_string());
+                        dead_letters.push(DeadLetter {
+                            id: 0,
+                            endpoint: plan.endpoint,
+                            target: system,
+                            key: write.key,
+                            record_id: write.id,
+                            fields: write.fields,
+                            error: e.to_string(),
+                            attempts: 1,
+                            created_at: plan.now,
+                            resolved_at: None,
+                        });
+                    }
+                }
+            }
+        }
+        summary.failed_writes = dead_letters.len();
+        let mut events = Vec::with_capacity(plan.events.len());
+        for planned in plan.events {
+            let mut event = planned.event;
+            if let Some(target) = planned.write {
+                event.latency_ms = latency.get(&target.0).copied();
+                if let Some(error) = failed.get(&target) {
+                    event.outcome = Outcome::Failed;
+                    event.error = Some(error.clone());
+                    // The record keeps its old base for this field, so the change is not lost.
+                    if let Some(state) = plan.states.get_mut(&target.1) {
+                        revert_field(state, &event);
+                    }
+                }
+            }
+            events.push(event);
+        }
+        for ((system, key), id) in created {
+            if let Some(state) = plan.states.get_mut(&key) {
+                match system {
+                    System::Crm => state.crm_id = Some(id),
+                    System::Erp => state.erp_id = Some(id),
+                }
+            }
+        }
+        count(summary, &events);
+        Ok(SyncCommit {
+            events,
+            states: plan.states.into_values().collect(),
+            cursors,
+            dead_letters,
+            conflicts: plan.conflicts,
+            resolved_dead_letters: Vec::new(),
+        })
+    }
+}
+
+/// Puts back the pre-run value of the field a failed write was carrying.
+fn revert_field(state: &mut RecordState, event: &NewFieldEvent) {
+    let old: Option<String> = event
+        .old_value
+        .as_deref()
+        .and_then(|v| serde_json::from_str(v).ok());
+    match old {
+        Some(v) => state.fields.insert(event.field.clone(), v),
+        None => state.fields.remove(&event.field),
+    };
+}
+
+fn count(summary: &mut RunSummary, events: &[NewFieldEvent]) {
+    for e in events {
+        *summary
+            .events
+            .entry(e.endpoint)
+            .or_default()
+            .entry(e.outcome)
+            .or_default() += 1;
+    }
+}

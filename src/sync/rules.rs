@@ -1,0 +1,171 @@
+//! Field ownership and conflict policy, per endpoint, from configuration.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::domain::{Endpoint, System};
+
+/// How a field both systems changed since the last sync is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// The owner system's value wins.
+    OwnerWins,
+    /// The value changed last wins.
+    NewestWins,
+    /// Both values are held for a person to choose.
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    pub owner: System,
+    #[serde(default = "owner_wins")]
+    pub conflict: ConflictPolicy,
+}
+
+fn owner_wins() -> ConflictPolicy {
+    ConflictPolicy::OwnerWins
+}
+
+/// Which way data may flow for an endpoint (SPEC.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    ErpToCrm,
+    CrmToErp,
+}
+
+impl Direction {
+    pub fn of(endpoint: Endpoint) -> Self {
+        match endpoint {
+            Endpoint::Accounts | Endpoint::Contacts => Direction::Both,
+            Endpoint::Quotes => Direction::CrmToErp,
+            Endpoint::Pricebook | Endpoint::Items | Endpoint::SalesOrders | Endpoint::Invoices => {
+                Direction::ErpToCrm
+            }
+        }
+    }
+
+    /// The owner of every field when the data flows one way only.
+    fn sole_owner(self) -> Option<System> {
+        match self {
+            Direction::Both => None,
+            Direction::ErpToCrm => Some(System::Erp),
+            Direction::CrmToErp => Some(System::Crm),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointSettings {
+    /// Seconds between scheduled runs.
+    pub interval_secs: u64,
+    pub paused: bool,
+    /// Compute and record what would change, write nothing.
+    pub dry_run: bool,
+    /// Owner of fields not listed in `fields`.
+    pub default_owner: System,
+    /// Per-field owner and conflict policy (`price.*` matches every price list).
+    pub fields: BTreeMap<String, FieldRule>,
+}
+
+impl Default for EndpointSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            paused: false,
+            dry_run: false,
+            default_owner: System::Erp,
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+fn rule(owner: System) -> FieldRule {
+    FieldRule {
+        owner,
+        conflict: ConflictPolicy::OwnerWins,
+    }
+}
+
+/// The shipped defaults: financial and master data owned by the ERP, contact details by the CRM.
+pub fn default_endpoints() -> BTreeMap<Endpoint, EndpointSettings> {
+    let accounts = EndpointSettings {
+        interval_secs: 300,
+        fields: BTreeMap::from([
+            ("name".into(), rule(System::Erp)),
+            ("phone".into(), rule(System::Crm)),
+            ("industry".into(), rule(System::Crm)),
+            ("billing_street".into(), rule(System::Erp)),
+            ("billing_city".into(), rule(System::Erp)),
+            ("billing_postcode".into(), rule(System::Erp)),
+            ("billing_country".into(), rule(System::Erp)),
+        ]),
+        ..Default::default()
+    };
+    let items = EndpointSettings {
+        interval_secs: 60,
+        ..Default::default()
+    };
+    BTreeMap::from([(Endpoint::Accounts, accounts), (Endpoint::Items, items)])
+}
+
+impl EndpointSettings {
+    /// The rule of one field; one-way endpoints give every field to the sending side.
+    pub fn rule_for(&self, endpoint: Endpoint, field: &str) -> FieldRule {
+        if let Some(owner) = Direction::of(endpoint).sole_owner() {
+            return rule(owner);
+        }
+        let wildcard = field
+            .split_once('.')
+            .map(|(prefix, _)| format!("{prefix}.*"));
+        self.fields
+            .get(field)
+            .or_else(|| wildcard.and_then(|w| self.fields.get(&w)))
+            .cloned()
+            .unwrap_or_else(|| rule(self.default_owner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_resolve_exact_wildcard_default_and_direction() {
+        let mut accounts = default_endpoints()[&Endpoint::Accounts].clone();
+        assert_eq!(
+            accounts.rule_for(Endpoint::Accounts, "phone").owner,
+            System::Crm
+        );
+        assert_eq!(
+            accounts.rule_for(Endpoint::Accounts, "name").owner,
+            System::Erp
+        );
+        assert_eq!(
+            accounts.rule_for(Endpoint::Accounts, "unknown").owner,
+            System::Erp
+        );
+        accounts.fields.insert(
+            "price.*".into(),
+            FieldRule {
+                owner: System::Crm,
+                conflict: ConflictPolicy::Manual,
+            },
+        );
+        assert_eq!(
+            accounts.rule_for(Endpoint::Accounts, "price.2").conflict,
+            ConflictPolicy::Manual
+        );
+        // Items flow ERP -> CRM whatever a field rule says.
+        assert_eq!(
+            accounts.rule_for(Endpoint::Items, "price.2").owner,
+            System::Erp
+        );
+        assert_eq!(Direction::of(Endpoint::Quotes), Direction::CrmToErp);
+    }
+}

@@ -1,0 +1,477 @@
+//! The sync engine end to end: sandbox CRM and ERP, real connectors, a real store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use syncwarden::clock::Clock;
+use syncwarden::domain::{Endpoint, Outcome, System, Timestamp};
+use syncwarden::sandbox::faults::FaultConfig;
+use syncwarden::sandbox::{self, Sandbox, SeedScale};
+use syncwarden::store::{EventQuery, Store};
+use syncwarden::sync::connectors::RetryPolicy;
+use syncwarden::sync::connectors::hubspot::{HubSpotConnector, HubSpotSettings};
+use syncwarden::sync::connectors::sap_b1::{SapB1Connector, SapB1Settings};
+use syncwarden::sync::engine::{Engine, RunSummary};
+use syncwarden::sync::rules::{ConflictPolicy, EndpointSettings, FieldRule, default_endpoints};
+
+use crate::helpers::TestDb;
+
+struct World {
+    sandbox: Sandbox,
+    engine: Engine,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    _db: TestDb,
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(10),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn world_with(rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
+    let clock = Clock::manual(Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap());
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let crm = HubSpotConnector::new(
+        HubSpotSettings {
+            base_url: sandbox.crm.base_url(),
+            token: sandbox::HUBSPOT_TOKEN.to_string().into(),
+            ..Default::default()
+        },
+        retry(),
+    )
+    .unwrap();
+    let erp = SapB1Connector::new(
+        SapB1Settings {
+            base_url: sandbox.erp.base_url(),
+            company_db: sandbox::SAP_COMPANY_DB.into(),
+            username: sandbox::SAP_USER.into(),
+            password: sandbox::SAP_PASSWORD.to_string().into(),
+            ..Default::default()
+        },
+        retry(),
+    )
+    .unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(crm),
+        Arc::new(erp),
+        rules,
+        clock.clone(),
+    );
+    World {
+        sandbox,
+        engine,
+        store,
+        clock,
+        _db: db,
+    }
+}
+
+async fn world() -> World {
+    world_with(default_endpoints()).await
+}
+
+fn n(summary: &RunSummary, endpoint: Endpoint, outcome: Outcome) -> usize {
+    summary
+        .events
+        .get(&endpoint)
+        .and_then(|o| o.get(&outcome))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// HubSpot companies by their ERP number.
+fn crm_companies(w: &World) -> HashMap<String, (u64, BTreeMap<String, String>)> {
+    let data = w.sandbox.crm_data.lock().unwrap();
+    let mut by_key = HashMap::new();
+    for o in data.all("companies") {
+        if let Some(key) = o.properties.get("erp_number") {
+            assert!(
+                by_key
+                    .insert(key.clone(), (o.id, o.properties.clone()))
+                    .is_none(),
+                "{key} is in the CRM twice"
+            );
+        }
+    }
+    by_key
+}
+
+impl World {
+    fn later(&self, minutes: u64) -> Timestamp {
+        self.clock.advance(Duration::from_secs(minutes * 60));
+        self.clock.now()
+    }
+
+    fn edit_company(&self, id: u64, property: &str, value: &str) {
+        let at = self.later(1);
+        let props = BTreeMap::from([(property.to_string(), value.to_string())]);
+        assert!(
+            self.sandbox
+                .crm_data
+                .lock()
+                .unwrap()
+                .update("companies", id, props, at)
+        );
+    }
+
+    fn edit_partner(&self, code: &str, patch: serde_json::Value) {
+        let at = self.later(1);
+        let patch = patch.as_object().unwrap().clone();
+        assert!(
+            self.sandbox
+                .erp_data
+                .lock()
+                .unwrap()
+                .update("BusinessPartners", code, patch, at)
+        );
+    }
+
+    fn partner(&self, code: &str) -> serde_json::Map<String, serde_json::Value> {
+        self.sandbox
+            .erp_data
+            .lock()
+            .unwrap()
+            .get("BusinessPartners", code)
+            .unwrap()
+            .clone()
+    }
+}
+
+#[tokio::test]
+async fn first_sync_links_creates_and_never_duplicates_then_goes_quiet() {
+    let w = world().await;
+    let scale = SeedScale::small();
+    let first = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(first.linked > 0, "{first:?}");
+    assert!(
+        first.unlinked >= 1,
+        "planted duplicates are left for review: {first:?}"
+    );
+    assert_eq!(first.failed_writes, 0);
+    let companies = crm_companies(&w);
+    assert_eq!(
+        companies.len(),
+        scale.accounts,
+        "every partner exactly once in the CRM"
+    );
+    for (code, (_, props)) in &companies {
+        assert_eq!(
+            Some(&props["name"]),
+            w.partner(code)
+                .get("CardName")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .as_ref()
+        );
+    }
+    assert!(n(&first, Endpoint::Accounts, Outcome::Applied) > 0);
+    let stored = w
+        .store
+        .query_events(&EventQuery {
+            run_id: Some(first.run_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        first
+            .events
+            .values()
+            .flat_map(|o| o.values())
+            .sum::<usize>()
+    );
+    let run = w.store.run(&first.run_id).await.unwrap().unwrap();
+    assert_eq!(run.counts.api_calls_ok as u64, first.api_calls_ok);
+
+    // Nothing changed: nothing to do, even though our own writes moved the CRM's timestamps.
+    w.later(5);
+    let second = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(second.events.is_empty(), "{second:?}");
+    assert_eq!(crm_companies(&w).len(), scale.accounts);
+}
+
+#[tokio::test]
+async fn ownership_decides_which_edits_travel() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let companies = crm_companies(&w);
+    let (code, (id, _)) = companies.iter().min_by_key(|(k, _)| k.as_str()).unwrap();
+    let original_name = w.partner(code)["CardName"].as_str().unwrap().to_string();
+
+    // Phone is the CRM's: it reaches the ERP. Name is the ERP's: the CRM edit is refused and undone.
+    w.edit_company(*id, "phone", "+44 20 7946 0000");
+    w.edit_company(*id, "name", "Renamed By Sales");
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(w.partner(code)["Phone1"], "+44 20 7946 0000");
+    assert_eq!(w.partner(code)["CardName"], original_name.as_str());
+    assert_eq!(crm_companies(&w)[code].1["name"], original_name);
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::SkippedNotOwner), 1);
+    assert_eq!(
+        n(&run, Endpoint::Accounts, Outcome::Applied),
+        2,
+        "phone to the ERP, name restored in the CRM"
+    );
+    let refused = w
+        .store
+        .query_events(&EventQuery {
+            record_id: Some(code.clone()),
+            field: Some("name".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let skipped = refused
+        .iter()
+        .find(|e| e.event.outcome == Outcome::SkippedNotOwner)
+        .unwrap();
+    assert_eq!(
+        (skipped.event.source_system, skipped.event.target_system),
+        (System::Crm, System::Erp)
+    );
+    assert_eq!(
+        skipped.event.new_value.as_deref(),
+        Some("\"Renamed By Sales\"")
+    );
+
+    // An ERP edit of the billing city (ERP-owned) reaches the CRM.
+    w.edit_partner(code, json!({"BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "City": "Zürich"}]}));
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(crm_companies(&w)[code].1["city"], "Zürich");
+}
+
+#[tokio::test]
+async fn conflicts_follow_each_policy() {
+    let mut rules = default_endpoints();
+    let accounts = rules.get_mut(&Endpoint::Accounts).unwrap();
+    accounts.fields.insert(
+        "phone".into(),
+        FieldRule {
+            owner: System::Crm,
+            conflict: ConflictPolicy::OwnerWins,
+        },
+    );
+    accounts.fields.insert(
+        "industry".into(),
+        FieldRule {
+            owner: System::Crm,
+            conflict: ConflictPolicy::NewestWins,
+        },
+    );
+    accounts.fields.insert(
+        "billing_street".into(),
+        FieldRule {
+            owner: System::Erp,
+            conflict: ConflictPolicy::Manual,
+        },
+    );
+    let w = world_with(rules).await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let companies = crm_companies(&w);
+    let (code, (id, _)) = companies.iter().min_by_key(|(k, _)| k.as_str()).unwrap();
+    let street_before = w.partner(code)["BPAddresses"][0]["Street"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Both sides change the same three fields; the ERP edits come last.
+    w.edit_company(*id, "phone", "+1 111");
+    w.edit_company(*id, "industry", "Crm Industry");
+    w.edit_company(*id, "address", "1 Crm Road");
+    w.edit_partner(code, json!({"Phone1": "+2 222", "Industry": "Erp Industry",
+        "BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": "2 Erp Road"}]}));
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+
+    let partner = w.partner(code);
+    let company = crm_companies(&w)[code].1.clone();
+    assert_eq!(
+        (partner["Phone1"].as_str(), company["phone"].as_str()),
+        (Some("+1 111"), "+1 111"),
+        "owner (CRM) wins"
+    );
+    assert_eq!(
+        (partner["Industry"].as_str(), company["industry"].as_str()),
+        (Some("Erp Industry"), "Erp Industry"),
+        "newest (ERP) wins"
+    );
+    assert_eq!(company["address"], "1 Crm Road", "manual: nothing written");
+    assert_eq!(partner["BPAddresses"][0]["Street"], "2 Erp Road");
+    assert_ne!(street_before, "2 Erp Road");
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::ConflictResolved), 2);
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::Conflict), 1);
+    let open = w.store.open_conflicts().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].crm_value.as_deref(), open[0].erp_value.as_deref()),
+        (Some("1 Crm Road"), Some("2 Erp Road"))
+    );
+}
+
+#[tokio::test]
+async fn erp_prices_reach_the_crm_and_crm_price_edits_are_undone() {
+    let w = world().await;
+    let first = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    // The seed planted price drift on products that were already in the CRM.
+    assert!(
+        n(&first, Endpoint::Pricebook, Outcome::Applied) >= 1,
+        "{first:?}"
+    );
+    let product = |code: &str| {
+        let data = w.sandbox.crm_data.lock().unwrap();
+        data.all("products")
+            .into_iter()
+            .find(|o| o.properties.get("erp_number").map(String::as_str) == Some(code))
+            .map(|o| (o.id, o.properties.clone()))
+    };
+    let (id, props) = product("I00001").unwrap();
+    let erp_price = w
+        .sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .get("Items", "I00001")
+        .unwrap()["ItemPrices"][0]["Price"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(props["price"], format!("{erp_price:.2}"));
+
+    let at = w.later(1);
+    w.sandbox.crm_data.lock().unwrap().update(
+        "products",
+        id,
+        BTreeMap::from([("price".to_string(), "0.01".to_string())]),
+        at,
+    );
+    let run = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    assert_eq!(n(&run, Endpoint::Pricebook, Outcome::SkippedNotOwner), 1);
+    assert_eq!(
+        product("I00001").unwrap().1["price"],
+        format!("{erp_price:.2}")
+    );
+}
+
+#[tokio::test]
+async fn failed_writes_are_recorded_as_failed_and_kept_for_redrive() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let code = crm_companies(&w).keys().min().unwrap().clone();
+    // An ERP name the CRM refuses (207 partial failure), and a CRM that keeps failing for a while.
+    w.edit_partner(&code, json!({"CardName": " "}));
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(run.failed_writes, 1);
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::Failed), 1);
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::Applied), 0);
+    let dead = w.store.open_dead_letters().await.unwrap();
+    assert_eq!(
+        (dead.len(), dead[0].key.as_str(), dead[0].target),
+        (1, code.as_str(), System::Crm)
+    );
+    assert!(
+        dead[0].error.contains("VALIDATION_ERROR") || dead[0].error.contains("name"),
+        "{}",
+        dead[0].error
+    );
+
+    w.edit_partner(&code, json!({"CardName": "Valid Again GmbH"}));
+    w.sandbox.crm.faults.set(FaultConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let err = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("crm"), "{err}");
+    let runs = w.store.recent_runs(1).await.unwrap();
+    assert!(runs[0].counts.api_calls_failed >= 4 && runs[0].error.is_some());
+    // The failed pull committed nothing: the change is still pending and arrives once the CRM is back.
+    w.sandbox.crm.faults.set(FaultConfig::default());
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::Applied), 1);
+    assert_eq!(crm_companies(&w)[&code].1["name"], "Valid Again GmbH");
+}
+
+#[tokio::test]
+async fn dry_run_records_what_would_change_and_writes_nothing() {
+    let w = world().await;
+    let before = crm_companies(&w).len();
+    let dry = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, true)
+        .await
+        .unwrap();
+    assert!(dry.dry_run && n(&dry, Endpoint::Accounts, Outcome::DryRun) > 0);
+    assert_eq!(n(&dry, Endpoint::Accounts, Outcome::Applied), 0);
+    assert_eq!(crm_companies(&w).len(), before);
+    assert!(
+        w.store
+            .record_states(Endpoint::Accounts)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        w.store
+            .cursor(Endpoint::Accounts, System::Crm)
+            .await
+            .unwrap(),
+        None
+    );
+    // The real run afterwards does it all.
+    let real = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(crm_companies(&w).len(), SeedScale::small().accounts);
+    assert!(n(&real, Endpoint::Accounts, Outcome::Applied) > 0);
+}

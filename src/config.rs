@@ -9,6 +9,10 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::sync::connectors::hubspot::HubSpotSettings;
+use crate::sync::connectors::sap_b1::SapB1Settings;
+use crate::sync::rules::SyncSettings;
+
 /// The annotated default configuration, printed by `syncwarden default-config`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/default.toml");
 
@@ -28,6 +32,11 @@ pub struct Settings {
     pub server: ServerSettings,
     pub ingest: IngestSettings,
     pub log: LogSettings,
+    /// The CRM connector (HubSpot CRM v3).
+    pub crm: HubSpotSettings,
+    /// The ERP connector (SAP Business One Service Layer).
+    pub erp: SapB1Settings,
+    pub sync: SyncSettings,
 }
 
 impl Default for Settings {
@@ -38,6 +47,9 @@ impl Default for Settings {
             server: ServerSettings::default(),
             ingest: IngestSettings::default(),
             log: LogSettings::default(),
+            crm: HubSpotSettings::default(),
+            erp: SapB1Settings::default(),
+            sync: SyncSettings::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct FaultConfig {
     /// Share of calls answered 500, 0.0 to 1.0.
     pub error_rate: f64,
+    /// Share of write calls (creates and updates; not reads, searches or logins) answered 500.
+    pub write_error_rate: f64,
     /// The next this-many calls are answered 429.
     pub burst_429: u32,
     /// Retry-After seconds sent with a 429.
@@ -61,7 +63,7 @@ impl Faults {
         rate > 0.0 && lock(&self.rng).f64() < rate
     }
 
-    fn next_fault(&self) -> (Option<Fault>, Duration) {
+    fn next_fault(&self, write: bool) -> (Option<Fault>, Duration) {
         let mut config = lock(&self.config);
         let latency = Duration::from_millis(config.latency_ms);
         let fault = if config.outage {
@@ -70,9 +72,9 @@ impl Faults {
             config.burst_429 -= 1;
             Some(Fault::RateLimited(config.retry_after_secs))
         } else {
-            let rate = config.error_rate;
+            let (rate, write_rate) = (config.error_rate, config.write_error_rate);
             drop(config);
-            self.roll(rate).then_some(Fault::Error)
+            (self.roll(rate) || write && self.roll(write_rate)).then_some(Fault::Error)
         };
         (fault, latency)
     }
@@ -106,7 +108,11 @@ pub async fn inject(State(layer): State<FaultLayer>, request: Request, next: Nex
     if request.uri().path().starts_with("/_sandbox") {
         return next.run(request).await;
     }
-    let (fault, latency) = layer.faults.next_fault();
+    let path = request.uri().path();
+    let write = request.method() != axum::http::Method::GET
+        && !path.ends_with("/search")
+        && !path.ends_with("/Login");
+    let (fault, latency) = layer.faults.next_fault(write);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

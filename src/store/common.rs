@@ -21,6 +21,11 @@ pub(super) const INSERT_DEAD_LETTER: &str = include_str!("sql/insert_dead_letter
 pub(super) const RESOLVE_DEAD_LETTER: &str = include_str!("sql/resolve_dead_letter.sql");
 pub(super) const SELECT_OPEN_DEAD_LETTERS: &str = include_str!("sql/select_open_dead_letters.sql");
 pub(super) const INSERT_CONFLICT: &str = include_str!("sql/insert_conflict.sql");
+pub(super) const RESET_SYNC_STATE: &str = include_str!("sql/reset_sync_state.sql");
+pub(super) const RESET_CURSORS: &str = include_str!("sql/reset_cursors.sql");
+pub(super) const CLOSE_DEAD_LETTERS: &str = include_str!("sql/close_dead_letters.sql");
+pub(super) const CLOSE_CONFLICTS: &str = include_str!("sql/close_conflicts.sql");
+pub(super) const RETRY_DEAD_LETTER: &str = include_str!("sql/retry_dead_letter.sql");
 pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_conflicts.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
@@ -581,6 +586,13 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                for (id, error) in &commit.retried_dead_letters {
+                    sqlx::query(q::RETRY_DEAD_LETTER)
+                        .bind(*id)
+                        .bind(error.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 for id in &commit.resolved_dead_letters {
                     sqlx::query(q::RESOLVE_DEAD_LETTER)
                         .bind(*id)
@@ -602,6 +614,28 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(result)
+            }
+
+            async fn reset_sync_state(
+                &self,
+                at: $crate::domain::Timestamp,
+                reason: &str,
+            ) -> Result<(), StoreError> {
+                use $crate::store::common as q;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(q::RESET_SYNC_STATE).execute(&mut *tx).await?;
+                sqlx::query(q::RESET_CURSORS).execute(&mut *tx).await?;
+                sqlx::query(q::CLOSE_DEAD_LETTERS)
+                    .bind(at.as_micros())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(q::CLOSE_CONFLICTS)
+                    .bind(at.as_micros())
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn record_states(

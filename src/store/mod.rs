@@ -108,6 +108,8 @@ pub struct SyncCommit {
     /// New conflicts (their `id` and resolution are ignored).
     pub conflicts: Vec<Conflict>,
     pub resolved_dead_letters: Vec<i64>,
+    /// Dead letters re-driven without success, with the new error.
+    pub retried_dead_letters: Vec<(i64, String)>,
 }
 
 #[async_trait]
@@ -176,6 +178,10 @@ pub trait Store: Send + Sync + 'static {
         commit: &SyncCommit,
         recorded_at: Timestamp,
     ) -> Result<AppendResult, StoreError>;
+
+    /// Forgets what was synced (record bases and cursors) and closes open dead letters and
+    /// conflicts, keeping the event log: for a sandbox that starts afresh.
+    async fn reset_sync_state(&self, at: Timestamp, reason: &str) -> Result<(), StoreError>;
 
     /// The last agreed state of every record of `endpoint`, by key.
     async fn record_states(

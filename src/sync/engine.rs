@@ -781,8 +781,107 @@ impl Engine {
             cursors,
             dead_letters,
             conflicts: plan.conflicts,
-            resolved_dead_letters: Vec::new(),
+            ..Default::default()
         })
+    }
+}
+
+/// What re-driving the dead letters did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RedriveSummary {
+    pub attempted: usize,
+    pub succeeded: usize,
+    pub still_failing: usize,
+}
+
+impl Engine {
+    /// Sends every open dead letter (of `endpoint`, or of all) again, one by one. A success is
+    /// recorded as applied events and closes the letter; a failure keeps it open with the new error.
+    pub async fn retry_failed(
+        &self,
+        endpoint: Option<Endpoint>,
+    ) -> Result<RedriveSummary, SyncError> {
+        let letters: Vec<DeadLetter> = self
+            .store
+            .open_dead_letters()
+            .await?
+            .into_iter()
+            .filter(|d| endpoint.is_none_or(|e| e == d.endpoint))
+            .collect();
+        let now = self.clock.now();
+        let mut summary = RedriveSummary {
+            attempted: letters.len(),
+            ..Default::default()
+        };
+        let mut commit = SyncCommit::default();
+        let mut states: HashMap<Endpoint, HashMap<String, RecordState>> = HashMap::new();
+        for letter in letters {
+            let write = Write {
+                id: letter.record_id.clone(),
+                key: letter.key.clone(),
+                fields: letter.fields.clone(),
+            };
+            let started = Instant::now();
+            let result = self
+                .connector(letter.target)
+                .write(letter.endpoint, std::slice::from_ref(&write))
+                .await
+                .and_then(|mut r| {
+                    r.pop().unwrap_or_else(|| {
+                        Err(ConnectorError::malformed(letter.target, "no result"))
+                    })
+                });
+            let latency = started.elapsed().as_millis() as i64;
+            match result {
+                Err(e) => {
+                    summary.still_failing += 1;
+                    commit.retried_dead_letters.push((letter.id, e.to_string()));
+                }
+                Ok(id) => {
+                    summary.succeeded += 1;
+                    commit.resolved_dead_letters.push(letter.id);
+                    if !states.contains_key(&letter.endpoint) {
+                        states.insert(
+                            letter.endpoint,
+                            self.store.record_states(letter.endpoint).await?,
+                        );
+                    }
+                    if let Some(state) = states
+                        .get_mut(&letter.endpoint)
+                        .and_then(|s| s.get_mut(&letter.key))
+                    {
+                        state.fields.extend(letter.fields.clone());
+                        match letter.target {
+                            System::Crm => state.crm_id = Some(id.clone()),
+                            System::Erp => state.erp_id = Some(id.clone()),
+                        }
+                        state.synced_at = now;
+                        commit.states.push(state.clone());
+                    }
+                    for (field, value) in &letter.fields {
+                        let hash = fnv1a(&["redrive", &letter.id.to_string(), field]);
+                        commit.events.push(NewFieldEvent {
+                            idempotency_key: format!("sw-redrive-{hash:016x}"),
+                            run_id: None,
+                            endpoint: event_endpoint(letter.endpoint, field),
+                            crm_id: (letter.target == System::Crm).then(|| id.clone()),
+                            erp_id: Some(letter.key.clone()),
+                            field: field.clone(),
+                            old_value: None,
+                            new_value: json_text(Some(value)),
+                            source_system: letter.target.other(),
+                            target_system: letter.target,
+                            outcome: Outcome::Applied,
+                            error: None,
+                            latency_ms: Some(latency),
+                            occurred_at: now,
+                        });
+                    }
+                }
+            }
+        }
+        self.store.commit_sync(&commit, now).await?;
+        Ok(summary)
     }
 }
 

@@ -1,10 +1,73 @@
 //! Field ownership and conflict policy, per endpoint, from configuration.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::domain::{Endpoint, System};
+use crate::sync::connectors::RetryPolicy;
+
+/// The `[sync]` section: per-endpoint schedules and field rules, and how connectors retry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Each `[sync.endpoints.<name>]` table replaces that endpoint's built-in rules as a whole;
+    /// endpoints not named keep theirs.
+    #[serde(deserialize_with = "overlay_endpoints")]
+    pub endpoints: BTreeMap<Endpoint, EndpointSettings>,
+    pub retry: RetrySettings,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            endpoints: default_endpoints(),
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+fn overlay_endpoints<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<Endpoint, EndpointSettings>, D::Error> {
+    let mut endpoints = default_endpoints();
+    endpoints.extend(BTreeMap::<Endpoint, EndpointSettings>::deserialize(d)?);
+    Ok(endpoints)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts per API call, the first included.
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub timeout_secs: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        Self {
+            max_attempts: p.max_attempts,
+            base_delay_ms: p.base_delay.as_millis() as u64,
+            max_delay_ms: p.max_delay.as_millis() as u64,
+            timeout_secs: p.timeout.as_secs(),
+        }
+    }
+}
+
+impl From<&RetrySettings> for RetryPolicy {
+    fn from(s: &RetrySettings) -> Self {
+        RetryPolicy {
+            max_attempts: s.max_attempts.max(1),
+            base_delay: Duration::from_millis(s.base_delay_ms),
+            max_delay: Duration::from_millis(s.max_delay_ms),
+            timeout: Duration::from_secs(s.timeout_secs.max(1)),
+        }
+    }
+}
 
 /// How a field both systems changed since the last sync is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

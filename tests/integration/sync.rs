@@ -416,6 +416,14 @@ async fn failed_writes_are_recorded_as_failed_and_kept_for_redrive() {
         dead[0].error
     );
 
+    // Re-driving while the cause remains keeps the letter open with the new error.
+    let redrive = w.engine.retry_failed(None).await.unwrap();
+    assert_eq!(
+        (redrive.attempted, redrive.succeeded, redrive.still_failing),
+        (1, 0, 1)
+    );
+    assert_eq!(w.store.open_dead_letters().await.unwrap()[0].attempts, 2);
+
     w.edit_partner(&code, json!({"CardName": "Valid Again GmbH"}));
     w.sandbox.crm.faults.set(FaultConfig {
         error_rate: 1.0,
@@ -438,6 +446,61 @@ async fn failed_writes_are_recorded_as_failed_and_kept_for_redrive() {
         .unwrap();
     assert_eq!(n(&run, Endpoint::Accounts, Outcome::Applied), 1);
     assert_eq!(crm_companies(&w)[&code].1["name"], "Valid Again GmbH");
+
+    // A write that fails for a while (the ERP rejects writes): kept, then re-driven once it is back.
+    let (id, _) = crm_companies(&w)[&code].clone();
+    w.edit_company(id, "phone", "+33 1 00 00 00 00");
+    w.sandbox.erp.faults.set(FaultConfig {
+        write_error_rate: 1.0,
+        ..Default::default()
+    });
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            run.failed_writes,
+            n(&run, Endpoint::Accounts, Outcome::Failed)
+        ),
+        (1, 1)
+    );
+    assert_ne!(w.partner(&code)["Phone1"], "+33 1 00 00 00 00");
+    w.sandbox.erp.faults.set(FaultConfig::default());
+    let redrive = w
+        .engine
+        .retry_failed(Some(Endpoint::Accounts))
+        .await
+        .unwrap();
+    assert_eq!(
+        (redrive.attempted, redrive.succeeded, redrive.still_failing),
+        (2, 1, 1)
+    );
+    assert_eq!(w.partner(&code)["Phone1"], "+33 1 00 00 00 00");
+    let open = w.store.open_dead_letters().await.unwrap();
+    assert_eq!(open.len(), 1, "only the blank-name letter is left");
+    let redriven = w
+        .store
+        .query_events(&EventQuery {
+            record_id: Some(code.clone()),
+            field: Some("phone".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let last = redriven.last().unwrap();
+    assert_eq!(
+        (last.event.outcome, last.event.target_system),
+        (Outcome::Applied, System::Erp)
+    );
+    // Nothing is left over for the next run to redo.
+    let quiet = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
 }
 
 #[tokio::test]

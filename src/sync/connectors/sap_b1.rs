@@ -52,6 +52,8 @@ impl std::fmt::Debug for SapB1Settings {
             .field("username", &self.username)
             .field("password", &"***")
             .field("page_size", &self.page_size)
+            .field("default_currency", &self.default_currency)
+            .field("price_lists", &self.price_lists)
             .finish()
     }
 }

@@ -840,11 +840,10 @@ impl Engine {
                 Ok(id) => {
                     summary.succeeded += 1;
                     commit.resolved_dead_letters.push(letter.id);
-                    if !states.contains_key(&letter.endpoint) {
-                        states.insert(
-                            letter.endpoint,
-                            self.store.record_states(letter.endpoint).await?,
-                        );
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        states.entry(letter.endpoint)
+                    {
+                        slot.insert(self.store.record_states(letter.endpoint).await?);
                     }
                     if let Some(state) = states
                         .get_mut(&letter.endpoint)

@@ -1,7 +1,9 @@
 //! The command line: `serve`, `demo`, `migrate`, `default-config`, `bench`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -9,7 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::{self, IngestBenchOptions};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_CONFIG_TOML, Settings, redact_url};
+use crate::domain::Endpoint;
+use crate::sandbox::{self, Sandbox, SeedScale};
 use crate::startup::{self, Application};
+use crate::store::Store;
+use crate::sync::engine::Engine;
+use crate::sync::service;
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -37,13 +44,45 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service: the ingest API and health endpoints.
+    /// Run the service: the API, and the sync of every endpoint when both connectors are configured.
     Serve,
-    /// Run the demo on the embedded database; needs no configuration file and no other server.
+    /// Run the demo: a sandbox CRM and ERP synced continuously, on the embedded database; needs no
+    /// configuration file and no other server.
     Demo {
         /// Port to serve on (127.0.0.1).
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Run one full sync cycle (every endpoint, then reconciliation), print a summary and exit.
+        #[arg(long)]
+        once: bool,
+        /// With --once: print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sync the configured CRM and ERP: continuously, or once.
+    Sync {
+        /// One pass over the endpoints, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Only this endpoint (accounts, contacts, pricebook, items, quotes, sales_orders, invoices).
+        #[arg(long, value_parser = parse_endpoint)]
+        endpoint: Option<Endpoint>,
+        /// Compute and record what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-drive the failed writes kept in the dead-letter list, then exit.
+        #[arg(long)]
+        retry_failed: bool,
+    },
+    /// Compare both systems in full and record every record missing or different on one side.
+    Reconcile {
+        #[arg(long, value_parser = parse_endpoint)]
+        endpoint: Option<Endpoint>,
+    },
+    /// Connector operations.
+    Connectors {
+        #[command(subcommand)]
+        which: ConnectorsCommand,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -54,6 +93,16 @@ enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorsCommand {
+    /// Verify credentials and reachability of the CRM and the ERP.
+    Check,
+}
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,11 +161,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::DefaultConfig => Ok(()),
         Command::Serve => serve(&settings).await,
-        Command::Demo { port } => {
-            settings.server.listen = ([127, 0, 0, 1], port).into();
-            print_demo_banner(&settings, port);
-            serve(&settings).await
-        }
+        Command::Demo { port, once, json } => demo(&mut settings, port, once, json).await,
+        Command::Sync {
+            once,
+            endpoint,
+            dry_run,
+            retry_failed,
+        } => sync(&settings, once, endpoint, dry_run, retry_failed).await,
+        Command::Reconcile { endpoint } => reconcile(&settings, endpoint).await,
+        Command::Connectors {
+            which: ConnectorsCommand::Check,
+        } => check_connectors(&settings).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;
@@ -156,20 +211,176 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
         database = %redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url())),
         "opening the store"
     );
-    let app = Application::build(settings, Clock::system()).await?;
+    let clock = Clock::system();
+    let store = startup::open_store(settings).await?;
+    let engine = if service::is_configured(settings) {
+        Some(Arc::new(service::engine(
+            settings,
+            store.clone(),
+            clock.clone(),
+        )?))
+    } else {
+        tracing::info!("no CRM token or ERP company configured: serving the API without the sync");
+        None
+    };
+    run_app(settings, clock, store, engine).await
+}
+
+/// Serves the API (and runs the sync scheduler, when there is an engine) until ctrl-c or SIGTERM.
+async fn run_app(
+    settings: &Settings,
+    clock: Clock,
+    store: Arc<dyn Store>,
+    engine: Option<Arc<Engine>>,
+) -> anyhow::Result<()> {
+    let app = Application::with_store(settings, clock.clone(), store).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
-    app.run_until_stopped().await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, stop_rx)));
+    let served = app.run_until_stopped().await;
+    let _ = stop_tx.send(true);
+    if let Some(scheduler) = scheduler {
+        // The scheduler stops between runs, so no run is cut in half.
+        let _ = scheduler.await;
+    }
+    Ok(served?)
+}
+
+async fn sync_engine(settings: &Settings) -> anyhow::Result<Engine> {
+    anyhow::ensure!(
+        service::is_configured(settings),
+        "the sync needs crm.token and erp.company_db (and the rest of [crm] and [erp]); see `syncwarden default-config`"
+    );
+    let store = startup::open_store(settings).await?;
+    Ok(service::engine(settings, store, Clock::system())?)
+}
+
+async fn sync(
+    settings: &Settings,
+    once: bool,
+    endpoint: Option<Endpoint>,
+    dry_run: bool,
+    retry_failed: bool,
+) -> anyhow::Result<()> {
+    let engine = sync_engine(settings).await?;
+    if retry_failed {
+        let summary = engine.retry_failed(endpoint).await?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    if once {
+        let summary = service::run_cycle(&engine, endpoint, dry_run).await;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        anyhow::ensure!(
+            summary.errors.is_empty(),
+            "some endpoints failed: {:?}",
+            summary.errors
+        );
+        return Ok(());
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(service::run_scheduler(
+        Arc::new(engine),
+        Clock::system(),
+        stop_rx,
+    ));
+    tokio::signal::ctrl_c().await?;
+    let _ = stop_tx.send(true);
+    scheduler.await?;
     Ok(())
 }
 
-fn print_demo_banner(settings: &Settings, port: u16) {
+async fn reconcile(settings: &Settings, endpoint: Option<Endpoint>) -> anyhow::Result<()> {
+    let engine = sync_engine(settings).await?;
+    let endpoints: Vec<Endpoint> = engine
+        .endpoints()
+        .map(|(e, _)| *e)
+        .filter(|e| endpoint.is_none_or(|o| o == *e))
+        .collect();
+    let mut report = BTreeMap::new();
+    for e in endpoints {
+        report.insert(e, engine.reconcile(e).await?);
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn check_connectors(settings: &Settings) -> anyhow::Result<()> {
+    let [crm, erp] = service::connectors(settings)?;
+    let mut failed = false;
+    for (name, connector) in [("crm (HubSpot)", crm), ("erp (SAP Business One)", erp)] {
+        match connector.check().await {
+            Ok(()) => println!("{name}: ok"),
+            Err(e) => {
+                failed = true;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+    }
+    anyhow::ensure!(!failed, "a connector check failed");
+    Ok(())
+}
+
+/// Points the connectors at a freshly started sandbox.
+fn use_sandbox(settings: &mut Settings, sandbox: &Sandbox) {
+    settings.crm.base_url = sandbox.crm.base_url();
+    settings.crm.token = sandbox::HUBSPOT_TOKEN.to_string().into();
+    settings.erp.base_url = sandbox.erp.base_url();
+    settings.erp.company_db = sandbox::SAP_COMPANY_DB.into();
+    settings.erp.username = sandbox::SAP_USER.into();
+    settings.erp.password = sandbox::SAP_PASSWORD.to_string().into();
+    settings.sync.retry.base_delay_ms = 50;
+    settings.sync.retry.max_delay_ms = 2_000;
+}
+
+async fn demo(settings: &mut Settings, port: u16, once: bool, json: bool) -> anyhow::Result<()> {
+    settings.server.listen = ([127, 0, 0, 1], port).into();
+    let clock = Clock::system();
+    let scale = SeedScale::default();
+    let sandbox = Sandbox::start(clock.clone(), &scale).await?;
+    use_sandbox(settings, &sandbox);
+    let store = startup::open_store(settings).await?;
+    // The sandbox starts from its seed every time, so what the last demo synced no longer holds.
+    store
+        .reset_sync_state(clock.now(), "demo sandbox restarted")
+        .await?;
+    let engine = Arc::new(service::engine(settings, store.clone(), clock.clone())?);
+    if once {
+        let summary = service::run_cycle(&engine, None, false).await;
+        if json {
+            println!("{}", serde_json::to_string(&summary)?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        store.close().await;
+        anyhow::ensure!(
+            summary.errors.is_empty(),
+            "some endpoints failed: {:?}",
+            summary.errors
+        );
+        return Ok(());
+    }
+    print_demo_banner(settings, port, &sandbox, &scale);
+    run_app(settings, clock, store, Some(engine)).await
+}
+
+fn print_demo_banner(settings: &Settings, port: u16, sandbox: &Sandbox, scale: &SeedScale) {
     println!(
         "syncwarden demo: embedded SQLite in {}\n\
-         Send field events from another integration platform, e.g.:\n  \
+         Sandbox CRM (HubSpot API) at {} and ERP (SAP B1 Service Layer) at {}: {} accounts, {} items\n\
+         in {} price lists, planted duplicates and price drift. Syncing accounts and items now.\n\
+         Inject faults: curl -X PUT {}/_sandbox/faults -H 'content-type: application/json' -d '{{\"error_rate\":0.2}}'\n\
+         Other platforms can send field events too, e.g.:\n  \
          curl -s -X POST http://127.0.0.1:{port}/v1/events -H 'content-type: application/x-ndjson' \\\n    \
          --data-binary '{{\"idempotency_key\":\"demo-1\",\"endpoint\":\"items\",\"erp_id\":\"A100\",\"field\":\"price\",\"old_value\":\"9.90\",\"new_value\":\"10.50\",\"source_system\":\"erp\",\"target_system\":\"crm\",\"outcome\":\"applied\",\"latency_ms\":42,\"occurred_at\":\"2026-11-23T10:00:00Z\"}}'\n\
          Health: http://127.0.0.1:{port}/healthz  Ready: http://127.0.0.1:{port}/readyz  Stop: ctrl-c",
-        settings.data_dir.display()
+        settings.data_dir.display(),
+        sandbox.crm.base_url(),
+        sandbox.erp.base_url(),
+        scale.accounts,
+        scale.items,
+        scale.price_lists,
+        sandbox.erp.base_url(),
     );
 }

@@ -19,10 +19,14 @@ pub enum Outcome {
     Rejected,
     /// What a dry run would have done.
     DryRun,
+    /// Reconciliation: a record one side has and the other lacks.
+    Missing,
+    /// Reconciliation: a field whose value differs between the sides.
+    Drift,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Applied,
         Outcome::SkippedNotOwner,
         Outcome::Conflict,
@@ -33,6 +37,8 @@ impl Outcome {
         Outcome::Approved,
         Outcome::Rejected,
         Outcome::DryRun,
+        Outcome::Missing,
+        Outcome::Drift,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +53,8 @@ impl Outcome {
             Outcome::Approved => "approved",
             Outcome::Rejected => "rejected",
             Outcome::DryRun => "dry_run",
+            Outcome::Missing => "missing",
+            Outcome::Drift => "drift",
         }
     }
 

@@ -884,6 +884,130 @@ impl Engine {
     }
 }
 
+/// What a reconciliation found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileSummary {
+    pub records_compared: usize,
+    /// Records one side lacks although the sync should have put them there.
+    pub missing: usize,
+    /// Records whose synced fields differ between the sides.
+    pub different: usize,
+}
+
+impl ReconcileSummary {
+    pub fn differences(&self) -> usize {
+        self.missing + self.different
+    }
+}
+
+impl Engine {
+    /// Reads both sides in full and records (as `missing` and `drift` events) every record that
+    /// is missing or different on one side, so a silent loss is caught even when every call
+    /// succeeded. It changes nothing on either side.
+    pub async fn reconcile(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
+        let rules = self
+            .endpoints
+            .get(&endpoint)
+            .ok_or(SyncError::NotConfigured(endpoint))?;
+        let crm_records = pull_all(self.crm.as_ref(), endpoint, None).await?;
+        let erp_records = pull_all(self.erp.as_ref(), endpoint, None).await?;
+        let fields = self.shared_fields(endpoint)?;
+        let (crm, erp) = (by_key(&crm_records), by_key(&erp_records));
+        let now = self.clock.now();
+        let check = uuid::Uuid::new_v4().to_string();
+        let direction = Direction::of(endpoint);
+        let mut summary = ReconcileSummary::default();
+        let mut events = Vec::new();
+        let keys: BTreeSet<&String> = crm.keys().chain(erp.keys()).collect();
+        for key in keys {
+            summary.records_compared += 1;
+            let finding = |field: &str,
+                           source: System,
+                           outcome: Outcome,
+                           old: Option<&String>,
+                           new: Option<&String>,
+                           error: String| {
+                let hash = fnv1a(&[&check, key, field]);
+                NewFieldEvent {
+                    idempotency_key: format!("sw-reconcile-{hash:016x}"),
+                    run_id: Some(check.clone()),
+                    endpoint: event_endpoint(endpoint, field),
+                    crm_id: crm.get(key).map(|r| r.id.clone()),
+                    erp_id: Some(key.clone()),
+                    field: field.to_string(),
+                    old_value: json_text(old),
+                    new_value: json_text(new),
+                    source_system: source,
+                    target_system: source.other(),
+                    outcome,
+                    error: Some(error),
+                    latency_ms: None,
+                    occurred_at: now,
+                }
+            };
+            match (crm.get(key), erp.get(key)) {
+                (None, Some(_)) if direction != Direction::CrmToErp => {
+                    summary.missing += 1;
+                    events.push(finding(
+                        "*",
+                        System::Erp,
+                        Outcome::Missing,
+                        None,
+                        None,
+                        "record missing in the CRM".into(),
+                    ));
+                }
+                (Some(_), None) if direction != Direction::ErpToCrm => {
+                    summary.missing += 1;
+                    events.push(finding(
+                        "*",
+                        System::Crm,
+                        Outcome::Missing,
+                        None,
+                        None,
+                        "record missing in the ERP".into(),
+                    ));
+                }
+                (Some(c), Some(e)) => {
+                    let mut differs = false;
+                    for field in &fields {
+                        let (cv, ev) = (c.fields.get(field), e.fields.get(field));
+                        if cv != ev {
+                            differs = true;
+                            let owner = rules.rule_for(endpoint, field).owner;
+                            let (old, new) = if owner == System::Crm {
+                                (ev, cv)
+                            } else {
+                                (cv, ev)
+                            };
+                            events.push(finding(
+                                field,
+                                owner,
+                                Outcome::Drift,
+                                old,
+                                new,
+                                format!("{field} differs between the CRM and the ERP"),
+                            ));
+                        }
+                    }
+                    summary.different += usize::from(differs);
+                }
+                _ => {}
+            }
+        }
+        self.store
+            .commit_sync(
+                &SyncCommit {
+                    events,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        Ok(summary)
+    }
+}
+
 /// Puts back the pre-run value of the field a failed write was carrying.
 fn revert_field(state: &mut RecordState, event: &NewFieldEvent) {
     let old: Option<String> = event

@@ -7,3 +7,4 @@ pub mod events;
 pub mod linking;
 pub mod record;
 pub mod rules;
+pub mod service;

@@ -1,0 +1,152 @@
+//! Wiring the sync from settings, a full cycle over every endpoint, and the scheduler.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::{Endpoint, Outcome};
+use crate::store::Store;
+use crate::sync::connectors::hubspot::HubSpotConnector;
+use crate::sync::connectors::sap_b1::SapB1Connector;
+use crate::sync::connectors::{Connector, ConnectorError, RetryPolicy};
+use crate::sync::engine::{Engine, RunSummary};
+
+/// Whether both connectors have credentials, so `serve` should run the sync.
+pub fn is_configured(settings: &Settings) -> bool {
+    !settings.crm.token.expose_secret().is_empty() && !settings.erp.company_db.is_empty()
+}
+
+pub fn connectors(settings: &Settings) -> Result<[Arc<dyn Connector>; 2], ConnectorError> {
+    let retry = RetryPolicy::from(&settings.sync.retry);
+    Ok([
+        Arc::new(HubSpotConnector::new(settings.crm.clone(), retry.clone())?),
+        Arc::new(SapB1Connector::new(settings.erp.clone(), retry)?),
+    ])
+}
+
+pub fn engine(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    clock: Clock,
+) -> Result<Engine, ConnectorError> {
+    let [crm, erp] = connectors(settings)?;
+    Ok(Engine::new(
+        store,
+        crm,
+        erp,
+        settings.sync.endpoints.clone(),
+        clock,
+    ))
+}
+
+/// One pass over endpoints, as `syncwarden demo --once --json` and `sync --once` print it.
+#[derive(Debug, Default, Serialize)]
+pub struct CycleSummary {
+    /// Every endpoint's events by outcome (all seven endpoints are always listed).
+    pub events: BTreeMap<Endpoint, BTreeMap<Outcome, usize>>,
+    pub api_calls: ApiCalls,
+    pub conflicts: usize,
+    pub failed_writes: usize,
+    pub records_read: usize,
+    pub linked: usize,
+    pub unlinked: usize,
+    pub reconcile_differences: usize,
+    /// Endpoints whose run failed, with the reason.
+    pub errors: BTreeMap<Endpoint, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ApiCalls {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+impl CycleSummary {
+    fn new() -> Self {
+        Self {
+            events: Endpoint::ALL
+                .into_iter()
+                .map(|e| (e, BTreeMap::new()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn add(&mut self, run: &RunSummary) {
+        for (endpoint, outcomes) in &run.events {
+            let slot = self.events.entry(*endpoint).or_default();
+            for (outcome, n) in outcomes {
+                *slot.entry(*outcome).or_default() += n;
+            }
+        }
+        self.api_calls.ok += run.api_calls_ok;
+        self.api_calls.failed += run.api_calls_failed;
+        self.conflicts += run.conflicts;
+        self.failed_writes += run.failed_writes;
+        self.records_read += run.records_read;
+        self.linked += run.linked;
+        self.unlinked += run.unlinked;
+    }
+}
+
+/// Runs each configured endpoint (or only `only`) once, then reconciles it.
+pub async fn run_cycle(engine: &Engine, only: Option<Endpoint>, dry_run: bool) -> CycleSummary {
+    let mut summary = CycleSummary::new();
+    let endpoints: Vec<Endpoint> = engine
+        .endpoints()
+        .map(|(e, _)| *e)
+        .filter(|e| only.is_none_or(|o| o == *e))
+        .collect();
+    for endpoint in endpoints {
+        match engine.run_endpoint(endpoint, dry_run).await {
+            Ok(run) => summary.add(&run),
+            Err(e) => {
+                summary.errors.insert(endpoint, e.to_string());
+                continue;
+            }
+        }
+        match engine.reconcile(endpoint).await {
+            Ok(r) => summary.reconcile_differences += r.differences(),
+            Err(e) => {
+                summary.errors.insert(endpoint, format!("reconcile: {e}"));
+            }
+        }
+    }
+    summary
+}
+
+/// Runs every endpoint that is not paused on its own interval until `stop` turns true.
+pub async fn run_scheduler(engine: Arc<Engine>, clock: Clock, stop: watch::Receiver<bool>) {
+    let mut tasks = Vec::new();
+    for (endpoint, settings) in engine.endpoints() {
+        if settings.paused {
+            continue;
+        }
+        let (endpoint, interval) = (
+            *endpoint,
+            Duration::from_secs(settings.interval_secs.max(1)),
+        );
+        let (engine, clock, mut stop) = (engine.clone(), clock.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match engine.run_endpoint(endpoint, false).await {
+                    Ok(run) => tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done"),
+                    Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
+                }
+                tokio::select! {
+                    () = clock.sleep(interval) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}

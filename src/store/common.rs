@@ -26,6 +26,10 @@ pub(super) const RESET_CURSORS: &str = include_str!("sql/reset_cursors.sql");
 pub(super) const CLOSE_DEAD_LETTERS: &str = include_str!("sql/close_dead_letters.sql");
 pub(super) const CLOSE_CONFLICTS: &str = include_str!("sql/close_conflicts.sql");
 pub(super) const RETRY_DEAD_LETTER: &str = include_str!("sql/retry_dead_letter.sql");
+pub(super) const INSERT_INTENT: &str = include_str!("sql/insert_intent.sql");
+pub(super) const SELECT_INTENTS: &str = include_str!("sql/select_intents.sql");
+pub(super) const DELETE_INTENTS: &str = include_str!("sql/delete_intents.sql");
+pub(super) const DELETE_ALL_INTENTS: &str = include_str!("sql/delete_all_intents.sql");
 pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_conflicts.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
@@ -554,6 +558,12 @@ macro_rules! impl_store {
                 use $crate::store::common as q;
                 let mut tx = self.begin_write().await?;
                 let result = Self::append_in(&mut tx, &commit.events, recorded_at).await?;
+                if let Some(endpoint) = commit.clear_intents {
+                    sqlx::query(q::DELETE_INTENTS)
+                        .bind(endpoint.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 for s in &commit.states {
                     sqlx::query(q::UPSERT_STATE)
                         .bind(s.endpoint.as_str())
@@ -616,6 +626,44 @@ macro_rules! impl_store {
                 Ok(result)
             }
 
+            async fn save_intents(
+                &self,
+                endpoint: $crate::domain::Endpoint,
+                events: &[$crate::domain::NewFieldEvent],
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                for e in events {
+                    let json = serde_json::to_string(e)
+                        .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                    sqlx::query($crate::store::common::INSERT_INTENT)
+                        .bind(e.idempotency_key.as_str())
+                        .bind(endpoint.as_str())
+                        .bind(json)
+                        .bind(at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn intents(
+                &self,
+                endpoint: $crate::domain::Endpoint,
+            ) -> Result<Vec<$crate::domain::NewFieldEvent>, StoreError> {
+                let rows: Vec<String> = sqlx::query_scalar($crate::store::common::SELECT_INTENTS)
+                    .bind(endpoint.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|t| {
+                        serde_json::from_str(t)
+                            .map_err(|_| $crate::store::common::corrupt("event", t))
+                    })
+                    .collect()
+            }
+
             async fn reset_sync_state(
                 &self,
                 at: $crate::domain::Timestamp,
@@ -625,6 +673,7 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(q::RESET_SYNC_STATE).execute(&mut *tx).await?;
                 sqlx::query(q::RESET_CURSORS).execute(&mut *tx).await?;
+                sqlx::query(q::DELETE_ALL_INTENTS).execute(&mut *tx).await?;
                 sqlx::query(q::CLOSE_DEAD_LETTERS)
                     .bind(at.as_micros())
                     .execute(&mut *tx)

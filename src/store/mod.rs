@@ -110,6 +110,8 @@ pub struct SyncCommit {
     pub resolved_dead_letters: Vec<i64>,
     /// Dead letters re-driven without success, with the new error.
     pub retried_dead_letters: Vec<(i64, String)>,
+    /// Settles the write intents of this endpoint (they are deleted).
+    pub clear_intents: Option<Endpoint>,
 }
 
 #[async_trait]
@@ -178,6 +180,17 @@ pub trait Store: Send + Sync + 'static {
         commit: &SyncCommit,
         recorded_at: Timestamp,
     ) -> Result<AppendResult, StoreError>;
+
+    /// Stores the events of writes about to be made, before making them.
+    async fn save_intents(
+        &self,
+        endpoint: Endpoint,
+        events: &[NewFieldEvent],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Intents left by a run that did not commit (it crashed between its writes and its commit).
+    async fn intents(&self, endpoint: Endpoint) -> Result<Vec<NewFieldEvent>, StoreError>;
 
     /// Forgets what was synced (record bases and cursors) and closes open dead letters and
     /// conflicts, keeping the event log: for a sandbox that starts afresh.

@@ -67,6 +67,9 @@ pub struct Engine {
     clock: Clock,
 }
 
+/// The pseudo-field of the events that record a CRM record getting its ERP key at go-live.
+const LINK_FIELD: &str = "erp_number";
+
 /// An event and the write it depends on, if any: it fails when that write fails.
 struct Planned {
     event: NewFieldEvent,
@@ -335,6 +338,7 @@ impl Plan<'_> {
     fn compare(&mut self, sides: &Sides<'_>, fields: &BTreeSet<String>) {
         self.compare_values(sides, fields);
         if self.links.contains(sides.key) {
+            // The CRM record gets its ERP key: a field change like any other, with its event.
             let (key, id) = (sides.key.to_string(), sides.id(System::Crm));
             self.writes
                 .entry(System::Crm)
@@ -342,9 +346,20 @@ impl Plan<'_> {
                 .entry(key.clone())
                 .or_insert_with(|| Write {
                     id,
-                    key,
+                    key: key.clone(),
                     fields: Fields::new(),
                 });
+            let outcome = self.outcome_applied;
+            self.event(
+                sides,
+                LINK_FIELD,
+                None,
+                Some(&key),
+                System::Erp,
+                outcome,
+                None,
+                Some(System::Crm),
+            );
         }
     }
 
@@ -636,6 +651,11 @@ impl Engine {
             r
         }));
         let crm = by_key(&crm_linked);
+        let recovered = if dry_run {
+            Vec::new()
+        } else {
+            self.recover_intents(endpoint, &crm, &erp).await?
+        };
 
         let now = self.clock.now();
         let mut plan = Plan {
@@ -689,9 +709,48 @@ impl Engine {
                 .await?;
             return Ok(summary);
         }
-        let commit = self.execute(plan, cursors, &mut summary).await?;
+        let intents: Vec<NewFieldEvent> = plan
+            .events
+            .iter()
+            .filter(|p| p.write.is_some())
+            .map(|p| p.event.clone())
+            .collect();
+        self.store.save_intents(endpoint, &intents, now).await?;
+        let mut commit = self.execute(plan, cursors, &mut summary).await?;
+        count(&mut summary, &recovered);
+        commit.events.extend(recovered);
+        commit.clear_intents = Some(endpoint);
         self.store.commit_sync(&commit, now).await?;
         Ok(summary)
+    }
+
+    /// The intents a crashed run left: those whose value reached the target are recorded now
+    /// (with their original idempotency key); the others were never written and are planned anew.
+    async fn recover_intents(
+        &self,
+        endpoint: Endpoint,
+        crm: &HashMap<String, &Record>,
+        erp: &HashMap<String, &Record>,
+    ) -> Result<Vec<NewFieldEvent>, SyncError> {
+        let intents = self.store.intents(endpoint).await?;
+        if !intents.is_empty() {
+            tracing::info!(%endpoint, intents = intents.len(), "settling the writes of an interrupted run");
+        }
+        Ok(intents
+            .into_iter()
+            .filter(|e| {
+                let side = match e.target_system {
+                    System::Crm => crm,
+                    System::Erp => erp,
+                };
+                let record = e.erp_id.as_ref().and_then(|key| side.get(key));
+                let value = match e.field.as_str() {
+                    LINK_FIELD => record.and_then(|r| r.key.as_ref()),
+                    field => record.and_then(|r| r.fields.get(field)),
+                };
+                json_text(value) == e.new_value
+            })
+            .collect())
     }
 
     /// The fields both connectors map for an endpoint: only those can be kept in sync.

@@ -156,3 +156,145 @@ async fn sigkill_during_ingest_loses_no_acknowledged_batch() {
         db.cleanup().await;
     }
 }
+
+/// SIGKILL in the middle of a sync's writes, then a clean re-run: every partner reaches the CRM
+/// once, and every write made, including those of the killed run, has its event, once.
+// The sandbox serves from this test's runtime while the child runs: it needs its own threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_sync_then_resume() {
+    use syncwarden::clock::Clock;
+    use syncwarden::domain::{Endpoint, Outcome};
+    use syncwarden::sandbox::faults::FaultConfig;
+    use syncwarden::sandbox::{self, Sandbox, SeedScale};
+
+    let scale = SeedScale {
+        accounts: 600,
+        items: 5,
+        crm_overlap: 0.2,
+        duplicate_accounts: 0,
+        ..SeedScale::default()
+    };
+    let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
+    let db = TestDb::sqlite();
+    let data_dir = tempfile::tempdir().unwrap();
+    let run_sync = || {
+        Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+            .args(["sync", "--once", "--endpoint", "accounts", "--data-dir"])
+            .arg(data_dir.path())
+            .env("SYNCWARDEN_DATABASE__URL", &db.url)
+            .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+            .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
+            .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
+            .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
+            .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
+            .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+            .env("SYNCWARDEN_LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let linked_in_crm = || {
+        let data = sandbox.crm_data.lock().unwrap();
+        data.all("companies")
+            .iter()
+            .filter(|o| o.properties.contains_key("erp_number"))
+            .count()
+    };
+    let before = linked_in_crm();
+    let keyed_before: std::collections::HashSet<String> = {
+        let data = sandbox.crm_data.lock().unwrap();
+        data.all("companies")
+            .iter()
+            .filter_map(|o| o.properties.get("erp_number").cloned())
+            .collect()
+    };
+    sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 150,
+        ..Default::default()
+    });
+    let mut child = run_sync();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while linked_in_crm() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never started writing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after_kill = linked_in_crm();
+    assert!(
+        after_kill < scale.accounts,
+        "the kill came after the last write; nothing tested"
+    );
+
+    sandbox.crm.faults.set(FaultConfig::default());
+    let mut resumed = run_sync();
+    let status = loop {
+        if let Some(status) = resumed.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(status.success());
+
+    let data = sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .all("companies")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    let mut keys: Vec<&String> = data
+        .iter()
+        .filter_map(|o| o.properties.get("erp_number"))
+        .collect();
+    keys.sort();
+    let total = keys.len();
+    keys.dedup();
+    assert_eq!(
+        (keys.len(), total),
+        (scale.accounts, scale.accounts),
+        "every partner once in the CRM"
+    );
+
+    let store = db.open().await;
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .query_events(&EventQuery {
+                after_id: after,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        events.extend(page);
+    }
+    // Every partner the CRM did not know by its key before has exactly one event saying how it
+    // got there: created (its name written) or linked (its key written), whichever run did it.
+    for key in keys {
+        if keyed_before.contains(key) {
+            continue;
+        }
+        let recorded = events
+            .iter()
+            .filter(|e| {
+                e.event.erp_id.as_deref() == Some(key.as_str())
+                    && e.event.endpoint == Endpoint::Accounts
+                    && e.event.outcome == Outcome::Applied
+                    && (e.event.field == "name" || e.event.field == "erp_number")
+            })
+            .count();
+        assert_eq!(recorded, 1, "{key}: {recorded} events");
+    }
+    assert!(
+        store.intents(Endpoint::Accounts).await.unwrap().is_empty(),
+        "intents are settled"
+    );
+    store.close().await;
+}

@@ -57,6 +57,7 @@ async fn world_with(rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
             company_db: sandbox::SAP_COMPANY_DB.into(),
             username: sandbox::SAP_USER.into(),
             password: sandbox::SAP_PASSWORD.to_string().into(),
+            page_size: 7,
             ..Default::default()
         },
         retry(),
@@ -537,4 +538,101 @@ async fn dry_run_records_what_would_change_and_writes_nothing() {
         .unwrap();
     assert_eq!(crm_companies(&w).len(), SeedScale::small().accounts);
     assert!(n(&real, Endpoint::Accounts, Outcome::Applied) > 0);
+}
+
+#[tokio::test]
+async fn records_sharing_the_cursor_timestamp_are_not_lost() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let codes: Vec<String> = {
+        let mut c: Vec<String> = crm_companies(&w).into_keys().collect();
+        c.sort();
+        c
+    };
+    // Nine partners change in the same second, across a page boundary (pages of 7 here); then one
+    // more changes in that same second after the run, which an exclusive cursor would miss.
+    let at = w.later(10);
+    for code in &codes[..9] {
+        let patch = json!({"CardName": format!("{code} Same Second GmbH")})
+            .as_object()
+            .unwrap()
+            .clone();
+        w.sandbox
+            .erp_data
+            .lock()
+            .unwrap()
+            .update("BusinessPartners", code, patch, at);
+    }
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let patch = json!({"CardName": "Late But Same Second GmbH"})
+        .as_object()
+        .unwrap()
+        .clone();
+    w.sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .update("BusinessPartners", &codes[9], patch, at);
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        n(&run, Endpoint::Accounts, Outcome::Applied),
+        1,
+        "only the late one is new: {run:?}"
+    );
+    let companies = crm_companies(&w);
+    for code in &codes[..9] {
+        assert_eq!(
+            companies[code].1["name"],
+            format!("{code} Same Second GmbH")
+        );
+    }
+    assert_eq!(companies[&codes[9]].1["name"], "Late But Same Second GmbH");
+}
+
+#[tokio::test]
+async fn reconciliation_catches_a_page_the_server_silently_dropped() {
+    let w = world().await;
+    // Page 2 of the ERP's answers is skipped: every call succeeds, records are lost.
+    w.sandbox.erp.faults.set(FaultConfig {
+        drop_page: Some(2),
+        ..Default::default()
+    });
+    let run = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    assert_eq!((run.api_calls_failed, run.failed_writes), (0, 0));
+    w.sandbox.erp.faults.set(FaultConfig::default());
+    let report = w.engine.reconcile(Endpoint::Items).await.unwrap();
+    assert!(report.missing > 0, "{report:?}");
+    let missing = w
+        .store
+        .query_events(&EventQuery {
+            endpoint: Some(Endpoint::Items),
+            field: Some("*".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(missing.len(), report.missing);
+    assert!(
+        missing
+            .iter()
+            .all(|e| e.event.outcome == Outcome::Missing && e.event.target_system == System::Crm)
+    );
+    // A clean pair of systems reconciles to nothing.
+    let w2 = world().await;
+    w2.engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    let clean = w2.engine.reconcile(Endpoint::Items).await.unwrap();
+    assert_eq!(clean.differences(), 0, "{clean:?}");
 }

@@ -48,3 +48,14 @@ CREATE TABLE conflicts (
 );
 
 CREATE INDEX conflicts_open ON conflicts (endpoint, resolved_at);
+
+-- Writes a run is about to make, stored before it makes them: after a crash the next run checks
+-- which of them reached the target and records those events, so no write goes unrecorded.
+CREATE TABLE sync_intents (
+    idempotency_key TEXT    PRIMARY KEY,
+    endpoint        TEXT    NOT NULL,
+    event           TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+
+CREATE INDEX sync_intents_endpoint ON sync_intents (endpoint);

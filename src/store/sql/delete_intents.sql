@@ -1,0 +1,1 @@
+DELETE FROM sync_intents WHERE endpoint = $1

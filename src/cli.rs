@@ -107,6 +107,15 @@ fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// A full initial sync of the sandbox, then an incremental run after 1% of records change.
+    Sync {
+        /// Multiple of the default sandbox scale (2,000 accounts, 500 items).
+        #[arg(long, default_value_t = 10)]
+        scale: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Field events through the store versus plain prepared INSERTs, and over HTTP.
     Ingest {
         /// Number of field events to write.
@@ -176,6 +185,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = startup::open_store(&settings).await?;
             store.close().await;
             println!("migrations applied ({})", store.backend().as_str());
+            Ok(())
+        }
+        Command::Bench {
+            which: BenchCommand::Sync { scale, json },
+        } => {
+            let options = bench::SyncBenchOptions {
+                scale,
+                data_dir: settings.data_dir.clone(),
+            };
+            let report = bench::run_sync_bench(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
             Ok(())
         }
         Command::Bench {

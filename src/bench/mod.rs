@@ -2,5 +2,7 @@
 //! measured in the same run.
 
 mod ingest;
+mod sync;
 
 pub use ingest::{IngestBenchOptions, IngestBenchReport, run_ingest_bench};
+pub use sync::{SyncBenchOptions, SyncBenchReport, run_sync_bench};

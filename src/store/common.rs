@@ -13,7 +13,8 @@ pub(super) const SELECT_RUNS: &str = include_str!("sql/select_runs.sql");
 pub(super) const UPSERT_LINK: &str = include_str!("sql/upsert_link.sql");
 pub(super) const SELECT_LINK_BY_CRM: &str = include_str!("sql/select_link_by_crm.sql");
 pub(super) const SELECT_LINK_BY_ERP: &str = include_str!("sql/select_link_by_erp.sql");
-pub(super) const UPSERT_STATE: &str = include_str!("sql/upsert_state.sql");
+pub(super) const UPSERT_STATES_HEAD: &str = include_str!("sql/upsert_states_head.sql");
+pub(super) const UPSERT_STATES_TAIL: &str = include_str!("sql/upsert_states_tail.sql");
 pub(super) const SELECT_STATES: &str = include_str!("sql/select_states.sql");
 pub(super) const UPSERT_CURSOR: &str = include_str!("sql/upsert_cursor.sql");
 pub(super) const SELECT_CURSOR: &str = include_str!("sql/select_cursor.sql");
@@ -26,7 +27,8 @@ pub(super) const RESET_CURSORS: &str = include_str!("sql/reset_cursors.sql");
 pub(super) const CLOSE_DEAD_LETTERS: &str = include_str!("sql/close_dead_letters.sql");
 pub(super) const CLOSE_CONFLICTS: &str = include_str!("sql/close_conflicts.sql");
 pub(super) const RETRY_DEAD_LETTER: &str = include_str!("sql/retry_dead_letter.sql");
-pub(super) const INSERT_INTENT: &str = include_str!("sql/insert_intent.sql");
+pub(super) const INSERT_INTENTS_HEAD: &str = include_str!("sql/insert_intents_head.sql");
+pub(super) const INSERT_INTENTS_TAIL: &str = include_str!("sql/insert_intents_tail.sql");
 pub(super) const SELECT_INTENTS: &str = include_str!("sql/select_intents.sql");
 pub(super) const DELETE_INTENTS: &str = include_str!("sql/delete_intents.sql");
 pub(super) const DELETE_ALL_INTENTS: &str = include_str!("sql/delete_all_intents.sql");
@@ -34,6 +36,9 @@ pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_con
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
+
+/// Rows per multi-row INSERT of sync state: few columns, so well under both backends' limits.
+pub(super) const ROWS_PER_STATE_INSERT: usize = 1000;
 
 use std::borrow::Cow;
 
@@ -564,16 +569,18 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                for s in &commit.states {
-                    sqlx::query(q::UPSERT_STATE)
-                        .bind(s.endpoint.as_str())
-                        .bind(s.key.as_str())
-                        .bind(s.crm_id.as_deref())
-                        .bind(s.erp_id.as_deref())
-                        .bind(q::fields_to_json(&s.fields))
-                        .bind(s.synced_at.as_micros())
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in commit.states.chunks(q::ROWS_PER_STATE_INSERT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::UPSERT_STATES_HEAD);
+                    qb.push_values(chunk, |mut row, s| {
+                        row.push_bind(s.endpoint.as_str())
+                            .push_bind(s.key.clone())
+                            .push_bind(s.crm_id.clone())
+                            .push_bind(s.erp_id.clone())
+                            .push_bind(q::fields_to_json(&s.fields))
+                            .push_bind(s.synced_at.as_micros());
+                    });
+                    qb.push(q::UPSERT_STATES_TAIL);
+                    qb.build().execute(&mut *tx).await?;
                 }
                 for (endpoint, system, at) in &commit.cursors {
                     sqlx::query(q::UPSERT_CURSOR)
@@ -632,17 +639,24 @@ macro_rules! impl_store {
                 events: &[$crate::domain::NewFieldEvent],
                 at: $crate::domain::Timestamp,
             ) -> Result<(), StoreError> {
+                use $crate::store::common as q;
                 let mut tx = self.begin_write().await?;
-                for e in events {
-                    let json = serde_json::to_string(e)
-                        .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-                    sqlx::query($crate::store::common::INSERT_INTENT)
-                        .bind(e.idempotency_key.as_str())
-                        .bind(endpoint.as_str())
-                        .bind(json)
-                        .bind(at.as_micros())
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in events.chunks(q::ROWS_PER_STATE_INSERT) {
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for e in chunk {
+                        let json = serde_json::to_string(e)
+                            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+                        rows.push((e.idempotency_key.clone(), json));
+                    }
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::INSERT_INTENTS_HEAD);
+                    qb.push_values(rows, |mut row, (key, json)| {
+                        row.push_bind(key)
+                            .push_bind(endpoint.as_str())
+                            .push_bind(json)
+                            .push_bind(at.as_micros());
+                    });
+                    qb.push(q::INSERT_INTENTS_TAIL);
+                    qb.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -1,0 +1,179 @@
+//! The sync benchmark: a full initial sync of the sandbox at a multiple of the default scale, then
+//! an incremental run after 1% of the records changed. The figure beside each rate is the share of
+//! wall time spent in syncwarden itself rather than waiting on the servers' answers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::clock::Clock;
+use crate::config::{DatabaseSettings, Settings};
+use crate::domain::Endpoint;
+use crate::sandbox::{self, Sandbox, SeedScale};
+use crate::store;
+use crate::sync::connectors::hubspot::HubSpotConnector;
+use crate::sync::connectors::sap_b1::SapB1Connector;
+use crate::sync::connectors::{CallCounts, Connector, RetryPolicy};
+use crate::sync::engine::{Engine, RunSummary};
+
+pub struct SyncBenchOptions {
+    /// Multiple of the default sandbox scale (2,000 accounts, 500 items).
+    pub scale: usize,
+    pub data_dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PhaseReport {
+    pub seconds: f64,
+    pub records_read: usize,
+    pub records_per_sec: f64,
+    pub field_events: usize,
+    pub field_events_per_sec: f64,
+    pub api_calls: u64,
+    /// Seconds spent waiting for the sandbox servers' answers.
+    pub waiting_seconds: f64,
+    /// Share of wall time spent in syncwarden itself (target < 0.2).
+    pub syncwarden_share: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncBenchReport {
+    pub accounts: usize,
+    pub items: usize,
+    pub initial: PhaseReport,
+    pub incremental: PhaseReport,
+    pub changed_records: usize,
+}
+
+fn total(counts: [CallCounts; 2]) -> (u64, Duration) {
+    counts.iter().fold((0, Duration::ZERO), |(n, t), c| {
+        (n + c.ok + c.failed, t + c.total_latency)
+    })
+}
+
+async fn phase(
+    engine: &Engine,
+    connectors: &[Arc<dyn Connector>; 2],
+) -> anyhow::Result<PhaseReport> {
+    let before = total([connectors[0].calls(), connectors[1].calls()]);
+    let started = Instant::now();
+    let mut runs: Vec<RunSummary> = Vec::new();
+    for endpoint in [Endpoint::Accounts, Endpoint::Items] {
+        runs.push(engine.run_endpoint(endpoint, false).await?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = total([connectors[0].calls(), connectors[1].calls()]);
+    let records_read = runs.iter().map(|r| r.records_read).sum();
+    let field_events = runs
+        .iter()
+        .flat_map(|r| r.events.values().flat_map(|o| o.values()))
+        .sum();
+    let waiting = (after.1 - before.1).as_secs_f64();
+    Ok(PhaseReport {
+        seconds,
+        records_read,
+        records_per_sec: records_read as f64 / seconds,
+        field_events,
+        field_events_per_sec: field_events as f64 / seconds,
+        api_calls: after.0 - before.0,
+        waiting_seconds: waiting,
+        syncwarden_share: (1.0 - waiting / seconds).max(0.0),
+    })
+}
+
+pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBenchReport> {
+    let factor = options.scale.max(1);
+    let base = SeedScale::default();
+    let scale = SeedScale {
+        accounts: base.accounts * factor,
+        items: base.items * factor,
+        duplicate_accounts: base.duplicate_accounts * factor,
+        drifted_prices: base.drifted_prices * factor,
+        ..base
+    };
+    let clock = Clock::system();
+    eprintln!(
+        "bench sync: seeding the sandbox ({} accounts, {} items)",
+        scale.accounts, scale.items
+    );
+    let sandbox = Sandbox::start(clock.clone(), &scale).await?;
+    let dir = options
+        .data_dir
+        .join(format!("bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let store = store::connect(&url.into(), &DatabaseSettings::default()).await?;
+    store.migrate().await?;
+    let mut settings = Settings::default();
+    settings.crm.base_url = sandbox.crm.base_url();
+    settings.crm.token = sandbox::HUBSPOT_TOKEN.to_string().into();
+    settings.erp.base_url = sandbox.erp.base_url();
+    settings.erp.company_db = sandbox::SAP_COMPANY_DB.into();
+    settings.erp.username = sandbox::SAP_USER.into();
+    settings.erp.password = sandbox::SAP_PASSWORD.to_string().into();
+    let retry = RetryPolicy::from(&settings.sync.retry);
+    let connectors: [Arc<dyn Connector>; 2] = [
+        Arc::new(HubSpotConnector::new(settings.crm.clone(), retry.clone())?),
+        Arc::new(SapB1Connector::new(settings.erp.clone(), retry)?),
+    ];
+    let engine = Engine::new(
+        store.clone(),
+        connectors[0].clone(),
+        connectors[1].clone(),
+        settings.sync.endpoints.clone(),
+        clock.clone(),
+    );
+    eprintln!("bench sync: initial sync");
+    let initial = phase(&engine, &connectors).await?;
+    // Let the clock move past the initial sync so the changes carry later timestamps.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let changed_records = change_one_percent(&sandbox, &scale, clock.now());
+    eprintln!("bench sync: incremental sync after {changed_records} changes");
+    let incremental = phase(&engine, &connectors).await?;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(SyncBenchReport {
+        accounts: scale.accounts,
+        items: scale.items,
+        initial,
+        incremental,
+        changed_records,
+    })
+}
+
+/// 1% of partners renamed in the ERP, 1% of items repriced in the ERP, and 1% of companies given a
+/// new phone number in the CRM.
+fn change_one_percent(sandbox: &Sandbox, scale: &SeedScale, at: crate::domain::Timestamp) -> usize {
+    let mut changed = 0;
+    let mut erp = sandbox.erp_data.lock().unwrap_or_else(|e| e.into_inner());
+    for i in (1..=scale.accounts).step_by(100) {
+        let patch = json!({"CardName": format!("Renamed Partner {i} GmbH")});
+        if let Some(patch) = patch.as_object() {
+            changed +=
+                usize::from(erp.update("BusinessPartners", &format!("C{i:05}"), patch.clone(), at));
+        }
+    }
+    for i in (1..=scale.items).step_by(100) {
+        let patch = json!({"ItemPrices": [{"PriceList": 1, "Price": 1234.5, "Currency": "EUR"}]});
+        if let Some(patch) = patch.as_object() {
+            changed += usize::from(erp.update("Items", &format!("I{i:05}"), patch.clone(), at));
+        }
+    }
+    drop(erp);
+    let mut crm = sandbox.crm_data.lock().unwrap_or_else(|e| e.into_inner());
+    let ids: Vec<u64> = crm
+        .all("companies")
+        .iter()
+        .map(|o| o.id)
+        .step_by(100)
+        .collect();
+    for id in ids {
+        let props = BTreeMap::from([("phone".to_string(), "+1 555 0199".to_string())]);
+        changed += usize::from(crm.update("companies", id, props, at));
+    }
+    changed
+}

@@ -1,0 +1,1 @@
+ ON CONFLICT (idempotency_key) DO NOTHING

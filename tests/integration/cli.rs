@@ -112,3 +112,52 @@ fn secrets_never_reach_the_log() {
         "{all}"
     );
 }
+
+#[test]
+fn demo_once_json_syncs_the_sandbox_and_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = syncwarden()
+            .args(["demo", "--once", "--json"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let summary = run();
+    let events = summary["events"].as_object().unwrap();
+    for endpoint in [
+        "accounts",
+        "contacts",
+        "pricebook",
+        "items",
+        "quotes",
+        "sales_orders",
+        "invoices",
+    ] {
+        assert!(
+            events.contains_key(endpoint),
+            "{endpoint} missing from {summary}"
+        );
+    }
+    assert!(events["accounts"]["applied"].as_u64().unwrap() > 0);
+    assert!(
+        events["pricebook"]["applied"].as_u64().unwrap() > 0,
+        "planted price drift is fixed"
+    );
+    assert!(summary["api_calls"]["ok"].as_u64().unwrap() > 0);
+    assert_eq!(summary["api_calls"]["failed"], 0);
+    assert_eq!(summary["reconcile_differences"], 0);
+    assert!(
+        summary["unlinked"].as_u64().unwrap() > 0,
+        "planted duplicates are left for review"
+    );
+    assert!(dir.path().join("syncwarden-data/syncwarden.db").exists());
+    // A second demo starts a fresh sandbox and does the same again: the store is the demo's.
+    assert_eq!(run()["events"], summary["events"]);
+}

@@ -23,7 +23,7 @@ struct World {
     engine: Engine,
     store: Arc<dyn Store>,
     clock: Clock,
-    _db: TestDb,
+    db: TestDb,
 }
 
 fn retry() -> RetryPolicy {
@@ -36,11 +36,14 @@ fn retry() -> RetryPolicy {
 }
 
 async fn world_with(rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
+    world_on(TestDb::sqlite(), rules).await
+}
+
+async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
     let clock = Clock::manual(Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap());
     let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
         .await
         .unwrap();
-    let db = TestDb::sqlite();
     let store = db.open().await;
     let crm = HubSpotConnector::new(
         HubSpotSettings {
@@ -75,7 +78,7 @@ async fn world_with(rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
         engine,
         store,
         clock,
-        _db: db,
+        db,
     }
 }
 
@@ -210,6 +213,38 @@ async fn first_sync_links_creates_and_never_duplicates_then_goes_quiet() {
         .unwrap();
     assert!(second.events.is_empty(), "{second:?}");
     assert_eq!(crm_companies(&w).len(), scale.accounts);
+}
+
+#[tokio::test]
+async fn a_full_cycle_on_postgres() {
+    let Some(db) = TestDb::postgres("sync::a_full_cycle_on_postgres").await else {
+        return;
+    };
+    let w = world_on(db, default_endpoints()).await;
+    for endpoint in [Endpoint::Accounts, Endpoint::Items] {
+        let first = w.engine.run_endpoint(endpoint, false).await.unwrap();
+        assert!(
+            first
+                .events
+                .values()
+                .flat_map(|o| o.values())
+                .sum::<usize>()
+                > 0
+        );
+        assert_eq!(w.engine.reconcile(endpoint).await.unwrap().differences(), 0);
+        let second = w.engine.run_endpoint(endpoint, false).await.unwrap();
+        assert!(second.events.is_empty(), "{second:?}");
+    }
+    assert_eq!(crm_companies(&w).len(), SeedScale::small().accounts);
+    assert!(
+        w.store
+            .intents(Endpoint::Accounts)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.store.close().await;
+    w.db.cleanup().await;
 }
 
 #[tokio::test]

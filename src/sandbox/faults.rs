@@ -10,6 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Timestamp;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultConfig {
@@ -29,6 +31,13 @@ pub struct FaultConfig {
     pub malformed_rate: f64,
     /// 1-based page number of list/search answers the server silently skips.
     pub drop_page: Option<u32>,
+    /// One-shot: the server forgets every session (SAP B1: the next call gets 401 code 301).
+    pub expire_sessions: bool,
+    /// Every record written while set carries the same last-modified time (the moment it was
+    /// set), so many records share one timestamp across page boundaries.
+    pub shared_timestamp: bool,
+    /// Prices the server reports wrongly: item code -> factor in percent (110 = 10% too high).
+    pub skewed_prices: std::collections::BTreeMap<String, u32>,
 }
 
 /// What one call gets.
@@ -41,6 +50,8 @@ enum Fault {
 pub struct Faults {
     config: Mutex<FaultConfig>,
     rng: Mutex<fastrand::Rng>,
+    /// The instant writes are stamped with while `shared_timestamp` is on.
+    frozen_at: Mutex<Option<Timestamp>>,
 }
 
 impl Faults {
@@ -48,6 +59,7 @@ impl Faults {
         Self {
             config: Mutex::new(FaultConfig::default()),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            frozen_at: Mutex::new(None),
         }
     }
 
@@ -87,6 +99,27 @@ impl Faults {
 
     pub fn dropped_page(&self) -> Option<u32> {
         lock(&self.config).drop_page
+    }
+
+    /// Whether sessions must be forgotten now; the flag clears itself.
+    pub fn take_session_expiry(&self) -> bool {
+        std::mem::take(&mut lock(&self.config).expire_sessions)
+    }
+
+    /// The last-modified time to give a record written `now`.
+    pub fn stamp(&self, now: Timestamp) -> Timestamp {
+        let shared = lock(&self.config).shared_timestamp;
+        let mut frozen = lock(&self.frozen_at);
+        if !shared {
+            *frozen = None;
+            return now;
+        }
+        *frozen.get_or_insert(now)
+    }
+
+    /// The factor (percent) by which the price of `item` is misreported, if any.
+    pub fn price_skew(&self, item: &str) -> Option<u32> {
+        lock(&self.config).skewed_prices.get(item).copied()
     }
 }
 

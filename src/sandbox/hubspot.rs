@@ -123,7 +123,7 @@ pub fn error_body(status: StatusCode, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn render(object: &HsObject, wanted: Option<&[String]>) -> Value {
+fn render_plain(object: &HsObject, wanted: Option<&[String]>) -> Value {
     let mut properties: serde_json::Map<String, Value> = object
         .properties
         .iter()
@@ -145,6 +145,23 @@ fn render(object: &HsObject, wanted: Option<&[String]>) -> Value {
 }
 
 impl HubSpotSandbox {
+    /// An object as the API shows it, with any injected price skew applied.
+    fn view(&self, object: &HsObject, wanted: Option<&[String]>) -> Value {
+        let mut value = render_plain(object, wanted);
+        let skew = object
+            .properties
+            .get("erp_number")
+            .and_then(|key| self.faults.price_skew(key));
+        let price = value["properties"]["price"]
+            .as_str()
+            .and_then(|p| p.parse::<f64>().ok());
+        if let (Some(percent), Some(price)) = (skew, price) {
+            value["properties"]["price"] =
+                Value::String(format!("{:.2}", price * f64::from(percent) / 100.0));
+        }
+        value
+    }
+
     /// The 401 answer for a request without the right bearer token, or none when it has it.
     fn deny(&self, headers: &HeaderMap) -> Option<Response> {
         let ok = headers
@@ -241,7 +258,7 @@ async fn list(
         .data()
         .all(&object_type)
         .into_iter()
-        .map(|o| render(o, wanted.as_deref()))
+        .map(|o| sb.view(o, wanted.as_deref()))
         .collect();
     sb.page(matches, after, q.limit.unwrap_or(10).clamp(1, 100))
 }
@@ -359,7 +376,7 @@ async fn search(
     }
     let results = found
         .into_iter()
-        .map(|o| render(o, request.properties.as_deref()))
+        .map(|o| sb.view(o, request.properties.as_deref()))
         .collect();
     let offset = request.after.and_then(|a| a.parse().ok()).unwrap_or(0);
     drop(data);
@@ -420,7 +437,7 @@ async fn batch_upsert(
     if batch.inputs.len() > 100 {
         return error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs");
     }
-    let now = sb.clock.now();
+    let now = sb.faults.stamp(sb.clock.now());
     let mut data = sb.data();
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -442,7 +459,7 @@ async fn batch_upsert(
             None => data.insert(&object_type, properties, now),
         };
         if let Some(object) = data.get(&object_type, id) {
-            results.push(render(object, None));
+            results.push(sb.view(object, None));
         }
     }
     batch_answer(results, errors)
@@ -461,7 +478,7 @@ async fn batch_update(
     if batch.inputs.len() > 100 {
         return error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs");
     }
-    let now = sb.clock.now();
+    let now = sb.faults.stamp(sb.clock.now());
     let mut data = sb.data();
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -476,7 +493,7 @@ async fn batch_update(
             .ok()
             .filter(|id| data.update(&object_type, *id, input.properties.clone(), now));
         match id.and_then(|id| data.get(&object_type, id)) {
-            Some(object) => results.push(render(object, None)),
+            Some(object) => results.push(sb.view(object, None)),
             None => errors.push(json!({
                 "status": "error",
                 "category": "OBJECT_NOT_FOUND",
@@ -498,7 +515,7 @@ async fn read_one(
     }
     let data = sb.data();
     match id.parse().ok().and_then(|id| data.get(&object_type, id)) {
-        Some(object) => Json(render(object, None)).into_response(),
+        Some(object) => Json(sb.view(object, None)).into_response(),
         None => error_body(
             StatusCode::NOT_FOUND,
             &format!("Object not found. objectId are usually numeric: {id}"),
@@ -520,7 +537,7 @@ async fn patch_one(
     if let Some(denied) = sb.deny(&headers) {
         return denied;
     }
-    let now = sb.clock.now();
+    let now = sb.faults.stamp(sb.clock.now());
     let mut data = sb.data();
     let Some(id) = id
         .parse()
@@ -530,7 +547,7 @@ async fn patch_one(
         return error_body(StatusCode::NOT_FOUND, "Object not found");
     };
     match data.get(&object_type, id) {
-        Some(object) => Json(render(object, None)).into_response(),
+        Some(object) => Json(sb.view(object, None)).into_response(),
         None => error_body(StatusCode::NOT_FOUND, "Object not found"),
     }
 }

@@ -170,6 +170,9 @@ impl SapB1Sandbox {
             .map(str::to_string);
         let now = self.clock.now();
         let mut data = self.data();
+        if self.faults.take_session_expiry() {
+            data.expire_sessions();
+        }
         let valid = session
             .as_ref()
             .and_then(|s| data.sessions.get(s))
@@ -297,7 +300,10 @@ async fn resource(
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
                 return error_body(StatusCode::BAD_REQUEST, "Invalid JSON body");
             };
-            if sb.data().update(set, &key, patch, sb.clock.now()) {
+            if sb
+                .data()
+                .update(set, &key, patch, sb.faults.stamp(sb.clock.now()))
+            {
                 StatusCode::NO_CONTENT.into_response()
             } else {
                 error_body(
@@ -327,7 +333,7 @@ fn create(sb: &SapB1Sandbox, set: &str, key_field: &str, body: &[u8]) -> Respons
             &format!("This entry already exists in the following tables ({key})"),
         );
     }
-    data.put(set, entity, sb.clock.now());
+    data.put(set, entity, sb.faults.stamp(sb.clock.now()));
     match data.get(set, &key) {
         Some(stored) => (StatusCode::CREATED, axum::Json(stored.clone())).into_response(),
         None => error_body(StatusCode::INTERNAL_SERVER_ERROR, "create failed"),

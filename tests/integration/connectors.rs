@@ -352,3 +352,93 @@ async fn a_dropped_page_loses_records_silently() {
     assert_eq!(seen.len(), SeedScale::small().accounts - 7);
     assert_eq!(erp.calls().failed, 0);
 }
+
+#[tokio::test]
+async fn faults_switch_at_run_time_over_http() {
+    let sandbox = Sandbox::start(Clock::manual(start()), &SeedScale::small())
+        .await
+        .unwrap();
+    let erp = sap(&sandbox);
+    erp.check().await.unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/_sandbox/faults", sandbox.erp.base_url());
+    let put = client
+        .put(&url)
+        .json(&json!({"expire_sessions": true, "shared_timestamp": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let bad = client
+        .put(&url)
+        .json(&json!({"eror_rate": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        bad.status().is_client_error(),
+        "unknown fault names are refused"
+    );
+
+    // Session expiry: the next call is refused with 401/301, the connector logs in again.
+    let failed_before = erp.calls().failed;
+    assert_eq!(
+        pull_all(&erp, Endpoint::Accounts, None)
+            .await
+            .unwrap()
+            .len(),
+        SeedScale::small().accounts
+    );
+    assert_eq!(erp.calls().failed - failed_before, 1);
+    let config: FaultConfig = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert!(!config.expire_sessions, "expiry is one-shot");
+
+    // Shared timestamp: writes made at different moments all carry the first one's time.
+    for (i, code) in ["C00001", "C00002", "C00003"].iter().enumerate() {
+        let w = Write {
+            id: Some(code.to_string()),
+            key: code.to_string(),
+            fields: fields(&[("phone", &format!("+1 {i}"))]),
+        };
+        erp.write(Endpoint::Accounts, &[w]).await.unwrap()[0]
+            .clone()
+            .unwrap();
+    }
+    let data = sandbox.erp_data.lock().unwrap();
+    let stamps: Vec<_> = ["C00001", "C00002", "C00003"]
+        .iter()
+        .map(|c| {
+            (
+                data.get("BusinessPartners", c).unwrap()["UpdateDate"].clone(),
+                data.get("BusinessPartners", c).unwrap()["UpdateTime"].clone(),
+            )
+        })
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] == w[1]), "{stamps:?}");
+}
+
+#[tokio::test]
+async fn a_skewed_crm_price_is_reported_as_such() {
+    let sandbox = Sandbox::start(Clock::manual(start()), &SeedScale::small())
+        .await
+        .unwrap();
+    let crm = hubspot(&sandbox, sandbox::HUBSPOT_TOKEN);
+    let products = pull_all(&crm, Endpoint::Items, None).await.unwrap();
+    let code = products.iter().find_map(|r| r.key.clone()).unwrap();
+    let price = |records: &[Record]| -> f64 {
+        records
+            .iter()
+            .find(|r| r.key.as_ref() == Some(&code))
+            .unwrap()
+            .fields["price.1"]
+            .parse()
+            .unwrap()
+    };
+    let honest = price(&products);
+    sandbox.crm.faults.set(FaultConfig {
+        skewed_prices: BTreeMap::from([(code.clone(), 150)]),
+        ..Default::default()
+    });
+    let skewed = price(&pull_all(&crm, Endpoint::Items, None).await.unwrap());
+    assert!((skewed - honest * 1.5).abs() < 0.01, "{honest} -> {skewed}");
+}

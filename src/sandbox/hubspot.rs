@@ -17,6 +17,12 @@ use crate::clock::Clock;
 use crate::domain::Timestamp;
 
 pub const LAST_MODIFIED: &str = "hs_lastmodifieddate";
+/// Contacts' own name for the last-modified time.
+pub const CONTACT_LAST_MODIFIED: &str = "lastmodifieddate";
+
+fn is_last_modified(property: &str) -> bool {
+    property == LAST_MODIFIED || property == CONTACT_LAST_MODIFIED
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HsObject {
@@ -301,14 +307,14 @@ struct Sort {
 
 /// A property value for comparison: dates as instants (ms epoch or RFC 3339), else text.
 fn comparable(object: &HsObject, property: &str) -> Option<String> {
-    if property == LAST_MODIFIED {
+    if is_last_modified(property) {
         return Some(format!("{:020}", object.updated_at.as_micros()));
     }
     object.properties.get(property).cloned()
 }
 
 fn filter_value(property: &str, value: &str) -> String {
-    if property == LAST_MODIFIED {
+    if is_last_modified(property) {
         let micros = value
             .parse::<i64>()
             .map(|ms| ms * 1000)

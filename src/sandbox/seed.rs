@@ -23,6 +23,10 @@ pub struct SeedScale {
     pub crm_overlap: f64,
     /// CRM companies planted as near-duplicates of others.
     pub duplicate_accounts: usize,
+    /// ERP contact persons per business partner.
+    pub contacts_per_account: usize,
+    /// CRM contacts planted as near-duplicates of others (a typo in the name and the e-mail).
+    pub duplicate_contacts: usize,
     /// CRM products whose price differs from the ERP's.
     pub drifted_prices: usize,
 }
@@ -36,6 +40,8 @@ impl Default for SeedScale {
             price_lists: 3,
             crm_overlap: 0.7,
             duplicate_accounts: 40,
+            contacts_per_account: 3,
+            duplicate_contacts: 60,
             drifted_prices: 5,
         }
     }
@@ -48,6 +54,7 @@ impl SeedScale {
             accounts: 40,
             items: 20,
             duplicate_accounts: 4,
+            duplicate_contacts: 4,
             drifted_prices: 2,
             ..Self::default()
         }
@@ -96,6 +103,12 @@ const CITIES: [(&str, &str); 6] = [
     ("Austin", "US"),
 ];
 const INDUSTRIES: [&str; 5] = ["Manufacturing", "Retail", "Wholesale", "Food", "Technology"];
+const FIRST_NAMES: [&str; 10] = [
+    "Anna", "Ben", "Clara", "David", "Eva", "Felix", "Grace", "Hugo", "Ines", "Jonas",
+];
+const LAST_NAMES: [&str; 10] = [
+    "Schmidt", "Miller", "Novak", "Okafor", "Rossi", "Tanaka", "Dubois", "Kowalski", "Silva", "Berg",
+];
 const PRODUCTS: [&str; 10] = [
     "Bolt", "Bracket", "Valve", "Sensor", "Cable", "Pump", "Filter", "Gasket", "Motor", "Panel",
 ];
@@ -139,6 +152,7 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
     let mut rng = fastrand::Rng::with_seed(scale.seed);
     seed_price_lists(scale, now, erp);
     let mut crm_names = Vec::new();
+    let mut crm_contacts: Vec<BTreeMap<String, String>> = Vec::new();
     for i in 1..=scale.accounts {
         let code = format!("C{i:05}");
         let name = account_name(&mut rng, i);
@@ -153,7 +167,10 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
             "BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": street,
                              "City": city, "ZipCode": postcode, "Country": country}],
         });
-        erp.put("BusinessPartners", object(entity), now);
+        let mut entity = object(entity);
+        let contacts = seed_contacts(scale, &mut rng, &code, crm, &mut crm_contacts, now);
+        entity.insert("ContactEmployees".into(), Value::Array(contacts));
+        erp.put("BusinessPartners", entity, now);
         if rng.f64() < scale.crm_overlap {
             let mut props = BTreeMap::from([
                 ("name".to_string(), name.clone()),
@@ -181,7 +198,54 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
             now,
         );
     }
+    for _ in 0..scale.duplicate_contacts.min(crm_contacts.len()) {
+        let mut props = crm_contacts[rng.usize(..crm_contacts.len())].clone();
+        props.remove("erp_number");
+        let typo = |v: &str| misspell(&mut fastrand::Rng::with_seed(v.len() as u64), v);
+        if let Some(last) = props.get("lastname").cloned() {
+            props.insert("lastname".into(), typo(&last));
+        }
+        if let Some(email) = props.get("email").cloned() {
+            props.insert("email".into(), email.replace('@', ".@"));
+        }
+        crm.insert("contacts", props, now);
+    }
     seed_items(scale, now, &mut rng, crm, erp);
+}
+
+/// The ERP contact persons of one partner; most are in the CRM too, two in three with their key.
+fn seed_contacts(
+    scale: &SeedScale,
+    rng: &mut fastrand::Rng,
+    card_code: &str,
+    crm: &mut HsData,
+    crm_contacts: &mut Vec<BTreeMap<String, String>>,
+    now: Timestamp,
+) -> Vec<Value> {
+    let mut members = Vec::new();
+    for k in 1..=scale.contacts_per_account {
+        let first = FIRST_NAMES[rng.usize(..FIRST_NAMES.len())];
+        let last = LAST_NAMES[rng.usize(..LAST_NAMES.len())];
+        let email = format!("{}.{}.{}@{}.example", first.to_lowercase(), last.to_lowercase(), k, card_code.to_lowercase());
+        let phone = format!("+49 30 {:07}", rng.u32(1_000_000..9_999_999));
+        members.push(json!({"InternalCode": k, "Name": format!("{first} {last}"), "FirstName": first,
+                            "LastName": last, "E_Mail": email, "Phone1": phone}));
+        if rng.f64() < scale.crm_overlap {
+            let mut props = BTreeMap::from([
+                ("firstname".to_string(), first.to_string()),
+                ("lastname".to_string(), last.to_string()),
+                ("email".to_string(), email),
+                ("phone".to_string(), phone),
+                ("erp_account_number".to_string(), card_code.to_string()),
+            ]);
+            if rng.u8(..3) > 0 {
+                props.insert("erp_number".into(), format!("{card_code}/{k}"));
+            }
+            crm.insert("contacts", props.clone(), now);
+            crm_contacts.push(props);
+        }
+    }
+    members
 }
 
 fn seed_price_lists(scale: &SeedScale, now: Timestamp, erp: &mut SapData) {

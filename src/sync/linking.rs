@@ -41,6 +41,9 @@ fn link_key(endpoint: Endpoint, record: &Record) -> Option<String> {
             (!name.is_empty()).then(|| format!("{name}|{postcode}"))
         }
         Endpoint::Items => field("code").filter(|c| !c.is_empty()),
+        Endpoint::Contacts => field("email")
+            .map(|e| e.to_lowercase())
+            .filter(|e| e.contains('@')),
         _ => None,
     }
 }

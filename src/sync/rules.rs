@@ -170,11 +170,21 @@ pub fn default_endpoints() -> BTreeMap<Endpoint, EndpointSettings> {
         ]),
         ..Default::default()
     };
+    let contacts = EndpointSettings {
+        interval_secs: 300,
+        default_owner: System::Crm,
+        fields: BTreeMap::from([("account".into(), rule(System::Erp))]),
+        ..Default::default()
+    };
     let items = EndpointSettings {
         interval_secs: 60,
         ..Default::default()
     };
-    BTreeMap::from([(Endpoint::Accounts, accounts), (Endpoint::Items, items)])
+    BTreeMap::from([
+        (Endpoint::Accounts, accounts),
+        (Endpoint::Contacts, contacts),
+        (Endpoint::Items, items),
+    ])
 }
 
 impl EndpointSettings {

@@ -14,7 +14,9 @@ use crate::sync::record::{Fields, Page, Record, Write};
 
 /// HubSpot's batch endpoints take at most 100 inputs.
 const BATCH_LIMIT: usize = 100;
+/// The last-modified property of most object types; contacts have their own.
 const LAST_MODIFIED: &str = "hs_lastmodifieddate";
+const CONTACT_LAST_MODIFIED: &str = "lastmodifieddate";
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -57,6 +59,7 @@ impl std::fmt::Debug for HubSpotSettings {
 /// Canonical field <-> HubSpot property, per endpoint.
 struct Mapping {
     object: &'static str,
+    last_modified: &'static str,
     fields: Vec<(String, String)>,
 }
 
@@ -141,6 +144,7 @@ impl HubSpotConnector {
         match endpoint {
             Endpoint::Accounts => Ok(Mapping {
                 object: "companies",
+                last_modified: LAST_MODIFIED,
                 fields: pairs(&[
                     ("name", "name"),
                     ("phone", "phone"),
@@ -165,9 +169,23 @@ impl HubSpotConnector {
                 );
                 Ok(Mapping {
                     object: "products",
+                    last_modified: LAST_MODIFIED,
                     fields,
                 })
             }
+            Endpoint::Contacts => Ok(Mapping {
+                object: "contacts",
+                last_modified: CONTACT_LAST_MODIFIED,
+                fields: pairs(&[
+                    ("first_name", "firstname"),
+                    ("last_name", "lastname"),
+                    ("email", "email"),
+                    ("phone", "phone"),
+                    ("owner", "hubspot_owner_id"),
+                    // The account's ERP number, kept in a contact property.
+                    ("account", "erp_account_number"),
+                ]),
+            }),
             other => Err(ConnectorError::Unsupported {
                 system: System::Crm,
                 endpoint: other,
@@ -185,7 +203,7 @@ impl HubSpotConnector {
     fn properties(&self, mapping: &Mapping) -> Vec<String> {
         let mut props: Vec<String> = mapping.fields.iter().map(|(_, p)| p.clone()).collect();
         props.push(self.settings.erp_key_property.clone());
-        props.push(LAST_MODIFIED.into());
+        props.push(mapping.last_modified.into());
         props
     }
 
@@ -383,11 +401,11 @@ impl Connector for HubSpotConnector {
                 let url = self.url(&format!("{}/search", mapping.object));
                 let mut body = json!({
                     "filterGroups": [{"filters": [{
-                        "propertyName": LAST_MODIFIED,
+                        "propertyName": mapping.last_modified,
                         "operator": "GTE",
                         "value": (since.as_micros() / 1000).to_string(),
                     }]}],
-                    "sorts": [{"propertyName": LAST_MODIFIED, "direction": "ASCENDING"}],
+                    "sorts": [{"propertyName": mapping.last_modified, "direction": "ASCENDING"}],
                     "properties": properties,
                     "limit": self.settings.page_size.min(200),
                 });

@@ -102,6 +102,12 @@ fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
             key: "CardCode",
             select: "CardCode,CardName,Phone1,Industry,BPAddresses,UpdateDate,UpdateTime",
         }),
+        // Contacts live inside their business partner as ContactEmployees.
+        Endpoint::Contacts => Ok(EntitySet {
+            name: "BusinessPartners",
+            key: "CardCode",
+            select: "CardCode,ContactEmployees,UpdateDate,UpdateTime",
+        }),
         Endpoint::Items => Ok(EntitySet {
             name: "Items",
             key: "ItemCode",
@@ -112,6 +118,19 @@ fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
             endpoint: other,
         }),
     }
+}
+
+/// Canonical contact field <-> ContactEmployees property.
+const CONTACT: [(&str, &str); 4] = [
+    ("first_name", "FirstName"),
+    ("last_name", "LastName"),
+    ("email", "E_Mail"),
+    ("phone", "Phone1"),
+];
+
+/// A contact's key: its partner's CardCode and its InternalCode.
+fn contact_key(card_code: &str, internal_code: &str) -> String {
+    format!("{card_code}/{internal_code}")
 }
 
 const BILLING: [(&str, &str); 4] = [
@@ -215,6 +234,53 @@ impl SapB1Connector {
                 }
             }
         }
+    }
+
+    /// The records one entity holds: itself, or for contacts each of its ContactEmployees.
+    fn to_records(
+        &self,
+        endpoint: Endpoint,
+        entity: &Map<String, Value>,
+    ) -> Result<Vec<Record>, ConnectorError> {
+        if endpoint != Endpoint::Contacts {
+            return Ok(vec![self.to_record(endpoint, entity)?]);
+        }
+        let card_code = text(entity, "CardCode").ok_or_else(|| {
+            ConnectorError::malformed(System::Erp, "BusinessPartners without CardCode")
+        })?;
+        let modified_at = modified_at(entity).ok_or_else(|| {
+            ConnectorError::malformed(
+                System::Erp,
+                format!("BusinessPartners {card_code}: bad UpdateDate/UpdateTime"),
+            )
+        })?;
+        let contacts = entity
+            .get("ContactEmployees")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let mut records = Vec::new();
+        for contact in contacts.filter_map(Value::as_object) {
+            let code = text(contact, "InternalCode").ok_or_else(|| {
+                ConnectorError::malformed(
+                    System::Erp,
+                    format!("a contact of {card_code} without InternalCode"),
+                )
+            })?;
+            let key = contact_key(&card_code, &code);
+            let mut fields: Fields = CONTACT
+                .iter()
+                .filter_map(|(canonical, sap)| text(contact, sap).map(|v| (canonical.to_string(), v)))
+                .collect();
+            fields.insert("account".into(), card_code.clone());
+            records.push(Record {
+                id: key.clone(),
+                key: Some(key),
+                fields,
+                modified_at,
+            });
+        }
+        Ok(records)
     }
 
     fn to_record(
@@ -356,7 +422,43 @@ impl SapB1Connector {
         Ok(Value::Object(body))
     }
 
+    /// A contact is written as a member of its partner's ContactEmployees, identified by its
+    /// InternalCode (updated in place; appended when the partner does not have it yet).
+    async fn write_contact(&self, write: &Write) -> WriteResult {
+        let (card_code, code) = write.key.split_once('/').ok_or_else(|| {
+            ConnectorError::Config(format!("contact key `{}` is not CardCode/InternalCode", write.key))
+        })?;
+        let internal: i64 = code
+            .parse()
+            .map_err(|_| ConnectorError::Config(format!("contact key `{}`: InternalCode must be a number", write.key)))?;
+        let mut member = Map::new();
+        member.insert("InternalCode".into(), json!(internal));
+        for (field, value) in &write.fields {
+            match CONTACT.iter().find(|(c, _)| c == field) {
+                Some((_, sap)) => {
+                    member.insert(sap.to_string(), Value::String(value.clone()));
+                }
+                // The partner a contact belongs to is its key, not a field SAP lets us move.
+                None if field == "account" => {}
+                None => return Err(ConnectorError::Config(format!("SAP B1 contacts have no writable field `{field}`"))),
+            }
+        }
+        if write.id.is_none() {
+            let first = write.fields.get("first_name").cloned().unwrap_or_default();
+            let last = write.fields.get("last_name").cloned().unwrap_or_default();
+            member.insert("Name".into(), Value::String(format!("{first} {last}").trim().to_string()));
+        }
+        let body = json!({ "ContactEmployees": [Value::Object(member)] });
+        let url = self.url(&format!("BusinessPartners('{}')", card_code.replace('\'', "''")));
+        self.call(|cookie| self.http.client.patch(&url).header(reqwest::header::COOKIE, cookie).json(&body))
+            .await?;
+        Ok(write.key.clone())
+    }
+
     async fn write_one(&self, endpoint: Endpoint, write: &Write) -> WriteResult {
+        if endpoint == Endpoint::Contacts {
+            return self.write_contact(write).await;
+        }
         let set = entity_set(endpoint)?;
         let create = write.id.is_none();
         let body = self.body_for(endpoint, write, create)?;
@@ -461,9 +563,10 @@ impl Connector for SapB1Connector {
             .map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))?;
         let mut records = Vec::with_capacity(body.value.len());
         for entity in &body.value {
-            let record = self.to_record(endpoint, entity)?;
-            if since.is_none_or(|s| record.modified_at >= s) {
-                records.push(record);
+            for record in self.to_records(endpoint, entity)? {
+                if since.is_none_or(|s| record.modified_at >= s) {
+                    records.push(record);
+                }
             }
         }
         Ok(Page {
@@ -489,6 +592,11 @@ impl Connector for SapB1Connector {
         let mut fields: Vec<String> = match endpoint {
             Endpoint::Accounts => ["name", "phone", "industry"].map(String::from).to_vec(),
             Endpoint::Items => ["name", "description", "code"].map(String::from).to_vec(),
+            Endpoint::Contacts => {
+                let mut fields: Vec<String> = CONTACT.iter().map(|(c, _)| c.to_string()).collect();
+                fields.push("account".into());
+                return Ok(fields);
+            }
             other => {
                 return Err(ConnectorError::Unsupported {
                     system: System::Erp,

@@ -107,7 +107,8 @@ const FIRST_NAMES: [&str; 10] = [
     "Anna", "Ben", "Clara", "David", "Eva", "Felix", "Grace", "Hugo", "Ines", "Jonas",
 ];
 const LAST_NAMES: [&str; 10] = [
-    "Schmidt", "Miller", "Novak", "Okafor", "Rossi", "Tanaka", "Dubois", "Kowalski", "Silva", "Berg",
+    "Schmidt", "Miller", "Novak", "Okafor", "Rossi", "Tanaka", "Dubois", "Kowalski", "Silva",
+    "Berg",
 ];
 const PRODUCTS: [&str; 10] = [
     "Bolt", "Bracket", "Valve", "Sensor", "Cable", "Pump", "Filter", "Gasket", "Motor", "Panel",
@@ -226,10 +227,18 @@ fn seed_contacts(
     for k in 1..=scale.contacts_per_account {
         let first = FIRST_NAMES[rng.usize(..FIRST_NAMES.len())];
         let last = LAST_NAMES[rng.usize(..LAST_NAMES.len())];
-        let email = format!("{}.{}.{}@{}.example", first.to_lowercase(), last.to_lowercase(), k, card_code.to_lowercase());
+        let email = format!(
+            "{}.{}.{}@{}.example",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            k,
+            card_code.to_lowercase()
+        );
         let phone = format!("+49 30 {:07}", rng.u32(1_000_000..9_999_999));
-        members.push(json!({"InternalCode": k, "Name": format!("{first} {last}"), "FirstName": first,
-                            "LastName": last, "E_Mail": email, "Phone1": phone}));
+        members.push(
+            json!({"InternalCode": k, "Name": format!("{first} {last}"), "FirstName": first,
+                            "LastName": last, "E_Mail": email, "Phone1": phone}),
+        );
         if rng.f64() < scale.crm_overlap {
             let mut props = BTreeMap::from([
                 ("firstname".to_string(), first.to_string()),

@@ -67,6 +67,11 @@ pub struct Engine {
     clock: Clock,
 }
 
+/// How far behind the newest record read a cursor is kept. A record changed while a run pages
+/// through the results moves and may be missed by offset paging; re-reading the last minutes is
+/// cheap (unchanged records produce no events) and catches it. It also absorbs clock skew.
+const CURSOR_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The pseudo-field of the events that record a CRM record getting its ERP key at go-live.
 const LINK_FIELD: &str = "erp_number";
 
@@ -82,7 +87,12 @@ struct Plan<'a> {
     run_id: &'a str,
     rules: &'a EndpointSettings,
     now: Timestamp,
-    outcome_applied: Outcome,
+    /// Every event becomes `dry_run`, saying in its error what would have happened.
+    dry_run: bool,
+    /// Fields held for manual resolution: left alone until a person settles them.
+    held: HashSet<(String, String)>,
+    /// (key, field) of writes an interrupted run made, recorded from its intents already.
+    recovered: HashSet<(String, String)>,
     writes: HashMap<System, BTreeMap<String, Write>>,
     events: Vec<Planned>,
     states: BTreeMap<String, RecordState>,
@@ -168,6 +178,14 @@ impl Plan<'_> {
         error: Option<String>,
         write: Option<System>,
     ) {
+        let (outcome, error) = if self.dry_run {
+            (
+                Outcome::DryRun,
+                Some(format!("dry run: would be {outcome}")),
+            )
+        } else {
+            (outcome, error)
+        };
         let occurred_at = sides.modified_at(source);
         let (old_text, new_text) = (json_text(old), json_text(new));
         // The key names the change itself (the field, both values, both sides' versions), so a
@@ -234,11 +252,6 @@ impl Plan<'_> {
         write
             .fields
             .insert(field.to_string(), value.cloned().unwrap_or_default());
-        let outcome = if outcome == Outcome::Applied {
-            self.outcome_applied
-        } else {
-            outcome
-        };
         self.event(
             sides,
             field,
@@ -349,14 +362,13 @@ impl Plan<'_> {
                     key: key.clone(),
                     fields: Fields::new(),
                 });
-            let outcome = self.outcome_applied;
             self.event(
                 sides,
                 LINK_FIELD,
                 None,
                 Some(&key),
                 System::Erp,
-                outcome,
+                Outcome::Applied,
                 None,
                 Some(System::Crm),
             );
@@ -423,10 +435,16 @@ impl Plan<'_> {
         let (crm, erp) = (get(System::Crm), get(System::Erp));
         let base = sides.base.map(|b| b.fields.get(field).cloned());
         let rule = self.rules.rule_for(self.endpoint, field);
+        let here = (sides.key.to_string(), field.to_string());
+        if self.held.contains(&here) {
+            return base.flatten();
+        }
         if crm == erp {
             // Both sides already agree on a new value: a write of ours whose commit was lost, or
-            // the same edit made twice. Record it once, as coming from the side changed first.
-            if let Some(base) = base.filter(|b| *b != crm) {
+            // the same edit made twice. Record it once, as coming from the side changed first
+            // (unless the interrupted run's intent recorded it already).
+            let recovered = self.recovered.contains(&here);
+            if let Some(base) = base.filter(|b| *b != crm && !recovered) {
                 let source = if sides.modified_at(System::Crm) <= sides.modified_at(System::Erp) {
                     System::Crm
                 } else {
@@ -438,7 +456,7 @@ impl Plan<'_> {
                     base.as_ref(),
                     crm.as_ref(),
                     source,
-                    self.outcome_applied,
+                    Outcome::Applied,
                     None,
                     None,
                 );
@@ -619,7 +637,8 @@ impl Engine {
             let since = self.store.cursor(endpoint, system).await?;
             let records = pull_all(self.connector(system).as_ref(), endpoint, since).await?;
             if let Some(latest) = records.iter().map(|r| r.modified_at).max() {
-                cursors.push((endpoint, system, latest));
+                let horizon = self.clock.now() - CURSOR_OVERLAP;
+                cursors.push((endpoint, system, latest.min(horizon)));
             }
             summary.records_read += records.len();
             pulled.insert(system, records);
@@ -663,11 +682,19 @@ impl Engine {
             run_id,
             rules,
             now,
-            outcome_applied: if dry_run {
-                Outcome::DryRun
-            } else {
-                Outcome::Applied
-            },
+            dry_run,
+            held: self
+                .store
+                .open_conflicts()
+                .await?
+                .into_iter()
+                .filter(|c| c.endpoint == endpoint)
+                .map(|c| (c.key, c.field))
+                .collect(),
+            recovered: recovered
+                .iter()
+                .filter_map(|e| Some((e.erp_id.clone()?, e.field.clone())))
+                .collect(),
             writes: HashMap::new(),
             events: Vec::new(),
             states: BTreeMap::new(),
@@ -686,17 +713,8 @@ impl Engine {
         }
         summary.conflicts = plan.conflicts.len();
         if dry_run {
-            let events: Vec<NewFieldEvent> = plan
-                .events
-                .into_iter()
-                .map(|p| {
-                    let mut e = p.event;
-                    if p.write.is_some() {
-                        e.outcome = Outcome::DryRun;
-                    }
-                    e
-                })
-                .collect();
+            let events: Vec<NewFieldEvent> = plan.events.into_iter().map(|p| p.event).collect();
+            let events = self.unrecorded(events).await?;
             count(&mut summary, &events);
             self.store
                 .commit_sync(
@@ -717,11 +735,27 @@ impl Engine {
             .collect();
         self.store.save_intents(endpoint, &intents, now).await?;
         let mut commit = self.execute(plan, cursors, &mut summary).await?;
-        count(&mut summary, &recovered);
         commit.events.extend(recovered);
+        commit.events = self.unrecorded(std::mem::take(&mut commit.events)).await?;
+        summary.events.clear();
+        count(&mut summary, &commit.events);
         commit.clear_intents = Some(endpoint);
         self.store.commit_sync(&commit, now).await?;
         Ok(summary)
+    }
+
+    /// Drops events the log already holds: a refusal or a conflict seen again on a later run
+    /// (the inclusive cursor reads its records again) is the same event, not a new one.
+    async fn unrecorded(
+        &self,
+        events: Vec<NewFieldEvent>,
+    ) -> Result<Vec<NewFieldEvent>, SyncError> {
+        let keys: Vec<&str> = events.iter().map(|e| e.idempotency_key.as_str()).collect();
+        let known = self.store.existing_event_keys(&keys).await?;
+        Ok(events
+            .into_iter()
+            .filter(|e| !known.contains(&e.idempotency_key))
+            .collect())
     }
 
     /// The intents a crashed run left: those whose value reached the target are recorded now
@@ -743,10 +777,13 @@ impl Engine {
                     System::Crm => crm,
                     System::Erp => erp,
                 };
-                let record = e.erp_id.as_ref().and_then(|key| side.get(key));
+                // A write that reached its target changed the record there, so it was read again.
+                let Some(record) = e.erp_id.as_ref().and_then(|key| side.get(key)) else {
+                    return false;
+                };
                 let value = match e.field.as_str() {
-                    LINK_FIELD => record.and_then(|r| r.key.as_ref()),
-                    field => record.and_then(|r| r.fields.get(field)),
+                    LINK_FIELD => record.key.as_ref(),
+                    field => record.fields.get(field),
                 };
                 json_text(value) == e.new_value
             })
@@ -777,6 +814,7 @@ impl Engine {
         let mut created: HashMap<(System, String), String> = HashMap::new();
         let mut latency: HashMap<System, i64> = HashMap::new();
         let mut dead_letters = Vec::new();
+        let mut failed_creates: HashSet<String> = HashSet::new();
         for (system, writes) in std::mem::take(&mut plan.writes) {
             let writes: Vec<Write> = writes.into_values().collect();
             let started = Instant::now();
@@ -791,6 +829,10 @@ impl Engine {
                         created.insert((system, write.key.clone()), id);
                     }
                     Err(e) => {
+                        if write.id.is_none() {
+                            // A record that could not be created has no agreed state yet.
+                            failed_creates.insert(write.key.clone());
+                        }
                         failed.insert((system, write.key.clone()), e.to_string());
                         dead_letters.push(DeadLetter {
                             id: 0,
@@ -824,6 +866,9 @@ impl Engine {
                 }
             }
             events.push(event);
+        }
+        for key in &failed_creates {
+            plan.states.remove(key);
         }
         for ((system, key), id) in created {
             if let Some(state) = plan.states.get_mut(&key) {
@@ -874,6 +919,7 @@ impl Engine {
         };
         let mut commit = SyncCommit::default();
         let mut states: HashMap<Endpoint, HashMap<String, RecordState>> = HashMap::new();
+        let mut touched: BTreeSet<(Endpoint, String)> = BTreeSet::new();
         for letter in letters {
             let write = Write {
                 id: letter.record_id.clone(),
@@ -914,7 +960,7 @@ impl Engine {
                             System::Erp => state.erp_id = Some(id.clone()),
                         }
                         state.synced_at = now;
-                        commit.states.push(state.clone());
+                        touched.insert((letter.endpoint, letter.key.clone()));
                     }
                     for (field, value) in &letter.fields {
                         let hash = fnv1a(&["redrive", &letter.id.to_string(), field]);
@@ -938,6 +984,11 @@ impl Engine {
                 }
             }
         }
+        // One row per record, however many of its letters succeeded.
+        commit.states = touched
+            .iter()
+            .filter_map(|(e, k)| states.get(e).and_then(|s| s.get(k)).cloned())
+            .collect();
         self.store.commit_sync(&commit, now).await?;
         Ok(summary)
     }

@@ -671,3 +671,176 @@ async fn reconciliation_catches_a_page_the_server_silently_dropped() {
     let clean = w2.engine.reconcile(Endpoint::Items).await.unwrap();
     assert_eq!(clean.differences(), 0, "{clean:?}");
 }
+
+#[tokio::test]
+async fn a_held_conflict_stays_held_and_runs_keep_going() {
+    let mut rules = default_endpoints();
+    let accounts = rules.get_mut(&Endpoint::Accounts).unwrap();
+    accounts.fields.insert(
+        "billing_street".into(),
+        FieldRule {
+            owner: System::Erp,
+            conflict: ConflictPolicy::Manual,
+        },
+    );
+    let w = world_with(rules).await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let companies = crm_companies(&w);
+    let (code, (id, _)) = companies.iter().min_by_key(|(k, _)| k.as_str()).unwrap();
+    w.edit_company(*id, "address", "1 Crm Road");
+    w.edit_partner(code, json!({"BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": "2 Erp Road"}]}));
+    let first = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(first.conflicts, 1);
+    // Later runs, one with an unrelated edit on the same record: the held field is left alone,
+    // no second conflict is opened, and nothing fails.
+    w.edit_company(*id, "phone", "+1 999");
+    for _ in 0..2 {
+        let run = w
+            .engine
+            .run_endpoint(Endpoint::Accounts, false)
+            .await
+            .unwrap();
+        assert_eq!(run.conflicts, 0);
+        assert_eq!(n(&run, Endpoint::Accounts, Outcome::Conflict), 0);
+    }
+    assert_eq!(w.store.open_conflicts().await.unwrap().len(), 1);
+    assert_eq!(crm_companies(&w)[code].1["address"], "1 Crm Road");
+    assert_eq!(w.partner(code)["BPAddresses"][0]["Street"], "2 Erp Road");
+    assert_eq!(w.partner(code)["Phone1"], "+1 999");
+}
+
+#[tokio::test]
+async fn a_dry_run_then_a_real_run_over_a_refused_edit() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let (code, (id, _)) = crm_companies(&w)
+        .into_iter()
+        .min_by_key(|(k, _)| k.clone())
+        .unwrap();
+    w.edit_company(id, "name", "Not Yours To Change");
+    let dry = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, true)
+        .await
+        .unwrap();
+    assert_eq!(n(&dry, Endpoint::Accounts, Outcome::DryRun), 2, "{dry:?}");
+    assert_eq!(crm_companies(&w)[&code].1["name"], "Not Yours To Change");
+    let real = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(n(&real, Endpoint::Accounts, Outcome::SkippedNotOwner), 1);
+    assert_ne!(crm_companies(&w)[&code].1["name"], "Not Yours To Change");
+}
+
+#[tokio::test]
+async fn a_record_that_could_not_be_created_leaves_the_other_side_alone() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    // A new ERP partner the CRM refuses (blank name): the create fails.
+    let at = w.later(1);
+    let partner = json!({"CardCode": "C99001", "CardName": " ", "CardType": "cCustomer", "Phone1": "+49 1", "Industry": "Retail"});
+    w.sandbox.erp_data.lock().unwrap().put(
+        "BusinessPartners",
+        partner.as_object().unwrap().clone(),
+        at,
+    );
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(run.failed_writes, 1);
+    // A later ERP edit must not read the failed create as "the CRM emptied the fields".
+    w.edit_partner("C99001", json!({"CardName": "Now Named GmbH"}));
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let p = w.partner("C99001");
+    assert_eq!(
+        (p["Phone1"].as_str(), p["Industry"].as_str()),
+        (Some("+49 1"), Some("Retail"))
+    );
+    assert_eq!(crm_companies(&w)["C99001"].1["name"], "Now Named GmbH");
+    assert_eq!(crm_companies(&w)["C99001"].1["phone"], "+49 1");
+}
+
+#[tokio::test]
+async fn contacts_link_by_email_and_follow_their_owners() {
+    let w = world().await;
+    let scale = SeedScale::small();
+    let first = w
+        .engine
+        .run_endpoint(Endpoint::Contacts, false)
+        .await
+        .unwrap();
+    assert!(first.linked > 0 && first.unlinked >= 1, "{first:?}");
+    let contacts = || {
+        let data = w.sandbox.crm_data.lock().unwrap();
+        let mut by_key = HashMap::new();
+        for o in data.all("contacts") {
+            if let Some(key) = o.properties.get("erp_number") {
+                assert!(
+                    by_key
+                        .insert(key.clone(), (o.id, o.properties.clone()))
+                        .is_none(),
+                    "{key} twice"
+                );
+            }
+        }
+        by_key
+    };
+    let all = contacts();
+    assert_eq!(all.len(), scale.accounts * scale.contacts_per_account);
+    let (key, (id, props)) = all.iter().min_by_key(|(k, _)| k.as_str()).unwrap();
+    assert_eq!(props["erp_account_number"], key.split('/').next().unwrap());
+    // The CRM owns contact details; the ERP owns which account a contact belongs to.
+    let at = w.later(1);
+    let edit = BTreeMap::from([
+        ("phone".to_string(), "+44 7700 900000".to_string()),
+        ("erp_account_number".to_string(), "C00002".to_string()),
+    ]);
+    w.sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .update("contacts", *id, edit, at);
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Contacts, false)
+        .await
+        .unwrap();
+    assert_eq!(n(&run, Endpoint::Contacts, Outcome::SkippedNotOwner), 1);
+    let (card, code) = key.split_once('/').unwrap();
+    let partner = w.partner(card);
+    let member = partner["ContactEmployees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["InternalCode"].as_i64().map(|c| c.to_string()).as_deref() == Some(code))
+        .unwrap()
+        .clone();
+    assert_eq!(member["Phone1"], "+44 7700 900000");
+    assert_eq!(contacts()[key].1["erp_account_number"], card);
+    let quiet = w
+        .engine
+        .run_endpoint(Endpoint::Contacts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+}

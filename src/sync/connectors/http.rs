@@ -124,7 +124,7 @@ impl HttpCore {
                     let wait =
                         retry_after(&response).unwrap_or_else(|| self.retry.backoff(attempt));
                     tracing::warn!(%status, attempt, wait_ms = wait.as_millis() as u64, "retrying call");
-                    tokio::time::sleep(wait.min(self.retry.max_delay)).await;
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     self.stats.record(false, latency);
@@ -153,6 +153,6 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .trim()
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        // An absurd value (negative, NaN, 1e20) is ignored rather than trusted or panicked on.
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }

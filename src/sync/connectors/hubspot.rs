@@ -444,7 +444,11 @@ impl Connector for HubSpotConnector {
                 .collect();
             for chunk in picked.chunks(BATCH_LIMIT) {
                 let batch: Vec<Write> = chunk.iter().map(|i| writes[*i].clone()).collect();
-                let done = self.write_chunk(&mapping, &batch, by_id).await?;
+                // A chunk that fails as a whole fails its own writes, not those already done.
+                let done = match self.write_chunk(&mapping, &batch, by_id).await {
+                    Ok(done) => done,
+                    Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
+                };
                 for (i, result) in chunk.iter().zip(done) {
                     results[*i] = Some(result);
                 }

@@ -270,7 +270,9 @@ impl SapB1Connector {
             let key = contact_key(&card_code, &code);
             let mut fields: Fields = CONTACT
                 .iter()
-                .filter_map(|(canonical, sap)| text(contact, sap).map(|v| (canonical.to_string(), v)))
+                .filter_map(|(canonical, sap)| {
+                    text(contact, sap).map(|v| (canonical.to_string(), v))
+                })
                 .collect();
             fields.insert("account".into(), card_code.clone());
             records.push(Record {
@@ -426,11 +428,17 @@ impl SapB1Connector {
     /// InternalCode (updated in place; appended when the partner does not have it yet).
     async fn write_contact(&self, write: &Write) -> WriteResult {
         let (card_code, code) = write.key.split_once('/').ok_or_else(|| {
-            ConnectorError::Config(format!("contact key `{}` is not CardCode/InternalCode", write.key))
+            ConnectorError::Config(format!(
+                "contact key `{}` is not CardCode/InternalCode",
+                write.key
+            ))
         })?;
-        let internal: i64 = code
-            .parse()
-            .map_err(|_| ConnectorError::Config(format!("contact key `{}`: InternalCode must be a number", write.key)))?;
+        let internal: i64 = code.parse().map_err(|_| {
+            ConnectorError::Config(format!(
+                "contact key `{}`: InternalCode must be a number",
+                write.key
+            ))
+        })?;
         let mut member = Map::new();
         member.insert("InternalCode".into(), json!(internal));
         for (field, value) in &write.fields {
@@ -440,18 +448,34 @@ impl SapB1Connector {
                 }
                 // The partner a contact belongs to is its key, not a field SAP lets us move.
                 None if field == "account" => {}
-                None => return Err(ConnectorError::Config(format!("SAP B1 contacts have no writable field `{field}`"))),
+                None => {
+                    return Err(ConnectorError::Config(format!(
+                        "SAP B1 contacts have no writable field `{field}`"
+                    )));
+                }
             }
         }
         if write.id.is_none() {
             let first = write.fields.get("first_name").cloned().unwrap_or_default();
             let last = write.fields.get("last_name").cloned().unwrap_or_default();
-            member.insert("Name".into(), Value::String(format!("{first} {last}").trim().to_string()));
+            member.insert(
+                "Name".into(),
+                Value::String(format!("{first} {last}").trim().to_string()),
+            );
         }
         let body = json!({ "ContactEmployees": [Value::Object(member)] });
-        let url = self.url(&format!("BusinessPartners('{}')", card_code.replace('\'', "''")));
-        self.call(|cookie| self.http.client.patch(&url).header(reqwest::header::COOKIE, cookie).json(&body))
-            .await?;
+        let url = self.url(&format!(
+            "BusinessPartners('{}')",
+            card_code.replace('\'', "''")
+        ));
+        self.call(|cookie| {
+            self.http
+                .client
+                .patch(&url)
+                .header(reqwest::header::COOKIE, cookie)
+                .json(&body)
+        })
+        .await?;
         Ok(write.key.clone())
     }
 

@@ -1,0 +1,1 @@
+SELECT idempotency_key FROM field_events WHERE idempotency_key IN (

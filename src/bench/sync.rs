@@ -43,6 +43,7 @@ pub struct PhaseReport {
 #[derive(Debug, Serialize)]
 pub struct SyncBenchReport {
     pub accounts: usize,
+    pub contacts: usize,
     pub items: usize,
     pub initial: PhaseReport,
     pub incremental: PhaseReport,
@@ -62,7 +63,7 @@ async fn phase(
     let before = total([connectors[0].calls(), connectors[1].calls()]);
     let started = Instant::now();
     let mut runs: Vec<RunSummary> = Vec::new();
-    for endpoint in [Endpoint::Accounts, Endpoint::Items] {
+    for endpoint in [Endpoint::Accounts, Endpoint::Contacts, Endpoint::Items] {
         runs.push(engine.run_endpoint(endpoint, false).await?);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -92,6 +93,7 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
         accounts: base.accounts * factor,
         items: base.items * factor,
         duplicate_accounts: base.duplicate_accounts * factor,
+        duplicate_contacts: base.duplicate_contacts * factor,
         drifted_prices: base.drifted_prices * factor,
         ..base
     };
@@ -138,6 +140,7 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(SyncBenchReport {
         accounts: scale.accounts,
+        contacts: scale.accounts * scale.contacts_per_account,
         items: scale.items,
         initial,
         incremental,
@@ -145,8 +148,8 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
     })
 }
 
-/// 1% of partners renamed in the ERP, 1% of items repriced in the ERP, and 1% of companies given a
-/// new phone number in the CRM.
+/// 1% of partners renamed in the ERP, 1% of items repriced in the ERP, and 1% of companies and 1%
+/// of contacts given a new phone number in the CRM.
 fn change_one_percent(sandbox: &Sandbox, scale: &SeedScale, at: crate::domain::Timestamp) -> usize {
     let mut changed = 0;
     let mut erp = sandbox.erp_data.lock().unwrap_or_else(|e| e.into_inner());
@@ -165,15 +168,17 @@ fn change_one_percent(sandbox: &Sandbox, scale: &SeedScale, at: crate::domain::T
     }
     drop(erp);
     let mut crm = sandbox.crm_data.lock().unwrap_or_else(|e| e.into_inner());
-    let ids: Vec<u64> = crm
-        .all("companies")
-        .iter()
-        .map(|o| o.id)
-        .step_by(100)
-        .collect();
-    for id in ids {
-        let props = BTreeMap::from([("phone".to_string(), "+1 555 0199".to_string())]);
-        changed += usize::from(crm.update("companies", id, props, at));
+    for object_type in ["companies", "contacts"] {
+        let ids: Vec<u64> = crm
+            .all(object_type)
+            .iter()
+            .map(|o| o.id)
+            .step_by(100)
+            .collect();
+        for id in ids {
+            let props = BTreeMap::from([("phone".to_string(), "+1 555 0199".to_string())]);
+            changed += usize::from(crm.update(object_type, id, props, at));
+        }
     }
     changed
 }

@@ -106,6 +106,9 @@ pub struct FieldEvent {
 pub enum RunStatus {
     Running,
     Succeeded,
+    /// Finished, but some writes failed (they are in the dead-letter list) or some records read
+    /// were rejected as malformed.
+    Partial,
     Failed,
 }
 
@@ -114,14 +117,20 @@ impl RunStatus {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Partial,
+            RunStatus::Failed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 

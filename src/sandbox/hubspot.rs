@@ -188,7 +188,14 @@ impl HubSpotSandbox {
     }
 
     /// A page of `matches` from `offset`, skipping a page when the drop fault says so.
-    fn page(&self, matches: Vec<Value>, offset: usize, limit: usize) -> Response {
+    /// Renders only the requested slice of `matches`.
+    fn page(
+        &self,
+        matches: &[&HsObject],
+        wanted: Option<&[String]>,
+        offset: usize,
+        limit: usize,
+    ) -> Response {
         let mut offset = offset;
         if self
             .faults
@@ -198,7 +205,12 @@ impl HubSpotSandbox {
             offset += limit;
         }
         let total = matches.len();
-        let results: Vec<Value> = matches.into_iter().skip(offset).take(limit).collect();
+        let results: Vec<Value> = matches
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|o| self.view(o, wanted))
+            .collect();
         let next = offset + results.len();
         let mut body = json!({"total": total, "results": results});
         if next < total {
@@ -260,13 +272,14 @@ async fn list(
         .properties
         .map(|p| p.split(',').map(str::to_string).collect());
     let after: usize = q.after.and_then(|a| a.parse().ok()).unwrap_or(0);
-    let matches: Vec<Value> = sb
-        .data()
-        .all(&object_type)
-        .into_iter()
-        .map(|o| sb.view(o, wanted.as_deref()))
-        .collect();
-    sb.page(matches, after, q.limit.unwrap_or(10).clamp(1, 100))
+    let data = sb.data();
+    let matches = data.all(&object_type);
+    sb.page(
+        &matches,
+        wanted.as_deref(),
+        after,
+        q.limit.unwrap_or(10).clamp(1, 100),
+    )
 }
 
 #[derive(Deserialize)]
@@ -373,20 +386,18 @@ async fn search(
         }
     }
     if let Some(sort) = request.sorts.first() {
-        found.sort_by(|a, b| {
-            (comparable(a, &sort.property), a.id).cmp(&(comparable(b, &sort.property), b.id))
-        });
+        found.sort_by_cached_key(|o| (comparable(o, &sort.property), o.id));
         if sort.direction.as_deref() == Some("DESCENDING") {
             found.reverse();
         }
     }
-    let results = found
-        .into_iter()
-        .map(|o| sb.view(o, request.properties.as_deref()))
-        .collect();
     let offset = request.after.and_then(|a| a.parse().ok()).unwrap_or(0);
-    drop(data);
-    sb.page(results, offset, request.limit.unwrap_or(10).clamp(1, 200))
+    sb.page(
+        &found,
+        request.properties.as_deref(),
+        offset,
+        request.limit.unwrap_or(10).clamp(1, 200),
+    )
 }
 
 fn invalid_name(properties: &BTreeMap<String, String>, id: &str) -> Option<Value> {

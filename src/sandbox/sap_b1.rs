@@ -431,7 +431,7 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
     let sort_key = |e: &Entity| {
         ["UpdateDate", "UpdateTime"].map(|f| e.get(f).map(value_text).unwrap_or_default())
     };
-    found.sort_by_key(|e| sort_key(e));
+    found.sort_by_cached_key(|e| sort_key(e));
     let limit = options.top.unwrap_or(usize::MAX).min(page_size);
     let mut skip = options.skip;
     if sb

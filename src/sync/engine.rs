@@ -22,7 +22,7 @@ use crate::domain::{
 use crate::store::{Store, StoreError, SyncCommit};
 use crate::sync::connectors::{CallCounts, Connector, ConnectorError};
 use crate::sync::linking;
-use crate::sync::record::{Fields, Record, Write};
+use crate::sync::record::{Fields, Record, Rejected, Write};
 use crate::sync::rules::{ConflictPolicy, Direction, EndpointSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,10 @@ pub struct RunSummary {
     pub api_calls_failed: u64,
     pub conflicts: usize,
     pub failed_writes: usize,
+    /// Records created or updated on either side.
+    pub records_written: usize,
+    /// Records read that were malformed and left out (each recorded as a failed event).
+    pub rejected: usize,
     /// CRM records linked to their ERP record by name at go-live.
     pub linked: usize,
     /// CRM records without the ERP key that matched no ERP record, or several: left for review.
@@ -478,13 +482,14 @@ impl Plan<'_> {
     }
 }
 
+/// Every page of what changed since `since`: the records, and those that could not be read.
 async fn pull_all(
     connector: &dyn Connector,
     endpoint: Endpoint,
     since: Option<Timestamp>,
-) -> Result<Vec<Record>, SyncError> {
+) -> Result<(Vec<Record>, Vec<Rejected>), SyncError> {
     let system = connector.system();
-    let mut records = Vec::new();
+    let (mut records, mut rejected) = (Vec::new(), Vec::new());
     let mut page = None;
     loop {
         let p = connector
@@ -492,10 +497,44 @@ async fn pull_all(
             .await
             .map_err(|source| SyncError::Connector { system, source })?;
         records.extend(p.records);
+        rejected.extend(p.rejected);
         match p.next {
             Some(next) => page = Some(next),
-            None => return Ok(records),
+            None => return Ok((records, rejected)),
         }
+    }
+}
+
+/// A record a connector could not read, as a failed event: visible, never stored as good data.
+fn rejected_event(
+    endpoint: Endpoint,
+    system: System,
+    rejected: &Rejected,
+    run_id: &str,
+    now: Timestamp,
+) -> NewFieldEvent {
+    let hash = fnv1a(&[
+        endpoint.as_str(),
+        system.as_str(),
+        &rejected.id,
+        &rejected.error,
+    ]);
+    let id = Some(rejected.id.clone());
+    NewFieldEvent {
+        idempotency_key: format!("sw-rejected-{hash:016x}"),
+        run_id: Some(run_id.to_string()),
+        endpoint,
+        crm_id: (system == System::Crm).then(|| rejected.id.clone()),
+        erp_id: if system == System::Erp { id } else { None },
+        field: "*".into(),
+        old_value: None,
+        new_value: None,
+        source_system: system,
+        target_system: system.other(),
+        outcome: Outcome::Failed,
+        error: Some(format!("record rejected as malformed: {}", rejected.error)),
+        latency_ms: None,
+        occurred_at: now,
     }
 }
 
@@ -590,15 +629,14 @@ impl Engine {
                     .values()
                     .flat_map(|o| o.values())
                     .sum::<usize>() as i64;
-                counts.records_written = counts.events - summary.failed_writes as i64;
+                counts.records_written = summary.records_written as i64;
+                let status = if summary.failed_writes + summary.rejected > 0 {
+                    RunStatus::Partial
+                } else {
+                    RunStatus::Succeeded
+                };
                 self.store
-                    .finish_run(
-                        &run.id,
-                        self.clock.now(),
-                        RunStatus::Succeeded,
-                        &counts,
-                        None,
-                    )
+                    .finish_run(&run.id, self.clock.now(), status, &counts, None)
                     .await?;
                 Ok(summary)
             }
@@ -633,9 +671,17 @@ impl Engine {
         };
         let mut pulled = HashMap::new();
         let mut cursors = Vec::new();
+        let mut rejected_events = Vec::new();
         for system in [System::Crm, System::Erp] {
             let since = self.store.cursor(endpoint, system).await?;
-            let records = pull_all(self.connector(system).as_ref(), endpoint, since).await?;
+            let (records, rejected) =
+                pull_all(self.connector(system).as_ref(), endpoint, since).await?;
+            summary.rejected += rejected.len();
+            rejected_events.extend(
+                rejected
+                    .iter()
+                    .map(|r| rejected_event(endpoint, system, r, run_id, self.clock.now())),
+            );
             if let Some(latest) = records.iter().map(|r| r.modified_at).max() {
                 let horizon = self.clock.now() - CURSOR_OVERLAP;
                 cursors.push((endpoint, system, latest.min(horizon)));
@@ -713,7 +759,8 @@ impl Engine {
         }
         summary.conflicts = plan.conflicts.len();
         if dry_run {
-            let events: Vec<NewFieldEvent> = plan.events.into_iter().map(|p| p.event).collect();
+            let mut events: Vec<NewFieldEvent> = plan.events.into_iter().map(|p| p.event).collect();
+            events.extend(rejected_events);
             let events = self.unrecorded(events).await?;
             count(&mut summary, &events);
             self.store
@@ -736,6 +783,7 @@ impl Engine {
         self.store.save_intents(endpoint, &intents, now).await?;
         let mut commit = self.execute(plan, cursors, &mut summary).await?;
         commit.events.extend(recovered);
+        commit.events.extend(rejected_events);
         commit.events = self.unrecorded(std::mem::take(&mut commit.events)).await?;
         summary.events.clear();
         count(&mut summary, &commit.events);
@@ -851,6 +899,7 @@ impl Engine {
             }
         }
         summary.failed_writes = dead_letters.len();
+        summary.records_written = created.len();
         let mut events = Vec::with_capacity(plan.events.len());
         for planned in plan.events {
             let mut event = planned.event;
@@ -1019,8 +1068,8 @@ impl Engine {
             .endpoints
             .get(&endpoint)
             .ok_or(SyncError::NotConfigured(endpoint))?;
-        let crm_records = pull_all(self.crm.as_ref(), endpoint, None).await?;
-        let erp_records = pull_all(self.erp.as_ref(), endpoint, None).await?;
+        let (crm_records, _) = pull_all(self.crm.as_ref(), endpoint, None).await?;
+        let (erp_records, _) = pull_all(self.erp.as_ref(), endpoint, None).await?;
         let fields = self.shared_fields(endpoint)?;
         let (crm, erp) = (by_key(&crm_records), by_key(&erp_records));
         let now = self.clock.now();

@@ -22,7 +22,17 @@ pub struct Record {
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub records: Vec<Record>,
+    /// Records on the page that could not be read (bad timestamp, bad price...): left out, with why.
+    pub rejected: Vec<Rejected>,
     pub next: Option<String>,
+}
+
+/// A record a connector refused to turn into a `Record`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The record's id on its side, as far as it could be read.
+    pub id: String,
+    pub error: String,
 }
 
 /// A create (no `id`) or an update of some fields of one record.

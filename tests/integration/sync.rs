@@ -844,3 +844,48 @@ async fn contacts_link_by_email_and_follow_their_owners() {
         .unwrap();
     assert!(quiet.events.is_empty(), "{quiet:?}");
 }
+
+#[tokio::test]
+async fn a_malformed_record_is_rejected_and_recorded_while_the_rest_sync() {
+    let w = world().await;
+    let at = w.later(1);
+    let bad = json!({"ItemCode": "I09999", "ItemName": "Bad Currency", "ItemPrices": [{"PriceList": 1, "Price": 5.0, "Currency": "EURO"}]});
+    w.sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .put("Items", bad.as_object().unwrap().clone(), at);
+    let run = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    assert_eq!(run.rejected, 1);
+    assert!(
+        n(&run, Endpoint::Items, Outcome::Applied) > 0,
+        "the other items still sync"
+    );
+    let failed = w
+        .store
+        .query_events(&EventQuery {
+            record_id: Some("I09999".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].event.outcome, Outcome::Failed);
+    assert!(
+        failed[0].event.error.as_deref().unwrap().contains("EURO"),
+        "{:?}",
+        failed[0].event.error
+    );
+    let status = w.store.run(&run.run_id).await.unwrap().unwrap().status;
+    assert_eq!(status, syncwarden::domain::RunStatus::Partial);
+    let products = w
+        .sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .all("products")
+        .iter()
+        .filter(|o| o.properties.get("erp_number").map(String::as_str) == Some("I09999"))
+        .count();
+    assert_eq!(products, 0, "never stored as good data");
+}

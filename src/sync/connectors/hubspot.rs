@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::http::{Failure, HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Endpoint, System, Timestamp};
-use crate::sync::record::{Fields, Page, Record, Write};
+use crate::sync::record::{Fields, Page, Record, Rejected, Write};
 
 /// HubSpot's batch endpoints take at most 100 inputs.
 const BATCH_LIMIT: usize = 100;
@@ -420,13 +420,21 @@ impl Connector for HubSpotConnector {
             .json()
             .await
             .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))?;
-        let records = page
-            .results
-            .into_iter()
-            .map(|o| self.to_record(o, &mapping))
-            .collect::<Result<_, _>>()?;
+        let mut records = Vec::with_capacity(page.results.len());
+        let mut rejected = Vec::new();
+        for object in page.results {
+            let id = object.id.clone();
+            match self.to_record(object, &mapping) {
+                Ok(record) => records.push(record),
+                Err(e) => rejected.push(Rejected {
+                    id,
+                    error: e.to_string(),
+                }),
+            }
+        }
         Ok(Page {
             records,
+            rejected,
             next: page.paging.and_then(|p| p.next).map(|n| n.after),
         })
     }

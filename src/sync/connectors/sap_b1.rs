@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use super::http::{Failure, HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
-use crate::sync::record::{Fields, Page, Record, Write};
+use crate::sync::record::{Fields, Page, Record, Rejected, Write};
 
 /// The Service Layer's error code for an expired or unknown session.
 const SESSION_TIMEOUT_CODE: i64 = 301;
@@ -586,15 +586,23 @@ impl Connector for SapB1Connector {
             .await
             .map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))?;
         let mut records = Vec::with_capacity(body.value.len());
+        let mut rejected = Vec::new();
         for entity in &body.value {
-            for record in self.to_records(endpoint, entity)? {
-                if since.is_none_or(|s| record.modified_at >= s) {
-                    records.push(record);
-                }
+            match self.to_records(endpoint, entity) {
+                Ok(found) => records.extend(
+                    found
+                        .into_iter()
+                        .filter(|r| since.is_none_or(|s| r.modified_at >= s)),
+                ),
+                Err(e) => rejected.push(Rejected {
+                    id: text(entity, set.key).unwrap_or_else(|| "?".into()),
+                    error: e.to_string(),
+                }),
             }
         }
         Ok(Page {
             records,
+            rejected,
             next: body.next_link,
         })
     }

@@ -442,3 +442,51 @@ async fn a_skewed_crm_price_is_reported_as_such() {
     let skewed = price(&pull_all(&crm, Endpoint::Items, None).await.unwrap());
     assert!((skewed - honest * 1.5).abs() < 0.01, "{honest} -> {skewed}");
 }
+
+#[tokio::test]
+async fn sap_b1_local_times_and_named_addresses() {
+    let clock = Clock::manual(start());
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    // A partner whose bill-to address is not called "Bill To".
+    let partner = json!({"CardCode": "C88888", "CardName": "Named Address AG", "CardType": "cCustomer",
+        "BPAddresses": [{"AddressName": "Head Office", "AddressType": "bo_BillTo", "City": "Basel"}]});
+    sandbox.erp_data.lock().unwrap().put(
+        "BusinessPartners",
+        partner.as_object().unwrap().clone(),
+        clock.now(),
+    );
+    let settings = SapB1Settings {
+        base_url: sandbox.erp.base_url(),
+        company_db: sandbox::SAP_COMPANY_DB.into(),
+        username: sandbox::SAP_USER.into(),
+        password: sandbox::SAP_PASSWORD.to_string().into(),
+        utc_offset_minutes: 60,
+        ..Default::default()
+    };
+    let erp = SapB1Connector::new(settings, fast_retry()).unwrap();
+    let all = pull_all(&erp, Endpoint::Accounts, None).await.unwrap();
+    let record = all.iter().find(|r| r.id == "C88888").unwrap();
+    // The server's 08:00 local time is 07:00 UTC.
+    assert_eq!(record.modified_at, start() - Duration::from_secs(3600));
+    let write = Write {
+        id: Some("C88888".into()),
+        key: "C88888".into(),
+        fields: fields(&[("billing_city", "Zug")]),
+    };
+    erp.write(Endpoint::Accounts, &[write]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let data = sandbox.erp_data.lock().unwrap();
+    let addresses = data.get("BusinessPartners", "C88888").unwrap()["BPAddresses"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        addresses.len(),
+        1,
+        "updated in place, not appended: {addresses:?}"
+    );
+    assert_eq!(addresses[0]["City"], "Zug");
+}

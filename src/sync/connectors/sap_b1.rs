@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
@@ -28,6 +30,8 @@ pub struct SapB1Settings {
     pub default_currency: String,
     /// The price lists (PriceListNo) synced as item prices.
     pub price_lists: Vec<u32>,
+    /// The Service Layer reports UpdateDate/UpdateTime in its own local time: minutes ahead of UTC.
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for SapB1Settings {
@@ -40,6 +44,7 @@ impl Default for SapB1Settings {
             page_size: 100,
             default_currency: "EUR".into(),
             price_lists: vec![1, 2, 3],
+            utc_offset_minutes: 0,
         }
     }
 }
@@ -54,6 +59,7 @@ impl std::fmt::Debug for SapB1Settings {
             .field("page_size", &self.page_size)
             .field("default_currency", &self.default_currency)
             .field("price_lists", &self.price_lists)
+            .field("utc_offset_minutes", &self.utc_offset_minutes)
             .finish()
     }
 }
@@ -64,6 +70,9 @@ pub struct SapB1Connector {
     http: HttpCore,
     /// The `Cookie` header of the current session (B1SESSION and ROUTEID).
     session: Mutex<Option<String>>,
+    /// CardCode -> AddressName of its bill-to address, as read: updating an address member needs
+    /// its own name, or the Service Layer appends a second one.
+    bill_to_names: std::sync::Mutex<HashMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -157,6 +166,7 @@ impl SapB1Connector {
             default_currency,
             http: HttpCore::new(retry)?,
             session: Mutex::new(None),
+            bill_to_names: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -248,12 +258,13 @@ impl SapB1Connector {
         let card_code = text(entity, "CardCode").ok_or_else(|| {
             ConnectorError::malformed(System::Erp, "BusinessPartners without CardCode")
         })?;
-        let modified_at = modified_at(entity).ok_or_else(|| {
-            ConnectorError::malformed(
-                System::Erp,
-                format!("BusinessPartners {card_code}: bad UpdateDate/UpdateTime"),
-            )
-        })?;
+        let modified_at =
+            modified_at(entity, self.settings.utc_offset_minutes).ok_or_else(|| {
+                ConnectorError::malformed(
+                    System::Erp,
+                    format!("BusinessPartners {card_code}: bad UpdateDate/UpdateTime"),
+                )
+            })?;
         let contacts = entity
             .get("ContactEmployees")
             .and_then(Value::as_array)
@@ -294,12 +305,13 @@ impl SapB1Connector {
         let id = text(entity, set.key).ok_or_else(|| {
             ConnectorError::malformed(System::Erp, format!("{} without {}", set.name, set.key))
         })?;
-        let modified_at = modified_at(entity).ok_or_else(|| {
-            ConnectorError::malformed(
-                System::Erp,
-                format!("{} {id}: bad UpdateDate/UpdateTime", set.name),
-            )
-        })?;
+        let modified_at =
+            modified_at(entity, self.settings.utc_offset_minutes).ok_or_else(|| {
+                ConnectorError::malformed(
+                    System::Erp,
+                    format!("{} {id}: bad UpdateDate/UpdateTime", set.name),
+                )
+            })?;
         let mut fields = Fields::new();
         let mut put = |name: &str, value: Option<String>| {
             if let Some(v) = value {
@@ -322,6 +334,12 @@ impl SapB1Connector {
                 if let Some(address) = billing {
                     for (canonical, sap) in BILLING {
                         put(canonical, text(address, sap));
+                    }
+                    if let Some(name) = text(address, "AddressName") {
+                        self.bill_to_names
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id.clone(), name);
                     }
                 }
             }
@@ -414,7 +432,14 @@ impl SapB1Connector {
         }
         if !address.is_empty() {
             // AddressName + AddressType identify the member, so this updates rather than appends.
-            address.insert("AddressName".into(), Value::String("Bill To".into()));
+            let name = self
+                .bill_to_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&write.key)
+                .cloned()
+                .unwrap_or_else(|| "Bill To".into());
+            address.insert("AddressName".into(), Value::String(name));
             address.insert("AddressType".into(), Value::String("bo_BillTo".into()));
             body.insert(
                 "BPAddresses".into(),
@@ -503,14 +528,20 @@ impl SapB1Connector {
     }
 }
 
-/// `UpdateDate` ("2026-11-23" or "2026-11-23T00:00:00Z") plus `UpdateTime` ("10:15:00").
-fn modified_at(entity: &Map<String, Value>) -> Option<Timestamp> {
+/// `UpdateDate` ("2026-11-23" or "2026-11-23T00:00:00Z") plus `UpdateTime` ("10:15:00"), both in
+/// the server's local time, `offset_minutes` ahead of UTC.
+fn modified_at(entity: &Map<String, Value>, offset_minutes: i32) -> Option<Timestamp> {
     let date = entity.get("UpdateDate")?.as_str()?.get(..10)?;
     let time = entity
         .get("UpdateTime")
         .and_then(Value::as_str)
         .unwrap_or("00:00:00");
-    Timestamp::parse_rfc3339(&format!("{date}T{time}Z")).ok()
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let (h, m) = (
+        offset_minutes.unsigned_abs() / 60,
+        offset_minutes.unsigned_abs() % 60,
+    );
+    Timestamp::parse_rfc3339(&format!("{date}T{time}{sign}{h:02}:{m:02}")).ok()
 }
 
 async fn api_error(response: reqwest::Response) -> ConnectorError {
@@ -565,7 +596,11 @@ impl Connector for SapB1Connector {
                     // The Service Layer compares dates only; the time is filtered below.
                     url.push_str(&format!(
                         "&$filter=UpdateDate ge '{}'",
-                        since.to_datetime().format("%Y-%m-%d")
+                        (since.to_datetime()
+                            + chrono::Duration::minutes(i64::from(
+                                self.settings.utc_offset_minutes
+                            )))
+                        .format("%Y-%m-%d")
                     ));
                 }
                 self.url(&url)

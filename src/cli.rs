@@ -12,7 +12,7 @@ use crate::bench::{self, IngestBenchOptions};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_CONFIG_TOML, Settings, redact_url};
 use crate::domain::Endpoint;
-use crate::sandbox::{self, Sandbox, SeedScale};
+use crate::sandbox::{Sandbox, SeedScale};
 use crate::startup::{self, Application};
 use crate::store::Store;
 use crate::sync::engine::Engine;
@@ -348,12 +348,8 @@ async fn check_connectors(settings: &Settings) -> anyhow::Result<()> {
 
 /// Points the connectors at a freshly started sandbox.
 fn use_sandbox(settings: &mut Settings, sandbox: &Sandbox) {
-    settings.crm.base_url = sandbox.crm.base_url();
-    settings.crm.token = sandbox::HUBSPOT_TOKEN.to_string().into();
-    settings.erp.base_url = sandbox.erp.base_url();
-    settings.erp.company_db = sandbox::SAP_COMPANY_DB.into();
-    settings.erp.username = sandbox::SAP_USER.into();
-    settings.erp.password = sandbox::SAP_PASSWORD.to_string().into();
+    sandbox.configure(settings);
+    // The sandbox answers in microseconds: short backoffs keep the demo lively under faults.
     settings.sync.retry.base_delay_ms = 50;
     settings.sync.retry.max_delay_ms = 2_000;
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Settings};
 use crate::domain::Endpoint;
-use crate::sandbox::{self, Sandbox, SeedScale};
+use crate::sandbox::{Sandbox, SeedScale};
 use crate::store;
 use crate::sync::connectors::hubspot::HubSpotConnector;
 use crate::sync::connectors::sap_b1::SapB1Connector;
@@ -111,12 +111,7 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
     let store = store::connect(&url.into(), &DatabaseSettings::default()).await?;
     store.migrate().await?;
     let mut settings = Settings::default();
-    settings.crm.base_url = sandbox.crm.base_url();
-    settings.crm.token = sandbox::HUBSPOT_TOKEN.to_string().into();
-    settings.erp.base_url = sandbox.erp.base_url();
-    settings.erp.company_db = sandbox::SAP_COMPANY_DB.into();
-    settings.erp.username = sandbox::SAP_USER.into();
-    settings.erp.password = sandbox::SAP_PASSWORD.to_string().into();
+    sandbox.configure(&mut settings);
     let retry = RetryPolicy::from(&settings.sync.retry);
     let connectors: [Arc<dyn Connector>; 2] = [
         Arc::new(HubSpotConnector::new(settings.crm.clone(), retry.clone())?),

@@ -123,6 +123,20 @@ impl Faults {
     }
 }
 
+/// The answer to send: `body`, or, when the malformed fault strikes, its first half.
+pub fn answer(faults: &Faults, body: &serde_json::Value) -> Response {
+    if faults.malformed() {
+        let text = body.to_string();
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            text[..text.len() / 2].to_string(),
+        )
+            .into_response();
+    }
+    Json(body).into_response()
+}
+
 /// A poisoned lock only means another request panicked; the fault settings are still usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

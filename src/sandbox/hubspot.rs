@@ -220,16 +220,7 @@ impl HubSpotSandbox {
     }
 
     fn answer(&self, body: Value) -> Response {
-        if self.faults.malformed() {
-            let text = body.to_string();
-            return (
-                StatusCode::OK,
-                [("content-type", "application/json")],
-                text[..text.len() / 2].to_string(),
-            )
-                .into_response();
-        }
-        Json(body).into_response()
+        super::faults::answer(&self.faults, &body)
     }
 }
 

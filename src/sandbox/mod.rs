@@ -82,6 +82,16 @@ async fn serve(
 }
 
 impl Sandbox {
+    /// Points the connector settings at these two servers, with the credentials they accept.
+    pub fn configure(&self, settings: &mut crate::config::Settings) {
+        settings.crm.base_url = self.crm.base_url();
+        settings.crm.token = HUBSPOT_TOKEN.to_string().into();
+        settings.erp.base_url = self.erp.base_url();
+        settings.erp.company_db = SAP_COMPANY_DB.into();
+        settings.erp.username = SAP_USER.into();
+        settings.erp.password = SAP_PASSWORD.to_string().into();
+    }
+
     /// Starts both servers on loopback ports, seeded at `scale`.
     pub async fn start(clock: Clock, scale: &SeedScale) -> std::io::Result<Self> {
         let crm_data = Arc::new(Mutex::new(HsData::default()));

@@ -159,15 +159,7 @@ impl SapB1Sandbox {
 
     /// The 401 (code 301) answer for a missing or timed-out session, or none when it is valid.
     fn deny(&self, headers: &HeaderMap) -> Option<Response> {
-        let session = headers
-            .get("cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|c| {
-                c.split(';')
-                    .map(str::trim)
-                    .find_map(|p| p.strip_prefix("B1SESSION="))
-            })
-            .map(str::to_string);
+        let session = session_cookie(headers).map(str::to_string);
         let now = self.clock.now();
         let mut data = self.data();
         if self.faults.take_session_expiry() {
@@ -188,6 +180,16 @@ impl SapB1Sandbox {
             )),
         }
     }
+}
+
+/// The B1SESSION cookie of a request.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("cookie")
+        .and_then(|v| v.to_str().ok())?
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("B1SESSION="))
 }
 
 pub fn router(sandbox: SapB1Sandbox) -> Router {
@@ -238,15 +240,7 @@ async fn login(State(sb): State<SapB1Sandbox>, body: Bytes) -> Response {
 }
 
 async fn logout(State(sb): State<SapB1Sandbox>, headers: HeaderMap) -> Response {
-    if let Some(s) = headers
-        .get("cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| {
-            c.split(';')
-                .map(str::trim)
-                .find_map(|p| p.strip_prefix("B1SESSION="))
-        })
-    {
+    if let Some(s) = session_cookie(&headers) {
         sb.data().sessions.remove(s);
     }
     StatusCode::NO_CONTENT.into_response()
@@ -461,16 +455,7 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
         body["@odata.nextLink"] = Value::String(link);
     }
     drop(data);
-    if sb.faults.malformed() {
-        let text = body.to_string();
-        return (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            text[..text.len() / 2].to_string(),
-        )
-            .into_response();
-    }
-    let mut response = axum::Json(body).into_response();
+    let mut response = super::faults::answer(&sb.faults, &body);
     if let Ok(v) = format!("odata.maxpagesize={page_size}").parse() {
         response.headers_mut().insert("preference-applied", v);
     }

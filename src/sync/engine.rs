@@ -863,6 +863,14 @@ impl Engine {
         let mut latency: HashMap<System, i64> = HashMap::new();
         let mut dead_letters = Vec::new();
         let mut failed_creates: HashSet<String> = HashSet::new();
+        let open_letters: Vec<DeadLetter> = self
+            .store
+            .open_dead_letters()
+            .await?
+            .into_iter()
+            .filter(|d| d.endpoint == plan.endpoint)
+            .collect();
+        let mut superseded = Vec::new();
         for (system, writes) in std::mem::take(&mut plan.writes) {
             let writes: Vec<Write> = writes.into_values().collect();
             let started = Instant::now();
@@ -874,6 +882,15 @@ impl Engine {
             for (write, result) in writes.into_iter().zip(results) {
                 match result {
                     Ok(id) => {
+                        // An older failed write of the same fields is now out of date: re-driving
+                        // it later would put stale values back.
+                        superseded.extend(
+                            open_letters
+                                .iter()
+                                .filter(|d| d.target == system && d.key == write.key)
+                                .filter(|d| d.fields.keys().all(|f| write.fields.contains_key(f)))
+                                .map(|d| d.id),
+                        );
                         created.insert((system, write.key.clone()), id);
                     }
                     Err(e) => {
@@ -934,6 +951,7 @@ impl Engine {
             cursors,
             dead_letters,
             conflicts: plan.conflicts,
+            resolved_dead_letters: superseded,
             ..Default::default()
         })
     }

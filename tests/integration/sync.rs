@@ -482,6 +482,8 @@ async fn failed_writes_are_recorded_as_failed_and_kept_for_redrive() {
         .unwrap();
     assert_eq!(n(&run, Endpoint::Accounts, Outcome::Applied), 1);
     assert_eq!(crm_companies(&w)[&code].1["name"], "Valid Again GmbH");
+    // That successful write of the name retired the letter of the blank name it replaced.
+    assert!(w.store.open_dead_letters().await.unwrap().is_empty());
 
     // A write that fails for a while (the ERP rejects writes): kept, then re-driven once it is back.
     let (id, _) = crm_companies(&w)[&code].clone();
@@ -511,11 +513,10 @@ async fn failed_writes_are_recorded_as_failed_and_kept_for_redrive() {
         .unwrap();
     assert_eq!(
         (redrive.attempted, redrive.succeeded, redrive.still_failing),
-        (2, 1, 1)
+        (1, 1, 0)
     );
     assert_eq!(w.partner(&code)["Phone1"], "+33 1 00 00 00 00");
-    let open = w.store.open_dead_letters().await.unwrap();
-    assert_eq!(open.len(), 1, "only the blank-name letter is left");
+    assert!(w.store.open_dead_letters().await.unwrap().is_empty());
     let redriven = w
         .store
         .query_events(&EventQuery {
@@ -888,4 +889,46 @@ async fn a_malformed_record_is_rejected_and_recorded_while_the_rest_sync() {
         .filter(|o| o.properties.get("erp_number").map(String::as_str) == Some("I09999"))
         .count();
     assert_eq!(products, 0, "never stored as good data");
+}
+
+#[tokio::test]
+async fn a_newer_successful_write_retires_the_older_failed_one() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let (code, (id, _)) = crm_companies(&w)
+        .into_iter()
+        .min_by_key(|(k, _)| k.clone())
+        .unwrap();
+    w.edit_company(id, "phone", "+1 old");
+    w.sandbox.erp.faults.set(FaultConfig {
+        write_error_rate: 1.0,
+        ..Default::default()
+    });
+    let failed = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(failed.failed_writes, 1);
+    w.sandbox.erp.faults.set(FaultConfig::default());
+    w.edit_company(id, "phone", "+1 new");
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(w.partner(&code)["Phone1"], "+1 new");
+    assert!(
+        w.store.open_dead_letters().await.unwrap().is_empty(),
+        "the stale letter is retired"
+    );
+    let redrive = w.engine.retry_failed(None).await.unwrap();
+    assert_eq!(redrive.attempted, 0);
+    assert_eq!(
+        w.partner(&code)["Phone1"],
+        "+1 new",
+        "nothing stale written back"
+    );
 }

@@ -103,9 +103,23 @@ impl HsData {
     }
 }
 
+/// The OAuth app the sandbox knows, and the access tokens it has issued.
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// Lifetime of an issued access token.
+    pub token_lifetime: std::time::Duration,
+    /// Access token -> when it expires.
+    pub issued: HashMap<String, Timestamp>,
+    /// How many access tokens were issued (tests check refreshes with it).
+    pub refreshes: usize,
+}
+
 #[derive(Clone)]
 pub struct HubSpotSandbox {
     pub data: Arc<Mutex<HsData>>,
+    pub oauth: Arc<Mutex<OAuthApp>>,
     pub token: String,
     pub clock: Clock,
     pub faults: Arc<Faults>,
@@ -119,6 +133,11 @@ pub fn error_body(status: StatusCode, message: &str) -> Response {
         s if s.is_client_error() => "VALIDATION_ERROR",
         _ => "INTERNAL_ERROR",
     };
+    error_with(status, category, message)
+}
+
+/// HubSpot's error body with an explicit category.
+fn error_with(status: StatusCode, category: &str, message: &str) -> Response {
     let body = json!({
         "status": "error",
         "message": message,
@@ -170,17 +189,26 @@ impl HubSpotSandbox {
 
     /// The 401 answer for a request without the right bearer token, or none when it has it.
     fn deny(&self, headers: &HeaderMap) -> Option<Response> {
-        let ok = headers
+        let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            == Some(self.token.as_str());
-        (!ok).then(|| {
-            error_body(
+            .and_then(|v| v.strip_prefix("Bearer "))?;
+        if bearer == self.token {
+            return None;
+        }
+        let oauth = self.oauth.lock().unwrap_or_else(|e| e.into_inner());
+        match oauth.issued.get(bearer) {
+            Some(expires) if *expires > self.clock.now() => None,
+            Some(_) => Some(error_with(
+                StatusCode::UNAUTHORIZED,
+                "EXPIRED_AUTHENTICATION",
+                "The OAuth token used to make this call expired.",
+            )),
+            None => Some(error_body(
                 StatusCode::UNAUTHORIZED,
                 "Authentication credentials not found.",
-            )
-        })
+            )),
+        }
     }
 
     fn data(&self) -> std::sync::MutexGuard<'_, HsData> {
@@ -236,11 +264,41 @@ pub fn router(sandbox: HubSpotSandbox) -> Router {
             "/crm/v3/objects/{object_type}/batch/update",
             post(batch_update),
         )
+        .route("/oauth/v1/token", post(oauth_token))
         .route(
             "/crm/v3/objects/{object_type}/{id}",
             get(read_one).patch(patch_one),
         )
         .with_state(sandbox)
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
+    refresh_token: String,
+}
+
+/// HubSpot's OAuth token endpoint, refresh-token grant.
+async fn oauth_token(
+    State(sb): State<HubSpotSandbox>,
+    axum::Form(req): axum::Form<TokenRequest>,
+) -> Response {
+    let now = sb.clock.now();
+    let mut app = sb.oauth.lock().unwrap_or_else(|e| e.into_inner());
+    let valid = req.grant_type == "refresh_token"
+        && req.client_id == app.client_id
+        && req.client_secret == app.client_secret
+        && req.refresh_token == app.refresh_token;
+    if !valid {
+        return (StatusCode::BAD_REQUEST, Json(json!({"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"}))).into_response();
+    }
+    let token = format!("oauth-{}", uuid::Uuid::new_v4().simple());
+    let lifetime = app.token_lifetime;
+    app.issued.insert(token.clone(), now + lifetime);
+    app.refreshes += 1;
+    Json(json!({"access_token": token, "refresh_token": app.refresh_token, "expires_in": lifetime.as_secs(), "token_type": "bearer"})).into_response()
 }
 
 #[derive(Deserialize)]

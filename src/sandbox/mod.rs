@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use faults::{FaultLayer, Faults};
-use hubspot::{HsData, HubSpotSandbox};
+use hubspot::{HsData, HubSpotSandbox, OAuthApp};
 use sap_b1::{SapB1Sandbox, SapData};
 
 pub use seed::{SeedScale, seed};
@@ -26,6 +26,10 @@ pub const HUBSPOT_TOKEN: &str = "pat-sandbox-0000";
 pub const SAP_COMPANY_DB: &str = "SBODEMO";
 pub const SAP_USER: &str = "manager";
 pub const SAP_PASSWORD: &str = "sandbox";
+/// The OAuth app the sandbox CRM knows (the private-app token above works too).
+pub const HUBSPOT_CLIENT_ID: &str = "sandbox-client";
+pub const HUBSPOT_CLIENT_SECRET: &str = "sandbox-secret";
+pub const HUBSPOT_REFRESH_TOKEN: &str = "sandbox-refresh-token";
 
 /// One running sandbox server.
 pub struct SandboxServer {
@@ -50,6 +54,7 @@ pub struct Sandbox {
     pub crm: SandboxServer,
     pub erp: SandboxServer,
     pub crm_data: Arc<Mutex<HsData>>,
+    pub crm_oauth: Arc<Mutex<OAuthApp>>,
     pub erp_data: Arc<Mutex<SapData>>,
 }
 
@@ -101,11 +106,20 @@ impl Sandbox {
             let mut erp = erp_data.lock().unwrap_or_else(|e| e.into_inner());
             seed(scale, clock.now(), &mut crm, &mut erp);
         }
+        let crm_oauth = Arc::new(Mutex::new(OAuthApp {
+            client_id: HUBSPOT_CLIENT_ID.into(),
+            client_secret: HUBSPOT_CLIENT_SECRET.into(),
+            refresh_token: HUBSPOT_REFRESH_TOKEN.into(),
+            token_lifetime: Duration::from_secs(30 * 60),
+            issued: Default::default(),
+            refreshes: 0,
+        }));
         let crm_faults = Arc::new(Faults::new(scale.seed));
         let erp_faults = Arc::new(Faults::new(scale.seed.wrapping_add(1)));
         let crm = serve(
             hubspot::router(HubSpotSandbox {
                 data: crm_data.clone(),
+                oauth: crm_oauth.clone(),
                 token: HUBSPOT_TOKEN.into(),
                 clock: clock.clone(),
                 faults: crm_faults.clone(),
@@ -132,6 +146,7 @@ impl Sandbox {
             crm,
             erp,
             crm_data,
+            crm_oauth,
             erp_data,
         })
     }

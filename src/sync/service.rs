@@ -19,7 +19,9 @@ use crate::sync::engine::{Engine, RunSummary};
 
 /// Whether both connectors have credentials, so `serve` should run the sync.
 pub fn is_configured(settings: &Settings) -> bool {
-    !settings.crm.token.expose_secret().is_empty() && !settings.erp.company_db.is_empty()
+    let crm = !settings.crm.token.expose_secret().is_empty()
+        || !settings.crm.oauth_refresh_token.expose_secret().is_empty();
+    crm && !settings.erp.company_db.is_empty()
 }
 
 pub fn connectors(settings: &Settings) -> Result<[Arc<dyn Connector>; 2], ConnectorError> {

@@ -490,3 +490,48 @@ async fn sap_b1_local_times_and_named_addresses() {
     );
     assert_eq!(addresses[0]["City"], "Zug");
 }
+
+#[tokio::test]
+async fn hubspot_oauth_tokens_are_fetched_and_refreshed() {
+    let clock = Clock::manual(start());
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let settings = HubSpotSettings {
+        base_url: sandbox.crm.base_url(),
+        oauth_client_id: sandbox::HUBSPOT_CLIENT_ID.into(),
+        oauth_client_secret: sandbox::HUBSPOT_CLIENT_SECRET.to_string().into(),
+        oauth_refresh_token: sandbox::HUBSPOT_REFRESH_TOKEN.to_string().into(),
+        ..Default::default()
+    };
+    let crm = HubSpotConnector::new(settings.clone(), fast_retry()).unwrap();
+    crm.check().await.unwrap();
+    crm.check().await.unwrap();
+    assert_eq!(
+        sandbox.crm_oauth.lock().unwrap().refreshes,
+        1,
+        "the token is reused while valid"
+    );
+    // The token expires on the server's clock: the refused call is refreshed and made again.
+    clock.advance(Duration::from_secs(31 * 60));
+    let records = pull_all(&crm, Endpoint::Accounts, None).await.unwrap();
+    assert!(!records.is_empty());
+    assert_eq!(sandbox.crm_oauth.lock().unwrap().refreshes, 2);
+
+    let wrong = HubSpotConnector::new(
+        HubSpotSettings {
+            oauth_refresh_token: "revoked".to_string().into(),
+            ..settings
+        },
+        fast_retry(),
+    )
+    .unwrap();
+    match wrong.check().await {
+        Err(ConnectorError::Api {
+            status: 400,
+            message,
+            ..
+        }) => assert!(message.contains("refresh token"), "{message}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -1,6 +1,7 @@
 //! HubSpot CRM v3: the CRM side.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -22,8 +23,13 @@ const CONTACT_LAST_MODIFIED: &str = "lastmodifieddate";
 #[serde(default, deny_unknown_fields)]
 pub struct HubSpotSettings {
     pub base_url: String,
-    /// Private-app or OAuth access token.
+    /// Private-app access token (leave empty when using OAuth).
     pub token: SecretString,
+    /// OAuth app credentials and a refresh token: access tokens are then fetched and refreshed
+    /// from `<base_url>/oauth/v1/token` as they expire.
+    pub oauth_client_id: String,
+    pub oauth_client_secret: SecretString,
+    pub oauth_refresh_token: SecretString,
     /// The unique property that holds the ERP key (CardCode, ItemCode) on every object type.
     pub erp_key_property: String,
     /// Records per page (HubSpot allows up to 100 on lists and 200 on search).
@@ -37,6 +43,9 @@ impl Default for HubSpotSettings {
         Self {
             base_url: "https://api.hubapi.com".into(),
             token: SecretString::from(""),
+            oauth_client_id: String::new(),
+            oauth_client_secret: SecretString::from(""),
+            oauth_refresh_token: SecretString::from(""),
             erp_key_property: "erp_number".into(),
             page_size: 100,
             price_properties: BTreeMap::from([("1".to_string(), "price".to_string())]),
@@ -49,6 +58,7 @@ impl std::fmt::Debug for HubSpotSettings {
         f.debug_struct("HubSpotSettings")
             .field("base_url", &self.base_url)
             .field("token", &"***")
+            .field("oauth_client_id", &self.oauth_client_id)
             .field("erp_key_property", &self.erp_key_property)
             .field("page_size", &self.page_size)
             .field("price_properties", &self.price_properties)
@@ -66,6 +76,8 @@ struct Mapping {
 pub struct HubSpotConnector {
     settings: HubSpotSettings,
     http: HttpCore,
+    /// With OAuth: the current access token and when it expires.
+    oauth: Option<tokio::sync::Mutex<Option<(String, Instant)>>>,
 }
 
 #[derive(Deserialize)]
@@ -126,12 +138,16 @@ struct BatchInput<'a> {
 
 impl HubSpotConnector {
     pub fn new(settings: HubSpotSettings, retry: RetryPolicy) -> Result<Self, ConnectorError> {
-        if settings.token.expose_secret().is_empty() {
-            return Err(ConnectorError::Config("hubspot token is empty".into()));
+        let oauth = !settings.oauth_refresh_token.expose_secret().is_empty();
+        if !oauth && settings.token.expose_secret().is_empty() {
+            return Err(ConnectorError::Config(
+                "crm.token is empty (or set crm.oauth_client_id, oauth_client_secret and oauth_refresh_token)".into(),
+            ));
         }
         Ok(Self {
             settings,
             http: HttpCore::new(retry)?,
+            oauth: oauth.then(|| tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -207,15 +223,84 @@ impl HubSpotConnector {
         props
     }
 
+    /// Sends a request with the access token; with OAuth, an expired token is refreshed and the
+    /// call made once more.
     async fn call(
         &self,
         make: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ConnectorError> {
-        match self.http.send(make).await {
-            Ok(response) => Ok(response),
-            Err(Failure::Error(e)) => Err(e),
-            Err(Failure::Status(response)) => Err(api_error(response).await),
+        let mut renew = false;
+        loop {
+            let token = self.access_token(renew).await?;
+            let error = match self.http.send(|| make().bearer_auth(&token)).await {
+                Ok(response) => return Ok(response),
+                Err(Failure::Error(e)) => return Err(e),
+                Err(Failure::Status(response)) => api_error(response).await,
+            };
+            let expired = matches!(&error, ConnectorError::Api { status: 401, .. });
+            if expired && self.oauth.is_some() && !renew {
+                tracing::info!("HubSpot access token refused; refreshing it");
+                renew = true;
+                continue;
+            }
+            return Err(error);
         }
+    }
+
+    /// The private-app token, or the current OAuth access token (refreshed when it is about to
+    /// expire or `renew` says it was refused).
+    async fn access_token(&self, renew: bool) -> Result<String, ConnectorError> {
+        let Some(oauth) = &self.oauth else {
+            return Ok(self.settings.token.expose_secret().to_string());
+        };
+        let mut current = oauth.lock().await;
+        let fresh = current
+            .as_ref()
+            .is_some_and(|(_, expires)| *expires > Instant::now() + Duration::from_secs(60));
+        if renew || !fresh {
+            *current = Some(self.refresh().await?);
+        }
+        Ok(current.as_ref().map(|(t, _)| t.clone()).unwrap_or_default())
+    }
+
+    async fn refresh(&self) -> Result<(String, Instant), ConnectorError> {
+        let url = format!(
+            "{}/oauth/v1/token",
+            self.settings.base_url.trim_end_matches('/')
+        );
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.settings.oauth_client_id.as_str()),
+            (
+                "client_secret",
+                self.settings.oauth_client_secret.expose_secret(),
+            ),
+            (
+                "refresh_token",
+                self.settings.oauth_refresh_token.expose_secret(),
+            ),
+        ];
+        let response = match self
+            .http
+            .send(|| self.http.client.post(&url).form(&form))
+            .await
+        {
+            Ok(r) => r,
+            Err(Failure::Error(e)) => return Err(e),
+            Err(Failure::Status(r)) => return Err(api_error(r).await),
+        };
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+            expires_in: u64,
+        }
+        let token: Token = response.json().await.map_err(|e| {
+            ConnectorError::malformed(System::Crm, format!("OAuth token answer: {e}"))
+        })?;
+        Ok((
+            token.access_token,
+            Instant::now() + Duration::from_secs(token.expires_in),
+        ))
     }
 
     fn to_record(&self, object: HsObject, mapping: &Mapping) -> Result<Record, ConnectorError> {
@@ -280,13 +365,7 @@ impl HubSpotConnector {
         let verb = if by_id { "update" } else { "upsert" };
         let url = self.url(&format!("{}/batch/{verb}", mapping.object));
         let response = self
-            .call(|| {
-                self.http
-                    .client
-                    .post(&url)
-                    .bearer_auth(self.settings.token.expose_secret())
-                    .json(&body)
-            })
+            .call(|| self.http.client.post(&url).json(&body))
             .await?;
         let status = response.status().as_u16();
         let batch: HsBatchResult = response
@@ -365,14 +444,8 @@ impl Connector for HubSpotConnector {
 
     async fn check(&self) -> Result<(), ConnectorError> {
         let url = self.url("companies");
-        self.call(|| {
-            self.http
-                .client
-                .get(&url)
-                .query(&[("limit", "1")])
-                .bearer_auth(self.settings.token.expose_secret())
-        })
-        .await?;
+        self.call(|| self.http.client.get(&url).query(&[("limit", "1")]))
+            .await?;
         Ok(())
     }
 
@@ -384,7 +457,6 @@ impl Connector for HubSpotConnector {
     ) -> Result<Page, ConnectorError> {
         let mapping = self.mapping(endpoint)?;
         let properties = self.properties(&mapping);
-        let token = self.settings.token.expose_secret();
         let response = match since {
             // A full read pages through the list endpoint (search stops at 10,000 results).
             None => {
@@ -394,7 +466,7 @@ impl Connector for HubSpotConnector {
                     ("properties", properties.join(",")),
                 ];
                 query.extend(page.clone().map(|after| ("after", after)));
-                self.call(|| self.http.client.get(&url).query(&query).bearer_auth(token))
+                self.call(|| self.http.client.get(&url).query(&query))
                     .await?
             }
             Some(since) => {
@@ -412,7 +484,7 @@ impl Connector for HubSpotConnector {
                 if let Some(after) = &page {
                     body["after"] = Value::String(after.clone());
                 }
-                self.call(|| self.http.client.post(&url).json(&body).bearer_auth(token))
+                self.call(|| self.http.client.post(&url).json(&body))
                     .await?
             }
         };

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::{self, IngestBenchOptions};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_CONFIG_TOML, Settings, redact_url};
-use crate::domain::Endpoint;
+use crate::domain::{Endpoint, EndpointControl};
 use crate::sandbox::{Sandbox, SeedScale};
 use crate::startup::{self, Application};
 use crate::store::Store;
@@ -79,6 +79,12 @@ enum Command {
         #[arg(long, value_parser = parse_endpoint)]
         endpoint: Option<Endpoint>,
     },
+    /// Pause, resume or dry-run an endpoint at run time (a running `serve` or `demo` picks it up at
+    /// its next run), or list the switches.
+    Endpoint {
+        #[command(subcommand)]
+        which: EndpointCommand,
+    },
     /// Connector operations.
     Connectors {
         #[command(subcommand)]
@@ -92,6 +98,30 @@ enum Command {
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EndpointCommand {
+    /// Show every endpoint's run-time switches.
+    List,
+    /// Stop syncing an endpoint until it is resumed.
+    Pause {
+        #[arg(value_parser = parse_endpoint)]
+        endpoint: Endpoint,
+    },
+    Resume {
+        #[arg(value_parser = parse_endpoint)]
+        endpoint: Endpoint,
+    },
+    /// Compute and record what would change, write nothing, until `live`.
+    DryRun {
+        #[arg(value_parser = parse_endpoint)]
+        endpoint: Endpoint,
+    },
+    Live {
+        #[arg(value_parser = parse_endpoint)]
+        endpoint: Endpoint,
     },
 }
 
@@ -181,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connectors {
             which: ConnectorsCommand::Check,
         } => check_connectors(&settings).await,
+        Command::Endpoint { which } => endpoint_switch(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;
@@ -327,6 +358,32 @@ async fn reconcile(settings: &Settings, endpoint: Option<Endpoint>) -> anyhow::R
         report.insert(e, engine.reconcile(e).await?);
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+async fn endpoint_switch(settings: &Settings, which: EndpointCommand) -> anyhow::Result<()> {
+    let store = startup::open_store(settings).await?;
+    let controls = store.endpoint_controls().await?;
+    let (endpoint, paused, dry_run) = match which {
+        EndpointCommand::List => {
+            println!("{}", serde_json::to_string_pretty(&controls)?);
+            return Ok(());
+        }
+        EndpointCommand::Pause { endpoint } => (endpoint, Some(true), None),
+        EndpointCommand::Resume { endpoint } => (endpoint, Some(false), None),
+        EndpointCommand::DryRun { endpoint } => (endpoint, None, Some(true)),
+        EndpointCommand::Live { endpoint } => (endpoint, None, Some(false)),
+    };
+    let current = controls.into_iter().find(|c| c.endpoint == endpoint);
+    let control = EndpointControl {
+        endpoint,
+        paused: paused.unwrap_or(current.as_ref().is_some_and(|c| c.paused)),
+        dry_run: dry_run.unwrap_or(current.as_ref().is_some_and(|c| c.dry_run)),
+        changed_at: Clock::system().now(),
+        changed_by: "cli".into(),
+    };
+    store.set_endpoint_control(&control).await?;
+    println!("{}", serde_json::to_string(&control)?);
     Ok(())
 }
 

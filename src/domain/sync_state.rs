@@ -19,6 +19,17 @@ pub struct RecordState {
     pub synced_at: Timestamp,
 }
 
+/// Run-time switches of one endpoint, set by an operator on top of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointControl {
+    pub endpoint: Endpoint,
+    pub paused: bool,
+    pub dry_run: bool,
+    pub changed_at: Timestamp,
+    /// Who changed it (a token name, or `cli`).
+    pub changed_by: String,
+}
+
 /// A write that failed, kept with its error until it is re-driven.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {

@@ -33,6 +33,8 @@ pub(super) const INSERT_INTENTS_TAIL: &str = include_str!("sql/insert_intents_ta
 pub(super) const SELECT_INTENTS: &str = include_str!("sql/select_intents.sql");
 pub(super) const DELETE_INTENTS: &str = include_str!("sql/delete_intents.sql");
 pub(super) const DELETE_ALL_INTENTS: &str = include_str!("sql/delete_all_intents.sql");
+pub(super) const UPSERT_ENDPOINT_CONTROL: &str = include_str!("sql/upsert_endpoint_control.sql");
+pub(super) const SELECT_ENDPOINT_CONTROLS: &str = include_str!("sql/select_endpoint_controls.sql");
 pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_conflicts.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
@@ -765,6 +767,44 @@ macro_rules! impl_store {
                     .await?
                     .iter()
                     .map(Self::conflict_from_row)
+                    .collect()
+            }
+
+            async fn set_endpoint_control(
+                &self,
+                control: &$crate::domain::EndpointControl,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::UPSERT_ENDPOINT_CONTROL)
+                    .bind(control.endpoint.as_str())
+                    .bind(i64::from(control.paused))
+                    .bind(i64::from(control.dry_run))
+                    .bind(control.changed_at.as_micros())
+                    .bind(control.changed_by.as_str())
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn endpoint_controls(
+                &self,
+            ) -> Result<Vec<$crate::domain::EndpointControl>, StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::common::SELECT_ENDPOINT_CONTROLS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let endpoint: String = row.try_get(0)?;
+                        let paused: i64 = row.try_get(1)?;
+                        let dry_run: i64 = row.try_get(2)?;
+                        Ok($crate::domain::EndpointControl {
+                            endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                            paused: paused != 0,
+                            dry_run: dry_run != 0,
+                            changed_at: $crate::domain::Timestamp::from_micros(row.try_get(3)?),
+                            changed_by: row.try_get(4)?,
+                        })
+                    })
                     .collect()
             }
 

@@ -14,8 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{DatabaseSettings, redact_url};
 use crate::domain::{
-    Conflict, DeadLetter, Endpoint, FieldEvent, NewFieldEvent, RecordLink, RecordState, RunStatus,
-    SyncRun, SyncRunCounts, System, Timestamp,
+    Conflict, DeadLetter, Endpoint, EndpointControl, FieldEvent, NewFieldEvent, RecordLink,
+    RecordState, RunStatus, SyncRun, SyncRunCounts, System, Timestamp,
 };
 
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
@@ -217,6 +217,10 @@ pub trait Store: Send + Sync + 'static {
     async fn open_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
 
     async fn open_conflicts(&self) -> Result<Vec<Conflict>, StoreError>;
+
+    async fn set_endpoint_control(&self, control: &EndpointControl) -> Result<(), StoreError>;
+
+    async fn endpoint_controls(&self) -> Result<Vec<EndpointControl>, StoreError>;
 
     async fn close(&self);
 }

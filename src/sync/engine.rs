@@ -595,9 +595,17 @@ impl Engine {
             .endpoints
             .get(&endpoint)
             .ok_or(SyncError::NotConfigured(endpoint))?;
-        if rules.paused {
+        // Operators' run-time switches add to the configuration's.
+        let control = self
+            .store
+            .endpoint_controls()
+            .await?
+            .into_iter()
+            .find(|c| c.endpoint == endpoint);
+        if rules.paused || control.as_ref().is_some_and(|c| c.paused) {
             return Err(SyncError::Paused(endpoint));
         }
+        let dry_run = dry_run || rules.dry_run || control.is_some_and(|c| c.dry_run);
         let run = SyncRun {
             id: uuid::Uuid::new_v4().to_string(),
             endpoint: Some(endpoint),
@@ -609,9 +617,7 @@ impl Engine {
         };
         self.store.start_run(&run).await?;
         let before = (self.crm.calls(), self.erp.calls());
-        let result = self
-            .sync(endpoint, rules, dry_run || rules.dry_run, &run.id)
-            .await;
+        let result = self.sync(endpoint, rules, dry_run, &run.id).await;
         let (crm_ok, crm_failed) = delta(self.crm.calls(), before.0);
         let (erp_ok, erp_failed) = delta(self.erp.calls(), before.1);
         let mut counts = SyncRunCounts {

@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::sync::connectors::hubspot::HubSpotConnector;
 use crate::sync::connectors::sap_b1::SapB1Connector;
 use crate::sync::connectors::{Connector, ConnectorError, RetryPolicy};
-use crate::sync::engine::{Engine, RunSummary};
+use crate::sync::engine::{Engine, RunSummary, SyncError};
 
 /// Whether both connectors have credentials, so `serve` should run the sync.
 pub fn is_configured(settings: &Settings) -> bool {
@@ -139,6 +139,7 @@ pub async fn run_scheduler(engine: Arc<Engine>, clock: Clock, stop: watch::Recei
             loop {
                 match engine.run_endpoint(endpoint, false).await {
                     Ok(run) => tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done"),
+                    Err(SyncError::Paused(_)) => tracing::debug!(%endpoint, "paused"),
                     Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
                 }
                 tokio::select! {

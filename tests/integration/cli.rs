@@ -161,3 +161,39 @@ fn demo_once_json_syncs_the_sandbox_and_prints_a_summary() {
     // A second demo starts a fresh sandbox and does the same again: the store is the demo's.
     assert_eq!(run()["events"], summary["events"]);
 }
+
+#[test]
+fn endpoint_switches_persist_in_the_demo_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = syncwarden()
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["endpoint", "pause", "contacts"]);
+    run(&["endpoint", "dry-run", "contacts"]);
+    let listed: serde_json::Value = serde_json::from_str(&run(&["endpoint", "list"])).unwrap();
+    assert_eq!(listed[0]["endpoint"], "contacts");
+    assert_eq!(
+        (
+            listed[0]["paused"].as_bool(),
+            listed[0]["dry_run"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    let bad = syncwarden()
+        .args(["endpoint", "pause", "deals"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown endpoint `deals`"));
+}

@@ -932,3 +932,52 @@ async fn a_newer_successful_write_retires_the_older_failed_one() {
         "nothing stale written back"
     );
 }
+
+#[tokio::test]
+async fn endpoints_pause_resume_and_dry_run_at_run_time() {
+    use syncwarden::domain::EndpointControl;
+    use syncwarden::sync::engine::SyncError;
+    let w = world().await;
+    let switch = |paused, dry_run| EndpointControl {
+        endpoint: Endpoint::Accounts,
+        paused,
+        dry_run,
+        changed_at: w.clock.now(),
+        changed_by: "test".into(),
+    };
+    w.store
+        .set_endpoint_control(&switch(true, false))
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.engine.run_endpoint(Endpoint::Accounts, false).await,
+        Err(SyncError::Paused(Endpoint::Accounts))
+    ));
+    assert!(
+        w.engine.run_endpoint(Endpoint::Items, false).await.is_ok(),
+        "other endpoints go on"
+    );
+    w.store
+        .set_endpoint_control(&switch(false, true))
+        .await
+        .unwrap();
+    let dry = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(dry.dry_run && n(&dry, Endpoint::Accounts, Outcome::Applied) == 0);
+    w.store
+        .set_endpoint_control(&switch(false, false))
+        .await
+        .unwrap();
+    let live = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(!live.dry_run && n(&live, Endpoint::Accounts, Outcome::Applied) > 0);
+    let controls = w.store.endpoint_controls().await.unwrap();
+    assert_eq!(controls.len(), 1);
+    assert_eq!(controls[0].changed_by, "test");
+}

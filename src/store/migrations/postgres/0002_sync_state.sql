@@ -59,3 +59,12 @@ CREATE TABLE sync_intents (
 );
 
 CREATE INDEX sync_intents_endpoint ON sync_intents (endpoint);
+
+-- Run-time switches per endpoint (pause, dry run) set by operators, on top of the configuration.
+CREATE TABLE endpoint_controls (
+    endpoint   TEXT    PRIMARY KEY,
+    paused     BIGINT NOT NULL,
+    dry_run    BIGINT NOT NULL,
+    changed_at BIGINT NOT NULL,
+    changed_by TEXT    NOT NULL
+);

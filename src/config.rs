@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
+use crate::sync::connectors::tryton::TrytonSettings;
 use crate::sync::rules::SyncSettings;
 
 /// The annotated default configuration, printed by `syncwarden default-config`.
@@ -36,6 +37,8 @@ pub struct Settings {
     pub crm: HubSpotSettings,
     /// The ERP connector (SAP Business One Service Layer).
     pub erp: SapB1Settings,
+    /// The ERP connector for Tryton, used when `sync.erp = "tryton"`.
+    pub tryton: TrytonSettings,
     pub sync: SyncSettings,
 }
 
@@ -49,6 +52,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             crm: HubSpotSettings::default(),
             erp: SapB1Settings::default(),
+            tryton: TrytonSettings::default(),
             sync: SyncSettings::default(),
         }
     }

@@ -15,6 +15,8 @@ use crate::domain::Timestamp;
 #[derive(Debug, Clone)]
 pub struct SeedScale {
     pub seed: u64,
+    /// Prefix of the ERP customer numbers (`C00001`...).
+    pub account_prefix: String,
     pub accounts: usize,
     pub items: usize,
     /// ERP price lists; each item has a price in each.
@@ -35,6 +37,7 @@ impl Default for SeedScale {
     fn default() -> Self {
         Self {
             seed: 42,
+            account_prefix: "C".into(),
             accounts: 2_000,
             items: 500,
             price_lists: 3,
@@ -155,7 +158,7 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
     let mut crm_names = Vec::new();
     let mut crm_contacts: Vec<BTreeMap<String, String>> = Vec::new();
     for i in 1..=scale.accounts {
-        let code = format!("C{i:05}");
+        let code = format!("{}{i:05}", scale.account_prefix);
         let name = account_name(&mut rng, i);
         let (city, country) = CITIES[rng.usize(..CITIES.len())];
         let street = format!("{} Market Street", rng.u32(1..400));

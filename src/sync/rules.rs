@@ -12,6 +12,8 @@ use crate::sync::connectors::RetryPolicy;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncSettings {
+    /// Which ERP connector the sync uses: `sap_b1` (section `[erp]`) or `tryton` (`[tryton]`).
+    pub erp: ErpKind,
     /// Each `[sync.endpoints.<name>]` table replaces that endpoint's built-in rules as a whole;
     /// endpoints not named keep theirs.
     #[serde(deserialize_with = "overlay_endpoints")]
@@ -22,10 +24,18 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
+            erp: ErpKind::SapB1,
             endpoints: default_endpoints(),
             retry: RetrySettings::default(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErpKind {
+    SapB1,
+    Tryton,
 }
 
 fn overlay_endpoints<'de, D: Deserializer<'de>>(

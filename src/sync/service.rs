@@ -14,21 +14,34 @@ use crate::domain::{Endpoint, Outcome};
 use crate::store::Store;
 use crate::sync::connectors::hubspot::HubSpotConnector;
 use crate::sync::connectors::sap_b1::SapB1Connector;
+use crate::sync::connectors::tryton::TrytonConnector;
 use crate::sync::connectors::{Connector, ConnectorError, RetryPolicy};
 use crate::sync::engine::{Engine, RunSummary, SyncError};
+use crate::sync::rules::ErpKind;
 
 /// Whether both connectors have credentials, so `serve` should run the sync.
 pub fn is_configured(settings: &Settings) -> bool {
     let crm = !settings.crm.token.expose_secret().is_empty()
         || !settings.crm.oauth_refresh_token.expose_secret().is_empty();
-    crm && !settings.erp.company_db.is_empty()
+    let erp = match settings.sync.erp {
+        ErpKind::SapB1 => !settings.erp.company_db.is_empty(),
+        ErpKind::Tryton => !settings.tryton.database.is_empty(),
+    };
+    crm && erp
 }
 
 pub fn connectors(settings: &Settings) -> Result<[Arc<dyn Connector>; 2], ConnectorError> {
     let retry = RetryPolicy::from(&settings.sync.retry);
+    let erp: Arc<dyn Connector> = match settings.sync.erp {
+        ErpKind::SapB1 => Arc::new(SapB1Connector::new(settings.erp.clone(), retry.clone())?),
+        ErpKind::Tryton => Arc::new(TrytonConnector::new(
+            settings.tryton.clone(),
+            retry.clone(),
+        )?),
+    };
     Ok([
-        Arc::new(HubSpotConnector::new(settings.crm.clone(), retry.clone())?),
-        Arc::new(SapB1Connector::new(settings.erp.clone(), retry)?),
+        Arc::new(HubSpotConnector::new(settings.crm.clone(), retry)?),
+        erp,
     ])
 }
 

@@ -8,3 +8,4 @@ mod helpers;
 mod ingest;
 mod store;
 mod sync;
+mod tryton;

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod hubspot;
 pub mod sap_b1;
+pub mod tryton;
 
 use async_trait::async_trait;
 

@@ -1,0 +1,337 @@
+//! The real-engine tier: the Tryton connector and the sync engine against a real Tryton server.
+//! Runs when SW_TEST_TRYTON_URL is set, e.g. http://admin:admin@127.0.0.1:8765/tryton (.ci/run
+//! installs Tryton 8.2 from PyPI, initialises a database with a company and starts the server).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use syncwarden::clock::Clock;
+use syncwarden::domain::{Endpoint, Outcome, Timestamp};
+use syncwarden::sandbox::{self, Sandbox, SeedScale};
+use syncwarden::sync::connectors::hubspot::{HubSpotConnector, HubSpotSettings};
+use syncwarden::sync::connectors::tryton::{TrytonConnector, TrytonSettings};
+use syncwarden::sync::connectors::{Connector, RetryPolicy};
+use syncwarden::sync::engine::Engine;
+use syncwarden::sync::record::{Record, Write};
+use syncwarden::sync::rules::default_endpoints;
+
+use crate::helpers::{TestDb, skip_notice};
+
+const VAR: &str = "SW_TEST_TRYTON_URL";
+
+/// `http://user:password@host:port/database` into connector settings.
+fn settings(test: &str) -> Option<TrytonSettings> {
+    let Ok(url) = std::env::var(VAR) else {
+        skip_notice(test, VAR, "http://admin:admin@127.0.0.1:8765/tryton");
+        return None;
+    };
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (credentials, rest) = rest.split_once('@').expect("user:password@");
+    let (username, password) = credentials.split_once(':').expect("user:password");
+    let (host, database) = rest.split_once('/').expect("/database");
+    Some(TrytonSettings {
+        base_url: format!("{scheme}://{host}"),
+        database: database.trim_end_matches('/').to_string(),
+        username: username.into(),
+        password: password.to_string().into(),
+        page_size: 25,
+        ..Default::default()
+    })
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        timeout: Duration::from_secs(20),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+    .to_uppercase()
+}
+
+async fn pull_all(c: &dyn Connector, endpoint: Endpoint, since: Option<Timestamp>) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut page = None;
+    loop {
+        let p = c.pull(endpoint, since, page).await.unwrap();
+        assert!(
+            p.rejected.is_empty() || endpoint == Endpoint::Accounts,
+            "{:?}",
+            p.rejected
+        );
+        records.extend(p.records);
+        match p.next {
+            Some(next) => page = Some(next),
+            None => return records,
+        }
+    }
+}
+
+/// A raw JSON-RPC call, for setting up data the connector only reads.
+async fn rpc(s: &TrytonSettings, method: &str, params: Value) -> Value {
+    let url = format!("{}/{}/rpc/", s.base_url, s.database);
+    let password = secrecy::ExposeSecret::expose_secret(&s.password).to_string();
+    let answer: Value = reqwest::Client::new()
+        .post(url)
+        .basic_auth(&s.username, Some(password))
+        .json(&json!({"id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer.get("error").is_none(), "{method}: {answer}");
+    answer["result"].clone()
+}
+
+#[tokio::test]
+async fn parties_are_created_read_updated_and_pulled_incrementally() {
+    let Some(s) = settings("tryton::parties_are_created_read_updated_and_pulled_incrementally")
+    else {
+        return;
+    };
+    let erp = TrytonConnector::new(s.clone(), retry()).unwrap();
+    erp.check().await.unwrap();
+    let code = unique("TP");
+    let fields = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let create = Write {
+        id: None,
+        key: code.clone(),
+        fields: fields(&[
+            ("name", "Tryton Test GmbH"),
+            ("phone", "+49 1"),
+            ("billing_city", "Leipzig"),
+        ]),
+    };
+    let id = erp.write(Endpoint::Accounts, &[create]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let find = |records: Vec<Record>| {
+        records
+            .into_iter()
+            .find(|r| r.key.as_deref() == Some(code.as_str()))
+    };
+    let record =
+        find(pull_all(&erp, Endpoint::Accounts, None).await).expect("created party is read back");
+    assert_eq!(record.id, id);
+    assert_eq!(
+        (
+            record.fields["name"].as_str(),
+            record.fields["phone"].as_str(),
+            record.fields["billing_city"].as_str()
+        ),
+        ("Tryton Test GmbH", "+49 1", "Leipzig")
+    );
+
+    let since = record.modified_at;
+    let update = Write {
+        id: Some(id.clone()),
+        key: code.clone(),
+        fields: fields(&[
+            ("name", "Tryton Renamed GmbH"),
+            ("billing_city", "Halle"),
+            ("phone", "+49 2"),
+        ]),
+    };
+    erp.write(Endpoint::Accounts, &[update]).await.unwrap()[0]
+        .clone()
+        .unwrap();
+    let changed = find(pull_all(&erp, Endpoint::Accounts, Some(since)).await)
+        .expect("the change is in the incremental pull");
+    assert_eq!(
+        (
+            changed.fields["name"].as_str(),
+            changed.fields["billing_city"].as_str(),
+            changed.fields["phone"].as_str()
+        ),
+        ("Tryton Renamed GmbH", "Halle", "+49 2")
+    );
+    let party = rpc(
+        &s,
+        "model.party.party.read",
+        json!([
+            [id.parse::<i64>().unwrap()],
+            ["addresses", "contact_mechanisms"],
+            {}
+        ]),
+    )
+    .await;
+    assert_eq!(
+        party[0]["addresses"].as_array().unwrap().len(),
+        1,
+        "the address is updated, not added"
+    );
+    assert_eq!(party[0]["contact_mechanisms"].as_array().unwrap().len(), 1);
+
+    // A refused write comes back as an error naming Tryton's reason.
+    let duplicate = Write {
+        id: None,
+        key: code.clone(),
+        fields: fields(&[("name", "Same Code")]),
+    };
+    let err = erp.write(Endpoint::Accounts, &[duplicate]).await.unwrap()[0]
+        .clone()
+        .unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("unique"), "{err}");
+}
+
+#[tokio::test]
+async fn products_are_read_with_their_list_price() {
+    let Some(s) = settings("tryton::products_are_read_with_their_list_price") else {
+        return;
+    };
+    let code = unique("TI");
+    rpc(
+        &s,
+        "model.product.template.create",
+        json!([[{
+        "name": format!("Tryton Widget {code}"), "type": "goods", "default_uom": 1,
+        "list_price": {"__class__": "Decimal", "decimal": "12.50"},
+        "products": [["create", [{"suffix_code": code}]]]
+    }], {"company": s.company}]),
+    )
+    .await;
+    let erp = TrytonConnector::new(s, retry()).unwrap();
+    let items = pull_all(&erp, Endpoint::Items, None).await;
+    let item = items
+        .iter()
+        .find(|r| r.key.as_deref() == Some(code.as_str()))
+        .expect("product read");
+    assert_eq!(item.fields["price.1"], "12.50");
+    assert_eq!(item.fields["name"], format!("Tryton Widget {code}"));
+}
+
+#[tokio::test]
+async fn accounts_sync_between_the_sandbox_crm_and_real_tryton() {
+    let Some(s) = settings("tryton::accounts_sync_between_the_sandbox_crm_and_real_tryton") else {
+        return;
+    };
+    let scale = SeedScale {
+        account_prefix: unique("T"),
+        accounts: 12,
+        items: 1,
+        ..SeedScale::small()
+    };
+    let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let crm = HubSpotConnector::new(
+        HubSpotSettings {
+            base_url: sandbox.crm.base_url(),
+            token: sandbox::HUBSPOT_TOKEN.to_string().into(),
+            ..Default::default()
+        },
+        retry(),
+    )
+    .unwrap();
+    let erp = TrytonConnector::new(s.clone(), retry()).unwrap();
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Accounts);
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(crm),
+        Arc::new(erp),
+        rules,
+        Clock::system(),
+    );
+
+    // The CRM's keyed companies do not exist in this Tryton yet: they are created there.
+    let first = engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(first.failed_writes, 0, "{first:?}");
+    // (Parties Tryton already had go the other way, into the CRM; this compares the test's own.)
+    let keyed: BTreeMap<String, String> = {
+        let data = sandbox.crm_data.lock().unwrap();
+        data.all("companies")
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    o.properties.get("erp_number")?.clone(),
+                    o.properties["name"].clone(),
+                ))
+            })
+            .filter(|(code, _)| code.starts_with(&scale.account_prefix))
+            .collect()
+    };
+    assert!(!keyed.is_empty());
+    let parties = rpc(
+        &s,
+        "model.party.party.search_read",
+        json!([
+            [["code", "like", format!("{}%", scale.account_prefix)]],
+            0,
+            null,
+            null,
+            ["code", "name"],
+            {}
+        ]),
+    )
+    .await;
+    let in_tryton: BTreeMap<String, String> = parties
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["code"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(in_tryton, keyed);
+    assert!(first.events[&Endpoint::Accounts][&Outcome::Applied] > 0);
+
+    // An ERP rename (the ERP owns names) reaches the CRM; then all is quiet.
+    let (code, _) = in_tryton.iter().next().unwrap();
+    let id = parties
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == code.as_str())
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    rpc(
+        &s,
+        "model.party.party.write",
+        json!([[id], {"name": "Renamed In Tryton"}, {}]),
+    )
+    .await;
+    engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let renamed = sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .all("companies")
+        .iter()
+        .any(|o| {
+            o.properties.get("erp_number") == Some(code)
+                && o.properties["name"] == "Renamed In Tryton"
+        });
+    assert!(renamed);
+    let quiet = engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+}

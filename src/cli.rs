@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -292,7 +293,8 @@ async fn run_app(
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, stop_rx)));
+    let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
+    let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
     if let Some(scheduler) = scheduler {
@@ -335,9 +337,11 @@ async fn sync(
         return Ok(());
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
     let scheduler = tokio::spawn(service::run_scheduler(
         Arc::new(engine),
         Clock::system(),
+        every,
         stop_rx,
     ));
     tokio::signal::ctrl_c().await?;

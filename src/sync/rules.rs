@@ -18,6 +18,8 @@ pub struct SyncSettings {
     /// endpoints not named keep theirs.
     #[serde(deserialize_with = "overlay_endpoints")]
     pub endpoints: BTreeMap<Endpoint, EndpointSettings>,
+    /// Seconds between scheduled reconciliations of each endpoint (both sides read in full).
+    pub reconcile_interval_secs: u64,
     pub retry: RetrySettings,
 }
 
@@ -26,6 +28,7 @@ impl Default for SyncSettings {
         Self {
             erp: ErpKind::SapB1,
             endpoints: default_endpoints(),
+            reconcile_interval_secs: 3600,
             retry: RetrySettings::default(),
         }
     }

@@ -136,8 +136,15 @@ pub async fn run_cycle(engine: &Engine, only: Option<Endpoint>, dry_run: bool) -
     summary
 }
 
-/// Runs every endpoint that is not paused on its own interval until `stop` turns true.
-pub async fn run_scheduler(engine: Arc<Engine>, clock: Clock, stop: watch::Receiver<bool>) {
+/// Runs every endpoint that is not paused on its own interval, and reconciles each one every
+/// `reconcile_every` (after a sync run, in the same task, so the two never overlap), until `stop`
+/// turns true.
+pub async fn run_scheduler(
+    engine: Arc<Engine>,
+    clock: Clock,
+    reconcile_every: Duration,
+    stop: watch::Receiver<bool>,
+) {
     let mut tasks = Vec::new();
     for (endpoint, settings) in engine.endpoints() {
         if settings.paused {
@@ -149,11 +156,19 @@ pub async fn run_scheduler(engine: Arc<Engine>, clock: Clock, stop: watch::Recei
         );
         let (engine, clock, mut stop) = (engine.clone(), clock.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
+            let mut reconcile_at = clock.now() + reconcile_every;
             loop {
                 match engine.run_endpoint(endpoint, false).await {
                     Ok(run) => tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done"),
                     Err(SyncError::Paused(_)) => tracing::debug!(%endpoint, "paused"),
                     Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
+                }
+                if clock.now() >= reconcile_at {
+                    reconcile_at = clock.now() + reconcile_every;
+                    match engine.reconcile(endpoint).await {
+                        Ok(r) => tracing::info!(%endpoint, missing = r.missing, different = r.different, "reconciled"),
+                        Err(e) => tracing::warn!(%endpoint, error = %e, "reconciliation failed"),
+                    }
                 }
                 tokio::select! {
                     () = clock.sleep(interval) => {}

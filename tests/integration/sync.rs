@@ -981,3 +981,86 @@ async fn endpoints_pause_resume_and_dry_run_at_run_time() {
     assert_eq!(controls.len(), 1);
     assert_eq!(controls[0].changed_by, "test");
 }
+
+#[tokio::test]
+async fn the_scheduler_syncs_on_its_interval_and_reconciles() {
+    use syncwarden::sync::service::run_scheduler;
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Items);
+    let w = world_with(rules).await;
+    let engine = Arc::new(w.engine);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(run_scheduler(
+        engine.clone(),
+        w.clock.clone(),
+        Duration::from_secs(3600),
+        stop_rx,
+    ));
+    let drift = || async {
+        w.store
+            .query_events(&EventQuery {
+                endpoint: Some(Endpoint::Pricebook),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.outcome == Outcome::Drift)
+            .count()
+    };
+    let runs = || async {
+        w.store
+            .recent_runs(1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.ended_at.is_some())
+            .count()
+    };
+    for _ in 0..500 {
+        if runs().await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs().await, 1);
+    // The CRM starts reporting a wrong price without the record changing: no incremental pull
+    // can see it; only reading both sides in full does.
+    let code = {
+        let data = w.sandbox.crm_data.lock().unwrap();
+        data.all("products")
+            .iter()
+            .find_map(|o| o.properties.get("erp_number").cloned())
+            .unwrap()
+    };
+    w.sandbox.crm.faults.set(FaultConfig {
+        skewed_prices: BTreeMap::from([(code, 130)]),
+        ..Default::default()
+    });
+    // Items run every 60 s; an hour on, the scheduler has run again and reconciled.
+    for _ in 0..61 {
+        w.clock.advance(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..500 {
+        if drift().await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        drift().await,
+        1,
+        "the skewed price was caught by the scheduled reconciliation"
+    );
+    assert!(
+        runs().await >= 2,
+        "the scheduler kept syncing on its interval"
+    );
+    stop_tx.send(true).unwrap();
+    w.clock.advance(Duration::from_secs(60));
+    tokio::time::timeout(Duration::from_secs(10), scheduler)
+        .await
+        .unwrap()
+        .unwrap();
+}

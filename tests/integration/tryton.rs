@@ -206,14 +206,53 @@ async fn products_are_read_with_their_list_price() {
     }], {"company": s.company}]),
     )
     .await;
-    let erp = TrytonConnector::new(s, retry()).unwrap();
+    let product = rpc(
+        &s,
+        "model.product.product.search",
+        json!([[["code", "=", code]], 0, null, null, {}]),
+    )
+    .await[0]
+        .as_i64()
+        .unwrap();
+    // A price list with a fixed price for this product, and one computed line that is not copied.
+    let list = rpc(
+        &s,
+        "model.product.price_list.create",
+        json!([[{
+        "name": format!("Wholesale {code}"), "price": "list_price",
+        "lines": [["create", [{"product": product, "formula": "11.00", "sequence": 10},
+                              {"formula": "unit_price * 0.9", "sequence": 20}]]]
+    }], {"company": s.company}]),
+    )
+    .await[0]
+        .as_i64()
+        .unwrap();
+    let erp = TrytonConnector::new(
+        TrytonSettings {
+            price_lists: vec![list],
+            ..s
+        },
+        retry(),
+    )
+    .unwrap();
+    assert!(
+        erp.fields(Endpoint::Items)
+            .unwrap()
+            .contains(&format!("price.{list}"))
+    );
     let items = pull_all(&erp, Endpoint::Items, None).await;
     let item = items
         .iter()
         .find(|r| r.key.as_deref() == Some(code.as_str()))
         .expect("product read");
     assert_eq!(item.fields["price.1"], "12.50");
+    assert_eq!(item.fields[&format!("price.{list}")], "11.00");
     assert_eq!(item.fields["name"], format!("Tryton Widget {code}"));
+    let with_that_list = items
+        .iter()
+        .filter(|r| r.fields.contains_key(&format!("price.{list}")))
+        .count();
+    assert_eq!(with_that_list, 1, "the computed line gives no copied price");
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ pub struct TrytonSettings {
     pub company: i64,
     /// Currency of the company's prices.
     pub currency: String,
+    /// Price lists (product.price_list ids) whose fixed per-product prices are synced as
+    /// `price.<id>`; the template's list price is `price.1` when no price list 1 is listed here.
+    pub price_lists: Vec<i64>,
     pub page_size: u32,
 }
 
@@ -42,6 +45,7 @@ impl Default for TrytonSettings {
             password: SecretString::from(""),
             company: 1,
             currency: "EUR".into(),
+            price_lists: Vec::new(),
             page_size: 100,
         }
     }
@@ -56,6 +60,7 @@ impl std::fmt::Debug for TrytonSettings {
             .field("password", &"***")
             .field("company", &self.company)
             .field("currency", &self.currency)
+            .field("price_lists", &self.price_lists)
             .field("page_size", &self.page_size)
             .finish()
     }
@@ -296,6 +301,57 @@ impl TrytonConnector {
         Ok((records, rejected))
     }
 
+    /// Adds `price.<list>` for each configured price list that has a fixed-price line for the
+    /// product. Lines with a computed formula (e.g. `unit_price * 0.9`) are not prices to copy.
+    async fn add_price_list_prices(&self, records: &mut [Record]) -> Result<(), ConnectorError> {
+        if self.settings.price_lists.is_empty() || records.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = records.iter().filter_map(|r| r.id.parse().ok()).collect();
+        let domain = json!([
+            ["price_list", "in", self.settings.price_lists],
+            ["product", "in", ids]
+        ]);
+        let lines = self
+            .rpc(
+                "model.product.price_list.line.search_read",
+                json!([
+                    domain,
+                    0,
+                    null,
+                    [["sequence", "ASC"], ["id", "ASC"]],
+                    ["price_list", "product", "formula"],
+                    self.context()
+                ]),
+            )
+            .await?;
+        let by_id: HashMap<String, usize> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        for line in rows(lines) {
+            let (Some(list), Some(product), Some(formula)) = (
+                line.get("price_list").and_then(Value::as_i64),
+                line.get("product").and_then(Value::as_i64),
+                text(&line, "formula"),
+            ) else {
+                continue;
+            };
+            let Ok(money) = Money::parse_decimal(&formula, self.currency) else {
+                continue;
+            };
+            if let Some(record) = by_id.get(&product.to_string()).map(|i| &mut records[*i]) {
+                // The first matching line wins, as Tryton applies them in sequence.
+                record
+                    .fields
+                    .entry(format!("price.{list}"))
+                    .or_insert_with(|| money.to_decimal_string());
+            }
+        }
+        Ok(())
+    }
+
     fn products_to_records(
         &self,
         products: Vec<Map<String, Value>>,
@@ -525,7 +581,11 @@ impl Connector for TrytonConnector {
         let next = (found.len() as u64 == limit).then(|| (offset + limit).to_string());
         let (records, rejected) = match endpoint {
             Endpoint::Accounts => self.parties_to_records(found).await?,
-            _ => self.products_to_records(found),
+            _ => {
+                let (mut records, rejected) = self.products_to_records(found);
+                self.add_price_list_prices(&mut records).await?;
+                (records, rejected)
+            }
         };
         Ok(Page {
             records,
@@ -561,7 +621,18 @@ impl Connector for TrytonConnector {
                 "billing_city",
                 "billing_postcode",
             ],
-            Endpoint::Items => &["name", "description", "code", "price.1"],
+            Endpoint::Items => {
+                let mut fields: Vec<String> = ["name", "description", "code", "price.1"]
+                    .map(String::from)
+                    .to_vec();
+                for list in &self.settings.price_lists {
+                    let field = format!("price.{list}");
+                    if !fields.contains(&field) {
+                        fields.push(field);
+                    }
+                }
+                return Ok(fields);
+            }
             other => {
                 return Err(ConnectorError::Unsupported {
                     system: System::Erp,

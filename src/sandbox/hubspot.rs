@@ -170,6 +170,14 @@ fn render_plain(object: &HsObject, wanted: Option<&[String]>) -> Value {
 }
 
 impl HubSpotSandbox {
+    /// The answer to a batch call that cannot be taken (no auth, too many inputs), if any.
+    fn refuse_batch(&self, headers: &HeaderMap, batch: &Batch) -> Option<Response> {
+        self.deny(headers).or_else(|| {
+            (batch.inputs.len() > 100)
+                .then(|| error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs"))
+        })
+    }
+
     /// An object as the API shows it, with any injected price skew applied.
     fn view(&self, object: &HsObject, wanted: Option<&[String]>) -> Value {
         let mut value = render_plain(object, wanted);
@@ -497,11 +505,8 @@ async fn batch_upsert(
     headers: HeaderMap,
     Json(batch): Json<Batch>,
 ) -> Response {
-    if let Some(denied) = sb.deny(&headers) {
-        return denied;
-    }
-    if batch.inputs.len() > 100 {
-        return error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs");
+    if let Some(refused) = sb.refuse_batch(&headers, &batch) {
+        return refused;
     }
     let now = sb.faults.stamp(sb.clock.now());
     let mut data = sb.data();
@@ -538,11 +543,8 @@ async fn batch_update(
     headers: HeaderMap,
     Json(batch): Json<Batch>,
 ) -> Response {
-    if let Some(denied) = sb.deny(&headers) {
-        return denied;
-    }
-    if batch.inputs.len() > 100 {
-        return error_body(StatusCode::BAD_REQUEST, "a batch takes at most 100 inputs");
+    if let Some(refused) = sb.refuse_batch(&headers, &batch) {
+        return refused;
     }
     let now = sb.faults.stamp(sb.clock.now());
     let mut data = sb.data();

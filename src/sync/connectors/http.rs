@@ -73,7 +73,7 @@ impl CallStats {
 }
 
 /// What a call that did not succeed ended with.
-pub enum Failure {
+enum Failure {
     /// An answer that retrying will not change (or the last of the retries): the connector reads
     /// its own error body from it.
     Status(Response),
@@ -101,8 +101,25 @@ impl HttpCore {
         })
     }
 
-    /// Sends the request `make` builds, retrying what is worth retrying.
-    pub async fn send(&self, make: impl Fn() -> RequestBuilder) -> Result<Response, Failure> {
+    /// Sends the request `make` builds, retrying what is worth retrying; an answer that stays an
+    /// error is turned into the connector's own error by `to_error` (which reads its body).
+    pub async fn call<F, Fut>(
+        &self,
+        make: impl Fn() -> RequestBuilder,
+        to_error: F,
+    ) -> Result<Response, ConnectorError>
+    where
+        F: FnOnce(Response) -> Fut,
+        Fut: std::future::Future<Output = ConnectorError>,
+    {
+        match self.send(make).await {
+            Ok(response) => Ok(response),
+            Err(Failure::Error(e)) => Err(e),
+            Err(Failure::Status(response)) => Err(to_error(response).await),
+        }
+    }
+
+    async fn send(&self, make: impl Fn() -> RequestBuilder) -> Result<Response, Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{Failure, HttpCore, RetryPolicy};
+use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Endpoint, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
@@ -232,10 +232,13 @@ impl HubSpotConnector {
         let mut renew = false;
         loop {
             let token = self.access_token(renew).await?;
-            let error = match self.http.send(|| make().bearer_auth(&token)).await {
+            let error = match self
+                .http
+                .call(|| make().bearer_auth(&token), api_error)
+                .await
+            {
                 Ok(response) => return Ok(response),
-                Err(Failure::Error(e)) => return Err(e),
-                Err(Failure::Status(response)) => api_error(response).await,
+                Err(error) => error,
             };
             let expired = matches!(&error, ConnectorError::Api { status: 401, .. });
             if expired && self.oauth.is_some() && !renew {
@@ -280,15 +283,10 @@ impl HubSpotConnector {
                 self.settings.oauth_refresh_token.expose_secret(),
             ),
         ];
-        let response = match self
+        let response = self
             .http
-            .send(|| self.http.client.post(&url).form(&form))
-            .await
-        {
-            Ok(r) => r,
-            Err(Failure::Error(e)) => return Err(e),
-            Err(Failure::Status(r)) => return Err(api_error(r).await),
-        };
+            .call(|| self.http.client.post(&url).form(&form), api_error)
+            .await?;
         #[derive(Deserialize)]
         struct Token {
             access_token: String,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
-use super::http::{Failure, HttpCore, RetryPolicy};
+use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
@@ -185,15 +185,10 @@ impl SapB1Connector {
             "Password": self.settings.password.expose_secret(),
         });
         let url = self.url("Login");
-        let response = match self
+        let response = self
             .http
-            .send(|| self.http.client.post(&url).json(&body))
-            .await
-        {
-            Ok(r) => r,
-            Err(Failure::Error(e)) => return Err(e),
-            Err(Failure::Status(r)) => return Err(api_error(r).await),
-        };
+            .call(|| self.http.client.post(&url).json(&body), api_error)
+            .await?;
         let cookies: Vec<String> = response
             .headers()
             .get_all(reqwest::header::SET_COOKIE)
@@ -228,11 +223,9 @@ impl SapB1Connector {
         let mut renew = false;
         loop {
             let cookie = self.cookie(renew).await?;
-            match self.http.send(|| make(&cookie)).await {
+            match self.http.call(|| make(&cookie), api_error).await {
                 Ok(response) => return Ok(response),
-                Err(Failure::Error(e)) => return Err(e),
-                Err(Failure::Status(response)) => {
-                    let error = api_error(response).await;
+                Err(error) => {
                     let expired = matches!(&error, ConnectorError::Api { status: 401, code: Some(code), .. }
                         if code == &SESSION_TIMEOUT_CODE.to_string());
                     if expired && !renew {

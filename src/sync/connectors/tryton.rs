@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{Failure, HttpCore, RetryPolicy};
+use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
@@ -152,29 +152,29 @@ impl TrytonConnector {
             "params": params,
         });
         let password = self.settings.password.expose_secret();
-        let response = match self
-            .http
-            .send(|| {
-                self.http
-                    .client
-                    .post(&url)
-                    .basic_auth(&self.settings.username, Some(password))
-                    .json(&body)
-            })
-            .await
-        {
-            Ok(r) => r,
-            Err(Failure::Error(e)) => return Err(e),
-            Err(Failure::Status(r)) => {
-                return Err(ConnectorError::Api {
-                    system: System::Erp,
-                    status: r.status().as_u16(),
-                    message: format!("{method} refused"),
-                    code: None,
-                    correlation_id: None,
-                });
+        // Tryton answers refusals (401, 403, 429) with HTML, so only the status says anything.
+        let refused = |r: reqwest::Response| async move {
+            ConnectorError::Api {
+                system: System::Erp,
+                status: r.status().as_u16(),
+                message: format!("{method} refused"),
+                code: None,
+                correlation_id: None,
             }
         };
+        let response = self
+            .http
+            .call(
+                || {
+                    self.http
+                        .client
+                        .post(&url)
+                        .basic_auth(&self.settings.username, Some(password))
+                        .json(&body)
+                },
+                refused,
+            )
+            .await?;
         let mut answer: Map<String, Value> = response
             .json()
             .await

@@ -448,13 +448,16 @@ async fn search(
             found.reverse();
         }
     }
-    let offset = request.after.and_then(|a| a.parse().ok()).unwrap_or(0);
-    sb.page(
-        &found,
-        request.properties.as_deref(),
-        offset,
-        request.limit.unwrap_or(10).clamp(1, 200),
-    )
+    let offset: usize = request.after.and_then(|a| a.parse().ok()).unwrap_or(0);
+    let limit = request.limit.unwrap_or(10).clamp(1, 200);
+    // As HubSpot: one search query never pages past its first 10,000 results.
+    if offset + limit > 10_000 {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "The search endpoint returns at most 10,000 results per query",
+        );
+    }
+    sb.page(&found, request.properties.as_deref(), offset, limit)
 }
 
 fn invalid_name(properties: &BTreeMap<String, String>, id: &str) -> Option<Value> {

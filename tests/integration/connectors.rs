@@ -535,3 +535,56 @@ async fn hubspot_oauth_tokens_are_fetched_and_refreshed() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn hubspot_search_reads_past_its_ten_thousand_result_limit() {
+    let clock = Clock::manual(start());
+    let scale = SeedScale {
+        accounts: 1,
+        contacts_per_account: 0,
+        duplicate_accounts: 0,
+        duplicate_contacts: 0,
+        items: 10_050,
+        price_lists: 1,
+        crm_overlap: 1.0,
+        drifted_prices: 0,
+        ..SeedScale::small()
+    };
+    let sandbox = Sandbox::start(clock.clone(), &scale).await.unwrap();
+    // More than 10,000 products changed since the cursor, each at its own instant.
+    let ids: Vec<u64> = sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .all("products")
+        .iter()
+        .map(|o| o.id)
+        .collect();
+    assert!(ids.len() > 10_000);
+    for id in &ids {
+        clock.advance(Duration::from_millis(2));
+        let at = clock.now();
+        sandbox.crm_data.lock().unwrap().update(
+            "products",
+            *id,
+            BTreeMap::from([("description".to_string(), "changed".to_string())]),
+            at,
+        );
+    }
+    let settings = HubSpotSettings {
+        base_url: sandbox.crm.base_url(),
+        token: sandbox::HUBSPOT_TOKEN.to_string().into(),
+        page_size: 200,
+        ..Default::default()
+    };
+    let crm = HubSpotConnector::new(settings, fast_retry()).unwrap();
+    let records = pull_all(&crm, Endpoint::Items, Some(start()))
+        .await
+        .unwrap();
+    let keys: std::collections::HashSet<_> = records.iter().filter_map(|r| r.key.clone()).collect();
+    assert_eq!(
+        keys.len(),
+        ids.len(),
+        "every changed product is read, across query windows"
+    );
+}

@@ -418,6 +418,35 @@ impl HubSpotConnector {
     }
 }
 
+/// HubSpot's search returns at most this many results for one query.
+const SEARCH_LIMIT: u64 = 10_000;
+
+/// Where a search page starts: (window start in ms, offset). A search page token is
+/// "<window start ms>:<offset>"; without one the window starts at `since`.
+fn search_position(token: Option<&str>, since: Timestamp) -> (i64, u64) {
+    let start = since.as_micros() / 1000;
+    match token.and_then(|t| t.split_once(':')) {
+        Some((window, offset)) => (window.parse().unwrap_or(start), offset.parse().unwrap_or(0)),
+        None => (start, token.and_then(|t| t.parse().ok()).unwrap_or(0)),
+    }
+}
+
+/// The token of the page after one read in `window`: the next offset, or, when that would pass
+/// HubSpot's 10,000-result limit, a new window starting at the newest change read so far
+/// (records at that instant are read again; the engine keeps one per key).
+fn next_search_token(records: &[Record], window: i64, offset: u64, page_size: u32) -> String {
+    let newest = records
+        .iter()
+        .map(|r| r.modified_at.as_micros() / 1000)
+        .max();
+    match newest {
+        Some(newest) if offset + u64::from(page_size) > SEARCH_LIMIT && newest > window => {
+            format!("{newest}:0")
+        }
+        _ => format!("{window}:{offset}"),
+    }
+}
+
 async fn api_error(response: reqwest::Response) -> ConnectorError {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
@@ -455,6 +484,9 @@ impl Connector for HubSpotConnector {
     ) -> Result<Page, ConnectorError> {
         let mapping = self.mapping(endpoint)?;
         let properties = self.properties(&mapping);
+        let (window, after) = since
+            .map(|s| search_position(page.as_deref(), s))
+            .unwrap_or_default();
         let response = match since {
             // A full read pages through the list endpoint (search stops at 10,000 results).
             None => {
@@ -467,20 +499,20 @@ impl Connector for HubSpotConnector {
                 self.call(|| self.http.client.get(&url).query(&query))
                     .await?
             }
-            Some(since) => {
+            Some(_) => {
                 let url = self.url(&format!("{}/search", mapping.object));
                 let mut body = json!({
                     "filterGroups": [{"filters": [{
                         "propertyName": mapping.last_modified,
                         "operator": "GTE",
-                        "value": (since.as_micros() / 1000).to_string(),
+                        "value": window.to_string(),
                     }]}],
                     "sorts": [{"propertyName": mapping.last_modified, "direction": "ASCENDING"}],
                     "properties": properties,
                     "limit": self.settings.page_size.min(200),
                 });
-                if let Some(after) = &page {
-                    body["after"] = Value::String(after.clone());
+                if after > 0 {
+                    body["after"] = Value::String(after.to_string());
                 }
                 self.call(|| self.http.client.post(&url).json(&body))
                     .await?
@@ -502,10 +534,20 @@ impl Connector for HubSpotConnector {
                 }),
             }
         }
+        let next = page.paging.and_then(|p| p.next).map(|n| n.after);
+        let next = match (since, next) {
+            (Some(_), Some(offset)) => Some(next_search_token(
+                &records,
+                window,
+                offset.parse().unwrap_or(0),
+                self.settings.page_size.min(200),
+            )),
+            (_, next) => next,
+        };
         Ok(Page {
             records,
             rejected,
-            next: page.paging.and_then(|p| p.next).map(|n| n.after),
+            next,
         })
     }
 

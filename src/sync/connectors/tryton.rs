@@ -31,7 +31,7 @@ pub struct TrytonSettings {
     /// Currency of the company's prices.
     pub currency: String,
     /// Price lists (product.price_list ids) whose fixed per-product prices are synced as
-    /// `price.<id>`; the template's list price is `price.1` when no price list 1 is listed here.
+    /// `price.<id>`; the template's list price is `price.1` unless price list 1 is listed here.
     pub price_lists: Vec<i64>,
     pub page_size: u32,
 }
@@ -325,6 +325,7 @@ impl TrytonConnector {
                 ]),
             )
             .await?;
+        let mut seen: std::collections::HashSet<(i64, i64)> = Default::default();
         let by_id: HashMap<String, usize> = records
             .iter()
             .enumerate()
@@ -342,11 +343,12 @@ impl TrytonConnector {
                 continue;
             };
             if let Some(record) = by_id.get(&product.to_string()).map(|i| &mut records[*i]) {
-                // The first matching line wins, as Tryton applies them in sequence.
-                record
-                    .fields
-                    .entry(format!("price.{list}"))
-                    .or_insert_with(|| money.to_decimal_string());
+                // The first matching line wins, as Tryton applies them in sequence; a price list
+                // numbered 1 is more specific than the template's list price.
+                let field = format!("price.{list}");
+                if seen.insert((product, list)) {
+                    record.fields.insert(field, money.to_decimal_string());
+                }
             }
         }
         Ok(())

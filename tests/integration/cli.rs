@@ -197,3 +197,82 @@ fn endpoint_switches_persist_in_the_demo_store() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown endpoint `deals`"));
 }
+
+/// `connectors check`, `sync --once` and `reconcile` as an operator runs them, against the
+/// sandbox servers (which run in this test's process, hence their own threads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_commands_against_the_sandbox() {
+    use syncwarden::clock::Clock;
+    use syncwarden::sandbox::{self, Sandbox, SeedScale};
+    let sandbox = Sandbox::start(Clock::system(), &SeedScale::small())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: Vec<&str>, token: &str| {
+        let mut command = syncwarden();
+        command
+            .args(&args)
+            .current_dir(dir.path())
+            .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+            .env("SYNCWARDEN_CRM__TOKEN", token)
+            .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
+            .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
+            .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
+            .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+            .env("SYNCWARDEN_SYNC__RETRY__MAX_ATTEMPTS", "1");
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let ok = run(vec!["connectors", "check"], sandbox::HUBSPOT_TOKEN)
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(
+        stdout.contains("crm (HubSpot): ok") && stdout.contains("erp (SAP Business One): ok"),
+        "{stdout}"
+    );
+    let bad = run(vec!["connectors", "check"], "pat-wrong").await.unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("crm (HubSpot): FAILED"));
+
+    let synced = run(
+        vec!["sync", "--once", "--endpoint", "accounts"],
+        sandbox::HUBSPOT_TOKEN,
+    )
+    .await
+    .unwrap();
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&synced.stdout).unwrap();
+    assert!(
+        summary["events"]["accounts"]["applied"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert_eq!(summary["reconcile_differences"], 0);
+
+    let reconciled = run(
+        vec!["reconcile", "--endpoint", "accounts"],
+        sandbox::HUBSPOT_TOKEN,
+    )
+    .await
+    .unwrap();
+    assert!(reconciled.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&reconciled.stdout).unwrap();
+    assert_eq!(report["accounts"]["missing"], 0);
+    assert!(report["accounts"]["records_compared"].as_u64().unwrap() > 0);
+
+    let unconfigured = syncwarden()
+        .args(["sync", "--once"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!unconfigured.status.success());
+    assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("crm.token"));
+}

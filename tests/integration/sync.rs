@@ -1064,3 +1064,65 @@ async fn the_scheduler_syncs_on_its_interval_and_reconciles() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn under_random_faults_nothing_is_lost_and_both_sides_end_up_agreeing() {
+    let w = world().await;
+    let faults = FaultConfig {
+        error_rate: 0.15,
+        write_error_rate: 0.15,
+        burst_429: 3,
+        latency_ms: 1,
+        ..Default::default()
+    };
+    w.sandbox.crm.faults.set(faults.clone());
+    w.sandbox.erp.faults.set(faults);
+    let mut failed_calls = 0;
+    for round in 0.. {
+        assert!(round < 30, "no clean round under faults after 30 tries");
+        match w.engine.run_endpoint(Endpoint::Accounts, false).await {
+            Ok(run) => failed_calls += run.api_calls_failed,
+            Err(_) => continue,
+        }
+        let redrive = w.engine.retry_failed(None).await.unwrap();
+        if redrive.still_failing == 0 && w.store.open_dead_letters().await.unwrap().is_empty() {
+            break;
+        }
+    }
+    assert!(failed_calls > 0, "the faults were hit");
+    // Every failed attempt was recorded as such: the runs' counts add up to at least what we saw.
+    let runs = w.store.recent_runs(100).await.unwrap();
+    assert!(runs.iter().map(|r| r.counts.api_calls_failed).sum::<i64>() >= failed_calls as i64);
+    w.sandbox.crm.faults.set(FaultConfig::default());
+    w.sandbox.erp.faults.set(FaultConfig::default());
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let companies = crm_companies(&w);
+    assert_eq!(
+        companies.len(),
+        SeedScale::small().accounts,
+        "every partner once in the CRM"
+    );
+    for (code, (_, props)) in &companies {
+        assert_eq!(
+            w.partner(code)["CardName"].as_str(),
+            Some(props["name"].as_str())
+        );
+    }
+    assert_eq!(
+        w.engine
+            .reconcile(Endpoint::Accounts)
+            .await
+            .unwrap()
+            .differences(),
+        0
+    );
+    let quiet = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+}

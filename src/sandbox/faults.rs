@@ -19,6 +19,9 @@ pub struct FaultConfig {
     pub error_rate: f64,
     /// Share of write calls (creates and updates; not reads, searches or logins) answered 500.
     pub write_error_rate: f64,
+    /// The next this-many write calls are carried out, but answered 502 as if the answer was lost
+    /// on the way back (the caller retries a write that already happened).
+    pub lose_write_answers: u32,
     /// The next this-many calls are answered 429.
     pub burst_429: u32,
     /// Retry-After seconds sent with a 429.
@@ -101,6 +104,14 @@ impl Faults {
         lock(&self.config).drop_page
     }
 
+    /// Whether this write's answer is to be lost (counts down `lose_write_answers`).
+    fn take_lost_answer(&self) -> bool {
+        let mut config = lock(&self.config);
+        let lose = config.lose_write_answers > 0;
+        config.lose_write_answers = config.lose_write_answers.saturating_sub(1);
+        lose
+    }
+
     /// Whether sessions must be forgotten now; the flag clears itself.
     pub fn take_session_expiry(&self) -> bool {
         std::mem::take(&mut lock(&self.config).expire_sessions)
@@ -164,6 +175,13 @@ pub async fn inject(State(layer): State<FaultLayer>, request: Request, next: Nex
         tokio::time::sleep(latency).await;
     }
     match fault {
+        None if write && layer.faults.take_lost_answer() => {
+            let _ = next.run(request).await;
+            (layer.error_body)(
+                StatusCode::BAD_GATEWAY,
+                "bad gateway (injected: the write was made, its answer lost)",
+            )
+        }
         None => next.run(request).await,
         Some(Fault::Outage) => (layer.error_body)(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1126,3 +1126,65 @@ async fn under_random_faults_nothing_is_lost_and_both_sides_end_up_agreeing() {
         .unwrap();
     assert!(quiet.events.is_empty(), "{quiet:?}");
 }
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_not_reported_as_failed() {
+    let w = world().await;
+    w.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    // A CRM company carrying an ERP number the ERP does not have yet: the sync creates it there.
+    let at = w.later(1);
+    let props = BTreeMap::from([
+        ("name".to_string(), "Brand New GmbH".to_string()),
+        ("erp_number".to_string(), "C90000".to_string()),
+    ]);
+    w.sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .insert("companies", props, at);
+    // The ERP makes the create but its answer is lost; the retry then hears "already exists".
+    w.sandbox.erp.faults.set(FaultConfig {
+        lose_write_answers: 1,
+        ..Default::default()
+    });
+    let run = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(run.failed_writes, 0, "{run:?}");
+    assert_eq!(n(&run, Endpoint::Accounts, Outcome::Applied), 1);
+    assert_eq!(w.partner("C90000")["CardName"], "Brand New GmbH");
+    assert!(w.store.open_dead_letters().await.unwrap().is_empty());
+
+    // A genuine clash still fails: the ERP has the key for a different partner, one the sync has
+    // not read (it changed before the cursor), so the create collides with it.
+    let long_ago = Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+    let other =
+        json!({"CardCode": "C90001", "CardName": "Someone Else AG", "CardType": "cCustomer"});
+    w.sandbox.erp_data.lock().unwrap().put(
+        "BusinessPartners",
+        other.as_object().unwrap().clone(),
+        long_ago,
+    );
+    let at = w.later(1);
+    let props = BTreeMap::from([
+        ("name".to_string(), "Not The Same Ltd".to_string()),
+        ("erp_number".to_string(), "C90001".to_string()),
+    ]);
+    w.sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .insert("companies", props, at);
+    let clash = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(clash.failed_writes, 1, "{clash:?}");
+    assert_eq!(w.partner("C90001")["CardName"], "Someone Else AG");
+}

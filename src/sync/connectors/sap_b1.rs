@@ -508,17 +508,59 @@ impl SapB1Connector {
             None => self.url(set.name),
             Some(id) => self.url(&format!("{}('{}')", set.name, id.replace('\'', "''"))),
         };
-        self.call(|cookie| {
-            let request = if create {
-                self.http.client.post(&url)
-            } else {
-                self.http.client.patch(&url)
-            };
-            request.header(reqwest::header::COOKIE, cookie).json(&body)
-        })
-        .await?;
-        Ok(write.id.clone().unwrap_or_else(|| write.key.clone()))
+        let sent = self
+            .call(|cookie| {
+                let request = if create {
+                    self.http.client.post(&url)
+                } else {
+                    self.http.client.patch(&url)
+                };
+                request.header(reqwest::header::COOKIE, cookie).json(&body)
+            })
+            .await;
+        match sent {
+            Ok(_) => Ok(write.id.clone().unwrap_or_else(|| write.key.clone())),
+            Err(error)
+                if create
+                    && already_exists(&error)
+                    && self.holds(set.name, &write.key, &body).await =>
+            {
+                // An earlier attempt of this very create went through and only its answer was
+                // lost: the record is there, exactly as sent.
+                Ok(write.key.clone())
+            }
+            Err(error) => Err(error),
+        }
     }
+
+    /// Whether the entity `key` exists and its plain fields equal those of `body`.
+    async fn holds(&self, set: &str, key: &str, body: &Value) -> bool {
+        let url = self.url(&format!("{set}('{}')", key.replace('\'', "''")));
+        let Ok(response) = self
+            .call(|cookie| {
+                self.http
+                    .client
+                    .get(&url)
+                    .header(reqwest::header::COOKIE, cookie)
+            })
+            .await
+        else {
+            return false;
+        };
+        let Ok(stored) = response.json::<Map<String, Value>>().await else {
+            return false;
+        };
+        body.as_object().is_some_and(|sent| {
+            sent.iter()
+                .filter(|(_, v)| !v.is_array())
+                .all(|(k, v)| stored.get(k) == Some(v))
+        })
+    }
+}
+
+/// SAP's answer to creating a key that is taken.
+fn already_exists(error: &ConnectorError) -> bool {
+    matches!(error, ConnectorError::Api { status: 400, message, .. } if message.contains("already exists"))
 }
 
 /// `UpdateDate` ("2026-11-23" or "2026-11-23T00:00:00Z") plus `UpdateTime` ("10:15:00"), both in

@@ -502,41 +502,56 @@ struct Batch {
     inputs: Vec<BatchInput>,
 }
 
+/// Runs a batch call: each valid input goes through `apply`, which gives the object's id or the
+/// error for that input alone; answers 200, or 207 when some inputs failed.
+fn run_batch(
+    sb: &HubSpotSandbox,
+    object_type: &str,
+    headers: &HeaderMap,
+    batch: Batch,
+    mut apply: impl FnMut(&mut HsData, BatchInput, Timestamp) -> Result<u64, Value>,
+) -> Response {
+    if let Some(refused) = sb.refuse_batch(headers, &batch) {
+        return refused;
+    }
+    let now = sb.faults.stamp(sb.clock.now());
+    let mut data = sb.data();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for input in batch.inputs {
+        if let Some(error) = invalid_name(&input.properties, &input.id) {
+            errors.push(error);
+            continue;
+        }
+        match apply(&mut data, input, now) {
+            Ok(id) => results.extend(data.get(object_type, id).map(|o| sb.view(o, None))),
+            Err(error) => errors.push(error),
+        }
+    }
+    batch_answer(results, errors)
+}
+
+/// Creates or updates by a unique property (`idProperty`), so a replay never creates twice.
 async fn batch_upsert(
     State(sb): State<HubSpotSandbox>,
     Path(object_type): Path<String>,
     headers: HeaderMap,
     Json(batch): Json<Batch>,
 ) -> Response {
-    if let Some(refused) = sb.refuse_batch(&headers, &batch) {
-        return refused;
+    if batch.inputs.iter().any(|i| i.id_property.is_none()) {
+        return error_body(StatusCode::BAD_REQUEST, "idProperty is required for upsert");
     }
-    let now = sb.faults.stamp(sb.clock.now());
-    let mut data = sb.data();
-    let mut results = Vec::new();
-    let mut errors = Vec::new();
-    for input in batch.inputs {
-        let Some(id_property) = input.id_property else {
-            return error_body(StatusCode::BAD_REQUEST, "idProperty is required for upsert");
-        };
-        if let Some(error) = invalid_name(&input.properties, &input.id) {
-            errors.push(error);
-            continue;
-        }
+    run_batch(&sb, &object_type, &headers, batch, |data, input, now| {
+        let id_property = input.id_property.unwrap_or_default();
         let mut properties = input.properties;
         properties.insert(id_property.clone(), input.id.clone());
-        let id = match data.find_by(&object_type, &id_property, &input.id) {
+        Ok(match data.find_by(&object_type, &id_property, &input.id) {
             Some(id) => {
                 data.update(&object_type, id, properties, now);
                 id
             }
             None => data.insert(&object_type, properties, now),
-        };
-        if let Some(object) = data.get(&object_type, id) {
-            results.push(sb.view(object, None));
-        }
-    }
-    batch_answer(results, errors)
+        })
+    })
 }
 
 /// Updates by HubSpot id; unknown ids fail alone (207).
@@ -546,34 +561,21 @@ async fn batch_update(
     headers: HeaderMap,
     Json(batch): Json<Batch>,
 ) -> Response {
-    if let Some(refused) = sb.refuse_batch(&headers, &batch) {
-        return refused;
-    }
-    let now = sb.faults.stamp(sb.clock.now());
-    let mut data = sb.data();
-    let mut results = Vec::new();
-    let mut errors = Vec::new();
-    for input in batch.inputs {
-        if let Some(error) = invalid_name(&input.properties, &input.id) {
-            errors.push(error);
-            continue;
-        }
-        let id = input
+    run_batch(&sb, &object_type, &headers, batch, |data, input, now| {
+        input
             .id
             .parse()
             .ok()
-            .filter(|id| data.update(&object_type, *id, input.properties.clone(), now));
-        match id.and_then(|id| data.get(&object_type, id)) {
-            Some(object) => results.push(sb.view(object, None)),
-            None => errors.push(json!({
-                "status": "error",
-                "category": "OBJECT_NOT_FOUND",
-                "message": format!("Object not found: {}", input.id),
-                "context": {"ids": [input.id]},
-            })),
-        }
-    }
-    batch_answer(results, errors)
+            .filter(|id| data.update(&object_type, *id, input.properties.clone(), now))
+            .ok_or_else(|| {
+                json!({
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": format!("Object not found: {}", input.id),
+                    "context": {"ids": [input.id]},
+                })
+            })
+    })
 }
 
 async fn read_one(

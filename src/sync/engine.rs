@@ -764,36 +764,27 @@ impl Engine {
             plan.compare(&sides, &fields);
         }
         summary.conflicts = plan.conflicts.len();
-        if dry_run {
-            let mut events: Vec<NewFieldEvent> = plan.events.into_iter().map(|p| p.event).collect();
-            events.extend(rejected_events);
-            let events = self.unrecorded(events).await?;
-            count(&mut summary, &events);
-            self.store
-                .commit_sync(
-                    &SyncCommit {
-                        events,
-                        ..Default::default()
-                    },
-                    now,
-                )
-                .await?;
-            return Ok(summary);
-        }
-        let intents: Vec<NewFieldEvent> = plan
-            .events
-            .iter()
-            .filter(|p| p.write.is_some())
-            .map(|p| p.event.clone())
-            .collect();
-        self.store.save_intents(endpoint, &intents, now).await?;
-        let mut commit = self.execute(plan, cursors, &mut summary).await?;
-        commit.events.extend(recovered);
+        let mut commit = if dry_run {
+            SyncCommit {
+                events: plan.events.into_iter().map(|p| p.event).collect(),
+                ..Default::default()
+            }
+        } else {
+            let intents: Vec<NewFieldEvent> = plan
+                .events
+                .iter()
+                .filter(|p| p.write.is_some())
+                .map(|p| p.event.clone())
+                .collect();
+            self.store.save_intents(endpoint, &intents, now).await?;
+            let mut commit = self.execute(plan, cursors, &mut summary).await?;
+            commit.events.extend(recovered);
+            commit.clear_intents = Some(endpoint);
+            commit
+        };
         commit.events.extend(rejected_events);
         commit.events = self.unrecorded(std::mem::take(&mut commit.events)).await?;
-        summary.events.clear();
         count(&mut summary, &commit.events);
-        commit.clear_intents = Some(endpoint);
         self.store.commit_sync(&commit, now).await?;
         Ok(summary)
     }
@@ -950,7 +941,6 @@ impl Engine {
                 }
             }
         }
-        count(summary, &events);
         Ok(SyncCommit {
             events,
             states: plan.states.into_values().collect(),

@@ -7,10 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use syncwarden::store::EventQuery;
 use syncwarden::sync::events::to_wire_json;
 
-use crate::helpers::{TestDb, events};
+use crate::helpers::{TestDb, all_events, events};
 
 const BATCHES: usize = 60;
 const BATCH: usize = 2_000;
@@ -113,21 +112,9 @@ async fn sigkill_during_ingest_loses_no_acknowledged_batch() {
         let mut server = start_server(&db, data_dir.path());
         let store = db.open().await;
         let mut present = HashSet::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .query_events(&EventQuery {
-                    after_id: after,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            for e in page {
-                let n: usize = e.event.idempotency_key["key-".len()..].parse().unwrap();
-                assert!(present.insert(n), "event {n} stored twice");
-            }
+        for e in all_events(store.as_ref()).await {
+            let n: usize = e.event.idempotency_key["key-".len()..].parse().unwrap();
+            assert!(present.insert(n), "event {n} stored twice");
         }
         for b in 0..BATCHES {
             let stored = (b * BATCH..(b + 1) * BATCH)
@@ -261,20 +248,7 @@ async fn sigkill_during_sync_then_resume() {
     );
 
     let store = db.open().await;
-    let mut events = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .query_events(&EventQuery {
-                after_id: after,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        events.extend(page);
-    }
+    let events = all_events(store.as_ref()).await;
     // Every partner the CRM did not know by its key before has exactly one event saying how it
     // got there: created (its name written) or linked (its key written), whichever run did it.
     for key in keys {

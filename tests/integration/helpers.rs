@@ -157,6 +157,26 @@ pub fn event(n: usize) -> NewFieldEvent {
     }
 }
 
+/// Every stored event, oldest first, read page by page.
+pub async fn all_events(store: &dyn Store) -> Vec<syncwarden::domain::FieldEvent> {
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .query_events(&syncwarden::store::EventQuery {
+                after_id: after,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else {
+            return events;
+        };
+        after = Some(last.id);
+        events.extend(page);
+    }
+}
+
 pub fn events(range: std::ops::Range<usize>) -> Vec<NewFieldEvent> {
     range.map(event).collect()
 }

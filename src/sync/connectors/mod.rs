@@ -44,6 +44,16 @@ impl ConnectorError {
     }
 }
 
+/// A JSON object's member as text: a non-empty string, or a number. ERP APIs send keys and
+/// codes as either.
+fn text(object: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {
+    match object.get(name)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The result of one record write: the record's id on that side, or why it failed.
 pub type WriteResult = Result<String, ConnectorError>;
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use super::http::{HttpCore, RetryPolicy};
-use super::{CallCounts, Connector, ConnectorError, WriteResult};
+use super::{CallCounts, Connector, ConnectorError, WriteResult, text};
 use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
 
@@ -148,14 +148,6 @@ const BILLING: [(&str, &str); 4] = [
     ("billing_postcode", "ZipCode"),
     ("billing_country", "Country"),
 ];
-
-fn text(entity: &Map<String, Value>, name: &str) -> Option<String> {
-    match entity.get(name)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
 
 impl SapB1Connector {
     pub fn new(settings: SapB1Settings, retry: RetryPolicy) -> Result<Self, ConnectorError> {

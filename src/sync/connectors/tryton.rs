@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::http::{HttpCore, RetryPolicy};
-use super::{CallCounts, Connector, ConnectorError, WriteResult};
+use super::{CallCounts, Connector, ConnectorError, WriteResult, text};
 use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
 
@@ -99,14 +99,6 @@ fn from_datetime(v: &Value) -> Option<Timestamp> {
         part("microsecond").unwrap_or(0)
     );
     Timestamp::parse_rfc3339(&text).ok()
-}
-
-fn text(record: &Map<String, Value>, name: &str) -> Option<String> {
-    match record.get(name)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 fn ids(record: &Map<String, Value>, name: &str) -> Vec<i64> {

@@ -1,7 +1,7 @@
 //! A HubSpot CRM v3 server in memory: objects, list and search paging, batch upsert with 207
 //! partial failures, HubSpot's error body, bearer-token auth.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, Query, State};
@@ -36,6 +36,8 @@ pub struct HsObject {
 pub struct HsData {
     objects: HashMap<String, BTreeMap<u64, HsObject>>,
     next_id: u64,
+    /// (object type, id) -> the (object type, id) pairs it is associated with, both ways.
+    associations: HashMap<(String, u64), BTreeSet<(String, u64)>>,
 }
 
 impl HsData {
@@ -92,6 +94,44 @@ impl HsData {
             }
             None => false,
         }
+    }
+
+    /// Associates two objects (both directions), as the v4 associations API does.
+    pub fn associate(&mut self, from: (&str, u64), to: (&str, u64)) {
+        for (a, b) in [(from, to), (to, from)] {
+            self.associations
+                .entry((a.0.to_string(), a.1))
+                .or_default()
+                .insert((b.0.to_string(), b.1));
+        }
+    }
+
+    /// The ids of the `to_type` objects associated with one object.
+    pub fn associated(&self, from_type: &str, id: u64, to_type: &str) -> Vec<u64> {
+        self.associations
+            .get(&(from_type.to_string(), id))
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| t == to_type)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Archives (removes) an object and its associations.
+    pub fn archive(&mut self, object_type: &str, id: u64) -> bool {
+        let removed = self
+            .objects
+            .get_mut(object_type)
+            .and_then(|m| m.remove(&id))
+            .is_some();
+        if let Some(links) = self.associations.remove(&(object_type.to_string(), id)) {
+            for link in links {
+                if let Some(back) = self.associations.get_mut(&link) {
+                    back.remove(&(object_type.to_string(), id));
+                }
+            }
+        }
+        removed
     }
 
     fn find_by(&self, object_type: &str, property: &str, value: &str) -> Option<u64> {
@@ -271,6 +311,19 @@ pub fn router(sandbox: HubSpotSandbox) -> Router {
         .route(
             "/crm/v3/objects/{object_type}/batch/update",
             post(batch_update),
+        )
+        .route("/crm/v3/objects/{object_type}/batch/read", post(batch_read))
+        .route(
+            "/crm/v3/objects/{object_type}/batch/archive",
+            post(batch_archive),
+        )
+        .route(
+            "/crm/v4/associations/{from_type}/{to_type}/batch/read",
+            post(associations_read),
+        )
+        .route(
+            "/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
+            post(associate_default),
         )
         .route("/oauth/v1/token", post(oauth_token))
         .route(
@@ -623,4 +676,154 @@ async fn patch_one(
         Some(object) => Json(sb.view(object, None)).into_response(),
         None => error_body(StatusCode::NOT_FOUND, "Object not found"),
     }
+}
+
+#[derive(Deserialize)]
+struct IdInput {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct ReadBatch {
+    #[serde(default)]
+    properties: Option<Vec<String>>,
+    #[serde(default, rename = "idProperty")]
+    id_property: Option<String>,
+    inputs: Vec<IdInput>,
+}
+
+/// Reads objects by id (or by a unique property); unknown ones are reported in `errors` (207).
+async fn batch_read(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Json(batch): Json<ReadBatch>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let data = sb.data();
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for input in &batch.inputs {
+        let id = match &batch.id_property {
+            Some(property) => data.find_by(&object_type, property, &input.id),
+            None => input.id.parse().ok(),
+        };
+        match id.and_then(|id| data.get(&object_type, id)) {
+            Some(object) => results.push(sb.view(object, batch.properties.as_deref())),
+            None => errors.push(json!({
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": format!("Could not get some {object_type} objects, they may be deleted or not exist."),
+                "context": {"ids": [input.id]},
+            })),
+        }
+    }
+    drop(data);
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let body = json!({"status": "COMPLETE", "results": results, "errors": errors});
+    let mut response = sb.answer(body);
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct IdBatch {
+    inputs: Vec<IdInput>,
+}
+
+/// Archives objects by id; HubSpot answers 204 whether or not they existed.
+async fn batch_archive(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Json(batch): Json<IdBatch>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let mut data = sb.data();
+    for input in batch.inputs {
+        if let Ok(id) = input.id.parse() {
+            data.archive(&object_type, id);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// v4: the associations of each input object with objects of `to_type`.
+async fn associations_read(
+    State(sb): State<HubSpotSandbox>,
+    Path((from_type, to_type)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(batch): Json<IdBatch>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let data = sb.data();
+    let results: Vec<Value> = batch
+        .inputs
+        .iter()
+        .filter_map(|input| {
+            let id: u64 = input.id.parse().ok()?;
+            let to: Vec<Value> = data
+                .associated(&from_type, id, &to_type)
+                .into_iter()
+                .map(|to| json!({"toObjectId": to, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 1, "label": null}]}))
+                .collect();
+            (!to.is_empty()).then(|| json!({"from": {"id": input.id}, "to": to}))
+        })
+        .collect();
+    drop(data);
+    sb.answer(json!({"status": "COMPLETE", "results": results, "errors": []}))
+}
+
+#[derive(Deserialize)]
+struct AssociationInput {
+    from: IdInput,
+    to: IdInput,
+}
+
+#[derive(Deserialize)]
+struct AssociationBatch {
+    inputs: Vec<AssociationInput>,
+}
+
+/// v4: associates pairs with the default association type; associating twice is harmless.
+async fn associate_default(
+    State(sb): State<HubSpotSandbox>,
+    Path((from_type, to_type)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(batch): Json<AssociationBatch>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let mut data = sb.data();
+    let mut results = Vec::new();
+    for input in batch.inputs {
+        let (Ok(from), Ok(to)) = (input.from.id.parse(), input.to.id.parse()) else {
+            return error_body(StatusCode::BAD_REQUEST, "association ids must be numeric");
+        };
+        if data.get(&from_type, from).is_none() || data.get(&to_type, to).is_none() {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot associate {from_type} {from} with {to_type} {to}: not found"),
+            );
+        }
+        data.associate((&from_type, from), (&to_type, to));
+        results.push(json!({"fromObjectTypeId": from_type, "fromObjectId": from, "toObjectTypeId": to_type, "toObjectId": to}));
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"status": "COMPLETE", "results": results})),
+    )
+        .into_response()
 }

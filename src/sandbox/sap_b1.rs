@@ -21,16 +21,26 @@ use crate::domain::Timestamp;
 pub type Entity = Map<String, Value>;
 
 /// Entity sets and their key property.
-pub const SETS: [(&str, &str); 3] = [
+pub const SETS: [(&str, &str); 6] = [
     ("BusinessPartners", "CardCode"),
     ("Items", "ItemCode"),
     ("PriceLists", "PriceListNo"),
+    ("Quotations", "DocEntry"),
+    ("Orders", "DocEntry"),
+    ("Invoices", "DocEntry"),
 ];
+
+/// Marketing documents: the server numbers them and their lines and computes their totals.
+fn is_document(set: &str) -> bool {
+    matches!(set, "Quotations" | "Orders" | "Invoices")
+}
 
 #[derive(Default)]
 pub struct SapData {
     sets: HashMap<&'static str, BTreeMap<String, Entity>>,
     sessions: HashMap<String, Timestamp>,
+    /// The last DocEntry given out.
+    last_doc_entry: u64,
 }
 
 fn stamp(entity: &mut Entity, at: Timestamp) {
@@ -50,17 +60,24 @@ fn key_of(set: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// Merges `patch` into `entity`; collection members with the same identifying fields are
-/// replaced, others appended, as the Service Layer does without B1S-ReplaceCollectionsOnPatch.
-fn merge(entity: &mut Entity, patch: Entity) {
+/// replaced, others appended, as the Service Layer does without B1S-ReplaceCollectionsOnPatch
+/// (with it, `replace` is set and collections are replaced whole).
+fn merge(entity: &mut Entity, patch: Entity, replace: bool) {
     for (field, value) in patch {
         match (entity.get_mut(&field), value) {
-            (Some(Value::Array(existing)), Value::Array(new)) => {
+            (Some(Value::Array(existing)), Value::Array(new)) if !replace => {
                 for member in new {
                     let same = |m: &Value| {
-                        ["AddressName", "AddressType", "PriceList", "InternalCode"]
-                            .iter()
-                            .filter(|k| member.get(**k).is_some())
-                            .all(|k| m.get(*k) == member.get(*k))
+                        [
+                            "AddressName",
+                            "AddressType",
+                            "PriceList",
+                            "InternalCode",
+                            "LineNum",
+                        ]
+                        .iter()
+                        .filter(|k| member.get(**k).is_some())
+                        .all(|k| m.get(*k) == member.get(*k))
                     };
                     match existing.iter_mut().find(|m| same(m)) {
                         Some(slot) => {
@@ -81,17 +98,58 @@ fn merge(entity: &mut Entity, patch: Entity) {
     }
 }
 
+/// Numbers the lines that have no LineNum yet and computes each LineTotal and the DocTotal,
+/// in cents so totals carry no binary-fraction noise.
+fn settle_document(entity: &mut Entity) {
+    let mut total_cents = 0_i64;
+    if let Some(Value::Array(lines)) = entity.get_mut("DocumentLines") {
+        let mut next_line = lines
+            .iter()
+            .filter_map(|l| l.get("LineNum").and_then(Value::as_i64))
+            .max()
+            .map_or(0, |n| n + 1);
+        for line in lines.iter_mut().filter_map(Value::as_object_mut) {
+            if !line.contains_key("LineNum") {
+                line.insert("LineNum".into(), json!(next_line));
+                next_line += 1;
+            }
+            let number = |k: &str| line.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+            let price = if line.contains_key("UnitPrice") {
+                number("UnitPrice")
+            } else {
+                number("Price")
+            };
+            let discount = number("DiscountPercent");
+            let cents = (number("Quantity") * price * (100.0 - discount)).round() as i64;
+            total_cents += cents;
+            line.insert("UnitPrice".into(), json!(price));
+            line.insert("Price".into(), json!(price));
+            line.insert("LineTotal".into(), json!(cents as f64 / 100.0));
+        }
+    }
+    entity.insert("DocTotal".into(), json!(total_cents as f64 / 100.0));
+}
+
 impl SapData {
-    /// Stores an entity as the seed or a test would, stamped `at`.
-    pub fn put(&mut self, set: &str, mut entity: Entity, at: Timestamp) {
-        let Some((name, key)) = key_of(set) else {
-            return;
-        };
-        let Some(id) = entity.get(key).map(value_text) else {
-            return;
-        };
+    /// Stores an entity as the seed or a test would, stamped `at`; a document without a
+    /// DocEntry gets the next one (and the same DocNum).
+    pub fn put(&mut self, set: &str, mut entity: Entity, at: Timestamp) -> Option<String> {
+        let (name, key) = key_of(set)?;
+        if is_document(name) {
+            if !entity.contains_key("DocEntry") {
+                self.last_doc_entry += 1;
+                entity.insert("DocEntry".into(), json!(self.last_doc_entry));
+                entity.insert("DocNum".into(), json!(self.last_doc_entry));
+            }
+            settle_document(&mut entity);
+        }
+        let id = entity.get(key).map(value_text)?;
         stamp(&mut entity, at);
-        self.sets.entry(name).or_default().insert(id, entity);
+        self.sets
+            .entry(name)
+            .or_default()
+            .insert(id.clone(), entity);
+        Some(id)
     }
 
     pub fn get(&self, set: &str, key: &str) -> Option<&Entity> {
@@ -107,9 +165,17 @@ impl SapData {
 
     /// Changes fields as an ERP user would, moving UpdateDate/UpdateTime.
     pub fn update(&mut self, set: &str, key: &str, patch: Entity, at: Timestamp) -> bool {
+        self.patch(set, key, patch, false, at)
+    }
+
+    /// A PATCH; `replace` replaces collections whole (header B1S-ReplaceCollectionsOnPatch).
+    fn patch(&mut self, set: &str, key: &str, patch: Entity, replace: bool, at: Timestamp) -> bool {
         match self.sets.get_mut(set).and_then(|m| m.get_mut(key)) {
             Some(entity) => {
-                merge(entity, patch);
+                merge(entity, patch, replace);
+                if is_document(set) {
+                    settle_document(entity);
+                }
                 stamp(entity, at);
                 true
             }
@@ -294,10 +360,11 @@ async fn resource(
             let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
                 return error_body(StatusCode::BAD_REQUEST, "Invalid JSON body");
             };
-            if sb
-                .data()
-                .update(set, &key, patch, sb.faults.stamp(sb.clock.now()))
-            {
+            let replace = headers
+                .get("b1s-replacecollectionsonpatch")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+            let at = sb.faults.stamp(sb.clock.now());
+            if sb.data().patch(set, &key, patch, replace, at) {
                 StatusCode::NO_CONTENT.into_response()
             } else {
                 error_body(
@@ -317,27 +384,58 @@ fn create(sb: &SapB1Sandbox, set: &str, key_field: &str, body: &[u8]) -> Respons
     let Ok(Value::Object(entity)) = serde_json::from_slice::<Value>(body) else {
         return error_body(StatusCode::BAD_REQUEST, "Invalid JSON body");
     };
-    let Some(key) = entity.get(key_field).map(value_text) else {
-        return error_body(StatusCode::BAD_REQUEST, &format!("{key_field} is required"));
-    };
-    let mut data = sb.data();
-    if data.get(set, &key).is_some() {
-        return error_body(
-            StatusCode::BAD_REQUEST,
-            &format!("This entry already exists in the following tables ({key})"),
-        );
+    if let Some(refusal) = invalid_document(set, &entity) {
+        return error_body(StatusCode::BAD_REQUEST, &refusal);
     }
-    data.put(set, entity, sb.faults.stamp(sb.clock.now()));
+    let mut data = sb.data();
+    let key = match entity.get(key_field).map(value_text) {
+        Some(key) if data.get(set, &key).is_some() => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                &format!("This entry already exists in the following tables ({key})"),
+            );
+        }
+        Some(key) => key,
+        None if is_document(set) => String::new(),
+        None => {
+            return error_body(StatusCode::BAD_REQUEST, &format!("{key_field} is required"));
+        }
+    };
+    let key = data
+        .put(set, entity, sb.faults.stamp(sb.clock.now()))
+        .unwrap_or(key);
     match data.get(set, &key) {
         Some(stored) => (StatusCode::CREATED, axum::Json(stored.clone())).into_response(),
         None => error_body(StatusCode::INTERNAL_SERVER_ERROR, "create failed"),
     }
 }
 
+/// Why the Service Layer would refuse this document, if it would: no customer, or a line
+/// without an item.
+fn invalid_document(set: &str, entity: &Entity) -> Option<String> {
+    if !is_document(set) {
+        return None;
+    }
+    if entity.get("CardCode").and_then(Value::as_str).is_none() {
+        return Some("Invalid BP code: CardCode is required".into());
+    }
+    let lines = entity.get("DocumentLines").and_then(Value::as_array)?;
+    lines
+        .iter()
+        .any(|l| {
+            l.get("ItemCode")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        })
+        .then(|| "Item code is missing on a document line (ODBC -10)".into())
+}
+
 /// The query options this server understands: `$filter=UpdateDate ge 'YYYY-MM-DD'`, `$skip`,
 /// `$top`, `$select` and `$orderby` (always by UpdateDate, UpdateTime, key).
 struct ListOptions {
     since_date: Option<String>,
+    /// `NumAtCard eq '...'`: documents carrying that external reference.
+    num_at_card: Option<String>,
     skip: usize,
     top: Option<usize>,
     rest: Vec<(String, String)>,
@@ -346,6 +444,7 @@ struct ListOptions {
 fn parse_options(query: &str) -> Result<ListOptions, String> {
     let mut options = ListOptions {
         since_date: None,
+        num_at_card: None,
         skip: 0,
         top: None,
         rest: Vec::new(),
@@ -355,11 +454,18 @@ fn parse_options(query: &str) -> Result<ListOptions, String> {
         let v = percent_decode(v);
         match k {
             "$filter" => {
-                let date = v
-                    .strip_prefix("UpdateDate ge '")
-                    .and_then(|d| d.strip_suffix('\''))
-                    .ok_or_else(|| format!("unsupported $filter: {v}"))?;
-                options.since_date = Some(date.to_string());
+                let quoted = |prefix: &str| {
+                    v.strip_prefix(prefix)
+                        .and_then(|d| d.strip_suffix('\''))
+                        .map(|d| d.replace("''", "'"))
+                };
+                if let Some(date) = quoted("UpdateDate ge '") {
+                    options.since_date = Some(date);
+                } else if let Some(reference) = quoted("NumAtCard eq '") {
+                    options.num_at_card = Some(reference);
+                } else {
+                    return Err(format!("unsupported $filter: {v}"));
+                }
                 options.rest.push((k.to_string(), v.clone()));
             }
             "$skip" => options.skip = v.parse().map_err(|_| format!("bad $skip {v}"))?,
@@ -420,6 +526,12 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
                     .and_then(|d| d.get(..10))
                     .is_some_and(|d| d >= since)
             })
+        })
+        .filter(|e| {
+            options
+                .num_at_card
+                .as_deref()
+                .is_none_or(|r| e.get("NumAtCard").and_then(Value::as_str) == Some(r))
         })
         .collect();
     let sort_key = |e: &Entity| {

@@ -31,6 +31,14 @@ pub struct SeedScale {
     pub duplicate_contacts: usize,
     /// CRM products whose price differs from the ERP's.
     pub drifted_prices: usize,
+    /// CRM quotes (none in the ERP yet).
+    pub quotes: usize,
+    /// ERP sales orders (none in the CRM yet).
+    pub orders: usize,
+    /// ERP invoices, each for one of the orders.
+    pub invoices: usize,
+    /// Lines per document: 1 to this many.
+    pub max_lines: usize,
 }
 
 impl Default for SeedScale {
@@ -46,6 +54,10 @@ impl Default for SeedScale {
             contacts_per_account: 3,
             duplicate_contacts: 60,
             drifted_prices: 5,
+            quotes: 1_000,
+            orders: 800,
+            invoices: 700,
+            max_lines: 4,
         }
     }
 }
@@ -59,6 +71,9 @@ impl SeedScale {
             duplicate_accounts: 4,
             duplicate_contacts: 4,
             drifted_prices: 2,
+            quotes: 10,
+            orders: 8,
+            invoices: 6,
             ..Self::default()
         }
     }
@@ -214,7 +229,14 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
         }
         crm.insert("contacts", props, now);
     }
-    seed_items(scale, now, &mut rng, crm, erp);
+    let items = seed_items(scale, now, &mut rng, crm, erp);
+    let docs = Documents {
+        scale,
+        now,
+        items: &items,
+    };
+    docs.seed_quotes(&mut rng, crm);
+    docs.seed_orders_and_invoices(&mut rng, erp);
 }
 
 /// The ERP contact persons of one partner; most are in the CRM too, two in three with their key.
@@ -267,13 +289,15 @@ fn seed_price_lists(scale: &SeedScale, now: Timestamp, erp: &mut SapData) {
     }
 }
 
+/// Seeds the items; returns each one's code and its price in list 1, in cents.
 fn seed_items(
     scale: &SeedScale,
     now: Timestamp,
     rng: &mut fastrand::Rng,
     crm: &mut HsData,
     erp: &mut SapData,
-) {
+) -> Vec<(String, i64)> {
+    let mut items = Vec::with_capacity(scale.items);
     for i in 1..=scale.items {
         let code = format!("I{i:05}");
         let name = format!(
@@ -283,6 +307,7 @@ fn seed_items(
             i
         );
         let base_cents = rng.i64(500..50_000);
+        items.push((code.clone(), base_cents));
         let prices: Vec<Value> = (1..=scale.price_lists)
             .map(|list| {
                 let cents = base_cents - base_cents * (list as i64 - 1) / 20;
@@ -311,6 +336,114 @@ fn seed_items(
                 ("price".to_string(), price),
             ]);
             crm.insert("products", props, now);
+        }
+    }
+    items
+}
+
+struct Documents<'a> {
+    scale: &'a SeedScale,
+    now: Timestamp,
+    /// (item code, list-1 price in cents)
+    items: &'a [(String, i64)],
+}
+
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+impl Documents<'_> {
+    fn day(&self, days_ahead: i64) -> String {
+        (self.now.to_datetime() + chrono::Duration::days(days_ahead))
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    fn account(&self, rng: &mut fastrand::Rng) -> String {
+        format!(
+            "{}{:05}",
+            self.scale.account_prefix,
+            rng.usize(1..=self.scale.accounts.max(1))
+        )
+    }
+
+    /// (item code, quantity, list-1 price in cents) for each line of one document.
+    fn lines(&self, rng: &mut fastrand::Rng) -> Vec<(String, u32, i64)> {
+        if self.items.is_empty() {
+            return Vec::new();
+        }
+        (0..rng.usize(1..=self.scale.max_lines.max(1)))
+            .map(|_| {
+                let (code, cents) = &self.items[rng.usize(..self.items.len())];
+                (code.clone(), rng.u32(1..=10), *cents)
+            })
+            .collect()
+    }
+
+    /// CRM quotes with their line items; the first few carry a line priced 10% above the ERP's
+    /// price list (planted price drift on quote lines).
+    fn seed_quotes(&self, rng: &mut fastrand::Rng, crm: &mut HsData) {
+        for q in 1..=self.scale.quotes {
+            let props = BTreeMap::from([
+                ("hs_title".to_string(), format!("Quote {q}")),
+                ("erp_account_number".to_string(), self.account(rng)),
+                ("quote_date".to_string(), self.day(0)),
+                ("hs_expiration_date".to_string(), self.day(30)),
+                ("hs_currency".to_string(), "EUR".to_string()),
+            ]);
+            let quote = crm.insert("quotes", props, self.now);
+            for (n, (code, quantity, cents)) in self.lines(rng).into_iter().enumerate() {
+                let drifted = q <= self.scale.drifted_prices && n == 0;
+                let cents = if drifted { cents * 11 / 10 } else { cents };
+                let line = BTreeMap::from([
+                    ("hs_sku".to_string(), code),
+                    ("quantity".to_string(), quantity.to_string()),
+                    ("price".to_string(), money(cents)),
+                    ("hs_position_on_quote".to_string(), (n + 1).to_string()),
+                ]);
+                let line = crm.insert("line_items", line, self.now);
+                crm.associate(("quotes", quote), ("line_items", line));
+            }
+        }
+    }
+
+    /// ERP orders at list-1 prices and invoices for the first of them, line for line.
+    fn seed_orders_and_invoices(&self, rng: &mut fastrand::Rng, erp: &mut SapData) {
+        let mut orders = Vec::new();
+        for _ in 0..self.scale.orders {
+            let lines: Vec<Value> = self
+                .lines(rng)
+                .into_iter()
+                .map(|(code, quantity, cents)| {
+                    json!({"ItemCode": code, "Quantity": quantity, "UnitPrice": cents as f64 / 100.0})
+                })
+                .collect();
+            let order = json!({"CardCode": self.account(rng), "DocDate": self.day(0),
+                               "DocDueDate": self.day(14), "DocCurrency": "EUR",
+                               "SalesPersonCode": -1, "DocumentLines": lines});
+            if let Some(entry) = erp.put("Orders", object(order), self.now) {
+                orders.push(entry);
+            }
+        }
+        for entry in orders.iter().take(self.scale.invoices) {
+            let Some(order) = erp.get("Orders", entry).cloned() else {
+                continue;
+            };
+            let lines: Vec<Value> = order
+                .get("DocumentLines")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    json!({"ItemCode": l["ItemCode"], "Quantity": l["Quantity"],
+                           "UnitPrice": l["UnitPrice"], "BaseType": 17,
+                           "BaseEntry": order["DocEntry"], "BaseLine": l["LineNum"]})
+                })
+                .collect();
+            let invoice = json!({"CardCode": order["CardCode"], "DocDate": self.day(0),
+                                 "DocDueDate": self.day(30), "DocCurrency": "EUR",
+                                 "SalesPersonCode": -1, "DocumentLines": lines});
+            erp.put("Invoices", object(invoice), self.now);
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::domain::{
 };
 use crate::store::{Store, StoreError, SyncCommit};
 use crate::sync::connectors::{CallCounts, Connector, ConnectorError};
+use crate::sync::documents::FieldSet;
 use crate::sync::linking;
 use crate::sync::record::{Fields, Record, Rejected, Write};
 use crate::sync::rules::{ConflictPolicy, Direction, EndpointSettings};
@@ -55,12 +56,35 @@ pub struct RunSummary {
     pub failed_writes: usize,
     /// Records created or updated on either side.
     pub records_written: usize,
+    /// Of those, the records created.
+    pub records_created: usize,
     /// Records read that were malformed and left out (each recorded as a failed event).
     pub rejected: usize,
     /// CRM records linked to their ERP record by name at go-live.
     pub linked: usize,
     /// CRM records without the ERP key that matched no ERP record, or several: left for review.
     pub unlinked: usize,
+}
+
+impl RunSummary {
+    /// Adds a second pass of the same run.
+    fn absorb(mut self, other: RunSummary) -> RunSummary {
+        for (endpoint, outcomes) in other.events {
+            let slot = self.events.entry(endpoint).or_default();
+            for (outcome, n) in outcomes {
+                *slot.entry(outcome).or_default() += n;
+            }
+        }
+        self.records_read += other.records_read;
+        self.conflicts += other.conflicts;
+        self.failed_writes += other.failed_writes;
+        self.records_written += other.records_written;
+        self.records_created += other.records_created;
+        self.rejected += other.rejected;
+        self.linked += other.linked;
+        self.unlinked = other.unlinked;
+        self
+    }
 }
 
 pub struct Engine {
@@ -352,7 +376,7 @@ impl Plan<'_> {
         won
     }
 
-    fn compare(&mut self, sides: &Sides<'_>, fields: &BTreeSet<String>) {
+    fn compare(&mut self, sides: &Sides<'_>, fields: &FieldSet) {
         self.compare_values(sides, fields);
         if self.links.contains(sides.key) {
             // The CRM record gets its ERP key: a field change like any other, with its event.
@@ -379,7 +403,7 @@ impl Plan<'_> {
         }
     }
 
-    fn compare_values(&mut self, sides: &Sides<'_>, fields: &BTreeSet<String>) {
+    fn compare_values(&mut self, sides: &Sides<'_>, fields: &FieldSet) {
         let direction = Direction::of(self.endpoint);
         let (crm_values, erp_values) = (sides.values(System::Crm), sides.values(System::Erp));
         let mut merged = Fields::new();
@@ -391,8 +415,9 @@ impl Plan<'_> {
             (Some(values), None) if direction != Direction::ErpToCrm => {
                 self.create(sides, System::Erp, values, fields, &mut merged)
             }
-            (Some(_), Some(_)) => {
-                for field in fields {
+            (Some(crm), Some(erp)) => {
+                let base = sides.base.map(|b| &b.fields);
+                for field in &fields.expand([crm, erp].into_iter().chain(base)) {
                     if let Some(v) = self.compare_field(sides, field) {
                         merged.insert(field.clone(), v);
                     }
@@ -424,10 +449,10 @@ impl Plan<'_> {
         sides: &Sides<'_>,
         target: System,
         values: &Fields,
-        fields: &BTreeSet<String>,
+        fields: &FieldSet,
         merged: &mut Fields,
     ) {
-        for (field, value) in values.iter().filter(|(f, _)| fields.contains(*f)) {
+        for (field, value) in values.iter().filter(|(f, _)| fields.contains(f)) {
             self.write(sides, target, field, Some(value), Outcome::Applied);
             merged.insert(field.clone(), value.clone());
         }
@@ -617,7 +642,20 @@ impl Engine {
         };
         self.store.start_run(&run).await?;
         let before = (self.crm.calls(), self.erp.calls());
-        let result = self.sync(endpoint, rules, dry_run, &run.id).await;
+        let mut result = self.sync(endpoint, rules, dry_run, &run.id).await;
+        if let Ok(first) = &result
+            && first.records_created > 0
+            && !dry_run
+            && Direction::has_write_back(endpoint)
+        {
+            // What the receiving side made on create (a quote's ERP number) goes back in the
+            // same run rather than one interval later.
+            let first = first.clone();
+            result = self
+                .sync(endpoint, rules, dry_run, &run.id)
+                .await
+                .map(|second| first.absorb(second));
+        }
         let (crm_ok, crm_failed) = delta(self.crm.calls(), before.0);
         let (erp_ok, erp_failed) = delta(self.erp.calls(), before.1);
         let mut counts = SyncRunCounts {
@@ -836,7 +874,7 @@ impl Engine {
     }
 
     /// The fields both connectors map for an endpoint: only those can be kept in sync.
-    fn shared_fields(&self, endpoint: Endpoint) -> Result<BTreeSet<String>, SyncError> {
+    fn shared_fields(&self, endpoint: Endpoint) -> Result<FieldSet, SyncError> {
         let mut sets = Vec::new();
         for system in [System::Crm, System::Erp] {
             let fields = self
@@ -845,7 +883,9 @@ impl Engine {
                 .map_err(|source| SyncError::Connector { system, source })?;
             sets.push(fields.into_iter().collect::<BTreeSet<_>>());
         }
-        Ok(sets[0].intersection(&sets[1]).cloned().collect())
+        Ok(FieldSet::new(
+            sets[0].intersection(&sets[1]).cloned().collect(),
+        ))
     }
 
     /// Sends the planned writes and turns the plan into what gets committed.
@@ -879,6 +919,9 @@ impl Engine {
             for (write, result) in writes.into_iter().zip(results) {
                 match result {
                     Ok(id) => {
+                        if write.id.is_none() {
+                            summary.records_created += 1;
+                        }
                         // An older failed write of the same fields is now out of date: re-driving
                         // it later would put stale values back.
                         superseded.extend(
@@ -1143,7 +1186,7 @@ impl Engine {
                 }
                 (Some(c), Some(e)) => {
                     let mut differs = false;
-                    for field in &fields {
+                    for field in &fields.expand([&c.fields, &e.fields]) {
                         let (cv, ev) = (c.fields.get(field), e.fields.get(field));
                         if cv != ev {
                             differs = true;

@@ -2,6 +2,7 @@
 //! engine, and the field-level event log.
 
 pub mod connectors;
+pub mod documents;
 pub mod engine;
 pub mod events;
 pub mod linking;

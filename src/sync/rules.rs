@@ -125,6 +125,17 @@ impl Direction {
         }
     }
 
+    /// Fields of a one-way endpoint that flow back from the receiving side: the ERP's own
+    /// number of a quote the CRM sent it.
+    fn writes_back(endpoint: Endpoint, field: &str) -> bool {
+        Self::has_write_back(endpoint) && field == "number"
+    }
+
+    /// Whether creating a record on the receiving side makes a value that flows back.
+    pub fn has_write_back(endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::Quotes
+    }
+
     /// The owner of every field when the data flows one way only.
     fn sole_owner(self) -> Option<System> {
         match self {
@@ -189,14 +200,18 @@ pub fn default_endpoints() -> BTreeMap<Endpoint, EndpointSettings> {
         fields: BTreeMap::from([("account".into(), rule(System::Erp))]),
         ..Default::default()
     };
-    let items = EndpointSettings {
-        interval_secs: 60,
+    let every = |secs: u64| EndpointSettings {
+        interval_secs: secs,
         ..Default::default()
     };
     BTreeMap::from([
         (Endpoint::Accounts, accounts),
         (Endpoint::Contacts, contacts),
-        (Endpoint::Items, items),
+        // Prices and order status near real time; quotes promptly; invoices in batches.
+        (Endpoint::Items, every(60)),
+        (Endpoint::Quotes, every(120)),
+        (Endpoint::SalesOrders, every(60)),
+        (Endpoint::Invoices, every(900)),
     ])
 }
 
@@ -204,6 +219,9 @@ impl EndpointSettings {
     /// The rule of one field; one-way endpoints give every field to the sending side.
     pub fn rule_for(&self, endpoint: Endpoint, field: &str) -> FieldRule {
         if let Some(owner) = Direction::of(endpoint).sole_owner() {
+            if Direction::writes_back(endpoint, field) {
+                return rule(owner.other());
+            }
             return rule(owner);
         }
         let wildcard = field
@@ -253,5 +271,15 @@ mod tests {
             System::Erp
         );
         assert_eq!(Direction::of(Endpoint::Quotes), Direction::CrmToErp);
+        let quotes = &default_endpoints()[&Endpoint::Quotes];
+        assert_eq!(
+            quotes.rule_for(Endpoint::Quotes, "line.1.quantity").owner,
+            System::Crm
+        );
+        // The ERP's quote number is the one field that flows back.
+        assert_eq!(
+            quotes.rule_for(Endpoint::Quotes, "number").owner,
+            System::Erp
+        );
     }
 }

@@ -18,11 +18,11 @@ use syncwarden::sync::rules::{ConflictPolicy, EndpointSettings, FieldRule, defau
 
 use crate::helpers::TestDb;
 
-struct World {
-    sandbox: Sandbox,
-    engine: Engine,
-    store: Arc<dyn Store>,
-    clock: Clock,
+pub(crate) struct World {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) engine: Engine,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Clock,
     db: TestDb,
 }
 
@@ -82,11 +82,11 @@ async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> Wo
     }
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     world_with(default_endpoints()).await
 }
 
-fn n(summary: &RunSummary, endpoint: Endpoint, outcome: Outcome) -> usize {
+pub(crate) fn n(summary: &RunSummary, endpoint: Endpoint, outcome: Outcome) -> usize {
     summary
         .events
         .get(&endpoint)
@@ -113,7 +113,7 @@ fn crm_companies(w: &World) -> HashMap<String, (u64, BTreeMap<String, String>)> 
 }
 
 impl World {
-    fn later(&self, minutes: u64) -> Timestamp {
+    pub(crate) fn later(&self, minutes: u64) -> Timestamp {
         self.clock.advance(Duration::from_secs(minutes * 60));
         self.clock.now()
     }

@@ -31,7 +31,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Full jitter: a random delay up to base * 2^attempt, capped.
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let cap = self
             .base_delay
             .saturating_mul(1 << attempt.min(16))
@@ -112,21 +112,53 @@ impl HttpCore {
         F: FnOnce(Response) -> Fut,
         Fut: std::future::Future<Output = ConnectorError>,
     {
-        match self.send(make).await {
+        self.call_attempts(self.retry.max_attempts, make, to_error)
+            .await
+    }
+
+    /// As `call`, with one attempt only: for a request that is not safe to repeat blindly (a
+    /// create whose answer may be lost), whose caller checks before it tries again.
+    pub async fn call_once<F, Fut>(
+        &self,
+        make: impl Fn() -> RequestBuilder,
+        to_error: F,
+    ) -> Result<Response, ConnectorError>
+    where
+        F: FnOnce(Response) -> Fut,
+        Fut: std::future::Future<Output = ConnectorError>,
+    {
+        self.call_attempts(1, make, to_error).await
+    }
+
+    async fn call_attempts<F, Fut>(
+        &self,
+        attempts: u32,
+        make: impl Fn() -> RequestBuilder,
+        to_error: F,
+    ) -> Result<Response, ConnectorError>
+    where
+        F: FnOnce(Response) -> Fut,
+        Fut: std::future::Future<Output = ConnectorError>,
+    {
+        match self.send(attempts, make).await {
             Ok(response) => Ok(response),
             Err(Failure::Error(e)) => Err(e),
             Err(Failure::Status(response)) => Err(to_error(response).await),
         }
     }
 
-    async fn send(&self, make: impl Fn() -> RequestBuilder) -> Result<Response, Failure> {
+    async fn send(
+        &self,
+        attempts: u32,
+        make: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
             let result = make().send().await;
             let latency = started.elapsed();
-            let last = attempt >= self.retry.max_attempts;
+            let last = attempt >= attempts;
             match result {
                 Ok(response) if response.status().is_success() => {
                     self.stats.record(true, latency);
@@ -154,6 +186,15 @@ impl HttpCore {
                 }
             }
         }
+    }
+}
+
+/// Whether a failed call may succeed when made again (rate limit, server error, transport).
+pub fn worth_retrying(error: &ConnectorError) -> bool {
+    match error {
+        ConnectorError::Api { status, .. } => StatusCode::from_u16(*status).is_ok_and(retryable),
+        ConnectorError::Transport(_) => true,
+        _ => false,
     }
 }
 

@@ -1,5 +1,7 @@
 //! HubSpot CRM v3: the CRM side.
 
+mod lines;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
-use crate::domain::{Endpoint, System, Timestamp};
+use crate::domain::{Currency, Endpoint, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
 
 /// HubSpot's batch endpoints take at most 100 inputs.
@@ -36,6 +38,8 @@ pub struct HubSpotSettings {
     pub page_size: u32,
     /// ERP price list number -> the product property that carries that list's price.
     pub price_properties: BTreeMap<String, String>,
+    /// Currency of quotes, orders and invoices that name none.
+    pub default_currency: String,
 }
 
 impl Default for HubSpotSettings {
@@ -49,6 +53,7 @@ impl Default for HubSpotSettings {
             erp_key_property: "erp_number".into(),
             page_size: 100,
             price_properties: BTreeMap::from([("1".to_string(), "price".to_string())]),
+            default_currency: "EUR".into(),
         }
     }
 }
@@ -62,6 +67,7 @@ impl std::fmt::Debug for HubSpotSettings {
             .field("erp_key_property", &self.erp_key_property)
             .field("page_size", &self.page_size)
             .field("price_properties", &self.price_properties)
+            .field("default_currency", &self.default_currency)
             .finish()
     }
 }
@@ -71,10 +77,45 @@ struct Mapping {
     object: &'static str,
     last_modified: &'static str,
     fields: Vec<(String, String)>,
+    /// The record's key is its HubSpot id (records the CRM originates), not the ERP key property.
+    key_from_id: bool,
+    /// Documents: canonical line field <-> line item property.
+    lines: Vec<(String, String)>,
+}
+
+impl Mapping {
+    fn new(object: &'static str, fields: &[(&str, &str)]) -> Self {
+        Self {
+            object,
+            last_modified: LAST_MODIFIED,
+            fields: fields
+                .iter()
+                .map(|(c, p)| (c.to_string(), p.to_string()))
+                .collect(),
+            key_from_id: false,
+            lines: Vec::new(),
+        }
+    }
+
+    /// A document type with line items; a line's fields are those `endpoint` syncs.
+    fn document(object: &'static str, endpoint: Endpoint, fields: &[(&str, &str)]) -> Self {
+        let wanted = crate::sync::documents::line_fields(endpoint);
+        let lines = lines::LINE_PROPERTIES
+            .iter()
+            .filter(|(c, _)| wanted.contains(c))
+            .map(|(c, p)| (c.to_string(), p.to_string()))
+            .collect();
+        Self {
+            lines,
+            key_from_id: endpoint == Endpoint::Quotes,
+            ..Self::new(object, fields)
+        }
+    }
 }
 
 pub struct HubSpotConnector {
     settings: HubSpotSettings,
+    default_currency: Currency,
     http: HttpCore,
     /// With OAuth: the current access token and when it expires.
     oauth: Option<tokio::sync::Mutex<Option<(String, Instant)>>>,
@@ -144,24 +185,21 @@ impl HubSpotConnector {
                 "crm.token is empty (or set crm.oauth_client_id, oauth_client_secret and oauth_refresh_token)".into(),
             ));
         }
+        let default_currency = Currency::parse(&settings.default_currency)
+            .map_err(|e| ConnectorError::Config(format!("crm.default_currency: {e}")))?;
         Ok(Self {
             settings,
+            default_currency,
             http: HttpCore::new(retry)?,
             oauth: oauth.then(|| tokio::sync::Mutex::new(None)),
         })
     }
 
     fn mapping(&self, endpoint: Endpoint) -> Result<Mapping, ConnectorError> {
-        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter()
-                .map(|(c, p)| (c.to_string(), p.to_string()))
-                .collect()
-        };
-        match endpoint {
-            Endpoint::Accounts => Ok(Mapping {
-                object: "companies",
-                last_modified: LAST_MODIFIED,
-                fields: pairs(&[
+        Ok(match endpoint {
+            Endpoint::Accounts => Mapping::new(
+                "companies",
+                &[
                     ("name", "name"),
                     ("phone", "phone"),
                     ("industry", "industry"),
@@ -169,44 +207,88 @@ impl HubSpotConnector {
                     ("billing_city", "city"),
                     ("billing_postcode", "zip"),
                     ("billing_country", "country"),
-                ]),
-            }),
+                ],
+            ),
             Endpoint::Items => {
-                let mut fields = pairs(&[
-                    ("name", "name"),
-                    ("description", "description"),
-                    ("code", "hs_sku"),
-                ]);
-                fields.extend(
+                let mut mapping = Mapping::new(
+                    "products",
+                    &[
+                        ("name", "name"),
+                        ("description", "description"),
+                        ("code", "hs_sku"),
+                    ],
+                );
+                mapping.fields.extend(
                     self.settings
                         .price_properties
                         .iter()
                         .map(|(list, property)| (format!("price.{list}"), property.clone())),
                 );
-                Ok(Mapping {
-                    object: "products",
-                    last_modified: LAST_MODIFIED,
-                    fields,
-                })
+                mapping
             }
-            Endpoint::Contacts => Ok(Mapping {
-                object: "contacts",
+            Endpoint::Contacts => Mapping {
                 last_modified: CONTACT_LAST_MODIFIED,
-                fields: pairs(&[
-                    ("first_name", "firstname"),
-                    ("last_name", "lastname"),
-                    ("email", "email"),
-                    ("phone", "phone"),
-                    ("owner", "hubspot_owner_id"),
-                    // The account's ERP number, kept in a contact property.
+                ..Mapping::new(
+                    "contacts",
+                    &[
+                        ("first_name", "firstname"),
+                        ("last_name", "lastname"),
+                        ("email", "email"),
+                        ("phone", "phone"),
+                        ("owner", "hubspot_owner_id"),
+                        // The account's ERP number, kept in a contact property.
+                        ("account", "erp_account_number"),
+                    ],
+                )
+            },
+            // Quotes are keyed by their HubSpot id; the ERP's quote number comes back.
+            Endpoint::Quotes => Mapping::document(
+                "quotes",
+                endpoint,
+                &[
                     ("account", "erp_account_number"),
-                ]),
-            }),
-            other => Err(ConnectorError::Unsupported {
-                system: System::Crm,
-                endpoint: other,
-            }),
-        }
+                    ("date", "quote_date"),
+                    ("valid_until", "hs_expiration_date"),
+                    ("currency", "hs_currency"),
+                    ("owner", "hubspot_owner_id"),
+                    ("comments", "hs_comments"),
+                    ("number", "erp_quote_number"),
+                ],
+            ),
+            Endpoint::SalesOrders => Mapping::document(
+                "orders",
+                endpoint,
+                &[
+                    ("number", "erp_order_number"),
+                    ("account", "erp_account_number"),
+                    ("date", "order_date"),
+                    ("currency", "hs_currency_code"),
+                    ("owner", "hubspot_owner_id"),
+                    ("total", "hs_total_price"),
+                    ("based_on", "erp_based_on"),
+                ],
+            ),
+            Endpoint::Invoices => Mapping::document(
+                "invoices",
+                endpoint,
+                &[
+                    ("number", "hs_number"),
+                    ("account", "erp_account_number"),
+                    ("date", "hs_invoice_date"),
+                    ("due_date", "hs_due_date"),
+                    ("currency", "hs_currency"),
+                    ("owner", "hubspot_owner_id"),
+                    ("total", "hs_amount_billed"),
+                    ("based_on", "erp_based_on"),
+                ],
+            ),
+            other => {
+                return Err(ConnectorError::Unsupported {
+                    system: System::Crm,
+                    endpoint: other,
+                });
+            }
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -307,7 +389,10 @@ impl HubSpotConnector {
         })?;
         let mut props = object.properties;
         let mut take = |p: &str| props.remove(p).flatten().filter(|v| !v.is_empty());
-        let key = take(&self.settings.erp_key_property);
+        let key = match mapping.key_from_id {
+            true => Some(object.id.clone()),
+            false => take(&self.settings.erp_key_property),
+        };
         let fields: Fields = mapping
             .fields
             .iter()
@@ -337,7 +422,10 @@ impl HubSpotConnector {
         let key_property = self.settings.erp_key_property.as_str();
         let mut inputs = Vec::with_capacity(writes.len());
         for w in writes {
-            let mut properties = BTreeMap::from([(key_property, w.key.as_str())]);
+            let mut properties = BTreeMap::new();
+            if !mapping.key_from_id {
+                properties.insert(key_property, w.key.as_str());
+            }
             for (field, value) in &w.fields {
                 let property = by_canonical.get(field.as_str()).ok_or_else(|| {
                     ConnectorError::Config(format!(
@@ -416,6 +504,65 @@ impl HubSpotConnector {
             })
             .collect())
     }
+    /// Writes records that have a HubSpot id by id and the others by the ERP key, in batches.
+    async fn write_records(&self, mapping: &Mapping, writes: &[Write]) -> Vec<WriteResult> {
+        let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
+        for by_id in [true, false] {
+            let picked: Vec<usize> = (0..writes.len())
+                .filter(|i| writes[*i].id.is_some() == by_id)
+                .collect();
+            for chunk in picked.chunks(BATCH_LIMIT) {
+                let batch: Vec<Write> = chunk.iter().map(|i| writes[*i].clone()).collect();
+                // A chunk that fails as a whole fails its own writes, not those already done.
+                let done = match self.write_chunk(mapping, &batch, by_id).await {
+                    Ok(done) => done,
+                    Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
+                };
+                for (i, result) in chunk.iter().zip(done) {
+                    results[*i] = Some(result);
+                }
+            }
+        }
+        results.into_iter().flatten().collect()
+    }
+
+    /// One page of the objects of a type modified at or after `window` (ms), oldest first.
+    async fn search(
+        &self,
+        object: &str,
+        last_modified: &str,
+        properties: &[String],
+        window: i64,
+        after: u64,
+    ) -> Result<HsPage, ConnectorError> {
+        let url = self.url(&format!("{object}/search"));
+        let mut body = json!({
+            "filterGroups": [{"filters": [{
+                "propertyName": last_modified,
+                "operator": "GTE",
+                "value": window.to_string(),
+            }]}],
+            "sorts": [{"propertyName": last_modified, "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": self.settings.page_size.min(200),
+        });
+        if after > 0 {
+            body["after"] = Value::String(after.to_string());
+        }
+        let response = self
+            .call(|| self.http.client.post(&url).json(&body))
+            .await?;
+        read_json(response).await
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, ConnectorError> {
+    response
+        .json()
+        .await
+        .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))
 }
 
 /// HubSpot's search returns at most this many results for one query.
@@ -483,11 +630,16 @@ impl Connector for HubSpotConnector {
         page: Option<String>,
     ) -> Result<Page, ConnectorError> {
         let mapping = self.mapping(endpoint)?;
+        if let (Some(since), Some(token)) = (since, page.as_deref())
+            && let Some(token) = token.strip_prefix(lines::LINE_PHASE)
+        {
+            return self.pull_changed_lines(&mapping, since, token).await;
+        }
         let properties = self.properties(&mapping);
         let (window, after) = since
             .map(|s| search_position(page.as_deref(), s))
             .unwrap_or_default();
-        let response = match since {
+        let page: HsPage = match since {
             // A full read pages through the list endpoint (search stops at 10,000 results).
             None => {
                 let url = self.url(mapping.object);
@@ -496,32 +648,22 @@ impl Connector for HubSpotConnector {
                     ("properties", properties.join(",")),
                 ];
                 query.extend(page.clone().map(|after| ("after", after)));
-                self.call(|| self.http.client.get(&url).query(&query))
-                    .await?
+                let response = self
+                    .call(|| self.http.client.get(&url).query(&query))
+                    .await?;
+                read_json(response).await?
             }
             Some(_) => {
-                let url = self.url(&format!("{}/search", mapping.object));
-                let mut body = json!({
-                    "filterGroups": [{"filters": [{
-                        "propertyName": mapping.last_modified,
-                        "operator": "GTE",
-                        "value": window.to_string(),
-                    }]}],
-                    "sorts": [{"propertyName": mapping.last_modified, "direction": "ASCENDING"}],
-                    "properties": properties,
-                    "limit": self.settings.page_size.min(200),
-                });
-                if after > 0 {
-                    body["after"] = Value::String(after.to_string());
-                }
-                self.call(|| self.http.client.post(&url).json(&body))
-                    .await?
+                self.search(
+                    mapping.object,
+                    mapping.last_modified,
+                    &properties,
+                    window,
+                    after,
+                )
+                .await?
             }
         };
-        let page: HsPage = response
-            .json()
-            .await
-            .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))?;
         let mut records = Vec::with_capacity(page.results.len());
         let mut rejected = Vec::new();
         for object in page.results {
@@ -534,6 +676,11 @@ impl Connector for HubSpotConnector {
                 }),
             }
         }
+        if !mapping.lines.is_empty() {
+            let (complete, bad) = self.attach_lines(&mapping, records).await?;
+            records = complete;
+            rejected.extend(bad);
+        }
         let next = page.paging.and_then(|p| p.next).map(|n| n.after);
         let next = match (since, next) {
             (Some(_), Some(offset)) => Some(next_search_token(
@@ -542,6 +689,9 @@ impl Connector for HubSpotConnector {
                 offset.parse().unwrap_or(0),
                 self.settings.page_size.min(200),
             )),
+            // A line item changes without its document changing: after the documents, the
+            // changed line items are read and their documents with them.
+            (Some(_), None) if !mapping.lines.is_empty() => Some(lines::LINE_PHASE.to_string()),
             (_, next) => next,
         };
         Ok(Page {
@@ -557,32 +707,25 @@ impl Connector for HubSpotConnector {
         writes: &[Write],
     ) -> Result<Vec<WriteResult>, ConnectorError> {
         let mapping = self.mapping(endpoint)?;
-        let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
-        for by_id in [true, false] {
-            let picked: Vec<usize> = (0..writes.len())
-                .filter(|i| writes[*i].id.is_some() == by_id)
-                .collect();
-            for chunk in picked.chunks(BATCH_LIMIT) {
-                let batch: Vec<Write> = chunk.iter().map(|i| writes[*i].clone()).collect();
-                // A chunk that fails as a whole fails its own writes, not those already done.
-                let done = match self.write_chunk(&mapping, &batch, by_id).await {
-                    Ok(done) => done,
-                    Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
-                };
-                for (i, result) in chunk.iter().zip(done) {
-                    results[*i] = Some(result);
-                }
-            }
+        if mapping.lines.is_empty() {
+            Ok(self.write_records(&mapping, writes).await)
+        } else {
+            self.write_documents(&mapping, writes).await
         }
-        Ok(results.into_iter().flatten().collect())
     }
 
     fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError> {
-        Ok(self
-            .mapping(endpoint)?
+        let mapping = self.mapping(endpoint)?;
+        Ok(mapping
             .fields
             .into_iter()
             .map(|(c, _)| c)
+            .chain(
+                mapping
+                    .lines
+                    .into_iter()
+                    .map(|(c, _)| format!("line.*.{c}")),
+            )
             .collect())
     }
 

@@ -1,5 +1,7 @@
 //! SAP Business One Service Layer (OData v4 under /b1s/v2): the ERP side.
 
+mod documents;
+
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -122,10 +124,17 @@ fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
             key: "ItemCode",
             select: "ItemCode,ItemName,User_Text,ItemPrices,UpdateDate,UpdateTime",
         }),
-        other => Err(ConnectorError::Unsupported {
-            system: System::Erp,
-            endpoint: other,
-        }),
+        other => match documents::set_name(other) {
+            Some(name) => Ok(EntitySet {
+                name,
+                key: "DocEntry",
+                select: documents::SELECT,
+            }),
+            None => Err(ConnectorError::Unsupported {
+                system: System::Erp,
+                endpoint: other,
+            }),
+        },
     }
 }
 
@@ -212,10 +221,24 @@ impl SapB1Connector {
         &self,
         make: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ConnectorError> {
+        self.call_with(false, make).await
+    }
+
+    /// As `call`; `once` makes a single attempt (see `HttpCore::call_once`).
+    async fn call_with(
+        &self,
+        once: bool,
+        make: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ConnectorError> {
         let mut renew = false;
         loop {
             let cookie = self.cookie(renew).await?;
-            match self.http.call(|| make(&cookie), api_error).await {
+            let sent = if once {
+                self.http.call_once(|| make(&cookie), api_error).await
+            } else {
+                self.http.call(|| make(&cookie), api_error).await
+            };
+            match sent {
                 Ok(response) => return Ok(response),
                 Err(error) => {
                     let expired = matches!(&error, ConnectorError::Api { status: 401, code: Some(code), .. }
@@ -237,6 +260,9 @@ impl SapB1Connector {
         endpoint: Endpoint,
         entity: &Map<String, Value>,
     ) -> Result<Vec<Record>, ConnectorError> {
+        if crate::sync::documents::is_document(endpoint) {
+            return Ok(vec![self.document_record(endpoint, entity)?]);
+        }
         if endpoint != Endpoint::Contacts {
             return Ok(vec![self.to_record(endpoint, entity)?]);
         }
@@ -493,6 +519,9 @@ impl SapB1Connector {
         if endpoint == Endpoint::Contacts {
             return self.write_contact(write).await;
         }
+        if crate::sync::documents::is_document(endpoint) {
+            return self.write_document(endpoint, write).await;
+        }
         let set = entity_set(endpoint)?;
         let create = write.id.is_none();
         let body = self.body_for(endpoint, write, create)?;
@@ -690,6 +719,9 @@ impl Connector for SapB1Connector {
                 let mut fields: Vec<String> = CONTACT.iter().map(|(c, _)| c.to_string()).collect();
                 fields.push("account".into());
                 return Ok(fields);
+            }
+            e if crate::sync::documents::is_document(e) => {
+                return Ok(crate::sync::documents::canonical_fields(e));
             }
             other => {
                 return Err(ConnectorError::Unsupported {

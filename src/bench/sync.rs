@@ -45,6 +45,9 @@ pub struct SyncBenchReport {
     pub accounts: usize,
     pub contacts: usize,
     pub items: usize,
+    pub quotes: usize,
+    pub orders: usize,
+    pub invoices: usize,
     pub initial: PhaseReport,
     pub incremental: PhaseReport,
     pub changed_records: usize,
@@ -63,7 +66,14 @@ async fn phase(
     let before = total([connectors[0].calls(), connectors[1].calls()]);
     let started = Instant::now();
     let mut runs: Vec<RunSummary> = Vec::new();
-    for endpoint in [Endpoint::Accounts, Endpoint::Contacts, Endpoint::Items] {
+    for endpoint in [
+        Endpoint::Accounts,
+        Endpoint::Contacts,
+        Endpoint::Items,
+        Endpoint::Quotes,
+        Endpoint::SalesOrders,
+        Endpoint::Invoices,
+    ] {
         runs.push(engine.run_endpoint(endpoint, false).await?);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -95,12 +105,15 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
         duplicate_accounts: base.duplicate_accounts * factor,
         duplicate_contacts: base.duplicate_contacts * factor,
         drifted_prices: base.drifted_prices * factor,
+        quotes: base.quotes * factor,
+        orders: base.orders * factor,
+        invoices: base.invoices * factor,
         ..base
     };
     let clock = Clock::system();
     eprintln!(
-        "bench sync: seeding the sandbox ({} accounts, {} items)",
-        scale.accounts, scale.items
+        "bench sync: seeding the sandbox ({} accounts, {} items, {} quotes, {} orders, {} invoices)",
+        scale.accounts, scale.items, scale.quotes, scale.orders, scale.invoices
     );
     let sandbox = Sandbox::start(clock.clone(), &scale).await?;
     let dir = options
@@ -137,14 +150,18 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
         accounts: scale.accounts,
         contacts: scale.accounts * scale.contacts_per_account,
         items: scale.items,
+        quotes: scale.quotes,
+        orders: scale.orders,
+        invoices: scale.invoices,
         initial,
         incremental,
         changed_records,
     })
 }
 
-/// 1% of partners renamed in the ERP, 1% of items repriced in the ERP, and 1% of companies and 1%
-/// of contacts given a new phone number in the CRM.
+/// 1% of partners renamed, 1% of items repriced and 1% of orders given a new quantity on their
+/// first line in the ERP; 1% of companies and 1% of contacts given a new phone number and 1% of
+/// quote lines a new quantity in the CRM.
 fn change_one_percent(sandbox: &Sandbox, scale: &SeedScale, at: crate::domain::Timestamp) -> usize {
     let mut changed = 0;
     let mut erp = sandbox.erp_data.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,8 +178,34 @@ fn change_one_percent(sandbox: &Sandbox, scale: &SeedScale, at: crate::domain::T
             changed += usize::from(erp.update("Items", &format!("I{i:05}"), patch.clone(), at));
         }
     }
+    let orders: Vec<String> = erp
+        .all("Orders")
+        .iter()
+        .step_by(100)
+        .filter_map(|o| o.get("DocEntry").map(|e| e.to_string()))
+        .collect();
+    for entry in orders {
+        let patch = json!({"DocumentLines": [{"LineNum": 0, "Quantity": 42}]});
+        if let Some(patch) = patch.as_object() {
+            changed += usize::from(erp.update("Orders", &entry, patch.clone(), at));
+        }
+    }
     drop(erp);
     let mut crm = sandbox.crm_data.lock().unwrap_or_else(|e| e.into_inner());
+    let lines: Vec<u64> = crm
+        .all("quotes")
+        .iter()
+        .step_by(100)
+        .filter_map(|q| {
+            crm.associated("quotes", q.id, "line_items")
+                .first()
+                .copied()
+        })
+        .collect();
+    for id in lines {
+        let props = BTreeMap::from([("quantity".to_string(), "42".to_string())]);
+        changed += usize::from(crm.update("line_items", id, props, at));
+    }
     for object_type in ["companies", "contacts"] {
         let ids: Vec<u64> = crm
             .all(object_type)

@@ -38,7 +38,13 @@ pub struct HsData {
     next_id: u64,
     /// (object type, id) -> the (object type, id) pairs it is associated with, both ways.
     associations: HashMap<(String, u64), BTreeSet<(String, u64)>>,
+    /// (object type, property, value) -> id for the unique properties upserts look up, so a
+    /// large sandbox answers them without a scan.
+    unique: HashMap<(String, String, String), u64>,
 }
+
+/// The properties HubSpot portals declare unique here (upserts use them as `idProperty`).
+const UNIQUE_PROPERTIES: [&str; 2] = ["erp_number", "erp_line_key"];
 
 impl HsData {
     /// Creates an object as the sandbox's seed or a test would, stamped `at`.
@@ -50,6 +56,7 @@ impl HsData {
     ) -> u64 {
         self.next_id += 1;
         let id = 10_000_000 + self.next_id;
+        self.index(object_type, id, &properties);
         let object = HsObject {
             id,
             properties,
@@ -82,6 +89,14 @@ impl HsData {
         properties: BTreeMap<String, String>,
         at: Timestamp,
     ) -> bool {
+        if !self
+            .objects
+            .get(object_type)
+            .is_some_and(|m| m.contains_key(&id))
+        {
+            return false;
+        }
+        self.index(object_type, id, &properties);
         match self
             .objects
             .get_mut(object_type)
@@ -134,7 +149,27 @@ impl HsData {
         removed
     }
 
+    fn index(&mut self, object_type: &str, id: u64, properties: &BTreeMap<String, String>) {
+        for property in UNIQUE_PROPERTIES {
+            if let Some(value) = properties.get(property) {
+                let key = (object_type.to_string(), property.to_string(), value.clone());
+                self.unique.insert(key, id);
+            }
+        }
+    }
+
     fn find_by(&self, object_type: &str, property: &str, value: &str) -> Option<u64> {
+        if UNIQUE_PROPERTIES.contains(&property) {
+            let key = (
+                object_type.to_string(),
+                property.to_string(),
+                value.to_string(),
+            );
+            return self.unique.get(&key).copied().filter(|id| {
+                self.get(object_type, *id)
+                    .is_some_and(|o| o.properties.get(property).map(String::as_str) == Some(value))
+            });
+        }
         self.objects
             .get(object_type)?
             .values()
@@ -428,22 +463,31 @@ struct Sort {
     direction: Option<String>,
 }
 
-/// A property value for comparison: dates as instants (ms epoch or RFC 3339), else text.
+/// A property value for comparison: dates as instants in milliseconds (HubSpot's resolution),
+/// object ids as numbers, else text.
 fn comparable(object: &HsObject, property: &str) -> Option<String> {
     if is_last_modified(property) {
-        return Some(format!("{:020}", object.updated_at.as_micros()));
+        return Some(format!(
+            "{:020}",
+            object.updated_at.as_micros().div_euclid(1000)
+        ));
+    }
+    if property == "hs_object_id" {
+        return Some(format!("{:020}", object.id));
     }
     object.properties.get(property).cloned()
 }
 
 fn filter_value(property: &str, value: &str) -> String {
     if is_last_modified(property) {
-        let micros = value
+        let ms = value
             .parse::<i64>()
-            .map(|ms| ms * 1000)
-            .or_else(|_| Timestamp::parse_rfc3339(value).map(Timestamp::as_micros))
+            .or_else(|_| Timestamp::parse_rfc3339(value).map(|t| t.as_micros().div_euclid(1000)))
             .unwrap_or(0);
-        return format!("{micros:020}");
+        return format!("{ms:020}");
+    }
+    if property == "hs_object_id" {
+        return format!("{:020}", value.parse::<u64>().unwrap_or(0));
     }
     value.to_string()
 }

@@ -551,6 +551,20 @@ async fn hubspot_search_reads_past_its_ten_thousand_result_limit() {
         ..SeedScale::small()
     };
     let sandbox = Sandbox::start(clock.clone(), &scale).await.unwrap();
+    let settings = HubSpotSettings {
+        base_url: sandbox.crm.base_url(),
+        token: sandbox::HUBSPOT_TOKEN.to_string().into(),
+        page_size: 200,
+        ..Default::default()
+    };
+    let crm = HubSpotConnector::new(settings, fast_retry()).unwrap();
+    // More than 10,000 products seeded at one and the same instant: the read pages through
+    // that instant by object id.
+    let records = pull_all(&crm, Endpoint::Items, Some(start()))
+        .await
+        .unwrap();
+    let keys: std::collections::HashSet<_> = records.iter().filter_map(|r| r.key.clone()).collect();
+    assert_eq!(keys.len(), 10_050, "every product of one instant is read");
     // More than 10,000 products changed since the cursor, each at its own instant.
     let ids: Vec<u64> = sandbox
         .crm_data
@@ -571,13 +585,6 @@ async fn hubspot_search_reads_past_its_ten_thousand_result_limit() {
             at,
         );
     }
-    let settings = HubSpotSettings {
-        base_url: sandbox.crm.base_url(),
-        token: sandbox::HUBSPOT_TOKEN.to_string().into(),
-        page_size: 200,
-        ..Default::default()
-    };
-    let crm = HubSpotConnector::new(settings, fast_retry()).unwrap();
     let records = pull_all(&crm, Endpoint::Items, Some(start()))
         .await
         .unwrap();

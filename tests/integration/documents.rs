@@ -313,3 +313,86 @@ async fn failed_quote_creates_are_dead_lettered_and_redriven() {
     );
     w.assert_quiet(Endpoint::Quotes).await;
 }
+
+#[tokio::test]
+async fn a_dry_run_of_documents_records_what_would_change_and_writes_nothing() {
+    let w = world().await;
+    for endpoint in [Endpoint::Quotes, Endpoint::SalesOrders] {
+        let run = w.engine.run_endpoint(endpoint, true).await.unwrap();
+        assert!(n(&run, endpoint, Outcome::DryRun) > 0, "{endpoint}");
+        assert_eq!(n(&run, endpoint, Outcome::Applied), 0);
+        assert_eq!(run.records_written, 0);
+    }
+    assert!(w.erp_documents("Quotations").is_empty());
+    assert!(w.crm_documents("orders").is_empty());
+    assert!(
+        w.crm_documents("quotes")
+            .values()
+            .all(|(p, _)| !p.contains_key("erp_quote_number"))
+    );
+}
+
+#[tokio::test]
+async fn an_order_page_the_server_dropped_is_caught_by_reconciliation() {
+    let w = world().await;
+    // The CRM's order list silently skips its first page while the sync reads the ERP in full:
+    // the sync cannot see the loss, reconciliation must.
+    w.run(Endpoint::SalesOrders).await;
+    w.sandbox.crm.faults.set(FaultConfig {
+        drop_page: Some(1),
+        ..Default::default()
+    });
+    let check = w.engine.reconcile(Endpoint::SalesOrders).await.unwrap();
+    assert!(check.missing > 0, "{check:?}");
+    w.sandbox.crm.faults.set(FaultConfig::default());
+    assert_eq!(
+        w.engine
+            .reconcile(Endpoint::SalesOrders)
+            .await
+            .unwrap()
+            .differences(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn documents_sync_through_session_expiry_rate_limits_and_errors() {
+    let w = world().await;
+    w.sandbox.erp.faults.set(FaultConfig {
+        expire_sessions: true,
+        error_rate: 0.2,
+        ..Default::default()
+    });
+    w.sandbox.crm.faults.set(FaultConfig {
+        burst_429: 3,
+        retry_after_secs: 0,
+        error_rate: 0.2,
+        ..Default::default()
+    });
+    let mut failed_calls = 0;
+    for _ in 0..4 {
+        for endpoint in [Endpoint::Quotes, Endpoint::SalesOrders, Endpoint::Invoices] {
+            // A run may fail as a whole when a read keeps failing; the next one picks it up.
+            if let Ok(run) = w.engine.run_endpoint(endpoint, false).await {
+                failed_calls += run.api_calls_failed;
+            }
+        }
+        w.engine.retry_failed(None).await.unwrap();
+        w.later(1);
+    }
+    w.sandbox.erp.faults.set(FaultConfig::default());
+    w.sandbox.crm.faults.set(FaultConfig::default());
+    for endpoint in [Endpoint::Quotes, Endpoint::SalesOrders, Endpoint::Invoices] {
+        w.run(endpoint).await;
+        w.later(1);
+        w.assert_quiet(endpoint).await;
+    }
+    // Nothing was made twice on either side, whatever was retried.
+    let quotations = w.erp_documents("Quotations");
+    assert_eq!(quotations.len(), w.crm_documents("quotes").len());
+    assert_eq!(
+        w.crm_documents("orders").len(),
+        w.erp_documents("Orders").len()
+    );
+    assert!(failed_calls > 0, "the faults were not exercised");
+}

@@ -1,6 +1,7 @@
 //! HubSpot CRM v3: the CRM side.
 
 mod lines;
+mod search;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Currency, Endpoint, System, Timestamp};
 use crate::sync::record::{Fields, Page, Record, Rejected, Write};
+use search::Cursor;
 
 /// HubSpot's batch endpoints take at most 100 inputs.
 const BATCH_LIMIT: usize = 100;
@@ -526,34 +528,52 @@ impl HubSpotConnector {
         results.into_iter().flatten().collect()
     }
 
-    /// One page of the objects of a type modified at or after `window` (ms), oldest first.
+    /// One page of an incremental read of the objects of a type.
     async fn search(
         &self,
         object: &str,
         last_modified: &str,
         properties: &[String],
-        window: i64,
-        after: u64,
+        cursor: &Cursor,
     ) -> Result<HsPage, ConnectorError> {
         let url = self.url(&format!("{object}/search"));
+        let (filter_groups, sorts) = cursor.query(last_modified);
         let mut body = json!({
-            "filterGroups": [{"filters": [{
-                "propertyName": last_modified,
-                "operator": "GTE",
-                "value": window.to_string(),
-            }]}],
-            "sorts": [{"propertyName": last_modified, "direction": "ASCENDING"}],
+            "filterGroups": filter_groups,
+            "sorts": sorts,
             "properties": properties,
-            "limit": self.settings.page_size.min(200),
+            "limit": self.search_page_size(),
         });
-        if after > 0 {
-            body["after"] = Value::String(after.to_string());
+        if cursor.offset() > 0 {
+            body["after"] = Value::String(cursor.offset().to_string());
         }
         let response = self
             .call(|| self.http.client.post(&url).json(&body))
             .await?;
         read_json(response).await
     }
+
+    fn search_page_size(&self) -> u64 {
+        u64::from(self.settings.page_size.min(200))
+    }
+}
+
+/// The cursor of the search page after `page`, read at `cursor`.
+fn next_cursor(cursor: &Cursor, page: &HsPage, page_size: u64) -> Option<Cursor> {
+    let seen: Vec<(i64, u64)> = page
+        .results
+        .iter()
+        .filter_map(|o| {
+            let t = Timestamp::parse_rfc3339(&o.updated_at).ok()?;
+            Some((t.as_micros().div_euclid(1000), o.id.parse().ok()?))
+        })
+        .collect();
+    let next_offset = page
+        .paging
+        .as_ref()
+        .and_then(|p| p.next.as_ref())
+        .and_then(|n| n.after.parse().ok());
+    cursor.next(next_offset, &seen, page_size)
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -563,35 +583,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .json()
         .await
         .map_err(|e| ConnectorError::malformed(System::Crm, e.to_string()))
-}
-
-/// HubSpot's search returns at most this many results for one query.
-const SEARCH_LIMIT: u64 = 10_000;
-
-/// Where a search page starts: (window start in ms, offset). A search page token is
-/// "<window start ms>:<offset>"; without one the window starts at `since`.
-fn search_position(token: Option<&str>, since: Timestamp) -> (i64, u64) {
-    let start = since.as_micros() / 1000;
-    match token.and_then(|t| t.split_once(':')) {
-        Some((window, offset)) => (window.parse().unwrap_or(start), offset.parse().unwrap_or(0)),
-        None => (start, token.and_then(|t| t.parse().ok()).unwrap_or(0)),
-    }
-}
-
-/// The token of the page after one read in `window`: the next offset, or, when that would pass
-/// HubSpot's 10,000-result limit, a new window starting at the newest change read so far
-/// (records at that instant are read again; the engine keeps one per key).
-fn next_search_token(records: &[Record], window: i64, offset: u64, page_size: u32) -> String {
-    let newest = records
-        .iter()
-        .map(|r| r.modified_at.as_micros() / 1000)
-        .max();
-    match newest {
-        Some(newest) if offset + u64::from(page_size) > SEARCH_LIMIT && newest > window => {
-            format!("{newest}:0")
-        }
-        _ => format!("{window}:{offset}"),
-    }
 }
 
 async fn api_error(response: reqwest::Response) -> ConnectorError {
@@ -636,10 +627,8 @@ impl Connector for HubSpotConnector {
             return self.pull_changed_lines(&mapping, since, token).await;
         }
         let properties = self.properties(&mapping);
-        let (window, after) = since
-            .map(|s| search_position(page.as_deref(), s))
-            .unwrap_or_default();
-        let page: HsPage = match since {
+        let cursor = since.map(|s| Cursor::parse(page.as_deref(), s));
+        let page: HsPage = match &cursor {
             // A full read pages through the list endpoint (search stops at 10,000 results).
             None => {
                 let url = self.url(mapping.object);
@@ -653,16 +642,24 @@ impl Connector for HubSpotConnector {
                     .await?;
                 read_json(response).await?
             }
-            Some(_) => {
-                self.search(
-                    mapping.object,
-                    mapping.last_modified,
-                    &properties,
-                    window,
-                    after,
-                )
-                .await?
+            Some(cursor) => {
+                self.search(mapping.object, mapping.last_modified, &properties, cursor)
+                    .await?
             }
+        };
+        let next = match &cursor {
+            Some(cursor) => match next_cursor(cursor, &page, self.search_page_size()) {
+                Some(next) => Some(next.token()),
+                // A line item changes without its document changing: after the documents,
+                // the changed line items are read and their documents with them.
+                None if !mapping.lines.is_empty() => Some(lines::LINE_PHASE.to_string()),
+                None => None,
+            },
+            None => page
+                .paging
+                .as_ref()
+                .and_then(|p| p.next.as_ref())
+                .map(|n| n.after.clone()),
         };
         let mut records = Vec::with_capacity(page.results.len());
         let mut rejected = Vec::new();
@@ -681,19 +678,6 @@ impl Connector for HubSpotConnector {
             records = complete;
             rejected.extend(bad);
         }
-        let next = page.paging.and_then(|p| p.next).map(|n| n.after);
-        let next = match (since, next) {
-            (Some(_), Some(offset)) => Some(next_search_token(
-                &records,
-                window,
-                offset.parse().unwrap_or(0),
-                self.settings.page_size.min(200),
-            )),
-            // A line item changes without its document changing: after the documents, the
-            // changed line items are read and their documents with them.
-            (Some(_), None) if !mapping.lines.is_empty() => Some(lines::LINE_PHASE.to_string()),
-            (_, next) => next,
-        };
         Ok(Page {
             records,
             rejected,

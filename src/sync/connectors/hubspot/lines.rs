@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::search::Cursor;
 use super::{
-    BATCH_LIMIT, HsBatchResult, HsObject, HubSpotConnector, LAST_MODIFIED, Mapping,
-    next_search_token, read_json, search_position,
+    BATCH_LIMIT, HsBatchResult, HsObject, HubSpotConnector, LAST_MODIFIED, Mapping, next_cursor,
+    read_json,
 };
 use crate::domain::{System, Timestamp};
 use crate::sync::connectors::{ConnectorError, WriteResult};
@@ -195,16 +196,12 @@ impl HubSpotConnector {
         since: Timestamp,
         token: &str,
     ) -> Result<Page, ConnectorError> {
-        let (window, after) = search_position(Some(token).filter(|t| !t.is_empty()), since);
+        let cursor = Cursor::parse(Some(token), since);
         let page = self
-            .search(
-                LINE_ITEMS,
-                LAST_MODIFIED,
-                &[POSITION.to_string()],
-                window,
-                after,
-            )
+            .search(LINE_ITEMS, LAST_MODIFIED, &[POSITION.to_string()], &cursor)
             .await?;
+        let next = next_cursor(&cursor, &page, self.search_page_size())
+            .map(|next| format!("{LINE_PHASE}{}", next.token()));
         let line_ids: Vec<String> = page.results.iter().map(|o| o.id.clone()).collect();
         let parents = self
             .associations(LINE_ITEMS, mapping.object, &line_ids)
@@ -232,14 +229,6 @@ impl HubSpotConnector {
         }
         let (records, bad) = self.attach_lines(mapping, records).await?;
         rejected.extend(bad);
-        let next = page.paging.and_then(|p| p.next).map(|n| {
-            let offset = n.after.parse().unwrap_or(0);
-            let size = self.settings.page_size.min(200);
-            format!(
-                "{LINE_PHASE}{}",
-                next_search_token(&records, window, offset, size)
-            )
-        });
         Ok(Page {
             records,
             rejected,

@@ -392,3 +392,171 @@ async fn accounts_sync_between_the_sandbox_crm_and_real_tryton() {
         .count();
     assert_eq!(ours, 0, "{quiet:?}");
 }
+
+/// A contact party's e-mail and phone mechanisms in Tryton, by type.
+async fn mechanisms(s: &TrytonSettings, party: &Value) -> BTreeMap<String, (i64, String)> {
+    let ids = party["contact_mechanisms"].clone();
+    let found = rpc(
+        s,
+        "model.party.contact_mechanism.read",
+        json!([ids, ["type", "value"], {}]),
+    )
+    .await;
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap().to_string(),
+                (
+                    m["id"].as_i64().unwrap(),
+                    m["value"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn contacts_sync_between_the_sandbox_crm_and_real_tryton() {
+    let Some(s) = settings("tryton::contacts_sync_between_the_sandbox_crm_and_real_tryton") else {
+        return;
+    };
+    let scale = SeedScale {
+        account_prefix: unique("K"),
+        accounts: 4,
+        contacts_per_account: 2,
+        crm_overlap: 1.0,
+        items: 1,
+        ..SeedScale::small()
+    };
+    let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let crm = HubSpotConnector::new(
+        HubSpotSettings {
+            base_url: sandbox.crm.base_url(),
+            token: sandbox::HUBSPOT_TOKEN.to_string().into(),
+            ..Default::default()
+        },
+        retry(),
+    )
+    .unwrap();
+    let erp = TrytonConnector::new(s.clone(), retry()).unwrap();
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Contacts);
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(crm),
+        Arc::new(erp),
+        rules,
+        Clock::system(),
+    );
+    let ours = |props: &BTreeMap<String, String>| {
+        props
+            .get("erp_number")
+            .is_some_and(|k| k.starts_with(&scale.account_prefix))
+    };
+    let crm_contacts = || -> BTreeMap<String, (u64, BTreeMap<String, String>)> {
+        let data = sandbox.crm_data.lock().unwrap();
+        data.all("contacts")
+            .iter()
+            .filter(|o| ours(&o.properties))
+            .map(|o| {
+                (
+                    o.properties["erp_number"].clone(),
+                    (o.id, o.properties.clone()),
+                )
+            })
+            .collect()
+    };
+    let tryton_contacts = || async {
+        let found = rpc(
+            &s,
+            "model.party.party.search_read",
+            json!([
+                [["code", "like", format!("{}%/%", scale.account_prefix)]],
+                0,
+                null,
+                null,
+                ["code", "name", "contact_mechanisms"],
+                {}
+            ]),
+        )
+        .await;
+        let mut by_code = BTreeMap::new();
+        for party in found.as_array().unwrap() {
+            let mechanisms = mechanisms(&s, party).await;
+            by_code.insert(
+                party["code"].as_str().unwrap().to_string(),
+                (
+                    party["id"].as_i64().unwrap(),
+                    party["name"].as_str().unwrap().to_string(),
+                    mechanisms,
+                ),
+            );
+        }
+        by_code
+    };
+
+    // The CRM's keyed contacts become contact parties in Tryton, name, e-mail and phone.
+    let first = engine
+        .run_endpoint(Endpoint::Contacts, false)
+        .await
+        .unwrap();
+    assert_eq!(first.failed_writes, 0, "{first:?}");
+    let crm = crm_contacts();
+    let tryton = tryton_contacts().await;
+    assert!(!crm.is_empty());
+    assert_eq!(
+        crm.keys().collect::<Vec<_>>(),
+        tryton.keys().collect::<Vec<_>>()
+    );
+    for (key, (_, props)) in &crm {
+        let (_, name, mechanisms) = &tryton[key];
+        assert_eq!(
+            name,
+            &format!("{} {}", props["firstname"], props["lastname"])
+        );
+        assert_eq!(mechanisms["email"].1, props["email"]);
+        assert_eq!(mechanisms["phone"].1, props["phone"]);
+    }
+
+    // A CRM e-mail change reaches Tryton; a Tryton phone change is refused (the CRM owns contact
+    // details) and the CRM's phone is put back.
+    let (key, (id, props)) = crm.iter().next().unwrap();
+    let at = sandbox
+        .crm_data
+        .lock()
+        .unwrap()
+        .get("contacts", *id)
+        .unwrap()
+        .updated_at;
+    sandbox.crm_data.lock().unwrap().update(
+        "contacts",
+        *id,
+        BTreeMap::from([("email".to_string(), "moved@example.org".to_string())]),
+        at + Duration::from_secs(1),
+    );
+    let (party, _, mechanisms) = &tryton[key];
+    rpc(
+        &s,
+        "model.party.contact_mechanism.write",
+        json!([[mechanisms["phone"].0], {"value": "+1 000 0000"}, {}]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = engine
+        .run_endpoint(Endpoint::Contacts, false)
+        .await
+        .unwrap();
+    assert_eq!(second.failed_writes, 0, "{second:?}");
+    assert_eq!(
+        second.events[&Endpoint::Contacts][&Outcome::SkippedNotOwner],
+        1
+    );
+    let (_, _, after) = &tryton_contacts().await[key];
+    assert_eq!(after["email"].1, "moved@example.org");
+    assert_eq!(after["phone"].1, props["phone"], "party {party}");
+}

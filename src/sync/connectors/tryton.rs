@@ -1,8 +1,11 @@
 //! Tryton (JSON-RPC at `/<database>/rpc/`): a real open-source ERP on the ERP side.
 //!
 //! Accounts are `party.party` (code = the ERP number, first address, phone contact mechanism);
+//! contacts are parties of their own coded "<account>/<n>" (see `contacts`);
 //! items are `product.product` (code = the ERP number, the template's name and list price as
 //! price list 1). Reads page by offset on `write_date` (or `create_date` for records never written).
+
+mod contacts;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +79,8 @@ pub struct TrytonConnector {
     next_id: AtomicU64,
     /// Party id -> its address and phone as read: writes update those rather than add more.
     party_parts: std::sync::Mutex<HashMap<i64, PartyParts>>,
+    /// Contact party id -> its name parts and mechanisms as read.
+    contact_parts: std::sync::Mutex<HashMap<i64, contacts::ContactParts>>,
 }
 
 /// A Tryton datetime as JSON-RPC carries it (naive UTC).
@@ -128,6 +133,7 @@ impl TrytonConnector {
             http: HttpCore::new(retry)?,
             next_id: AtomicU64::new(1),
             party_parts: std::sync::Mutex::new(HashMap::new()),
+            contact_parts: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -520,6 +526,17 @@ impl Connector for TrytonConnector {
         page: Option<String>,
     ) -> Result<Page, ConnectorError> {
         let (model, fields): (&str, &[&str]) = match endpoint {
+            Endpoint::Contacts => (
+                "party.party",
+                &[
+                    "id",
+                    "code",
+                    "name",
+                    "write_date",
+                    "create_date",
+                    "contact_mechanisms",
+                ],
+            ),
             Endpoint::Accounts => (
                 "party.party",
                 &[
@@ -551,17 +568,23 @@ impl Connector for TrytonConnector {
                 });
             }
         };
-        let domain = match since {
-            None => json!([]),
-            Some(t) => json!([
+        // Parties are accounts, or contact persons when their code is "<account>/<n>".
+        let contact_code = format!("%{}%", contacts::SEPARATOR);
+        let mut domain = match endpoint {
+            Endpoint::Accounts => vec![json!(["code", "not like", contact_code])],
+            Endpoint::Contacts => vec![json!(["code", "like", contact_code])],
+            _ => Vec::new(),
+        };
+        if let Some(t) = since {
+            domain.push(json!([
                 "OR",
                 ["write_date", ">=", to_datetime(t)],
                 [
                     ["write_date", "=", null],
                     ["create_date", ">=", to_datetime(t)]
                 ]
-            ]),
-        };
+            ]));
+        }
         let offset: u64 = page.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0);
         let limit = u64::from(self.settings.page_size.max(1));
         let order = json!([["write_date", "ASC"], ["create_date", "ASC"], ["id", "ASC"]]);
@@ -575,6 +598,7 @@ impl Connector for TrytonConnector {
         let next = (found.len() as u64 == limit).then(|| (offset + limit).to_string());
         let (records, rejected) = match endpoint {
             Endpoint::Accounts => self.parties_to_records(found).await?,
+            Endpoint::Contacts => self.contacts_to_records(found).await?,
             _ => {
                 let (mut records, rejected) = self.products_to_records(found);
                 self.add_price_list_prices(&mut records).await?;
@@ -593,15 +617,18 @@ impl Connector for TrytonConnector {
         endpoint: Endpoint,
         writes: &[Write],
     ) -> Result<Vec<WriteResult>, ConnectorError> {
-        if endpoint != Endpoint::Accounts {
-            return Err(ConnectorError::Unsupported {
-                system: System::Erp,
-                endpoint,
-            });
-        }
         let mut results = Vec::with_capacity(writes.len());
         for write in writes {
-            results.push(self.write_party(write).await);
+            results.push(match endpoint {
+                Endpoint::Accounts => self.write_party(write).await,
+                Endpoint::Contacts => self.write_contact(write).await,
+                _ => {
+                    return Err(ConnectorError::Unsupported {
+                        system: System::Erp,
+                        endpoint,
+                    });
+                }
+            });
         }
         Ok(results)
     }
@@ -615,6 +642,7 @@ impl Connector for TrytonConnector {
                 "billing_city",
                 "billing_postcode",
             ],
+            Endpoint::Contacts => &["first_name", "last_name", "email", "phone", "account"],
             Endpoint::Items => {
                 let mut fields: Vec<String> = ["name", "description", "code", "price.1"]
                     .map(String::from)

@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError, SyncCommit};
 use crate::sync::connectors::{CallCounts, Connector, ConnectorError};
 use crate::sync::documents::FieldSet;
 use crate::sync::linking;
-use crate::sync::record::{Fields, Record, Rejected, Write};
+use crate::sync::record::{Fields, Record, Rejected, Write, is_archived};
 use crate::sync::rules::{ConflictPolicy, Direction, EndpointSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -409,6 +409,8 @@ impl Plan<'_> {
         let mut merged = Fields::new();
         match (crm_values, erp_values) {
             (None, None) => return,
+            // A record archived before the other side ever had it is not created there.
+            (None, Some(values)) | (Some(values), None) if is_archived(values) => return,
             (None, Some(values)) if direction != Direction::CrmToErp => {
                 self.create(sides, System::Crm, values, fields, &mut merged)
             }
@@ -1162,6 +1164,9 @@ impl Engine {
                 }
             };
             match (crm.get(key), erp.get(key)) {
+                // An archived record is expected to be gone from the other side.
+                (None, Some(e)) if is_archived(&e.fields) => {}
+                (Some(c), None) if is_archived(&c.fields) => {}
                 (None, Some(_)) if direction != Direction::CrmToErp => {
                     summary.missing += 1;
                     events.push(finding(

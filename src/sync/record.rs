@@ -7,6 +7,15 @@ use crate::domain::Timestamp;
 /// Canonical field name -> value. A field that is empty on a side is absent.
 pub type Fields = BTreeMap<String, String>;
 
+/// The field that says a record was archived (deactivated) on its side: "true", else absent.
+/// It syncs like any other field; a connector turns it into its system's archive action.
+pub const ARCHIVED: &str = "archived";
+
+/// Whether these values are those of an archived record.
+pub fn is_archived(fields: &Fields) -> bool {
+    fields.get(ARCHIVED).is_some_and(|v| v == "true")
+}
+
 /// One record as one side holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

@@ -1188,3 +1188,80 @@ async fn a_create_whose_answer_was_lost_is_not_reported_as_failed() {
     assert_eq!(clash.failed_writes, 1, "{clash:?}");
     assert_eq!(w.partner("C90001")["CardName"], "Someone Else AG");
 }
+
+#[tokio::test]
+async fn an_item_deactivated_in_the_erp_is_archived_in_the_crm() {
+    let w = world().await;
+    // One item inactive before the first sync (never created in the CRM), one deactivated later.
+    let at = w.later(1);
+    let mut erp = w.sandbox.erp_data.lock().unwrap();
+    let codes: Vec<String> = erp
+        .all("Items")
+        .iter()
+        .map(|i| i["ItemCode"].as_str().unwrap().to_string())
+        .collect();
+    let in_crm: Vec<String> = {
+        let crm = w.sandbox.crm_data.lock().unwrap();
+        crm.all("products")
+            .iter()
+            .filter_map(|p| p.properties.get("erp_number").cloned())
+            .collect()
+    };
+    let never = codes.iter().find(|c| !in_crm.contains(c)).unwrap().clone();
+    let later = in_crm[0].clone();
+    let inactive = json!({"Valid": "tNO"}).as_object().unwrap().clone();
+    assert!(erp.update("Items", &never, inactive.clone(), at));
+    drop(erp);
+    w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    let products = |code: &str| {
+        let crm = w.sandbox.crm_data.lock().unwrap();
+        crm.all("products")
+            .iter()
+            .filter(|p| p.properties.get("erp_number").map(String::as_str) == Some(code))
+            .count()
+    };
+    assert_eq!(products(&never), 0, "an inactive item is not created");
+    assert_eq!(products(&later), 1);
+
+    let at = w.later(1);
+    assert!(
+        w.sandbox
+            .erp_data
+            .lock()
+            .unwrap()
+            .update("Items", &later, inactive, at)
+    );
+    let run = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    assert_eq!(n(&run, Endpoint::Items, Outcome::Applied), 1, "{run:?}");
+    assert_eq!(products(&later), 0, "archived in the CRM");
+    assert_eq!(
+        w.engine
+            .reconcile(Endpoint::Items)
+            .await
+            .unwrap()
+            .differences(),
+        0
+    );
+    w.later(1);
+    let quiet = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+
+    // Active again in the ERP: HubSpot cannot restore by API, so the write fails and says so.
+    let at = w.later(1);
+    let active = json!({"Valid": "tYES"}).as_object().unwrap().clone();
+    assert!(
+        w.sandbox
+            .erp_data
+            .lock()
+            .unwrap()
+            .update("Items", &later, active, at)
+    );
+    let run = w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
+    assert_eq!(run.failed_writes, 1);
+    let dead = w.store.open_dead_letters().await.unwrap();
+    assert!(
+        dead[0].error.contains("restore it in HubSpot"),
+        "{}",
+        dead[0].error
+    );
+}

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::domain::{Currency, Endpoint, System, Timestamp};
-use crate::sync::record::{Fields, Page, Record, Rejected, Write};
+use crate::sync::record::{ARCHIVED, Fields, Page, Record, Rejected, Write, is_archived};
 use search::Cursor;
 
 /// HubSpot's batch endpoints take at most 100 inputs.
@@ -83,6 +83,8 @@ struct Mapping {
     key_from_id: bool,
     /// Documents: canonical line field <-> line item property.
     lines: Vec<(String, String)>,
+    /// Records the ERP may archive: `archived = "true"` archives the HubSpot object.
+    archivable: bool,
 }
 
 impl Mapping {
@@ -96,6 +98,7 @@ impl Mapping {
                 .collect(),
             key_from_id: false,
             lines: Vec::new(),
+            archivable: false,
         }
     }
 
@@ -199,18 +202,21 @@ impl HubSpotConnector {
 
     fn mapping(&self, endpoint: Endpoint) -> Result<Mapping, ConnectorError> {
         Ok(match endpoint {
-            Endpoint::Accounts => Mapping::new(
-                "companies",
-                &[
-                    ("name", "name"),
-                    ("phone", "phone"),
-                    ("industry", "industry"),
-                    ("billing_street", "address"),
-                    ("billing_city", "city"),
-                    ("billing_postcode", "zip"),
-                    ("billing_country", "country"),
-                ],
-            ),
+            Endpoint::Accounts => Mapping {
+                archivable: true,
+                ..Mapping::new(
+                    "companies",
+                    &[
+                        ("name", "name"),
+                        ("phone", "phone"),
+                        ("industry", "industry"),
+                        ("billing_street", "address"),
+                        ("billing_city", "city"),
+                        ("billing_postcode", "zip"),
+                        ("billing_country", "country"),
+                    ],
+                )
+            },
             Endpoint::Items => {
                 let mut mapping = Mapping::new(
                     "products",
@@ -226,6 +232,7 @@ impl HubSpotConnector {
                         .iter()
                         .map(|(list, property)| (format!("price.{list}"), property.clone())),
                 );
+                mapping.archivable = true;
                 mapping
             }
             Endpoint::Contacts => Mapping {
@@ -506,12 +513,19 @@ impl HubSpotConnector {
             })
             .collect())
     }
-    /// Writes records that have a HubSpot id by id and the others by the ERP key, in batches.
+    /// Writes records that have a HubSpot id by id and the others by the ERP key, in batches;
+    /// archives those whose write says `archived = "true"`.
     async fn write_records(&self, mapping: &Mapping, writes: &[Write]) -> Vec<WriteResult> {
         let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
+        let archive: Vec<usize> = (0..writes.len())
+            .filter(|i| writes[*i].fields.contains_key(ARCHIVED))
+            .collect();
+        for i in &archive {
+            results[*i] = Some(self.archive(mapping, &writes[*i]).await);
+        }
         for by_id in [true, false] {
             let picked: Vec<usize> = (0..writes.len())
-                .filter(|i| writes[*i].id.is_some() == by_id)
+                .filter(|i| writes[*i].id.is_some() == by_id && !archive.contains(i))
                 .collect();
             for chunk in picked.chunks(BATCH_LIMIT) {
                 let batch: Vec<Write> = chunk.iter().map(|i| writes[*i].clone()).collect();
@@ -526,6 +540,28 @@ impl HubSpotConnector {
             }
         }
         results.into_iter().flatten().collect()
+    }
+
+    /// Archives the record a write names (`archived = "true"`); HubSpot has no API to restore an
+    /// archived object, so a write that would restore one fails and says so.
+    async fn archive(&self, mapping: &Mapping, write: &Write) -> WriteResult {
+        let id = write.id.clone().ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "{} {} has no HubSpot id to archive",
+                mapping.object, write.key
+            ))
+        })?;
+        if !is_archived(&write.fields) {
+            return Err(ConnectorError::Config(format!(
+                "{} {id} was archived in HubSpot and is active again in the ERP: restore it in HubSpot (there is no API for that)",
+                mapping.object
+            )));
+        }
+        let url = self.url(&format!("{}/batch/archive", mapping.object));
+        let body = json!({ "inputs": [{ "id": id }] });
+        self.call(|| self.http.client.post(&url).json(&body))
+            .await?;
+        Ok(id)
     }
 
     /// One page of an incremental read of the objects of a type.
@@ -710,6 +746,7 @@ impl Connector for HubSpotConnector {
                     .into_iter()
                     .map(|(c, _)| format!("line.*.{c}")),
             )
+            .chain(mapping.archivable.then(|| ARCHIVED.to_string()))
             .collect())
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use super::http::{HttpCore, RetryPolicy};
 use super::{CallCounts, Connector, ConnectorError, WriteResult, text};
 use crate::domain::{Currency, Endpoint, Money, System, Timestamp};
-use crate::sync::record::{Fields, Page, Record, Rejected, Write};
+use crate::sync::record::{ARCHIVED, Fields, Page, Record, Rejected, Write};
 
 /// The Service Layer's error code for an expired or unknown session.
 const SESSION_TIMEOUT_CODE: i64 = 301;
@@ -111,7 +111,7 @@ fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
         Endpoint::Accounts => Ok(EntitySet {
             name: "BusinessPartners",
             key: "CardCode",
-            select: "CardCode,CardName,Phone1,Industry,BPAddresses,UpdateDate,UpdateTime",
+            select: "CardCode,CardName,Phone1,Industry,BPAddresses,Valid,Frozen,UpdateDate,UpdateTime",
         }),
         // Contacts live inside their business partner as ContactEmployees.
         Endpoint::Contacts => Ok(EntitySet {
@@ -122,7 +122,7 @@ fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
         Endpoint::Items => Ok(EntitySet {
             name: "Items",
             key: "ItemCode",
-            select: "ItemCode,ItemName,User_Text,ItemPrices,UpdateDate,UpdateTime",
+            select: "ItemCode,ItemName,User_Text,ItemPrices,Valid,Frozen,UpdateDate,UpdateTime",
         }),
         other => match documents::set_name(other) {
             Some(name) => Ok(EntitySet {
@@ -329,6 +329,12 @@ impl SapB1Connector {
                 fields.insert(name.to_string(), v);
             }
         };
+        // An inactive or frozen partner or item is archived: the CRM archives its copy.
+        let inactive = text(entity, "Valid").as_deref() == Some("tNO")
+            || text(entity, "Frozen").as_deref() == Some("tYES");
+        if inactive {
+            put(ARCHIVED, Some("true".into()));
+        }
         match endpoint {
             Endpoint::Accounts => {
                 put("name", text(entity, "CardName"));
@@ -429,6 +435,11 @@ impl SapB1Connector {
                 }
                 (Endpoint::Items, "name") => "ItemName",
                 (Endpoint::Items, "description") => "User_Text",
+                (_, ARCHIVED) => {
+                    let valid = if value == "true" { "tNO" } else { "tYES" };
+                    body.insert("Valid".into(), Value::String(valid.into()));
+                    continue;
+                }
                 _ => {
                     return Err(ConnectorError::Config(format!(
                         "SAP B1 {} has no writable field `{field}`",
@@ -713,8 +724,12 @@ impl Connector for SapB1Connector {
 
     fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError> {
         let mut fields: Vec<String> = match endpoint {
-            Endpoint::Accounts => ["name", "phone", "industry"].map(String::from).to_vec(),
-            Endpoint::Items => ["name", "description", "code"].map(String::from).to_vec(),
+            Endpoint::Accounts => ["name", "phone", "industry", ARCHIVED]
+                .map(String::from)
+                .to_vec(),
+            Endpoint::Items => ["name", "description", "code", ARCHIVED]
+                .map(String::from)
+                .to_vec(),
             Endpoint::Contacts => {
                 let mut fields: Vec<String> = CONTACT.iter().map(|(c, _)| c.to_string()).collect();
                 fields.push("account".into());

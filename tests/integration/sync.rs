@@ -1194,8 +1194,11 @@ async fn an_item_deactivated_in_the_erp_is_archived_in_the_crm() {
     let w = world().await;
     // One item inactive before the first sync (never created in the CRM), one deactivated later.
     let at = w.later(1);
-    let mut erp = w.sandbox.erp_data.lock().unwrap();
-    let codes: Vec<String> = erp
+    let codes: Vec<String> = w
+        .sandbox
+        .erp_data
+        .lock()
+        .unwrap()
         .all("Items")
         .iter()
         .map(|i| i["ItemCode"].as_str().unwrap().to_string())
@@ -1210,8 +1213,13 @@ async fn an_item_deactivated_in_the_erp_is_archived_in_the_crm() {
     let never = codes.iter().find(|c| !in_crm.contains(c)).unwrap().clone();
     let later = in_crm[0].clone();
     let inactive = json!({"Valid": "tNO"}).as_object().unwrap().clone();
-    assert!(erp.update("Items", &never, inactive.clone(), at));
-    drop(erp);
+    assert!(
+        w.sandbox
+            .erp_data
+            .lock()
+            .unwrap()
+            .update("Items", &never, inactive.clone(), at)
+    );
     w.engine.run_endpoint(Endpoint::Items, false).await.unwrap();
     let products = |code: &str| {
         let crm = w.sandbox.crm_data.lock().unwrap();

@@ -20,11 +20,13 @@ pub fn header_fields(endpoint: Endpoint) -> &'static [&'static str] {
             // The ERP's quote number (its DocEntry), written back to the CRM.
             "number",
         ],
+        // status: open, closed or cancelled.
         Endpoint::SalesOrders => &[
-            "number", "account", "date", "currency", "owner", "total", "based_on",
+            "number", "account", "date", "currency", "owner", "total", "based_on", "status",
         ],
         Endpoint::Invoices => &[
             "number", "account", "date", "due_date", "currency", "owner", "total", "based_on",
+            "status",
         ],
         _ => &[],
     }

@@ -247,6 +247,19 @@ async fn order_lines_follow_the_erp_and_crm_edits_are_undone() {
         format!("{:.2}", order["DocTotal"].as_f64().unwrap())
     );
 
+    // The ERP closes the order: its status follows near real time.
+    let at = w.later(1);
+    let closed = json!({"DocumentStatus": "bost_Close"});
+    assert!(w.sandbox.erp_data.lock().unwrap().update(
+        "Orders",
+        &entry,
+        closed.as_object().unwrap().clone(),
+        at
+    ));
+    w.run(Endpoint::SalesOrders).await;
+    let (props, _) = w.crm_documents("orders").remove(&crm_id).unwrap();
+    assert_eq!(props["erp_order_status"], "closed");
+
     // A sales rep edits a unit price in the CRM: refused, recorded, and the ERP's price restored.
     let first_line = w.line_item_ids("orders", crm_id)[0];
     w.edit_line_item(first_line, "price", "0.01");

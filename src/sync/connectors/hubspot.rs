@@ -275,6 +275,7 @@ impl HubSpotConnector {
                     ("owner", "hubspot_owner_id"),
                     ("total", "hs_total_price"),
                     ("based_on", "erp_based_on"),
+                    ("status", "erp_order_status"),
                 ],
             ),
             Endpoint::Invoices => Mapping::document(
@@ -289,6 +290,7 @@ impl HubSpotConnector {
                     ("owner", "hubspot_owner_id"),
                     ("total", "hs_amount_billed"),
                     ("based_on", "erp_based_on"),
+                    ("status", "erp_invoice_status"),
                 ],
             ),
             other => {

@@ -10,7 +10,18 @@ use crate::sync::documents::{self, lines};
 use crate::sync::record::{Fields, Record, Write};
 
 pub const SELECT: &str = "DocEntry,DocNum,DocDate,DocDueDate,CardCode,NumAtCard,DocTotal,\
-DocCurrency,SalesPersonCode,Comments,DocumentLines,UpdateDate,UpdateTime";
+DocCurrency,SalesPersonCode,Comments,DocumentStatus,Cancelled,DocumentLines,UpdateDate,UpdateTime";
+
+/// open, closed or cancelled, from DocumentStatus and Cancelled.
+fn status(entity: &Map<String, Value>) -> &'static str {
+    if text(entity, "Cancelled").as_deref() == Some("tYES") {
+        "cancelled"
+    } else if text(entity, "DocumentStatus").as_deref() == Some("bost_Close") {
+        "closed"
+    } else {
+        "open"
+    }
+}
 
 pub fn set_name(endpoint: Endpoint) -> Option<&'static str> {
     match endpoint {
@@ -102,6 +113,7 @@ impl SapB1Connector {
                 }
                 put("number", text(entity, "DocNum"));
                 put("total", text(entity, "DocTotal"));
+                put("status", Some(status(entity).to_string()));
                 put("based_on", lines.iter().find_map(|l| text(l, "BaseEntry")));
             }
         }

@@ -272,3 +272,97 @@ async fn sigkill_during_sync_then_resume() {
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_quote_sync_then_resume_makes_each_quotation_once() {
+    use syncwarden::clock::Clock;
+    use syncwarden::domain::{Endpoint, Outcome};
+    use syncwarden::sandbox::faults::FaultConfig;
+    use syncwarden::sandbox::{self, Sandbox, SeedScale};
+
+    let scale = SeedScale {
+        accounts: 10,
+        items: 5,
+        quotes: 200,
+        orders: 0,
+        invoices: 0,
+        ..SeedScale::small()
+    };
+    let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
+    let db = TestDb::sqlite();
+    let data_dir = tempfile::tempdir().unwrap();
+    let run_sync = || {
+        Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+            .args(["sync", "--once", "--endpoint", "quotes", "--data-dir"])
+            .arg(data_dir.path())
+            .env("SYNCWARDEN_DATABASE__URL", &db.url)
+            .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+            .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
+            .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
+            .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
+            .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
+            .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+            .env("SYNCWARDEN_LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let quotations = || sandbox.erp_data.lock().unwrap().all("Quotations").len();
+    sandbox.erp.faults.set(FaultConfig {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    let mut child = run_sync();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while quotations() < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no quotation was made"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        quotations() < scale.quotes,
+        "the kill came too late; nothing tested"
+    );
+
+    sandbox.erp.faults.set(FaultConfig::default());
+    assert!(run_sync().wait().unwrap().success());
+
+    let made: Vec<String> = sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .all("Quotations")
+        .iter()
+        .map(|q| q["NumAtCard"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = made.iter().collect();
+    assert_eq!(
+        (made.len(), unique.len()),
+        (scale.quotes, scale.quotes),
+        "every quote once in the ERP"
+    );
+    let crm = sandbox.crm_data.lock().unwrap().all("quotes").len();
+    assert_eq!(crm, scale.quotes);
+
+    let store = db.open().await;
+    let events = all_events(store.as_ref()).await;
+    // Every quote has exactly one event saying its customer reached the ERP, whichever run did it.
+    for key in unique {
+        let recorded = events
+            .iter()
+            .filter(|e| {
+                e.event.endpoint == Endpoint::Quotes
+                    && e.event.crm_id.as_deref() == Some(key.as_str())
+                    && e.event.field == "account"
+                    && e.event.outcome == Outcome::Applied
+            })
+            .count();
+        assert_eq!(recorded, 1, "quote {key}: {recorded} events");
+    }
+    assert!(store.intents(Endpoint::Quotes).await.unwrap().is_empty());
+    store.close().await;
+}

@@ -36,6 +36,9 @@ pub(super) const DELETE_ALL_INTENTS: &str = include_str!("sql/delete_all_intents
 pub(super) const UPSERT_ENDPOINT_CONTROL: &str = include_str!("sql/upsert_endpoint_control.sql");
 pub(super) const SELECT_ENDPOINT_CONTROLS: &str = include_str!("sql/select_endpoint_controls.sql");
 pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_conflicts.sql");
+pub(super) const ACQUIRE_LEASE: &str = include_str!("sql/acquire_lease.sql");
+pub(super) const RELEASE_LEASE: &str = include_str!("sql/release_lease.sql");
+pub(super) const SELECT_LEASE: &str = include_str!("sql/select_lease.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
@@ -806,6 +809,50 @@ macro_rules! impl_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn acquire_lease(
+                &self,
+                job: &str,
+                holder: &str,
+                until: $crate::domain::Timestamp,
+                now: $crate::domain::Timestamp,
+            ) -> Result<bool, StoreError> {
+                let row = sqlx::query($crate::store::common::ACQUIRE_LEASE)
+                    .bind(job)
+                    .bind(holder)
+                    .bind(until.as_micros())
+                    .bind(now.as_micros())
+                    .fetch_optional(self.writer())
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::RELEASE_LEASE)
+                    .bind(job)
+                    .bind(holder)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn lease(
+                &self,
+                job: &str,
+            ) -> Result<Option<(String, $crate::domain::Timestamp)>, StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::common::SELECT_LEASE)
+                    .bind(job)
+                    .fetch_optional(self.writer())
+                    .await?;
+                row.map(|r| {
+                    Ok((
+                        r.try_get(0)?,
+                        $crate::domain::Timestamp::from_micros(r.try_get(1)?),
+                    ))
+                })
+                .transpose()
             }
 
             async fn close(&self) {

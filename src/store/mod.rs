@@ -222,6 +222,22 @@ pub trait Store: Send + Sync + 'static {
 
     async fn endpoint_controls(&self) -> Result<Vec<EndpointControl>, StoreError>;
 
+    /// Takes or renews the lease on `job` for `holder` until `until`; false when another holder
+    /// has it and it has not expired at `now`.
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease up, if `holder` has it.
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// Who holds the lease on `job`, and until when.
+    async fn lease(&self, job: &str) -> Result<Option<(String, Timestamp)>, StoreError>;
+
     async fn close(&self);
 }
 

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sync state",
         include_str!("migrations/postgres/0002_sync_state.sql"),
     ),
+    (
+        6,
+        "job leases",
+        include_str!("migrations/postgres/0006_leases.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

@@ -40,6 +40,14 @@ pub enum SyncError {
     NotConfigured(Endpoint),
     #[error("endpoint {0} is paused")]
     Paused(Endpoint),
+    #[error(
+        "endpoint {endpoint} is being synced by {holder} (lease until {until}); try again later"
+    )]
+    Busy {
+        endpoint: Endpoint,
+        holder: String,
+        until: Timestamp,
+    },
 }
 
 /// What one run of one endpoint did.
@@ -93,7 +101,15 @@ pub struct Engine {
     erp: Arc<dyn Connector>,
     endpoints: BTreeMap<Endpoint, EndpointSettings>,
     clock: Clock,
+    /// Who this engine is when it takes a lease on an endpoint (unique per process).
+    holder: String,
+    /// How long a lease lasts unless renewed: another instance takes an endpoint over this long
+    /// after its holder died.
+    lease: std::time::Duration,
 }
+
+/// The default lease on an endpoint's sync.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How far behind the newest record read a cursor is kept. A record changed while a run pages
 /// through the results moves and may be missed by offset paging; re-reading the last minutes is
@@ -598,7 +614,82 @@ impl Engine {
             erp,
             endpoints,
             clock,
+            holder: format!(
+                "{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// Sets how long this engine's lease on an endpoint lasts without renewal.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    fn lease_job(endpoint: Endpoint) -> String {
+        format!("sync:{}", endpoint.as_str())
+    }
+
+    /// Takes (or renews) this engine's lease on an endpoint, or says who has it.
+    async fn take_lease(&self, endpoint: Endpoint) -> Result<(), SyncError> {
+        let (job, now) = (Self::lease_job(endpoint), self.clock.now());
+        if self
+            .store
+            .acquire_lease(&job, &self.holder, now + self.lease, now)
+            .await?
+        {
+            return Ok(());
+        }
+        let (holder, until) = self
+            .store
+            .lease(&job)
+            .await?
+            .unwrap_or_else(|| ("another instance".into(), now));
+        Err(SyncError::Busy {
+            endpoint,
+            holder,
+            until,
+        })
+    }
+
+    /// Runs `work` while renewing the endpoint's lease at a third of its length, so a long run
+    /// keeps it and a dead process loses it.
+    async fn leased<T>(
+        &self,
+        endpoint: Endpoint,
+        work: impl std::future::Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, SyncError> {
+        self.take_lease(endpoint).await?;
+        // Renewals run beside the work, not between its steps: a renewal waiting for the store
+        // must not stop the work that holds the store's one writer.
+        let renewals = async {
+            loop {
+                self.clock.sleep(self.lease / 3).await;
+                match self.take_lease(endpoint).await {
+                    Ok(()) => {}
+                    // Another instance took the endpoint over (this one stalled past the lease):
+                    // stop here, as a crash would, rather than sync it twice at once.
+                    Err(e @ SyncError::Busy { .. }) => {
+                        tracing::error!(%endpoint, error = %e, "lost the lease; abandoning the run");
+                        return e;
+                    }
+                    // The lease is still ours until it expires; the next renewal tries again.
+                    Err(e) => tracing::warn!(%endpoint, error = %e, "could not renew the lease"),
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            lost = renewals => Err(lost),
+        };
+        let job = Self::lease_job(endpoint);
+        if let Err(e) = self.store.release_lease(&job, &self.holder).await {
+            tracing::warn!(%endpoint, error = %e, "could not release the lease");
+        }
+        result
     }
 
     pub fn endpoints(&self) -> impl Iterator<Item = (&Endpoint, &EndpointSettings)> {
@@ -612,8 +703,18 @@ impl Engine {
         }
     }
 
-    /// Runs one endpoint once; `dry_run` (or the endpoint's setting) writes nothing.
+    /// Runs one endpoint once; `dry_run` (or the endpoint's setting) writes nothing. Only one
+    /// engine at a time runs an endpoint (a lease in the store): another gets `SyncError::Busy`.
     pub async fn run_endpoint(
+        &self,
+        endpoint: Endpoint,
+        dry_run: bool,
+    ) -> Result<RunSummary, SyncError> {
+        self.leased(endpoint, self.run_endpoint_unleased(endpoint, dry_run))
+            .await
+    }
+
+    async fn run_endpoint_unleased(
         &self,
         endpoint: Endpoint,
         dry_run: bool,
@@ -1122,7 +1223,13 @@ impl Engine {
     /// Reads both sides in full and records (as `missing` and `drift` events) every record that
     /// is missing or different on one side, so a silent loss is caught even when every call
     /// succeeded. It changes nothing on either side.
+    /// Under the endpoint's lease, like a sync run.
     pub async fn reconcile(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
+        self.leased(endpoint, self.reconcile_unleased(endpoint))
+            .await
+    }
+
+    async fn reconcile_unleased(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
         let rules = self
             .endpoints
             .get(&endpoint)

@@ -20,6 +20,9 @@ pub struct SyncSettings {
     pub endpoints: BTreeMap<Endpoint, EndpointSettings>,
     /// Seconds between scheduled reconciliations of each endpoint (both sides read in full).
     pub reconcile_interval_secs: u64,
+    /// Seconds an instance's lease on an endpoint lasts unless renewed (at a third of it): when
+    /// several instances share one database, another takes a dead holder's endpoint over after it.
+    pub lease_secs: u64,
     pub retry: RetrySettings,
 }
 
@@ -29,6 +32,7 @@ impl Default for SyncSettings {
             erp: ErpKind::SapB1,
             endpoints: default_endpoints(),
             reconcile_interval_secs: 3600,
+            lease_secs: 30,
             retry: RetrySettings::default(),
         }
     }

@@ -51,13 +51,10 @@ pub fn engine(
     clock: Clock,
 ) -> Result<Engine, ConnectorError> {
     let [crm, erp] = connectors(settings)?;
-    Ok(Engine::new(
-        store,
-        crm,
-        erp,
-        settings.sync.endpoints.clone(),
-        clock,
-    ))
+    Ok(
+        Engine::new(store, crm, erp, settings.sync.endpoints.clone(), clock)
+            .with_lease(Duration::from_secs(settings.sync.lease_secs.max(1))),
+    )
 }
 
 /// One pass over endpoints, as `syncwarden demo --once --json` and `sync --once` print it.
@@ -161,12 +158,16 @@ pub async fn run_scheduler(
                 match engine.run_endpoint(endpoint, false).await {
                     Ok(run) => tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done"),
                     Err(SyncError::Paused(_)) => tracing::debug!(%endpoint, "paused"),
+                    Err(SyncError::Busy { holder, .. }) => {
+                        tracing::debug!(%endpoint, %holder, "another instance holds this endpoint");
+                    }
                     Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
                 }
                 if clock.now() >= reconcile_at {
                     reconcile_at = clock.now() + reconcile_every;
                     match engine.reconcile(endpoint).await {
                         Ok(r) => tracing::info!(%endpoint, missing = r.missing, different = r.different, "reconciled"),
+                        Err(SyncError::Busy { .. }) => {}
                         Err(e) => tracing::warn!(%endpoint, error = %e, "reconciliation failed"),
                     }
                 }

@@ -176,6 +176,8 @@ async fn sigkill_during_sync_then_resume() {
             .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
             .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
             .env("SYNCWARDEN_LOG__LEVEL", "warn")
+            // The killed process keeps its lease on the endpoint until it expires.
+            .env("SYNCWARDEN_SYNC__LEASE_SECS", "1")
             .stdout(Stdio::null())
             .spawn()
             .unwrap()
@@ -217,6 +219,7 @@ async fn sigkill_during_sync_then_resume() {
     );
 
     sandbox.crm.faults.set(FaultConfig::default());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mut resumed = run_sync();
     let status = loop {
         if let Some(status) = resumed.try_wait().unwrap() {
@@ -303,6 +306,8 @@ async fn sigkill_during_a_quote_sync_then_resume_makes_each_quotation_once() {
             .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
             .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
             .env("SYNCWARDEN_LOG__LEVEL", "warn")
+            // The killed process keeps its lease on the endpoint until it expires.
+            .env("SYNCWARDEN_SYNC__LEASE_SECS", "1")
             .stdout(Stdio::null())
             .spawn()
             .unwrap()
@@ -329,6 +334,7 @@ async fn sigkill_during_a_quote_sync_then_resume_makes_each_quotation_once() {
     );
 
     sandbox.erp.faults.set(FaultConfig::default());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(run_sync().wait().unwrap().success());
 
     let made: Vec<String> = sandbox

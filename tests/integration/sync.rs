@@ -13,7 +13,7 @@ use syncwarden::store::{EventQuery, Store};
 use syncwarden::sync::connectors::RetryPolicy;
 use syncwarden::sync::connectors::hubspot::{HubSpotConnector, HubSpotSettings};
 use syncwarden::sync::connectors::sap_b1::{SapB1Connector, SapB1Settings};
-use syncwarden::sync::engine::{Engine, RunSummary};
+use syncwarden::sync::engine::{Engine, RunSummary, SyncError};
 use syncwarden::sync::rules::{ConflictPolicy, EndpointSettings, FieldRule, default_endpoints};
 
 use crate::helpers::TestDb;
@@ -45,6 +45,23 @@ async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> Wo
         .await
         .unwrap();
     let store = db.open().await;
+    let engine = engine_for(&sandbox, store.clone(), clock.clone(), rules);
+    World {
+        sandbox,
+        engine,
+        store,
+        clock,
+        db,
+    }
+}
+
+/// An engine (one syncwarden instance) over the sandbox and a store.
+fn engine_for(
+    sandbox: &Sandbox,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    rules: BTreeMap<Endpoint, EndpointSettings>,
+) -> Engine {
     let crm = HubSpotConnector::new(
         HubSpotSettings {
             base_url: sandbox.crm.base_url(),
@@ -66,20 +83,7 @@ async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> Wo
         retry(),
     )
     .unwrap();
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(crm),
-        Arc::new(erp),
-        rules,
-        clock.clone(),
-    );
-    World {
-        sandbox,
-        engine,
-        store,
-        clock,
-        db,
-    }
+    Engine::new(store, Arc::new(crm), Arc::new(erp), rules, clock)
 }
 
 pub(crate) async fn world() -> World {
@@ -1271,5 +1275,114 @@ async fn an_item_deactivated_in_the_erp_is_archived_in_the_crm() {
         dead[0].error.contains("restore it in HubSpot"),
         "{}",
         dead[0].error
+    );
+}
+
+/// Two instances on one store: one endpoint runs on one of them at a time, and a dead holder's
+/// lease is taken over once it expires.
+async fn check_leases(w: &World) {
+    let other = engine_for(
+        &w.sandbox,
+        w.store.clone(),
+        w.clock.clone(),
+        default_endpoints(),
+    );
+    // While this instance syncs (slowly), the other is refused the same endpoint.
+    w.sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 100,
+        ..Default::default()
+    });
+    let (first, second) = tokio::join!(w.engine.run_endpoint(Endpoint::Accounts, false), async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        other.run_endpoint(Endpoint::Accounts, false).await
+    });
+    first.unwrap();
+    assert!(
+        matches!(
+            second,
+            Err(SyncError::Busy {
+                endpoint: Endpoint::Accounts,
+                ..
+            })
+        ),
+        "{second:?}"
+    );
+    w.sandbox.crm.faults.set(FaultConfig::default());
+    // Done, the lease is given back: the other instance may run it now.
+    other.run_endpoint(Endpoint::Accounts, false).await.unwrap();
+
+    // An instance that died holding the lease: refused until the lease expires, then taken over.
+    let now = w.clock.now();
+    assert!(
+        w.store
+            .acquire_lease(
+                "sync:items",
+                "dead-instance",
+                now + Duration::from_secs(30),
+                now
+            )
+            .await
+            .unwrap()
+    );
+    let refused = other.run_endpoint(Endpoint::Items, false).await;
+    assert!(
+        matches!(&refused, Err(SyncError::Busy { holder, .. }) if holder == "dead-instance"),
+        "{refused:?}"
+    );
+    w.clock.advance(Duration::from_secs(31));
+    other.run_endpoint(Endpoint::Items, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn one_instance_at_a_time_syncs_an_endpoint_and_a_dead_ones_lease_expires() {
+    check_leases(&world().await).await;
+}
+
+#[tokio::test]
+async fn leases_hold_on_postgres_too() {
+    let Some(db) = TestDb::postgres("sync::leases_hold_on_postgres_too").await else {
+        return;
+    };
+    let w = world_on(db, default_endpoints()).await;
+    check_leases(&w).await;
+    w.store.close().await;
+    w.db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_was_taken_over_stops() {
+    let w = world().await;
+    let slow = engine_for(
+        &w.sandbox,
+        w.store.clone(),
+        w.clock.clone(),
+        default_endpoints(),
+    )
+    .with_lease(Duration::from_secs(3));
+    w.sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 100,
+        ..Default::default()
+    });
+    let (run, ()) = tokio::join!(slow.run_endpoint(Endpoint::Accounts, false), async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // This instance stalled past its lease and another took the endpoint over...
+        let later = w.clock.now() + Duration::from_secs(10);
+        assert!(
+            w.store
+                .acquire_lease(
+                    "sync:accounts",
+                    "thief",
+                    later + Duration::from_secs(60),
+                    later
+                )
+                .await
+                .unwrap()
+        );
+        // ...which the stalled one finds at its next renewal.
+        w.clock.advance(Duration::from_secs(2));
+    });
+    assert!(
+        matches!(&run, Err(SyncError::Busy { holder, .. }) if holder == "thief"),
+        "{run:?}"
     );
 }

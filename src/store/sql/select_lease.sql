@@ -1,0 +1,1 @@
+SELECT holder, expires_at FROM job_leases WHERE job = $1

@@ -27,6 +27,7 @@ pub(super) const RESET_SYNC_STATE: &str = include_str!("sql/reset_sync_state.sql
 pub(super) const RESET_CURSORS: &str = include_str!("sql/reset_cursors.sql");
 pub(super) const CLOSE_DEAD_LETTERS: &str = include_str!("sql/close_dead_letters.sql");
 pub(super) const CLOSE_CONFLICTS: &str = include_str!("sql/close_conflicts.sql");
+pub(super) const RESOLVE_CONFLICT: &str = include_str!("sql/resolve_conflict.sql");
 pub(super) const RETRY_DEAD_LETTER: &str = include_str!("sql/retry_dead_letter.sql");
 pub(super) const INSERT_INTENTS_HEAD: &str = include_str!("sql/insert_intents_head.sql");
 pub(super) const INSERT_INTENTS_TAIL: &str = include_str!("sql/insert_intents_tail.sql");
@@ -639,6 +640,14 @@ macro_rules! impl_store {
                     sqlx::query(q::RESOLVE_DEAD_LETTER)
                         .bind(*id)
                         .bind(recorded_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (id, resolution) in &commit.resolved_conflicts {
+                    sqlx::query(q::RESOLVE_CONFLICT)
+                        .bind(recorded_at.as_micros())
+                        .bind(resolution.as_str())
+                        .bind(*id)
                         .execute(&mut *tx)
                         .await?;
                 }

@@ -112,6 +112,8 @@ pub struct SyncCommit {
     pub retried_dead_letters: Vec<(i64, String)>,
     /// Settles the write intents of this endpoint (they are deleted).
     pub clear_intents: Option<Endpoint>,
+    /// Conflicts a person settled: (id, how).
+    pub resolved_conflicts: Vec<(i64, String)>,
 }
 
 #[async_trait]

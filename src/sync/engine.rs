@@ -40,6 +40,8 @@ pub enum SyncError {
     NotConfigured(Endpoint),
     #[error("endpoint {0} is paused")]
     Paused(Endpoint),
+    #[error("no open conflict has id {0}")]
+    UnknownConflict(i64),
     #[error(
         "endpoint {endpoint} is being synced by {holder} (lease until {until}); try again later"
     )]
@@ -1356,5 +1358,147 @@ fn count(summary: &mut RunSummary, events: &[NewFieldEvent]) {
             .or_default()
             .entry(e.outcome)
             .or_default() += 1;
+    }
+}
+
+/// A person's decision on a held conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "choice", content = "value")]
+pub enum Resolution {
+    /// The CRM's value, as held in the conflict.
+    Crm,
+    /// The ERP's value, as held in the conflict.
+    Erp,
+    /// A value of the person's own (empty: the field is cleared).
+    Value(String),
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resolution::Crm => f.write_str("the CRM's value"),
+            Resolution::Erp => f.write_str("the ERP's value"),
+            Resolution::Value(v) => write!(f, "the value {v:?}"),
+        }
+    }
+}
+
+impl Engine {
+    /// Settles a held conflict: the chosen value is written to each side that holds another one,
+    /// recorded as `conflict_resolved` events naming who decided, and becomes the agreed value;
+    /// the conflict closes only when every write succeeded.
+    pub async fn resolve_conflict(
+        &self,
+        id: i64,
+        resolution: Resolution,
+        by: &str,
+    ) -> Result<Conflict, SyncError> {
+        let conflict = self
+            .store
+            .open_conflicts()
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or(SyncError::UnknownConflict(id))?;
+        let endpoint = conflict.endpoint;
+        self.leased(endpoint, self.resolve_unleased(conflict, resolution, by))
+            .await
+    }
+
+    async fn resolve_unleased(
+        &self,
+        mut conflict: Conflict,
+        resolution: Resolution,
+        by: &str,
+    ) -> Result<Conflict, SyncError> {
+        let value = match &resolution {
+            Resolution::Crm => conflict.crm_value.clone(),
+            Resolution::Erp => conflict.erp_value.clone(),
+            Resolution::Value(v) => Some(v.clone()).filter(|v| !v.is_empty()),
+        };
+        let now = self.clock.now();
+        let mut state = self
+            .store
+            .record_states(conflict.endpoint)
+            .await?
+            .remove(&conflict.key);
+        let note = format!("resolved by {by}: {resolution}");
+        let mut events = Vec::new();
+        let mut failed = None;
+        for system in [System::Crm, System::Erp] {
+            let current = match system {
+                System::Crm => &conflict.crm_value,
+                System::Erp => &conflict.erp_value,
+            };
+            if *current == value {
+                continue;
+            }
+            let record_id = state.as_ref().and_then(|s| match system {
+                System::Crm => s.crm_id.clone(),
+                System::Erp => s.erp_id.clone(),
+            });
+            let write = Write {
+                id: record_id.clone(),
+                key: conflict.key.clone(),
+                fields: Fields::from([(conflict.field.clone(), value.clone().unwrap_or_default())]),
+            };
+            let started = Instant::now();
+            let result = self
+                .connector(system)
+                .write(conflict.endpoint, std::slice::from_ref(&write))
+                .await
+                .and_then(|mut r| {
+                    r.pop()
+                        .unwrap_or_else(|| Err(ConnectorError::malformed(system, "no result")))
+                });
+            let hash = fnv1a(&["resolve", &conflict.id.to_string(), system.as_str()]);
+            let (outcome, error) = match &result {
+                Ok(_) => (Outcome::ConflictResolved, note.clone()),
+                Err(e) => (Outcome::Failed, format!("{note}; the write failed: {e}")),
+            };
+            events.push(NewFieldEvent {
+                idempotency_key: format!("sw-resolve-{hash:016x}-{}", now.as_micros()),
+                run_id: None,
+                endpoint: event_endpoint(conflict.endpoint, &conflict.field),
+                crm_id: state.as_ref().and_then(|s| s.crm_id.clone()),
+                erp_id: Some(conflict.key.clone()),
+                field: conflict.field.clone(),
+                old_value: json_text(current.as_ref()),
+                new_value: json_text(value.as_ref()),
+                source_system: system.other(),
+                target_system: system,
+                outcome,
+                error: Some(error),
+                latency_ms: Some(started.elapsed().as_millis() as i64),
+                occurred_at: now,
+            });
+            if let Err(e) = result {
+                failed = Some(SyncError::Connector { system, source: e });
+            }
+        }
+        let mut commit = SyncCommit {
+            events,
+            ..Default::default()
+        };
+        if failed.is_none() {
+            if let Some(state) = state.as_mut() {
+                match &value {
+                    Some(v) => state.fields.insert(conflict.field.clone(), v.clone()),
+                    None => state.fields.remove(&conflict.field),
+                };
+                state.synced_at = now;
+                commit.states.push(state.clone());
+            }
+            commit.resolved_conflicts.push((conflict.id, note.clone()));
+        }
+        self.store.commit_sync(&commit, now).await?;
+        match failed {
+            Some(e) => Err(e),
+            None => {
+                conflict.resolved_at = Some(now);
+                conflict.resolution = Some(note);
+                Ok(conflict)
+            }
+        }
     }
 }

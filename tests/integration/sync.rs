@@ -13,10 +13,10 @@ use syncwarden::store::{EventQuery, Store};
 use syncwarden::sync::connectors::RetryPolicy;
 use syncwarden::sync::connectors::hubspot::{HubSpotConnector, HubSpotSettings};
 use syncwarden::sync::connectors::sap_b1::{SapB1Connector, SapB1Settings};
-use syncwarden::sync::engine::{Engine, RunSummary, SyncError};
+use syncwarden::sync::engine::{Engine, Resolution, RunSummary, SyncError};
 use syncwarden::sync::rules::{ConflictPolicy, EndpointSettings, FieldRule, default_endpoints};
 
-use crate::helpers::TestDb;
+use crate::helpers::{TestDb, all_events};
 
 pub(crate) struct World {
     pub(crate) sandbox: Sandbox,
@@ -719,6 +719,48 @@ async fn a_held_conflict_stays_held_and_runs_keep_going() {
     assert_eq!(crm_companies(&w)[code].1["address"], "1 Crm Road");
     assert_eq!(w.partner(code)["BPAddresses"][0]["Street"], "2 Erp Road");
     assert_eq!(w.partner(code)["Phone1"], "+1 999");
+
+    // A person settles it with the CRM's value: the ERP gets it, the decision is logged with
+    // who made it, the conflict closes and the next run finds nothing to do.
+    let conflict = w.store.open_conflicts().await.unwrap().remove(0);
+    let missing = w
+        .engine
+        .resolve_conflict(conflict.id + 100, Resolution::Crm, "ana")
+        .await;
+    assert!(
+        matches!(missing, Err(SyncError::UnknownConflict(_))),
+        "{missing:?}"
+    );
+    let closed = w
+        .engine
+        .resolve_conflict(conflict.id, Resolution::Crm, "ana")
+        .await
+        .unwrap();
+    assert!(closed.resolution.unwrap().contains("ana"));
+    assert!(w.store.open_conflicts().await.unwrap().is_empty());
+    assert_eq!(w.partner(code)["BPAddresses"][0]["Street"], "1 Crm Road");
+    let resolved: Vec<_> = all_events(w.store.as_ref())
+        .await
+        .into_iter()
+        .filter(|e| e.event.outcome == Outcome::ConflictResolved)
+        .collect();
+    assert_eq!(resolved.len(), 1, "one side needed the write");
+    assert_eq!(resolved[0].event.target_system, System::Erp);
+    assert!(
+        resolved[0]
+            .event
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("resolved by ana")
+    );
+    w.later(1);
+    let quiet = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::{self, IngestBenchOptions};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_CONFIG_TOML, Settings, redact_url};
-use crate::domain::{Endpoint, EndpointControl};
+use crate::domain::{Endpoint, EndpointControl, Role};
 use crate::sandbox::{Sandbox, SeedScale};
 use crate::startup::{self, Application};
 use crate::store::Store;
@@ -91,6 +91,11 @@ enum Command {
         #[command(subcommand)]
         which: ConnectorsCommand,
     },
+    /// API tokens for the admin API (run in the demo's directory, they use the demo's store).
+    Token {
+        #[command(subcommand)]
+        which: TokenCommand,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Print the annotated default configuration.
@@ -124,6 +129,30 @@ enum EndpointCommand {
         #[arg(value_parser = parse_endpoint)]
         endpoint: Endpoint,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it (only it, on stdout, this once; only its hash is kept).
+    Create {
+        /// viewer (reads), approver (also decides), admin (also operates and configures).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Who or what holds it; recorded with every decision made with it.
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    /// List the tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: i64 },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             which: ConnectorsCommand::Check,
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
+        Command::Token { which } => token(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;
@@ -262,6 +292,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn token(settings: &Settings, which: TokenCommand) -> anyhow::Result<()> {
+    let store = startup::open_store(settings).await?;
+    let now = Clock::system().now();
+    match which {
+        TokenCommand::Create {
+            role,
+            name,
+            expires_days,
+        } => {
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let token = crate::api::auth::new_token();
+            let expires = expires_days.map(|d| now + Duration::from_secs(u64::from(d) * 86_400));
+            let hash = crate::api::auth::hash_token(&token);
+            let id = store.create_token(&name, role, &hash, now, expires).await?;
+            eprintln!(
+                "token {id} for {name} ({}); it is not shown again",
+                role.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!("{}", serde_json::to_string_pretty(&store.tokens().await?)?);
+        }
+        TokenCommand::Revoke { id } => {
+            anyhow::ensure!(
+                store.revoke_token(id, now).await?,
+                "no unrevoked token has id {id}"
+            );
+            println!("token {id} revoked");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
 async fn serve(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!(
         database = %redact_url(secrecy::ExposeSecret::expose_secret(&settings.database_url())),
@@ -289,7 +354,7 @@ async fn run_app(
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
-    let app = Application::with_store(settings, clock.clone(), store).await?;
+    let app = Application::with_store(settings, clock.clone(), store, engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

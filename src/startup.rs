@@ -11,6 +11,7 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::{self, Store, StoreError};
+use crate::sync::engine::Engine;
 use crate::sync::events::EventLog;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +42,16 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreErro
 impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         let store = open_store(settings).await?;
-        Self::with_store(settings, clock, store).await
+        Self::with_store(settings, clock, store, None).await
     }
 
+    /// The app on an open store; `engine` (when the sync is configured) serves the operations
+    /// that act on the CRM and ERP (settling conflicts, re-driving failed writes).
     pub async fn with_store(
         settings: &Settings,
         clock: Clock,
         store: Arc<dyn Store>,
+        engine: Option<Arc<Engine>>,
     ) -> Result<Self, StartupError> {
         let addr = settings.server.listen;
         let listener = TcpListener::bind(addr)
@@ -57,7 +61,10 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?;
         let state = AppState {
-            events: EventLog::new(store.clone(), clock),
+            events: EventLog::new(store.clone(), clock.clone()),
+            store: store.clone(),
+            clock,
+            engine,
             ingest_token: settings
                 .ingest
                 .required_token()

@@ -5,15 +5,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::domain::Role;
 use crate::store::StoreError;
+use crate::sync::engine::SyncError;
 use crate::sync::events::InvalidEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     InvalidEvent(#[from] InvalidEvent),
-    #[error("missing or wrong bearer token")]
+    #[error("missing, wrong, expired or revoked bearer token")]
     Unauthorized,
+    #[error("this needs the {} role; the token has {}", needed.as_str(), has.as_str())]
+    Forbidden { needed: Role, has: Role },
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
+    #[error("the sync is not configured here (no [crm] token or [erp] company)")]
+    SyncNotConfigured,
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no route for {0}")]
@@ -22,6 +32,15 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(field: &str, message: impl std::fmt::Display) -> Self {
+        ApiError::BadRequest {
+            field: field.to_string(),
+            message: message.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -51,6 +70,30 @@ impl ApiError {
                 (status, e.code, e.field.as_deref(), e.line)
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, None),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", None, None),
+            ApiError::BadRequest { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                Some(field.as_str()),
+                None,
+            ),
+            ApiError::SyncNotConfigured => {
+                (StatusCode::CONFLICT, "sync_not_configured", None, None)
+            }
+            ApiError::Sync(SyncError::UnknownConflict(_)) => {
+                (StatusCode::NOT_FOUND, "not_found", None, None)
+            }
+            ApiError::Sync(SyncError::Busy { .. }) => (StatusCode::CONFLICT, "busy", None, None),
+            ApiError::Sync(SyncError::Connector { .. }) => {
+                (StatusCode::BAD_GATEWAY, "connector_failed", None, None)
+            }
+            ApiError::Sync(SyncError::Store(StoreError::Unavailable(_))) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                None,
+                None,
+            ),
+            ApiError::Sync(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
             ApiError::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -1,8 +1,11 @@
 //! The HTTP surface: translates requests into domain calls and domain errors into one JSON shape.
 
+mod audit;
+pub mod auth;
 mod error;
 mod health;
 mod ingest;
+mod operations;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -12,16 +15,38 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::store::Store;
+use crate::sync::engine::Engine;
 use crate::sync::events::EventLog;
 
 #[derive(Clone)]
 pub struct AppState {
     pub events: EventLog,
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    /// The sync engine, when both connectors are configured (conflicts and re-drives need it).
+    pub engine: Option<Arc<Engine>>,
     pub ingest_token: Option<SecretString>,
     pub body_limit: usize,
 }
 
+/// A JSON request body, refused with the error naming the field it could not read.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::bad(if path == "." { "body" } else { &path }, e.inner())
+    })
+}
+
 impl AppState {
+    fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
+        self.engine.as_ref().ok_or(ApiError::SyncNotConfigured)
+    }
+
     fn authorize_ingest(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(expected) = &self.ingest_token else {
             return Ok(());
@@ -48,6 +73,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingest::router())
+        .merge(operations::router())
+        .merge(audit::router())
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())

@@ -176,7 +176,7 @@ async fn timed_http_run(
     let store = scratch.open().await?;
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse()?;
-    let app = Application::with_store(&settings, clock, store.clone()).await?;
+    let app = Application::with_store(&settings, clock, store.clone(), None).await?;
     let url = format!("http://{}/v1/events", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {

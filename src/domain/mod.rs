@@ -1,11 +1,13 @@
 //! The canonical model: the seven endpoints, the two systems, time, money and the field-level event.
 
+mod access;
 mod event;
 mod money;
 mod records;
 mod sync_state;
 mod time;
 
+pub use access::{ApiToken, Role};
 pub use event::{FieldEvent, NewFieldEvent, Outcome, RunStatus, SyncRun, SyncRunCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
@@ -29,6 +31,8 @@ pub enum DomainError {
     UnknownOutcome(String),
     #[error("invalid RFC 3339 timestamp `{0}`")]
     InvalidTimestamp(String),
+    #[error("unknown role `{0}` (expected viewer, approver or admin)")]
+    UnknownRole(String),
 }
 
 /// The seven synchronised endpoints of the product spec.

@@ -40,6 +40,34 @@ pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_con
 pub(super) const ACQUIRE_LEASE: &str = include_str!("sql/acquire_lease.sql");
 pub(super) const RELEASE_LEASE: &str = include_str!("sql/release_lease.sql");
 pub(super) const SELECT_LEASE: &str = include_str!("sql/select_lease.sql");
+pub(super) const INSERT_TOKEN: &str = include_str!("sql/insert_token.sql");
+pub(super) const SELECT_TOKEN_BY_HASH: &str = include_str!("sql/select_token_by_hash.sql");
+pub(super) const SELECT_TOKENS: &str = include_str!("sql/select_tokens.sql");
+pub(super) const REVOKE_TOKEN: &str = include_str!("sql/revoke_token.sql");
+
+/// An `api_tokens` row: id, name, role, created_at, expires_at, revoked_at.
+pub(super) fn token_from_row<R: sqlx::Row>(row: &R) -> Result<crate::domain::ApiToken, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let role: String = row.try_get(2)?;
+    let opt = |i: usize| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(i)?
+            .map(Timestamp::from_micros))
+    };
+    Ok(crate::domain::ApiToken {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        role: crate::domain::Role::parse(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: Timestamp::from_micros(row.try_get(3)?),
+        expires_at: opt(4)?,
+        revoked_at: opt(5)?,
+    })
+}
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
@@ -862,6 +890,61 @@ macro_rules! impl_store {
                     ))
                 })
                 .transpose()
+            }
+
+            async fn create_token(
+                &self,
+                name: &str,
+                role: $crate::domain::Role,
+                token_hash: &str,
+                created_at: $crate::domain::Timestamp,
+                expires_at: Option<$crate::domain::Timestamp>,
+            ) -> Result<i64, StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::common::INSERT_TOKEN)
+                    .bind(name)
+                    .bind(role.as_str())
+                    .bind(token_hash)
+                    .bind(created_at.as_micros())
+                    .bind(expires_at.map(|t| t.as_micros()))
+                    .fetch_one(self.writer())
+                    .await?;
+                Ok(row.try_get(0)?)
+            }
+
+            async fn token_by_hash(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<$crate::domain::ApiToken>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_TOKEN_BY_HASH)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map($crate::store::common::token_from_row)
+                    .transpose()
+            }
+
+            async fn tokens(&self) -> Result<Vec<$crate::domain::ApiToken>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_TOKENS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::store::common::token_from_row)
+                    .collect()
+            }
+
+            async fn revoke_token(
+                &self,
+                id: i64,
+                at: $crate::domain::Timestamp,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query($crate::store::common::REVOKE_TOKEN)
+                    .bind(at.as_micros())
+                    .bind(id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn close(&self) {

@@ -237,6 +237,26 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the lease up, if `holder` has it.
     async fn release_lease(&self, job: &str, holder: &str) -> Result<(), StoreError>;
 
+    /// Stores a new API token (its hash only); returns its id.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: crate::domain::Role,
+        token_hash: &str,
+        created_at: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<i64, StoreError>;
+
+    async fn token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<crate::domain::ApiToken>, StoreError>;
+
+    async fn tokens(&self) -> Result<Vec<crate::domain::ApiToken>, StoreError>;
+
+    /// Revokes a token; false when there is no such unrevoked token.
+    async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError>;
+
     /// Who holds the lease on `job`, and until when.
     async fn lease(&self, job: &str) -> Result<Option<(String, Timestamp)>, StoreError>;
 

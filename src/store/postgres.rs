@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job leases",
         include_str!("migrations/postgres/0006_leases.sql"),
     ),
+    (
+        7,
+        "api tokens",
+        include_str!("migrations/postgres/0007_api_tokens.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job leases",
         include_str!("migrations/sqlite/0006_leases.sql"),
     ),
+    (
+        7,
+        "api tokens",
+        include_str!("migrations/sqlite/0007_api_tokens.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

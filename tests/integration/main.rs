@@ -1,6 +1,7 @@
 //! Integration tests: one binary, the real app on random ports, real SQLite files and, when
 //! `SW_TEST_PG_URL` is set, a fresh PostgreSQL database per test.
 
+mod api;
 mod cli;
 mod connectors;
 mod crash;

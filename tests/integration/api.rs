@@ -1,0 +1,504 @@
+//! The admin API on the real app (random port) over a sandbox-synced store: tokens and roles,
+//! conflicts, the audit trail and its CSV, endpoint switches, dead letters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use syncwarden::api::auth::{hash_token, new_token};
+use syncwarden::clock::Clock;
+use syncwarden::domain::{Endpoint, Role, System};
+use syncwarden::sandbox::faults::FaultConfig;
+use syncwarden::sandbox::{Sandbox, SeedScale};
+use syncwarden::startup::Application;
+use syncwarden::store::Store;
+use syncwarden::sync::engine::{Engine, SyncError};
+use syncwarden::sync::rules::{ConflictPolicy, FieldRule, default_endpoints};
+use syncwarden::sync::service;
+
+use crate::helpers::TestDb;
+
+struct Admin {
+    base: String,
+    client: reqwest::Client,
+    store: Arc<dyn Store>,
+    engine: Arc<Engine>,
+    sandbox: Sandbox,
+    clock: Clock,
+    tokens: BTreeMap<Role, String>,
+    _db: TestDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn admin_app() -> Admin {
+    let clock = Clock::system();
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let mut settings = db.settings();
+    sandbox.configure(&mut settings);
+    // Street conflicts are held for a person.
+    let mut rules = default_endpoints();
+    rules.get_mut(&Endpoint::Accounts).unwrap().fields.insert(
+        "billing_street".into(),
+        FieldRule {
+            owner: System::Erp,
+            conflict: ConflictPolicy::Manual,
+        },
+    );
+    settings.sync.endpoints = rules;
+    let engine = Arc::new(service::engine(&settings, store.clone(), clock.clone()).unwrap());
+    let app = Application::with_store(
+        &settings,
+        clock.clone(),
+        store.clone(),
+        Some(engine.clone()),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let mut tokens = BTreeMap::new();
+    for role in [Role::Viewer, Role::Approver, Role::Admin] {
+        let token = new_token();
+        store
+            .create_token(role.as_str(), role, &hash_token(&token), clock.now(), None)
+            .await
+            .unwrap();
+        tokens.insert(role, token);
+    }
+    Admin {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        engine,
+        sandbox,
+        clock,
+        tokens,
+        _db: db,
+        stop: Some(tx),
+    }
+}
+
+impl Admin {
+    async fn call(
+        &self,
+        role: Option<Role>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = match method {
+            "POST" => self.client.post(url),
+            _ => self.client.get(url),
+        };
+        if let Some(role) = role {
+            request = request.bearer_auth(&self.tokens[&role]);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// A held conflict on one company's street; returns its ERP key.
+    async fn conflict(&self) -> String {
+        self.engine
+            .run_endpoint(Endpoint::Accounts, false)
+            .await
+            .unwrap();
+        let (id, code) = {
+            let data = self.sandbox.crm_data.lock().unwrap();
+            let c = data
+                .all("companies")
+                .into_iter()
+                .filter(|o| o.properties.contains_key("erp_number"))
+                .min_by_key(|o| o.properties["erp_number"].clone())
+                .unwrap()
+                .clone();
+            (c.id, c.properties["erp_number"].clone())
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let at = self.clock.now();
+        self.sandbox.crm_data.lock().unwrap().update(
+            "companies",
+            id,
+            BTreeMap::from([("address".to_string(), "1 Crm Road".to_string())]),
+            at,
+        );
+        let patch = json!({"BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": "2 Erp Road"}]});
+        self.sandbox.erp_data.lock().unwrap().update(
+            "BusinessPartners",
+            &code,
+            patch.as_object().unwrap().clone(),
+            at,
+        );
+        let run = self
+            .engine
+            .run_endpoint(Endpoint::Accounts, false)
+            .await
+            .unwrap();
+        assert_eq!(run.conflicts, 1);
+        code
+    }
+}
+
+#[tokio::test]
+async fn every_route_needs_a_valid_token_of_the_right_role() {
+    let app = admin_app().await;
+    let (status, body) = app.call(None, "GET", "/v1/conflicts", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let wrong = app
+        .client
+        .get(format!("{}/v1/runs", app.base))
+        .bearer_auth("sw_not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    // Revoked and expired tokens are refused too.
+    let now = app.clock.now();
+    for (name, expires) in [
+        ("revoked", None),
+        ("expired", Some(now - Duration::from_secs(1))),
+    ] {
+        let token = new_token();
+        let id = app
+            .store
+            .create_token(name, Role::Admin, &hash_token(&token), now, expires)
+            .await
+            .unwrap();
+        if name == "revoked" {
+            assert!(app.store.revoke_token(id, now).await.unwrap());
+        }
+        let r = app
+            .client
+            .get(format!("{}/v1/runs", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{name}");
+    }
+    let (status, _) = app.call(Some(Role::Viewer), "GET", "/v1/runs", None).await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .call(
+            Some(Role::Viewer),
+            "POST",
+            "/v1/endpoints/items/pause",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            "/v1/endpoints/items/pause",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn an_approver_settles_a_conflict_and_the_audit_trail_shows_who() {
+    let app = admin_app().await;
+    let code = app.conflict().await;
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/conflicts", None)
+        .await;
+    let conflicts = body["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    let id = conflicts[0]["id"].as_i64().unwrap();
+    let path = format!("/v1/conflicts/{id}/resolve");
+    let (status, _) = app
+        .call(
+            Some(Role::Viewer),
+            "POST",
+            &path,
+            Some(json!({"choice": "crm"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            &path,
+            Some(json!({"choice": "sideways"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            &path,
+            Some(json!({"choice": "value", "value": "3 Agreed Way"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            &path,
+            Some(json!({"choice": "crm"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let street = app
+        .sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .get("BusinessPartners", &code)
+        .unwrap()["BPAddresses"][0]["Street"]
+        .clone();
+    assert_eq!(street, "3 Agreed Way");
+
+    let path = format!("/v1/audit/events?record_id={code}&field=billing_street");
+    let (status, body) = app.call(Some(Role::Viewer), "GET", &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let resolved: Vec<&Value> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "conflict_resolved")
+        .collect();
+    assert_eq!(resolved.len(), 2, "both sides were written: {body}");
+    assert!(resolved.iter().all(|e| {
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("resolved by approver")
+    }));
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_filters_refuses_typos_and_exports_csv() {
+    let app = admin_app().await;
+    app.engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut path = "/v1/audit/events?endpoint=items&limit=7".to_string();
+    loop {
+        let (status, body) = app.call(Some(Role::Viewer), "GET", &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        let events = body["events"].as_array().unwrap().clone();
+        assert!(events.len() <= 7);
+        assert!(events.iter().all(|e| e["endpoint"] == "items"));
+        seen.extend(events.iter().map(|e| e["id"].as_i64().unwrap()));
+        match body["next"].as_i64() {
+            Some(next) => path = format!("/v1/audit/events?endpoint=items&limit=7&after={next}"),
+            None => break,
+        }
+    }
+    assert!(seen.len() > 7, "more than one page");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "pages follow each other without repeats");
+
+    let (status, body) = app
+        .call(
+            Some(Role::Viewer),
+            "GET",
+            "/v1/audit/events?endpont=items",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("query")),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Viewer),
+            "GET",
+            "/v1/audit/events?from=yesterday",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("from")),
+        "{body}"
+    );
+
+    let csv = app
+        .client
+        .get(format!("{}/v1/audit/events.csv?endpoint=items", app.base))
+        .bearer_auth(&app.tokens[&Role::Viewer])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    assert!(text.starts_with("id,occurred_at,recorded_at,endpoint,"));
+    assert_eq!(text.lines().count(), seen.len() + 1);
+}
+
+#[tokio::test]
+async fn admins_pause_endpoints_and_redrive_failed_writes() {
+    let app = admin_app().await;
+    let (status, body) = app
+        .call(Some(Role::Admin), "POST", "/v1/endpoints/items/pause", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["control"]["changed_by"], "admin");
+    let paused = app.engine.run_endpoint(Endpoint::Items, false).await;
+    assert!(
+        matches!(paused, Err(SyncError::Paused(Endpoint::Items))),
+        "{paused:?}"
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Admin),
+            "POST",
+            "/v1/endpoints/items/sideways",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("switch"))
+    );
+    app.call(
+        Some(Role::Admin),
+        "POST",
+        "/v1/endpoints/items/resume",
+        None,
+    )
+    .await;
+
+    // Writes to the CRM fail for a while: they wait in the dead-letter list, then are re-driven.
+    app.sandbox.crm.faults.set(FaultConfig {
+        write_error_rate: 1.0,
+        ..Default::default()
+    });
+    let run = app
+        .engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    assert!(run.failed_writes > 0);
+    let (_, body) = app
+        .call(
+            Some(Role::Viewer),
+            "GET",
+            "/v1/dead-letters?endpoint=items",
+            None,
+        )
+        .await;
+    assert_eq!(
+        body["dead_letters"].as_array().unwrap().len(),
+        run.failed_writes
+    );
+    app.sandbox.crm.faults.set(FaultConfig::default());
+    let (status, _) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            "/v1/dead-letters/redrive",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .call(
+            Some(Role::Admin),
+            "POST",
+            "/v1/dead-letters/redrive?endpoint=items",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["redrive"]["succeeded"], run.failed_writes);
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/dead-letters", None)
+        .await;
+    assert!(body["dead_letters"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn token_create_prints_only_the_token_which_then_works() {
+    let db = TestDb::sqlite();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args(["token", "create", "--role", "approver", "--name", "ana"])
+        .env("SYNCWARDEN_DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1);
+    let token = stdout.trim();
+    assert!(token.starts_with("sw_") && token.len() > 60);
+    let store = db.open().await;
+    let found = store
+        .token_by_hash(&hash_token(token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.name.as_str(), found.role), ("ana", Role::Approver));
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args(["token", "list"])
+        .env("SYNCWARDEN_DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(token),
+        "a token is never listed"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args(["token", "create", "--role", "owner", "--name", "x"])
+        .env("SYNCWARDEN_DATABASE__URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("viewer, approver or admin"));
+    store.close().await;
+}

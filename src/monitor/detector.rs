@@ -1,0 +1,426 @@
+//! The generic metric-stream detector: any numeric series in, one anomaly score in [0, 1] per point
+//! out, streaming and causal (the score of a point is computed from that point and the ones before
+//! it, then the point is learned; nothing is ever revised).
+//!
+//! Three views of the stream each give a tail probability that the point is ordinary:
+//! - the value against a window of recent values (a windowed Gaussian);
+//! - the step from the previous value against a window of recent steps;
+//! - the shape of the last few values against every shape remembered (k nearest neighbours in
+//!   delay-embedding space), so a pattern never seen before stands out even when each value is in
+//!   range (a flat stretch in a daily cycle, a missing peak).
+//!
+//! The smallest probability becomes a surprise in decibans scaled to [0, 1]. One excursion should
+//! raise one alarm, so after a score at or above the alarm level the detector rests for a while.
+
+use std::collections::VecDeque;
+
+use ndarray::Array2;
+
+/// A causal scorer of one numeric stream: each call scores the new point from it and the points
+/// before it, then learns it.
+pub trait StreamDetector {
+    /// The anomaly score of `value`, in [0, 1].
+    fn update(&mut self, value: f64) -> f64;
+}
+
+/// The textbook baseline (NAB's "windowed Gaussian"): one minus the two-sided normal tail
+/// probability of the value under the mean and deviation of the last `window` values.
+#[derive(Debug, Clone)]
+pub struct WindowedGaussian {
+    values: RollingStats,
+}
+
+impl WindowedGaussian {
+    pub fn new(window: usize) -> Self {
+        Self {
+            values: RollingStats::new(window),
+        }
+    }
+}
+
+impl Default for WindowedGaussian {
+    /// NAB's window length.
+    fn default() -> Self {
+        Self::new(6400)
+    }
+}
+
+impl StreamDetector for WindowedGaussian {
+    fn update(&mut self, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
+        let score = if self.values.len() >= 2 {
+            let tail = 10f64.powf(-two_sided(self.values.z(value).abs()).max(0.0));
+            (1.0 - tail).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.values.push(value);
+        score
+    }
+}
+
+/// One parameter set for every series: nothing here is tuned per stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorParams {
+    /// Points learned before any score above zero is given.
+    pub warmup: usize,
+    /// Length of the windows behind the value and step baselines.
+    pub window: usize,
+    /// Values per remembered shape.
+    pub embed_dim: usize,
+    /// Shapes remembered (oldest forgotten first).
+    pub memory: usize,
+    /// Neighbours whose mean distance is the novelty of a shape.
+    pub neighbours: usize,
+    /// Points after an alarm during which no further alarm is raised.
+    pub rest_period: usize,
+    /// -log10 of the tail probability that maps to a score of 1.
+    pub full_scale_log10: f64,
+    /// Nonconformities remembered to rank a new one against.
+    pub tail_window: usize,
+    /// Nonconformities needed before a view may speak.
+    pub min_history: usize,
+    /// How fast surprise grows past the largest nonconformity remembered (Pareto tail index).
+    pub tail_index: f64,
+    pub weight_value: f64,
+    pub weight_step: f64,
+    pub weight_shape: f64,
+}
+
+impl Default for DetectorParams {
+    fn default() -> Self {
+        Self {
+            warmup: 150,
+            window: 1000,
+            embed_dim: 8,
+            memory: 1500,
+            neighbours: 5,
+            rest_period: 150,
+            full_scale_log10: 6.0,
+            tail_window: 2000,
+            min_history: 50,
+            tail_index: 2.0,
+            weight_value: 1.0,
+            weight_step: 1.0,
+            weight_shape: 1.0,
+        }
+    }
+}
+
+/// Mean and variance of the last `capacity` numbers pushed.
+#[derive(Debug, Clone)]
+struct RollingStats {
+    items: VecDeque<f64>,
+    capacity: usize,
+    sum: f64,
+    sum_sq: f64,
+    pushes_since_resum: usize,
+}
+
+impl RollingStats {
+    fn new(capacity: usize) -> Self {
+        Self {
+            items: VecDeque::with_capacity(capacity + 1),
+            capacity: capacity.max(2),
+            sum: 0.0,
+            sum_sq: 0.0,
+            pushes_since_resum: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn push(&mut self, x: f64) {
+        self.items.push_back(x);
+        self.sum += x;
+        self.sum_sq += x * x;
+        if self.items.len() > self.capacity
+            && let Some(old) = self.items.pop_front()
+        {
+            self.sum -= old;
+            self.sum_sq -= old * old;
+        }
+        // Running sums drift when large and small values alternate; recomputing now and then
+        // keeps the variance honest at a cost of one pass per window.
+        self.pushes_since_resum += 1;
+        if self.pushes_since_resum >= self.capacity {
+            self.pushes_since_resum = 0;
+            self.sum = self.items.iter().sum();
+            self.sum_sq = self.items.iter().map(|v| v * v).sum();
+        }
+    }
+
+    fn mean(&self) -> f64 {
+        self.sum / self.items.len().max(1) as f64
+    }
+
+    fn std(&self) -> f64 {
+        let n = self.items.len() as f64;
+        if n < 2.0 {
+            return 0.0;
+        }
+        let mean = self.sum / n;
+        ((self.sum_sq / n - mean * mean).max(0.0) * n / (n - 1.0)).sqrt()
+    }
+
+    /// How many standard deviations `x` lies from the mean; a flat history makes any change
+    /// infinitely surprising, and no change none at all.
+    fn z(&self, x: f64) -> f64 {
+        let mean = self.mean();
+        let dev = x - mean;
+        let floor = 1e-9 * (1.0 + mean.abs());
+        if dev.abs() <= floor {
+            return 0.0;
+        }
+        dev / self.std().max(floor)
+    }
+}
+
+/// -log10 of the upper tail of the standard normal at `z` (one-sided), accurate far into the tail
+/// where the probability itself would underflow.
+fn neg_log10_upper_tail(z: f64) -> f64 {
+    if z <= 0.0 {
+        return 0.0;
+    }
+    // Numerical Recipes' erfc (fractional error < 1.2e-7), kept in logs.
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x);
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    // upper tail = erfc(x) / 2
+    -((t.ln() + poly) / std::f64::consts::LN_10 - std::f64::consts::LOG10_2)
+}
+
+/// How rare a nonconformity is among the last `capacity` ones seen: the share of them at least as
+/// large, and beyond the largest a Pareto tail, so a value twice the record is rarer than one just
+/// above it. Ranks, not moments: a jump that recurs every day is ordinary however large it is.
+#[derive(Debug, Clone)]
+struct EmpiricalTail {
+    items: VecDeque<f64>,
+    capacity: usize,
+    tail_index: f64,
+}
+
+impl EmpiricalTail {
+    fn new(capacity: usize, tail_index: f64) -> Self {
+        Self {
+            items: VecDeque::with_capacity(capacity + 1),
+            capacity: capacity.max(1),
+            tail_index,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// -log10 of the probability of a nonconformity at least `a`.
+    fn surprise(&self, a: f64) -> f64 {
+        let n = self.items.len() as f64;
+        let mut at_least = 0usize;
+        let mut max = f64::NEG_INFINITY;
+        for &h in &self.items {
+            if h >= a {
+                at_least += 1;
+            }
+            max = max.max(h);
+        }
+        if at_least > 0 {
+            return ((n + 1.0) / (at_least as f64 + 1.0)).log10();
+        }
+        let beyond = if max > 0.0 {
+            self.tail_index * (a / max).log10()
+        } else {
+            f64::INFINITY
+        };
+        (n + 1.0).log10() + beyond
+    }
+
+    fn push(&mut self, a: f64) {
+        self.items.push_back(a);
+        if self.items.len() > self.capacity {
+            self.items.pop_front();
+        }
+    }
+}
+
+/// Novelty of the latest shape: mean distance to its nearest remembered shapes.
+#[derive(Debug, Clone)]
+struct ShapeMemory {
+    dim: usize,
+    neighbours: usize,
+    /// Remembered shapes, one per row, overwritten oldest first once full.
+    rows: Array2<f64>,
+    filled: usize,
+    next: usize,
+    /// Shapes that still overlap the current one: remembering them at once would make every
+    /// shape its own near neighbour.
+    pending: VecDeque<Vec<f64>>,
+    recent: VecDeque<f64>,
+    distances: Vec<f64>,
+}
+
+impl ShapeMemory {
+    fn new(dim: usize, capacity: usize, neighbours: usize) -> Self {
+        let dim = dim.max(1);
+        Self {
+            dim,
+            neighbours: neighbours.max(1),
+            rows: Array2::zeros((capacity.max(1), dim)),
+            filled: 0,
+            next: 0,
+            pending: VecDeque::with_capacity(dim + 1),
+            recent: VecDeque::with_capacity(dim + 1),
+            distances: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Takes the next value; returns the novelty of the shape it completes, once enough shapes
+    /// are remembered to judge.
+    fn push(&mut self, x: f64) -> Option<f64> {
+        self.recent.push_back(x);
+        if self.recent.len() > self.dim {
+            self.recent.pop_front();
+        }
+        if self.recent.len() < self.dim {
+            return None;
+        }
+        let shape: Vec<f64> = self.recent.iter().copied().collect();
+        let novelty = (self.filled >= self.neighbours).then(|| self.novelty(&shape));
+        self.pending.push_back(shape);
+        if self.pending.len() > self.dim
+            && let Some(old) = self.pending.pop_front()
+        {
+            self.remember(&old);
+        }
+        novelty
+    }
+
+    fn novelty(&mut self, shape: &[f64]) -> f64 {
+        self.distances.clear();
+        for row in self.rows.rows().into_iter().take(self.filled) {
+            let d: f64 = row.iter().zip(shape).map(|(a, b)| (a - b) * (a - b)).sum();
+            self.distances.push(d);
+        }
+        let k = self.neighbours.min(self.distances.len());
+        self.distances
+            .select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
+        self.distances[..k].iter().map(|d| d.sqrt()).sum::<f64>() / k as f64
+    }
+
+    fn remember(&mut self, shape: &[f64]) {
+        let capacity = self.rows.nrows();
+        for (slot, v) in self.rows.row_mut(self.next).iter_mut().zip(shape) {
+            *slot = *v;
+        }
+        self.next = (self.next + 1) % capacity;
+        self.filled = (self.filled + 1).min(capacity);
+    }
+}
+
+/// The detector for one series. Feed it every point in order with [`Detector::update`].
+#[derive(Debug, Clone)]
+pub struct Detector {
+    params: DetectorParams,
+    seen: usize,
+    last: Option<f64>,
+    values: RollingStats,
+    steps: RollingStats,
+    shapes: ShapeMemory,
+    value_tail: EmpiricalTail,
+    step_tail: EmpiricalTail,
+    shape_tail: EmpiricalTail,
+    /// Raw scores of the last `rest_period` points: a point only speaks when it tops them all.
+    recent_raw: VecDeque<f64>,
+}
+
+impl Detector {
+    pub fn new(params: DetectorParams) -> Self {
+        Self {
+            seen: 0,
+            last: None,
+            values: RollingStats::new(params.window),
+            steps: RollingStats::new(params.window),
+            shapes: ShapeMemory::new(params.embed_dim, params.memory, params.neighbours),
+            value_tail: EmpiricalTail::new(params.tail_window, params.tail_index),
+            step_tail: EmpiricalTail::new(params.tail_window, params.tail_index),
+            shape_tail: EmpiricalTail::new(params.tail_window, params.tail_index),
+            recent_raw: VecDeque::new(),
+            params,
+        }
+    }
+
+    pub fn params(&self) -> &DetectorParams {
+        &self.params
+    }
+}
+
+impl StreamDetector for Detector {
+    /// Scores `value` against everything seen so far, then learns it. Non-finite values are
+    /// scored 0 and not learned: a gap in a metric is not evidence about its level.
+    fn update(&mut self, value: f64) -> f64 {
+        if !value.is_finite() {
+            return 0.0;
+        }
+        let p = &self.params;
+        let mut surprise: f64 = 0.0;
+        if self.values.len() >= 2 {
+            let a = self.values.z(value).abs();
+            if self.value_tail.len() >= p.min_history {
+                surprise = surprise.max(p.weight_value * self.value_tail.surprise(a));
+            }
+            self.value_tail.push(a);
+        }
+        let step = self.last.map(|last| value - last);
+        if let Some(step) = step
+            && self.steps.len() >= 2
+        {
+            let a = self.steps.z(step).abs();
+            if self.step_tail.len() >= p.min_history {
+                surprise = surprise.max(p.weight_step * self.step_tail.surprise(a));
+            }
+            self.step_tail.push(a);
+        }
+        if let Some(novelty) = self.shapes.push(value) {
+            if self.shape_tail.len() >= p.min_history {
+                surprise = surprise.max(p.weight_shape * self.shape_tail.surprise(novelty));
+            }
+            self.shape_tail.push(novelty);
+        }
+        self.values.push(value);
+        if let Some(step) = step {
+            self.steps.push(step);
+        }
+        self.last = Some(value);
+        self.seen += 1;
+
+        let mut score = (surprise / self.params.full_scale_log10).clamp(0.0, 1.0);
+        if self.seen <= self.params.warmup {
+            score = 0.0;
+        }
+        let raw = score;
+        if self.recent_raw.iter().any(|&r| r >= raw) {
+            score = 0.0;
+        }
+        self.recent_raw.push_back(raw);
+        if self.recent_raw.len() > self.params.rest_period {
+            self.recent_raw.pop_front();
+        }
+        score
+    }
+}
+
+/// -log10 of the two-sided normal tail probability at `z`.
+fn two_sided(z: f64) -> f64 {
+    neg_log10_upper_tail(z.abs()) - std::f64::consts::LOG10_2
+}

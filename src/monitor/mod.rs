@@ -1,0 +1,28 @@
+//! The monitor: detectors that watch metric streams, and offline scoring of recorded series with
+//! exactly the code that runs live.
+
+pub mod command;
+pub mod detector;
+pub mod score;
+
+pub use command::{MonitorCommand, run as run_command};
+pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
+pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("cannot read or write {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {message}")]
+    BadInput {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("no series (*.csv) under {0}")]
+    NoSeries(String),
+}

@@ -12,7 +12,7 @@
 //! The smallest probability becomes a surprise in decibans scaled to [0, 1]. One excursion should
 //! raise one alarm, so after a score at or above the alarm level the detector rests for a while.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use ndarray::Array2;
 
@@ -84,6 +84,14 @@ pub struct DetectorParams {
     pub min_history: usize,
     /// How fast surprise grows past the largest nonconformity remembered (Pareto tail index).
     pub tail_index: f64,
+    /// Points averaged for the sustained judgement of each view (1 or 0: points alone).
+    pub sustained_len: usize,
+    pub weight_sustained: f64,
+    pub context_order: usize,
+    pub context_levels: f64,
+    pub context_calibration: usize,
+    pub weight_context: f64,
+    pub additive: f64,
     pub weight_value: f64,
     pub weight_step: f64,
     pub weight_shape: f64,
@@ -93,15 +101,22 @@ impl Default for DetectorParams {
     fn default() -> Self {
         Self {
             warmup: 150,
-            window: 1000,
+            window: 3000,
             embed_dim: 8,
             memory: 1500,
             neighbours: 5,
-            rest_period: 150,
+            rest_period: 100,
             full_scale_log10: 6.0,
-            tail_window: 2000,
+            tail_window: 4000,
             min_history: 50,
             tail_index: 2.0,
+            sustained_len: 0,
+            context_order: 7,
+            context_levels: 7.0,
+            context_calibration: 600,
+            weight_context: 0.3,
+            additive: 0.5,
+            weight_sustained: 1.0,
             weight_value: 1.0,
             weight_step: 1.0,
             weight_shape: 1.0,
@@ -254,6 +269,100 @@ impl EmpiricalTail {
     }
 }
 
+/// Novelty of the latest context, in the spirit of CAD OSE: values are cut into coarse levels
+/// (the level width fixed from the first values, so levels never move under the detector's
+/// feet), and the share of the level sequences of length 1..=`order` ending at this point that
+/// were never seen before is the novelty. Noise settles into known sequences quickly; a new level
+/// or an unheard-of transition does not.
+#[derive(Debug, Clone)]
+struct ContextNovelty {
+    order: usize,
+    levels: f64,
+    calibration: usize,
+    warm: Vec<f64>,
+    grid: Option<(f64, f64)>,
+    recent: VecDeque<i64>,
+    seen: HashSet<u64>,
+}
+
+impl ContextNovelty {
+    fn new(order: usize, levels: f64, calibration: usize) -> Self {
+        Self {
+            order: order.max(1),
+            levels: levels.max(1.0),
+            calibration: calibration.max(2),
+            warm: Vec::new(),
+            grid: None,
+            recent: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    fn level(&mut self, x: f64) -> Option<i64> {
+        if self.grid.is_none() {
+            self.warm.push(x);
+            if self.warm.len() < self.calibration {
+                return None;
+            }
+            let lo = self.warm.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = self.warm.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let width = if hi > lo {
+                (hi - lo) / self.levels
+            } else {
+                1e-9 * (1.0 + lo.abs())
+            };
+            self.grid = Some((lo, width));
+            let warm = std::mem::take(&mut self.warm);
+            for v in warm {
+                self.learn(v);
+            }
+            return self
+                .grid
+                .map(|(lo, width)| ((x - lo) / width).floor() as i64);
+        }
+        self.grid
+            .map(|(lo, width)| ((x - lo) / width).floor() as i64)
+    }
+
+    /// Remembers every sequence ending at `x`; returns how many of the `order` were new.
+    fn learn(&mut self, x: f64) -> usize {
+        let Some((lo, width)) = self.grid else {
+            return 0;
+        };
+        let level = ((x - lo) / width).floor() as i64;
+        self.recent.push_front(level);
+        self.recent.truncate(self.order);
+        let mut hash = 0x9e37_79b9_7f4a_7c15u64;
+        let mut new = 0;
+        for (len, l) in self.recent.iter().enumerate() {
+            hash = mix(hash ^ (*l as u64)).wrapping_add(len as u64);
+            if self.seen.insert(hash) {
+                new += 1;
+            }
+        }
+        new
+    }
+
+    /// The novelty of `x` in [0, 1], once the level grid is set.
+    fn push(&mut self, x: f64) -> Option<f64> {
+        let calibrated = self.grid.is_some();
+        self.level(x)?;
+        if !calibrated {
+            // The calibration values were just learned, this one included.
+            return None;
+        }
+        let new = self.learn(x);
+        Some(new as f64 / self.order as f64)
+    }
+}
+
+/// SplitMix64's finaliser: spreads the bits of a sequence hash.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Novelty of the latest shape: mean distance to its nearest remembered shapes.
 #[derive(Debug, Clone)]
 struct ShapeMemory {
@@ -328,7 +437,58 @@ impl ShapeMemory {
     }
 }
 
-/// The detector for one series. Feed it every point in order with [`Detector::update`].
+/// One way of looking at the stream: a nonconformity per point, judged against its own history
+/// both alone and averaged over the last few points (a shift that lasts is evidence even when no
+/// single point of it is extreme).
+#[derive(Debug, Clone)]
+struct View {
+    weight: f64,
+    min_history: usize,
+    point: EmpiricalTail,
+    recent: VecDeque<f64>,
+    sustained_len: usize,
+    sustained_weight: f64,
+    sustained: EmpiricalTail,
+}
+
+impl View {
+    fn new(weight: f64, params: &DetectorParams) -> Self {
+        Self {
+            weight,
+            min_history: params.min_history,
+            point: EmpiricalTail::new(params.tail_window, params.tail_index),
+            recent: VecDeque::with_capacity(params.sustained_len + 1),
+            sustained_len: params.sustained_len,
+            sustained_weight: params.weight_sustained,
+            sustained: EmpiricalTail::new(params.tail_window, params.tail_index),
+        }
+    }
+
+    /// The surprise of nonconformity `a`, which is then remembered.
+    fn judge(&mut self, a: f64) -> f64 {
+        let mut surprise: f64 = 0.0;
+        if self.point.len() >= self.min_history {
+            surprise = self.point.surprise(a);
+        }
+        self.point.push(a);
+        if self.sustained_len > 1 {
+            self.recent.push_back(a);
+            if self.recent.len() > self.sustained_len {
+                self.recent.pop_front();
+            }
+            if self.recent.len() == self.sustained_len {
+                let mean = self.recent.iter().sum::<f64>() / self.sustained_len as f64;
+                if self.sustained.len() >= self.min_history {
+                    surprise = surprise.max(self.sustained_weight * self.sustained.surprise(mean));
+                }
+                self.sustained.push(mean);
+            }
+        }
+        self.weight * surprise
+    }
+}
+
+/// The detector for one series. Feed it every point in order with [`StreamDetector::update`].
 #[derive(Debug, Clone)]
 pub struct Detector {
     params: DetectorParams,
@@ -337,9 +497,10 @@ pub struct Detector {
     values: RollingStats,
     steps: RollingStats,
     shapes: ShapeMemory,
-    value_tail: EmpiricalTail,
-    step_tail: EmpiricalTail,
-    shape_tail: EmpiricalTail,
+    value_view: View,
+    step_view: View,
+    shape_view: View,
+    contexts: ContextNovelty,
     /// Raw scores of the last `rest_period` points: a point only speaks when it tops them all.
     recent_raw: VecDeque<f64>,
 }
@@ -352,9 +513,14 @@ impl Detector {
             values: RollingStats::new(params.window),
             steps: RollingStats::new(params.window),
             shapes: ShapeMemory::new(params.embed_dim, params.memory, params.neighbours),
-            value_tail: EmpiricalTail::new(params.tail_window, params.tail_index),
-            step_tail: EmpiricalTail::new(params.tail_window, params.tail_index),
-            shape_tail: EmpiricalTail::new(params.tail_window, params.tail_index),
+            value_view: View::new(params.weight_value, &params),
+            step_view: View::new(params.weight_step, &params),
+            shape_view: View::new(params.weight_shape, &params),
+            contexts: ContextNovelty::new(
+                params.context_order,
+                params.context_levels,
+                params.context_calibration,
+            ),
             recent_raw: VecDeque::new(),
             params,
         }
@@ -372,30 +538,26 @@ impl StreamDetector for Detector {
         if !value.is_finite() {
             return 0.0;
         }
-        let p = &self.params;
         let mut surprise: f64 = 0.0;
         if self.values.len() >= 2 {
-            let a = self.values.z(value).abs();
-            if self.value_tail.len() >= p.min_history {
-                surprise = surprise.max(p.weight_value * self.value_tail.surprise(a));
-            }
-            self.value_tail.push(a);
+            surprise = surprise.max(self.value_view.judge(self.values.z(value).abs()));
         }
         let step = self.last.map(|last| value - last);
         if let Some(step) = step
             && self.steps.len() >= 2
         {
-            let a = self.steps.z(step).abs();
-            if self.step_tail.len() >= p.min_history {
-                surprise = surprise.max(p.weight_step * self.step_tail.surprise(a));
-            }
-            self.step_tail.push(a);
+            surprise = surprise.max(self.step_view.judge(self.steps.z(step).abs()));
         }
         if let Some(novelty) = self.shapes.push(value) {
-            if self.shape_tail.len() >= p.min_history {
-                surprise = surprise.max(p.weight_shape * self.shape_tail.surprise(novelty));
-            }
-            self.shape_tail.push(novelty);
+            surprise = surprise.max(self.shape_view.judge(novelty));
+        }
+        if let Some(novelty) = self.contexts.push(value) {
+            let c = self.params.weight_context * novelty * self.params.full_scale_log10;
+            surprise = if self.params.additive > 0.0 {
+                surprise * self.params.additive + c
+            } else {
+                surprise.max(c)
+            };
         }
         self.values.push(value);
         if let Some(step) = step {

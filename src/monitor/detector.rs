@@ -90,6 +90,7 @@ pub struct DetectorParams {
     pub context_order: usize,
     pub context_levels: f64,
     pub context_calibration: usize,
+    pub context_last_grid: usize,
     pub weight_context: f64,
     pub additive: f64,
     pub weight_value: f64,
@@ -113,7 +114,8 @@ impl Default for DetectorParams {
             sustained_len: 0,
             context_order: 7,
             context_levels: 7.0,
-            context_calibration: 600,
+            context_calibration: 150,
+            context_last_grid: 4800,
             weight_context: 0.3,
             additive: 0.5,
             weight_sustained: 1.0,
@@ -269,59 +271,64 @@ impl EmpiricalTail {
     }
 }
 
-/// Novelty of the latest context, in the spirit of CAD OSE: values are cut into coarse levels
-/// (the level width fixed from the first values, so levels never move under the detector's
-/// feet), and the share of the level sequences of length 1..=`order` ending at this point that
-/// were never seen before is the novelty. Noise settles into known sequences quickly; a new level
-/// or an unheard-of transition does not.
+/// Novelty of the latest context, in the spirit of CAD OSE: values are cut into coarse levels and
+/// the share of the level sequences of length 1..=`order` ending at this point that were never
+/// seen before is the novelty. Noise settles into known sequences quickly; a new level or an
+/// unheard-of transition does not.
+///
+/// The level grid spans the range of the values seen so far. It is set after `first_grid` values
+/// and reset each time their number doubles, up to `last_grid`, each time relearning the values
+/// kept so far: early on the detector can already speak, later the grid reflects a longer past,
+/// and after `last_grid` the levels never move again.
 #[derive(Debug, Clone)]
 struct ContextNovelty {
     order: usize,
     levels: f64,
-    calibration: usize,
-    warm: Vec<f64>,
+    next_grid: usize,
+    last_grid: usize,
+    kept: Vec<f64>,
+    count: usize,
     grid: Option<(f64, f64)>,
     recent: VecDeque<i64>,
     seen: HashSet<u64>,
 }
 
 impl ContextNovelty {
-    fn new(order: usize, levels: f64, calibration: usize) -> Self {
+    fn new(order: usize, levels: f64, first_grid: usize, last_grid: usize) -> Self {
+        let first_grid = first_grid.max(2);
         Self {
             order: order.max(1),
             levels: levels.max(1.0),
-            calibration: calibration.max(2),
-            warm: Vec::new(),
+            next_grid: first_grid,
+            last_grid: last_grid.max(first_grid),
+            kept: Vec::new(),
+            count: 0,
             grid: None,
             recent: VecDeque::new(),
             seen: HashSet::new(),
         }
     }
 
-    fn level(&mut self, x: f64) -> Option<i64> {
-        if self.grid.is_none() {
-            self.warm.push(x);
-            if self.warm.len() < self.calibration {
-                return None;
-            }
-            let lo = self.warm.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = self.warm.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let width = if hi > lo {
-                (hi - lo) / self.levels
-            } else {
-                1e-9 * (1.0 + lo.abs())
-            };
-            self.grid = Some((lo, width));
-            let warm = std::mem::take(&mut self.warm);
-            for v in warm {
-                self.learn(v);
-            }
-            return self
-                .grid
-                .map(|(lo, width)| ((x - lo) / width).floor() as i64);
+    fn regrid(&mut self) {
+        let lo = self.kept.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.kept.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let width = if hi > lo {
+            (hi - lo) / self.levels
+        } else {
+            1e-9 * (1.0 + lo.abs())
+        };
+        self.grid = Some((lo, width));
+        self.seen.clear();
+        self.recent.clear();
+        let kept = std::mem::take(&mut self.kept);
+        for &v in &kept {
+            self.learn(v);
         }
-        self.grid
-            .map(|(lo, width)| ((x - lo) / width).floor() as i64)
+        self.kept = kept;
+        self.next_grid = match self.next_grid.saturating_mul(2) {
+            n if n <= self.last_grid => n,
+            _ => usize::MAX,
+        };
     }
 
     /// Remembers every sequence ending at `x`; returns how many of the `order` were new.
@@ -343,16 +350,17 @@ impl ContextNovelty {
         new
     }
 
-    /// The novelty of `x` in [0, 1], once the level grid is set.
+    /// The novelty of `x` in [0, 1], once there is a grid; `x` is judged before it is learned.
     fn push(&mut self, x: f64) -> Option<f64> {
-        let calibrated = self.grid.is_some();
-        self.level(x)?;
-        if !calibrated {
-            // The calibration values were just learned, this one included.
-            return None;
+        self.count += 1;
+        if self.count == self.next_grid {
+            self.regrid();
         }
-        let new = self.learn(x);
-        Some(new as f64 / self.order as f64)
+        if self.count <= self.last_grid {
+            self.kept.push(x);
+        }
+        self.grid?;
+        Some(self.learn(x) as f64 / self.order as f64)
     }
 }
 
@@ -520,6 +528,7 @@ impl Detector {
                 params.context_order,
                 params.context_levels,
                 params.context_calibration,
+                params.context_last_grid,
             ),
             recent_raw: VecDeque::new(),
             params,

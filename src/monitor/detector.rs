@@ -1,16 +1,21 @@
 //! The generic metric-stream detector: any numeric series in, one anomaly score in [0, 1] per point
 //! out, streaming and causal (the score of a point is computed from that point and the ones before
-//! it, then the point is learned; nothing is ever revised).
+//! it, then the point is learned; nothing is ever revised), with one parameter set for every
+//! series.
 //!
-//! Three views of the stream each give a tail probability that the point is ordinary:
-//! - the value against a window of recent values (a windowed Gaussian);
-//! - the step from the previous value against a window of recent steps;
-//! - the shape of the last few values against every shape remembered (k nearest neighbours in
-//!   delay-embedding space), so a pattern never seen before stands out even when each value is in
-//!   range (a flat stretch in a daily cycle, a missing peak).
+//! Two kinds of evidence are added up:
+//! - **statistical surprise**: three views of the stream each give a nonconformity per point:
+//!   the value against a window of recent values, the step from the previous value against recent
+//!   steps, and the shape of the last few values against the shapes remembered (mean distance to
+//!   the k nearest in delay-embedding space, which is what makes a flat stretch in a daily cycle
+//!   or a missing peak stand out). Each nonconformity is ranked against that view's own history,
+//!   so a jump that recurs every day is ordinary however large it is; the rarest view counts.
+//! - **context novelty** (after CAD OSE): the share of coarse level sequences ending at this point
+//!   that were never seen before. Noise settles into known sequences; a new level or an unheard-of
+//!   transition does not.
 //!
-//! The smallest probability becomes a surprise in decibans scaled to [0, 1]. One excursion should
-//! raise one alarm, so after a score at or above the alarm level the detector rests for a while.
+//! One excursion should raise one alarm: a point only scores when it tops every raw score of the
+//! `rest_period` points before it.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -74,9 +79,10 @@ pub struct DetectorParams {
     pub memory: usize,
     /// Neighbours whose mean distance is the novelty of a shape.
     pub neighbours: usize,
-    /// Points after an alarm during which no further alarm is raised.
+    /// A point scores only when its raw score tops those of this many points before it.
     pub rest_period: usize,
-    /// -log10 of the tail probability that maps to a score of 1.
+    /// Statistical surprise (-log10 of the tail probability) that adds `weight_statistical` to
+    /// the score.
     pub full_scale_log10: f64,
     /// Nonconformities remembered to rank a new one against.
     pub tail_window: usize,
@@ -84,15 +90,19 @@ pub struct DetectorParams {
     pub min_history: usize,
     /// How fast surprise grows past the largest nonconformity remembered (Pareto tail index).
     pub tail_index: f64,
-    /// Points averaged for the sustained judgement of each view (1 or 0: points alone).
-    pub sustained_len: usize,
-    pub weight_sustained: f64,
+    /// Longest level sequence whose novelty counts.
     pub context_order: usize,
+    /// Levels across the range of the values seen (CAD OSE uses 7 steps, 3 bits).
     pub context_levels: f64,
-    pub context_calibration: usize,
+    /// Values before the level grid is first set; it is reset each time their number doubles.
+    pub context_first_grid: usize,
+    /// No grid reset after this many values: the levels stay put from then on.
     pub context_last_grid: usize,
+    /// Share of the score from the statistical surprise (at `full_scale_log10`).
+    pub weight_statistical: f64,
+    /// Share of the score from context novelty (when every sequence is new).
     pub weight_context: f64,
-    pub additive: f64,
+    /// Weights of the three statistical views (0 silences a view).
     pub weight_value: f64,
     pub weight_step: f64,
     pub weight_shape: f64,
@@ -102,23 +112,21 @@ impl Default for DetectorParams {
     fn default() -> Self {
         Self {
             warmup: 150,
-            window: 3000,
+            window: 1000,
             embed_dim: 8,
-            memory: 1500,
+            memory: 800,
             neighbours: 5,
             rest_period: 100,
             full_scale_log10: 6.0,
             tail_window: 4000,
             min_history: 50,
             tail_index: 2.0,
-            sustained_len: 0,
             context_order: 7,
             context_levels: 7.0,
-            context_calibration: 150,
+            context_first_grid: 150,
             context_last_grid: 4800,
+            weight_statistical: 0.5,
             weight_context: 0.3,
-            additive: 0.5,
-            weight_sustained: 1.0,
             weight_value: 1.0,
             weight_step: 1.0,
             weight_shape: 1.0,
@@ -445,18 +453,12 @@ impl ShapeMemory {
     }
 }
 
-/// One way of looking at the stream: a nonconformity per point, judged against its own history
-/// both alone and averaged over the last few points (a shift that lasts is evidence even when no
-/// single point of it is extreme).
+/// One view of the stream: its nonconformities, each judged against the ones before it.
 #[derive(Debug, Clone)]
 struct View {
     weight: f64,
     min_history: usize,
-    point: EmpiricalTail,
-    recent: VecDeque<f64>,
-    sustained_len: usize,
-    sustained_weight: f64,
-    sustained: EmpiricalTail,
+    history: EmpiricalTail,
 }
 
 impl View {
@@ -464,34 +466,18 @@ impl View {
         Self {
             weight,
             min_history: params.min_history,
-            point: EmpiricalTail::new(params.tail_window, params.tail_index),
-            recent: VecDeque::with_capacity(params.sustained_len + 1),
-            sustained_len: params.sustained_len,
-            sustained_weight: params.weight_sustained,
-            sustained: EmpiricalTail::new(params.tail_window, params.tail_index),
+            history: EmpiricalTail::new(params.tail_window, params.tail_index),
         }
     }
 
-    /// The surprise of nonconformity `a`, which is then remembered.
+    /// The weighted surprise of nonconformity `a`, which is then remembered.
     fn judge(&mut self, a: f64) -> f64 {
-        let mut surprise: f64 = 0.0;
-        if self.point.len() >= self.min_history {
-            surprise = self.point.surprise(a);
-        }
-        self.point.push(a);
-        if self.sustained_len > 1 {
-            self.recent.push_back(a);
-            if self.recent.len() > self.sustained_len {
-                self.recent.pop_front();
-            }
-            if self.recent.len() == self.sustained_len {
-                let mean = self.recent.iter().sum::<f64>() / self.sustained_len as f64;
-                if self.sustained.len() >= self.min_history {
-                    surprise = surprise.max(self.sustained_weight * self.sustained.surprise(mean));
-                }
-                self.sustained.push(mean);
-            }
-        }
+        let surprise = if self.history.len() >= self.min_history {
+            self.history.surprise(a)
+        } else {
+            0.0
+        };
+        self.history.push(a);
         self.weight * surprise
     }
 }
@@ -527,7 +513,7 @@ impl Detector {
             contexts: ContextNovelty::new(
                 params.context_order,
                 params.context_levels,
-                params.context_calibration,
+                params.context_first_grid,
                 params.context_last_grid,
             ),
             recent_raw: VecDeque::new(),
@@ -560,14 +546,7 @@ impl StreamDetector for Detector {
         if let Some(novelty) = self.shapes.push(value) {
             surprise = surprise.max(self.shape_view.judge(novelty));
         }
-        if let Some(novelty) = self.contexts.push(value) {
-            let c = self.params.weight_context * novelty * self.params.full_scale_log10;
-            surprise = if self.params.additive > 0.0 {
-                surprise * self.params.additive + c
-            } else {
-                surprise.max(c)
-            };
-        }
+        let novelty = self.contexts.push(value).unwrap_or(0.0);
         self.values.push(value);
         if let Some(step) = step {
             self.steps.push(step);
@@ -575,14 +554,18 @@ impl StreamDetector for Detector {
         self.last = Some(value);
         self.seen += 1;
 
-        let mut score = (surprise / self.params.full_scale_log10).clamp(0.0, 1.0);
-        if self.seen <= self.params.warmup {
-            score = 0.0;
-        }
-        let raw = score;
-        if self.recent_raw.iter().any(|&r| r >= raw) {
-            score = 0.0;
-        }
+        let p = &self.params;
+        let raw = if self.seen <= p.warmup {
+            0.0
+        } else {
+            (p.weight_statistical * surprise / p.full_scale_log10 + p.weight_context * novelty)
+                .clamp(0.0, 1.0)
+        };
+        let score = if self.recent_raw.iter().any(|&r| r >= raw) {
+            0.0
+        } else {
+            raw
+        };
         self.recent_raw.push_back(raw);
         if self.recent_raw.len() > self.params.rest_period {
             self.recent_raw.pop_front();

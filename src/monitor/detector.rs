@@ -231,50 +231,58 @@ fn neg_log10_upper_tail(z: f64) -> f64 {
 /// above it. Ranks, not moments: a jump that recurs every day is ordinary however large it is.
 #[derive(Debug, Clone)]
 struct EmpiricalTail {
-    items: VecDeque<f64>,
+    /// Arrival order, to know which one to forget.
+    arrivals: VecDeque<f64>,
+    /// The same values sorted, so a rank is a binary search rather than a pass.
+    sorted: Vec<f64>,
     capacity: usize,
     tail_index: f64,
 }
 
 impl EmpiricalTail {
     fn new(capacity: usize, tail_index: f64) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            items: VecDeque::with_capacity(capacity + 1),
-            capacity: capacity.max(1),
+            arrivals: VecDeque::with_capacity(capacity + 1),
+            sorted: Vec::with_capacity(capacity + 1),
+            capacity,
             tail_index,
         }
     }
 
     fn len(&self) -> usize {
-        self.items.len()
+        self.sorted.len()
+    }
+
+    fn rank(&self, a: f64) -> usize {
+        self.sorted.partition_point(|h| h.total_cmp(&a).is_lt())
     }
 
     /// -log10 of the probability of a nonconformity at least `a`.
     fn surprise(&self, a: f64) -> f64 {
-        let n = self.items.len() as f64;
-        let mut at_least = 0usize;
-        let mut max = f64::NEG_INFINITY;
-        for &h in &self.items {
-            if h >= a {
-                at_least += 1;
-            }
-            max = max.max(h);
-        }
+        let n = self.sorted.len();
+        let at_least = n - self.rank(a);
+        let n = n as f64;
         if at_least > 0 {
             return ((n + 1.0) / (at_least as f64 + 1.0)).log10();
         }
-        let beyond = if max > 0.0 {
-            self.tail_index * (a / max).log10()
-        } else {
-            f64::INFINITY
+        let beyond = match self.sorted.last() {
+            Some(&max) if max > 0.0 => self.tail_index * (a / max).log10(),
+            // Never anything but zero before: any departure is news.
+            _ => f64::INFINITY,
         };
         (n + 1.0).log10() + beyond
     }
 
     fn push(&mut self, a: f64) {
-        self.items.push_back(a);
-        if self.items.len() > self.capacity {
-            self.items.pop_front();
+        self.arrivals.push_back(a);
+        let at = self.rank(a);
+        self.sorted.insert(at, a);
+        if self.arrivals.len() > self.capacity
+            && let Some(old) = self.arrivals.pop_front()
+        {
+            let at = self.rank(old);
+            self.sorted.remove(at);
         }
     }
 }

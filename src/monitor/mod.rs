@@ -3,10 +3,12 @@
 
 pub mod command;
 pub mod detector;
+pub mod findings;
 pub mod score;
 
 pub use command::{MonitorCommand, run as run_command};
 pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
+pub use findings::{Finding, FindingState, NewFinding, Severity};
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
 
 #[derive(Debug, thiserror::Error)]

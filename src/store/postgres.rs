@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sync state",
         include_str!("migrations/postgres/0002_sync_state.sql"),
     ),
+    (
+        3,
+        "findings",
+        include_str!("migrations/postgres/0003_findings.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

@@ -4,8 +4,10 @@
 mod cli;
 mod connectors;
 mod crash;
+mod findings;
 mod helpers;
 mod ingest;
+mod monitor;
 mod store;
 mod sync;
 mod tryton;

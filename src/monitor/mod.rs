@@ -4,12 +4,18 @@
 pub mod command;
 pub mod detector;
 pub mod findings;
+pub mod freshness;
 pub mod score;
+pub mod success_rate;
 
 pub use command::{MonitorCommand, run as run_command};
 pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use findings::{Finding, FindingState, NewFinding, Severity};
+pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
+pub use success_rate::{
+    Calls, SuccessRateChange, SuccessRateDetector, SuccessRateIncident, SuccessRateParams,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {

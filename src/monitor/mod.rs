@@ -6,6 +6,7 @@ pub mod detector;
 pub mod findings;
 pub mod freshness;
 pub mod score;
+pub mod seasonal;
 pub mod success_rate;
 
 pub use command::{MonitorCommand, run as run_command};
@@ -13,6 +14,7 @@ pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use findings::{Finding, FindingState, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
+pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};
 pub use success_rate::{
     Calls, SuccessRateChange, SuccessRateDetector, SuccessRateIncident, SuccessRateParams,
 };

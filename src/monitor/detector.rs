@@ -17,7 +17,7 @@
 //! One excursion should raise one alarm: a point only scores when it tops every raw score of the
 //! `rest_period` points before it.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use ndarray::Array2;
 
@@ -98,6 +98,8 @@ pub struct DetectorParams {
     pub context_first_grid: usize,
     /// No grid reset after this many values: the levels stay put from then on.
     pub context_last_grid: usize,
+    /// Points whose level sequences are remembered (bounds the memory of a long-running stream).
+    pub context_memory: usize,
     /// Share of the score from the statistical surprise (at `full_scale_log10`).
     pub weight_statistical: f64,
     /// Share of the score from context novelty (when every sequence is new).
@@ -125,6 +127,7 @@ impl Default for DetectorParams {
             context_levels: 7.0,
             context_first_grid: 150,
             context_last_grid: 4800,
+            context_memory: 25_000,
             weight_statistical: 0.5,
             weight_context: 0.3,
             weight_value: 1.0,
@@ -296,6 +299,9 @@ impl EmpiricalTail {
 /// and reset each time their number doubles, up to `last_grid`, each time relearning the values
 /// kept so far: early on the detector can already speak, later the grid reflects a longer past,
 /// and after `last_grid` the levels never move again.
+///
+/// Sequences are remembered for the last `memory` points only, so a detector that runs for months
+/// on a wandering metric keeps a bounded memory (and "new" means not seen for that long).
 #[derive(Debug, Clone)]
 struct ContextNovelty {
     order: usize,
@@ -306,14 +312,21 @@ struct ContextNovelty {
     count: usize,
     grid: Option<(f64, f64)>,
     recent: VecDeque<i64>,
-    seen: HashSet<u64>,
+    /// How many of the remembered points end with each sequence.
+    seen: HashMap<u64, u32>,
+    /// The sequences each remembered point ended, oldest first: `order` per point (fewer for the
+    /// first points after a grid reset, hence the lengths).
+    remembered: VecDeque<u64>,
+    remembered_lens: VecDeque<u8>,
+    memory: usize,
 }
 
 impl ContextNovelty {
-    fn new(order: usize, levels: f64, first_grid: usize, last_grid: usize) -> Self {
+    fn new(order: usize, levels: f64, first_grid: usize, last_grid: usize, memory: usize) -> Self {
         let first_grid = first_grid.max(2);
         Self {
-            order: order.max(1),
+            // Lengths are kept in a byte; sequences longer than a few levels are noise anyway.
+            order: order.clamp(1, 16),
             levels: levels.max(1.0),
             next_grid: first_grid,
             last_grid: last_grid.max(first_grid),
@@ -321,7 +334,24 @@ impl ContextNovelty {
             count: 0,
             grid: None,
             recent: VecDeque::new(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
+            remembered: VecDeque::new(),
+            remembered_lens: VecDeque::new(),
+            memory: memory.max(1),
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        let Some(len) = self.remembered_lens.pop_front() else {
+            return;
+        };
+        for hash in self.remembered.drain(..usize::from(len)) {
+            if let Some(count) = self.seen.get_mut(&hash) {
+                *count -= 1;
+                if *count == 0 {
+                    self.seen.remove(&hash);
+                }
+            }
         }
     }
 
@@ -335,6 +365,8 @@ impl ContextNovelty {
         };
         self.grid = Some((lo, width));
         self.seen.clear();
+        self.remembered.clear();
+        self.remembered_lens.clear();
         self.recent.clear();
         let kept = std::mem::take(&mut self.kept);
         for &v in &kept {
@@ -359,9 +391,17 @@ impl ContextNovelty {
         let mut new = 0;
         for (len, l) in self.recent.iter().enumerate() {
             hash = mix(hash ^ (*l as u64)).wrapping_add(len as u64);
-            if self.seen.insert(hash) {
+            let count = self.seen.entry(hash).or_insert(0);
+            if *count == 0 {
                 new += 1;
             }
+            *count += 1;
+            self.remembered.push_back(hash);
+        }
+        // `recent` holds at most `order` (<= 16) levels.
+        self.remembered_lens.push_back(self.recent.len() as u8);
+        if self.remembered_lens.len() > self.memory {
+            self.forget_oldest();
         }
         new
     }
@@ -527,6 +567,7 @@ impl Detector {
                 params.context_levels,
                 params.context_first_grid,
                 params.context_last_grid,
+                params.context_memory,
             ),
             recent_raw: VecDeque::new(),
             params,
@@ -743,6 +784,25 @@ mod tests {
         series[3000] = 40.0;
         let s = scores(only("context"), &series);
         assert!(s[3000] >= 0.3 - 1e-12, "new level scored {}", s[3000]);
+    }
+
+    #[test]
+    fn context_memory_stays_bounded_on_a_wandering_stream() {
+        let mut contexts = ContextNovelty::new(3, 7.0, 150, 4800, 1000);
+        let mut rng = fastrand::Rng::with_seed(35);
+        let mut level = 0.0;
+        for _ in 0..50_000 {
+            level += gaussian(&mut rng);
+            contexts.push(level);
+        }
+        assert_eq!(contexts.remembered_lens.len(), 1000);
+        assert!(contexts.remembered.len() <= 3000);
+        assert!(
+            contexts.seen.len() <= 3000,
+            "{} sequences",
+            contexts.seen.len()
+        );
+        assert!(contexts.seen.values().all(|&c| c > 0));
     }
 
     #[test]

@@ -5,19 +5,23 @@ pub mod command;
 pub mod detector;
 pub mod findings;
 pub mod freshness;
+pub mod metrics;
 pub mod score;
 pub mod seasonal;
 pub mod success_rate;
+pub mod watch;
 
 pub use command::{MonitorCommand, run as run_command};
 pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use findings::{Finding, FindingState, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
+pub use metrics::{Bucket, Scope, bucket_events, roll_up};
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
 pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};
 pub use success_rate::{
     Calls, SuccessRateChange, SuccessRateDetector, SuccessRateIncident, SuccessRateParams,
 };
+pub use watch::{Report, WatchParams, Watcher, record};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {

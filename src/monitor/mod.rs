@@ -6,6 +6,7 @@ pub mod detector;
 pub mod findings;
 pub mod freshness;
 pub mod metrics;
+pub mod prices;
 pub mod score;
 pub mod seasonal;
 pub mod success_rate;
@@ -16,6 +17,9 @@ pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use findings::{Finding, FindingState, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use metrics::{Bucket, Scope, bucket_events, roll_up};
+pub use prices::{
+    PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
+};
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
 pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};
 pub use success_rate::{

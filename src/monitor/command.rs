@@ -1,4 +1,5 @@
-//! `syncwarden monitor ...`: the command line of the monitor (the edge, so errors become anyhow).
+//! `syncwarden monitor score|eval`: the command line of the monitor (the edge, so errors become
+//! anyhow).
 
 use std::path::PathBuf;
 
@@ -12,6 +13,18 @@ pub enum MonitorCommand {
     /// Score recorded series (`timestamp,value` CSV) point by point with the live detector and
     /// write `timestamp,value,anomaly_score`; prints a JSON summary with the detector's cost.
     Score(ScoreArgs),
+    /// The sync-incident detectors on simulated weeks of one endpoint's writes, with injected
+    /// incidents of known start and clean weeks; prints one JSON report.
+    Eval {
+        /// Runs per incident kind (each a learning week and a scored week).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Clean scored weeks (each after its own learning week).
+        #[arg(long, default_value_t = 20)]
+        clean_weeks: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -55,7 +68,18 @@ impl From<DetectorArg> for DetectorKind {
 }
 
 pub fn run(command: MonitorCommand) -> anyhow::Result<()> {
-    let MonitorCommand::Score(args) = command;
+    let args = match command {
+        MonitorCommand::Score(args) => args,
+        MonitorCommand::Eval {
+            runs,
+            clean_weeks,
+            seed,
+        } => {
+            let report = super::eval::run_eval(runs, clean_weeks, seed)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+    };
     let kind = DetectorKind::from(args.detector);
     let summary = match (args.input, args.output, args.input_dir, args.output_dir) {
         (Some(input), Some(output), _, _) => score_file(kind, &input, &output)?,

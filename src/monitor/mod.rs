@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod detector;
+pub mod eval;
 pub mod findings;
 pub mod freshness;
 pub mod metrics;

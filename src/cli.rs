@@ -95,7 +95,8 @@ enum Command {
     Migrate,
     /// Print the annotated default configuration.
     DefaultConfig,
-    /// The monitor: score recorded metric series with the live anomaly detector.
+    /// The monitor: score recorded metric series with the live anomaly detector, or evaluate the
+    /// sync-incident detectors on simulated weeks.
     Monitor {
         #[command(subcommand)]
         which: crate::monitor::MonitorCommand,

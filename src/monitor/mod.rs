@@ -1,8 +1,11 @@
-//! The monitor: detectors that watch metric streams, and offline scoring of recorded series with
-//! exactly the code that runs live.
+//! The monitor: metrics from the event log, the detectors that watch them (the generic
+//! metric-stream detector, success rate, latency and volume, freshness, price mismatch,
+//! reconciliation drift), the findings they raise, offline scoring of recorded series with exactly
+//! the code that runs live, and the evaluations behind BENCHMARKS.md.
 
 pub mod command;
 pub mod detector;
+pub mod drift;
 pub mod eval;
 pub mod findings;
 pub mod freshness;
@@ -15,6 +18,7 @@ pub mod watch;
 
 pub use command::{MonitorCommand, run as run_command};
 pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
+pub use drift::{Difference, DriftEvidence, DriftWatch};
 pub use findings::{Finding, FindingState, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use metrics::{Bucket, Scope, bucket_events, roll_up};

@@ -432,8 +432,10 @@ fn mix(mut z: u64) -> u64 {
 struct ShapeMemory {
     dim: usize,
     neighbours: usize,
-    /// Remembered shapes, one per row, overwritten oldest first once full.
-    rows: Array2<f64>,
+    /// Remembered shapes, one per column (row j holds every shape's j-th value), overwritten
+    /// oldest first once full. Column-wise, the distances to all shapes are built one coordinate
+    /// at a time over contiguous rows: independent sums the compiler vectorises.
+    shapes: Array2<f64>,
     filled: usize,
     next: usize,
     /// Shapes that still overlap the current one: remembering them at once would make every
@@ -449,7 +451,7 @@ impl ShapeMemory {
         Self {
             dim,
             neighbours: neighbours.max(1),
-            rows: Array2::zeros((capacity.max(1), dim)),
+            shapes: Array2::zeros((dim, capacity.max(1))),
             filled: 0,
             next: 0,
             pending: VecDeque::with_capacity(dim + 1),
@@ -481,19 +483,28 @@ impl ShapeMemory {
 
     fn novelty(&mut self, shape: &[f64]) -> f64 {
         self.distances.clear();
-        for row in self.rows.rows().into_iter().take(self.filled) {
-            let d: f64 = row.iter().zip(shape).map(|(a, b)| (a - b) * (a - b)).sum();
-            self.distances.push(d);
+        self.distances.resize(self.filled, 0.0);
+        for (coordinate, &q) in self.shapes.rows().into_iter().zip(shape) {
+            // Rows of an owned array in standard layout are contiguous: this never skips.
+            let Some(values) = coordinate.to_slice() else {
+                continue;
+            };
+            for (d, &v) in self.distances.iter_mut().zip(&values[..self.filled]) {
+                *d += (v - q) * (v - q);
+            }
         }
         let k = self.neighbours.min(self.distances.len());
+        if k == 0 {
+            return 0.0;
+        }
         self.distances
             .select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
         self.distances[..k].iter().map(|d| d.sqrt()).sum::<f64>() / k as f64
     }
 
     fn remember(&mut self, shape: &[f64]) {
-        let capacity = self.rows.nrows();
-        for (slot, v) in self.rows.row_mut(self.next).iter_mut().zip(shape) {
+        let capacity = self.shapes.ncols();
+        for (slot, v) in self.shapes.column_mut(self.next).iter_mut().zip(shape) {
             *slot = *v;
         }
         self.next = (self.next + 1) % capacity;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `migrate`, `default-config`, `bench`.
+//! The command line: `serve`, `demo`, `migrate`, `default-config`, `monitor`, `bench`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -100,6 +100,12 @@ enum Command {
     Migrate,
     /// Print the annotated default configuration.
     DefaultConfig,
+    /// The monitor: score recorded metric series with the live anomaly detector, or evaluate the
+    /// sync-incident detectors on simulated weeks.
+    Monitor {
+        #[command(subcommand)]
+        which: crate::monitor::MonitorCommand,
+    },
     /// Benchmarks, each reported beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -243,6 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
         Command::Token { which } => token(&settings, which).await,
+        Command::Monitor { which } => crate::monitor::run_command(which),
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod monitor;
 pub mod sandbox;
 pub mod startup;
 pub mod store;

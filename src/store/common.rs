@@ -68,6 +68,10 @@ where
         revoked_at: opt(5)?,
     })
 }
+pub(super) const UPSERT_FINDING: &str = include_str!("sql/upsert_finding.sql");
+pub(super) const ACKNOWLEDGE_FINDING: &str = include_str!("sql/acknowledge_finding.sql");
+pub(super) const RESOLVE_FINDING: &str = include_str!("sql/resolve_finding.sql");
+pub(super) const SELECT_FINDINGS: &str = include_str!("sql/select_findings.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
@@ -351,6 +355,49 @@ macro_rules! impl_store {
                     created_at: $crate::domain::Timestamp::from_micros(row.try_get(8)?),
                     resolved_at: resolved.map($crate::domain::Timestamp::from_micros),
                 })
+            }
+
+            fn finding_from_row(row: &$row) -> Result<$crate::monitor::Finding, StoreError> {
+                use sqlx::Row;
+                let severity: String = row.try_get(2)?;
+                let evidence: String = row.try_get(5)?;
+                let state: String = row.try_get(6)?;
+                let acknowledged: Option<i64> = row.try_get(11)?;
+                let resolved: Option<i64> = row.try_get(12)?;
+                Ok($crate::monitor::Finding {
+                    id: row.try_get(0)?,
+                    kind: row.try_get(1)?,
+                    severity: $crate::monitor::Severity::parse(&severity)
+                        .ok_or_else(|| $crate::store::common::corrupt("severity", &severity))?,
+                    fingerprint: row.try_get(3)?,
+                    title: row.try_get(4)?,
+                    evidence: serde_json::from_str(&evidence)
+                        .map_err(|_| $crate::store::common::corrupt("evidence", &evidence))?,
+                    state: $crate::monitor::FindingState::parse(&state)
+                        .ok_or_else(|| $crate::store::common::corrupt("state", &state))?,
+                    started_at: $crate::domain::Timestamp::from_micros(row.try_get(7)?),
+                    detected_at: $crate::domain::Timestamp::from_micros(row.try_get(8)?),
+                    last_seen_at: $crate::domain::Timestamp::from_micros(row.try_get(9)?),
+                    occurrences: row.try_get(10)?,
+                    acknowledged_at: acknowledged.map($crate::domain::Timestamp::from_micros),
+                    resolved_at: resolved.map($crate::domain::Timestamp::from_micros),
+                })
+            }
+
+            async fn finding_transition(
+                &self,
+                sql: &'static str,
+                id: i64,
+                at: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::monitor::Finding>, StoreError> {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(at.as_micros())
+                    .fetch_optional(self.writer())
+                    .await?
+                    .as_ref()
+                    .map(Self::finding_from_row)
+                    .transpose()
             }
 
             fn conflict_from_row(row: &$row) -> Result<$crate::domain::Conflict, StoreError> {
@@ -945,6 +992,54 @@ macro_rules! impl_store {
                     .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn upsert_finding(
+                &self,
+                finding: &$crate::monitor::NewFinding,
+            ) -> Result<$crate::monitor::Finding, StoreError> {
+                let row = sqlx::query($crate::store::common::UPSERT_FINDING)
+                    .bind(finding.kind.as_str())
+                    .bind(finding.severity.as_str())
+                    .bind(finding.fingerprint.as_str())
+                    .bind(finding.title.as_str())
+                    .bind(finding.evidence.to_string())
+                    .bind(finding.started_at.as_micros())
+                    .bind(finding.detected_at.as_micros())
+                    .fetch_one(self.writer())
+                    .await?;
+                Self::finding_from_row(&row)
+            }
+
+            async fn acknowledge_finding(
+                &self,
+                id: i64,
+                at: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::monitor::Finding>, StoreError> {
+                self.finding_transition($crate::store::common::ACKNOWLEDGE_FINDING, id, at)
+                    .await
+            }
+
+            async fn resolve_finding(
+                &self,
+                id: i64,
+                at: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::monitor::Finding>, StoreError> {
+                self.finding_transition($crate::store::common::RESOLVE_FINDING, id, at)
+                    .await
+            }
+
+            async fn findings(
+                &self,
+                state: Option<$crate::monitor::FindingState>,
+            ) -> Result<Vec<$crate::monitor::Finding>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_FINDINGS)
+                    .bind(state.map(|s| s.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::finding_from_row)
+                    .collect()
             }
 
             async fn close(&self) {

@@ -17,6 +17,7 @@ use crate::domain::{
     Conflict, DeadLetter, Endpoint, EndpointControl, FieldEvent, NewFieldEvent, RecordLink,
     RecordState, RunStatus, SyncRun, SyncRunCounts, System, Timestamp,
 };
+use crate::monitor::{Finding, FindingState, NewFinding};
 
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
 pub use sqlite::SqliteStore;
@@ -259,6 +260,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Who holds the lease on `job`, and until when.
     async fn lease(&self, job: &str) -> Result<Option<(String, Timestamp)>, StoreError>;
+
+    /// Records a finding of the monitor: a new fingerprint opens one, a known one is updated (and
+    /// reopened when it had been resolved). Returns the finding as stored.
+    async fn upsert_finding(&self, finding: &NewFinding) -> Result<Finding, StoreError>;
+
+    /// Open -> acknowledged; `None` when no open finding has this id.
+    async fn acknowledge_finding(
+        &self,
+        id: i64,
+        at: Timestamp,
+    ) -> Result<Option<Finding>, StoreError>;
+
+    /// Open or acknowledged -> resolved; `None` when no unresolved finding has this id.
+    async fn resolve_finding(&self, id: i64, at: Timestamp) -> Result<Option<Finding>, StoreError>;
+
+    /// Findings in `state` (all when `None`), most recently detected first.
+    async fn findings(&self, state: Option<FindingState>) -> Result<Vec<Finding>, StoreError>;
 
     async fn close(&self);
 }

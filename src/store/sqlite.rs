@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0002_sync_state.sql"),
     ),
     (
+        3,
+        "findings",
+        include_str!("migrations/sqlite/0003_findings.sql"),
+    ),
+    (
         6,
         "job leases",
         include_str!("migrations/sqlite/0006_leases.sql"),

@@ -1,0 +1,51 @@
+//! The monitor: metrics from the event log, the detectors that watch them (the generic
+//! metric-stream detector, success rate, latency and volume, freshness, price mismatch,
+//! reconciliation drift), the findings they raise, offline scoring of recorded series with exactly
+//! the code that runs live, and the evaluations behind BENCHMARKS.md.
+
+pub mod command;
+pub mod detector;
+pub mod drift;
+pub mod eval;
+pub mod findings;
+pub mod freshness;
+pub mod metrics;
+pub mod prices;
+pub mod score;
+pub mod seasonal;
+pub mod success_rate;
+pub mod watch;
+
+pub use command::{MonitorCommand, run as run_command};
+pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
+pub use drift::{Difference, DriftEvidence, DriftWatch};
+pub use findings::{Finding, FindingState, NewFinding, Severity};
+pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
+pub use metrics::{Bucket, Scope, bucket_events, roll_up};
+pub use prices::{
+    PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
+};
+pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
+pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};
+pub use success_rate::{
+    Calls, SuccessRateChange, SuccessRateDetector, SuccessRateIncident, SuccessRateParams,
+};
+pub use watch::{Report, WatchParams, Watcher, record};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("cannot read or write {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {message}")]
+    BadInput {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("no series (*.csv) under {0}")]
+    NoSeries(String),
+}

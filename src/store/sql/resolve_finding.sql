@@ -1,0 +1,4 @@
+UPDATE findings SET state = 'resolved', resolved_at = $2
+WHERE id = $1 AND state <> 'resolved'
+RETURNING id, kind, severity, fingerprint, title, evidence, state, started_at, detected_at,
+          last_seen_at, occurrences, acknowledged_at, resolved_at

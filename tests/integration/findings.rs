@@ -1,0 +1,198 @@
+//! Findings in the store: fingerprinting (a repeat updates, a recurrence reopens) and the
+//! lifecycle open -> acknowledged -> resolved, on every backend.
+
+use std::time::Duration;
+
+use syncwarden::domain::Timestamp;
+use syncwarden::monitor::{FindingState, NewFinding, Severity};
+
+use crate::helpers::TestDb;
+
+fn at(minutes: u64) -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-28T12:00:00Z").unwrap() + Duration::from_secs(60 * minutes)
+}
+
+fn drop_in_success_rate(detected: u64, rate: f64) -> NewFinding {
+    NewFinding {
+        kind: "success_rate_drop".into(),
+        severity: Severity::Warning,
+        fingerprint: "success_rate_drop:items:crm".into(),
+        title: "Success rate of items writes to the CRM dropped".into(),
+        evidence: serde_json::json!({"window_min": 10, "baseline": 0.99, "observed": rate, "calls": 170}),
+        started_at: at(detected - 4),
+        detected_at: at(detected),
+    }
+}
+
+#[tokio::test]
+async fn repeats_update_one_finding_and_a_recurrence_reopens_it() {
+    for db in TestDb::all("findings::repeats_update_one_finding_and_a_recurrence_reopens_it").await
+    {
+        let store = db.open().await;
+        let first = store
+            .upsert_finding(&drop_in_success_rate(10, 0.91))
+            .await
+            .unwrap();
+        assert_eq!(first.state, FindingState::Open);
+        assert_eq!(first.occurrences, 1);
+        assert_eq!(first.time_to_detect(), Duration::from_secs(240));
+
+        let mut worse = drop_in_success_rate(15, 0.80);
+        worse.severity = Severity::Critical;
+        let repeat = store.upsert_finding(&worse).await.unwrap();
+        assert_eq!(repeat.id, first.id, "a repeat is the same finding");
+        assert_eq!(repeat.occurrences, 2);
+        assert_eq!(repeat.severity, Severity::Critical);
+        assert_eq!(repeat.evidence["observed"], 0.80);
+        assert_eq!(repeat.detected_at, at(10), "first detection is kept");
+        assert_eq!(repeat.last_seen_at, at(15));
+
+        let acked = store
+            .acknowledge_finding(first.id, at(16))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(acked.state, FindingState::Acknowledged);
+        assert_eq!(acked.acknowledged_at, Some(at(16)));
+        assert!(
+            store
+                .acknowledge_finding(first.id, at(17))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let resolved = store
+            .resolve_finding(first.id, at(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resolved.state, FindingState::Resolved);
+        assert_eq!(
+            resolved.time_to_recover(),
+            Some(Duration::from_secs(20 * 60))
+        );
+        assert!(
+            store
+                .resolve_finding(first.id, at(31))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let again = store
+            .upsert_finding(&drop_in_success_rate(60, 0.9))
+            .await
+            .unwrap();
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.state, FindingState::Open);
+        assert_eq!(
+            (again.occurrences, again.detected_at, again.resolved_at),
+            (1, at(60), None)
+        );
+        assert_eq!(again.acknowledged_at, None);
+
+        let mut other = drop_in_success_rate(61, 0.5);
+        other.fingerprint = "success_rate_drop:contacts:erp".into();
+        store.upsert_finding(&other).await.unwrap();
+        assert_eq!(store.findings(None).await.unwrap().len(), 2);
+        let open = store.findings(Some(FindingState::Open)).await.unwrap();
+        assert_eq!(open.len(), 2);
+        assert_eq!(
+            open[0].fingerprint, "success_rate_drop:contacts:erp",
+            "newest first"
+        );
+        assert!(
+            store
+                .findings(Some(FindingState::Resolved))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+/// Two days of item writes into the CRM at about 1,000 an hour: a 99% -> 90% drop for two hours
+/// on the second day, then a silent stop. Events -> one-minute buckets -> watcher -> store.
+#[tokio::test]
+async fn the_watcher_turns_an_event_stream_into_findings() {
+    use syncwarden::domain::{Endpoint, NewFieldEvent, Outcome, System};
+    use syncwarden::monitor::{Bucket, Scope, Watcher, bucket_events, record};
+
+    let minutes = 2 * 1440;
+    let (drop_at, stop_at) = (1440 + 600, 1440 + 900);
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut events = Vec::new();
+    for minute in 0..stop_at {
+        for second in 0..60 {
+            // About 1,000 writes an hour.
+            if rng.u32(0..1000) >= 278 {
+                continue;
+            }
+            let rate = if (drop_at..drop_at + 120).contains(&minute) {
+                0.10
+            } else {
+                0.01
+            };
+            let failed = rng.f64() < rate;
+            events.push(NewFieldEvent {
+                idempotency_key: format!("{minute}-{second}"),
+                run_id: None,
+                endpoint: Endpoint::Items,
+                crm_id: Some("1".into()),
+                erp_id: Some("A1".into()),
+                field: "price".into(),
+                old_value: None,
+                new_value: Some("1.00".into()),
+                source_system: System::Erp,
+                target_system: System::Crm,
+                outcome: if failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Applied
+                },
+                error: failed.then(|| "503".into()),
+                latency_ms: Some(80 + i64::from(rng.u32(0..40))),
+                occurred_at: at(minute) + Duration::from_secs(second),
+            });
+        }
+    }
+    let scope = Scope {
+        endpoint: Endpoint::Items,
+        target: System::Crm,
+    };
+    let series = bucket_events(&events, Duration::from_secs(60));
+    let buckets = &series[&scope];
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let mut watcher = Watcher::default();
+    for minute in 0..minutes {
+        // The clock goes on after the last event: the quiet minutes are fed too.
+        let bucket = buckets
+            .get(minute as usize)
+            .cloned()
+            .unwrap_or_else(|| Bucket::empty(buckets[0].start + Duration::from_secs(60 * minute)));
+        let reports = watcher.observe(scope, &bucket);
+        record(store.as_ref(), &reports).await.unwrap();
+    }
+    let findings = store.findings(None).await.unwrap();
+    let by_fingerprint = |f: &str| findings.iter().find(|x| x.fingerprint == f);
+    let drop = by_fingerprint("success_rate_drop:items:crm").expect("no success-rate finding");
+    assert_eq!(drop.state, FindingState::Resolved);
+    let drop_start = buckets[0].start + Duration::from_secs(60 * drop_at);
+    assert!(drop.detected_at >= drop_start);
+    assert!(
+        drop.time_to_detect() <= Duration::from_secs(15 * 60)
+            && drop.detected_at.since(drop_start) <= Duration::from_secs(15 * 60),
+        "detected {} after the drop",
+        drop.detected_at.since(drop_start).as_secs()
+    );
+    let stale = by_fingerprint("freshness:items:crm").expect("no freshness finding");
+    assert_eq!(stale.state, FindingState::Open);
+    let volume = by_fingerprint("volume:items:crm").expect("no volume finding");
+    assert_eq!(volume.evidence["direction"], "down");
+    assert_eq!(findings.len(), 3, "{findings:#?}");
+    store.close().await;
+}

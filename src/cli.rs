@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `migrate`, `default-config`, `bench`.
+//! The command line: `serve`, `demo`, `migrate`, `default-config`, `bench`, `dedup`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,6 +95,11 @@ enum Command {
     Migrate,
     /// Print the annotated default configuration.
     DefaultConfig,
+    /// Find duplicate records: run over a CSV table, score candidate pairs, train, evaluate.
+    Dedup {
+        #[command(subcommand)]
+        which: crate::dedup::command::DedupCommand,
+    },
     /// Benchmarks, each reported beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -213,6 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             which: ConnectorsCommand::Check,
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
+        Command::Dedup { which } => crate::dedup::command::run(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;

@@ -1,0 +1,337 @@
+//! Pair features: string similarities (strsim), exact, numeric and date comparisons, and token
+//! agreement weighted by how rare the shared tokens are.
+
+use std::collections::HashMap;
+
+use strsim::{jaro_winkler, normalized_damerau_levenshtein, sorensen_dice};
+
+use super::profile::{FieldKind, Prepared, Profile, Value};
+
+/// Marks whole-value entries in the frequency table, apart from single tokens.
+const WHOLE: char = '\u{1}';
+
+/// How many records each token (and each whole value) occurs in, per field: a match on a rare
+/// surname is stronger evidence than a match on "smith".
+#[derive(Debug, Default)]
+pub struct TokenStats {
+    records: f64,
+    per_field: Vec<HashMap<String, u32>>,
+}
+
+impl TokenStats {
+    pub fn build<'a>(fields: usize, records: impl IntoIterator<Item = &'a Prepared>) -> Self {
+        let mut stats = Self {
+            records: 0.0,
+            per_field: vec![HashMap::new(); fields],
+        };
+        for record in records {
+            stats.records += 1.0;
+            for (counts, value) in stats.per_field.iter_mut().zip(&record.values) {
+                let Some(value) = value else { continue };
+                for token in &value.tokens {
+                    *counts.entry(token.clone()).or_default() += 1;
+                }
+                *counts.entry(format!("{WHOLE}{}", value.text)).or_default() += 1;
+            }
+        }
+        stats
+    }
+
+    /// Inverse document frequency, at least 1 so a common token still counts a little.
+    fn idf(&self, field: usize, token: &str) -> f64 {
+        let df = self.per_field[field].get(token).copied().unwrap_or(0);
+        ((self.records + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0
+    }
+
+    /// Shared-token weight over all-token weight, each token weighted by its rarity.
+    fn weighted_overlap(&self, field: usize, a: &Value, b: &Value) -> f64 {
+        let (mut shared, mut all) = (0.0, 0.0);
+        let (mut i, mut j) = (0, 0);
+        // Both token lists are sorted: one merge pass finds the intersection and the union.
+        while i < a.tokens.len() || j < b.tokens.len() {
+            let ord = match (a.tokens.get(i), b.tokens.get(j)) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match ord {
+                std::cmp::Ordering::Equal => {
+                    let w = self.idf(field, &a.tokens[i]);
+                    shared += w;
+                    all += w;
+                    i += 1;
+                    j += 1;
+                }
+                std::cmp::Ordering::Less => {
+                    all += self.idf(field, &a.tokens[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    all += self.idf(field, &b.tokens[j]);
+                    j += 1;
+                }
+            }
+        }
+        if all == 0.0 { 0.0 } else { shared / all }
+    }
+
+    /// How rare the whole value is, in [0, 1]: 1 for a value seen once.
+    fn rarity(&self, field: usize, value: &Value) -> f64 {
+        let max = (self.records + 1.0).ln() + 1.0;
+        self.idf(field, &format!("{WHOLE}{}", value.text)) / max
+    }
+}
+
+fn feature_names(kind: FieldKind) -> &'static [&'static str] {
+    match kind {
+        FieldKind::Name => &[
+            "missing", "exact", "jaro_winkler", "damerau", "dice", "weighted", "rarity",
+        ],
+        FieldKind::Text => &["missing", "dice", "weighted", "jaro_winkler"],
+        FieldKind::Code => &["missing", "exact", "damerau"],
+        FieldKind::Codes => &["missing", "shared", "jaccard", "best", "conflict"],
+        FieldKind::Date => &["missing", "exact", "damerau", "same_year", "day_month_swapped"],
+        FieldKind::Phone => &["missing", "exact", "same_last7"],
+        FieldKind::Email => &["missing", "exact", "local_jaro_winkler", "same_domain"],
+        FieldKind::Address => &["missing", "jaro_winkler", "dice", "weighted"],
+        FieldKind::Price => &["missing", "relative_difference"],
+    }
+}
+
+/// The names of a profile's features, `field.feature`, in vector order.
+pub fn names(profile: &Profile) -> Vec<String> {
+    profile
+        .fields
+        .iter()
+        .flat_map(|f| {
+            feature_names(f.kind)
+                .iter()
+                .map(move |n| format!("{}.{n}", f.name))
+        })
+        .collect()
+}
+
+/// Sorensen-Dice on token sets.
+fn token_dice(a: &[String], b: &[String]) -> f64 {
+    let shared = a.iter().filter(|t| b.binary_search(t).is_ok()).count();
+    let total = a.len() + b.len();
+    if total == 0 {
+        0.0
+    } else {
+        2.0 * shared as f64 / total as f64
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Long texts are compared on their beginning, where the distinguishing words usually are, and
+/// which keeps Jaro-Winkler's quadratic cost bounded.
+fn head(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn compare(kind: FieldKind, field: usize, stats: &TokenStats, a: &Value, b: &Value) -> Vec<f64> {
+    let exact = a.text == b.text;
+    match kind {
+        FieldKind::Name => vec![
+            0.0,
+            flag(exact),
+            jaro_winkler(&a.text, &b.text),
+            normalized_damerau_levenshtein(&a.text, &b.text),
+            token_dice(&a.tokens, &b.tokens),
+            stats.weighted_overlap(field, a, b),
+            if exact { stats.rarity(field, a) } else { 0.0 },
+        ],
+        FieldKind::Text => vec![
+            0.0,
+            token_dice(&a.tokens, &b.tokens),
+            stats.weighted_overlap(field, a, b),
+            jaro_winkler(head(&a.text), head(&b.text)),
+        ],
+        FieldKind::Code => vec![
+            0.0,
+            flag(exact),
+            normalized_damerau_levenshtein(&a.text, &b.text),
+        ],
+        FieldKind::Codes => codes(a, b),
+        FieldKind::Date => {
+            let swapped = match (a.date, b.date) {
+                (Some((ya, ma, da)), Some((yb, mb, db))) => ya == yb && ma == db && da == mb,
+                _ => false,
+            };
+            vec![
+                0.0,
+                flag(exact),
+                normalized_damerau_levenshtein(&a.text, &b.text),
+                flag(a.date.zip(b.date).is_some_and(|(x, y)| x.0 == y.0)),
+                flag(swapped && !exact),
+            ]
+        }
+        FieldKind::Phone => {
+            let long = a.text.len() >= 7 && b.text.len() >= 7;
+            vec![
+                0.0,
+                flag(exact),
+                flag(long && last7(&a.text) == last7(&b.text)),
+            ]
+        }
+        FieldKind::Email => {
+            let (la, da) = a.text.split_once('@').unwrap_or((&a.text, ""));
+            let (lb, db) = b.text.split_once('@').unwrap_or((&b.text, ""));
+            vec![
+                0.0,
+                flag(exact),
+                jaro_winkler(la, lb),
+                flag(!da.is_empty() && da == db),
+            ]
+        }
+        FieldKind::Address => vec![
+            0.0,
+            jaro_winkler(&a.text, &b.text),
+            sorensen_dice(&a.text, &b.text),
+            stats.weighted_overlap(field, a, b),
+        ],
+        FieldKind::Price => match (a.number, b.number) {
+            (Some(x), Some(y)) if x.max(y) > 0.0 => vec![0.0, (x - y).abs() / x.max(y)],
+            _ => vec![1.0, 0.0],
+        },
+    }
+}
+
+fn last7(s: &str) -> &str {
+    &s[s.len().saturating_sub(7)..]
+}
+
+/// Model-number agreement: any code shared, Jaccard of the code sets, the best similarity of any
+/// two codes (catches `lds4821ww` vs `lds4821wh`), and a conflict flag when both sides carry
+/// codes and none is shared, which usually means two different models of one product line.
+fn codes(a: &Value, b: &Value) -> Vec<f64> {
+    if a.codes.is_empty() || b.codes.is_empty() {
+        return vec![1.0, 0.0, 0.0, 0.0, 0.0];
+    }
+    // A code may be another's prefix or suffix (a colour or region variant appended).
+    let same = |x: &String, y: &String| {
+        x == y || (x.len().min(y.len()) >= 5 && (x.starts_with(y.as_str()) || y.starts_with(x.as_str())))
+    };
+    let shared = a.codes.iter().filter(|x| b.codes.iter().any(|y| same(x, y))).count();
+    let union = a.codes.len() + b.codes.len() - shared.min(a.codes.len() + b.codes.len());
+    let best = a
+        .codes
+        .iter()
+        .flat_map(|x| b.codes.iter().map(move |y| normalized_damerau_levenshtein(x, y)))
+        .fold(0.0, f64::max);
+    vec![
+        0.0,
+        flag(shared > 0),
+        shared as f64 / union.max(1) as f64,
+        best,
+        flag(shared == 0),
+    ]
+}
+
+/// The feature vector of one pair, in the order of [`names`].
+pub fn pair(profile: &Profile, stats: &TokenStats, a: &Prepared, b: &Prepared) -> Vec<f64> {
+    let mut out = Vec::with_capacity(64);
+    for (i, field) in profile.fields.iter().enumerate() {
+        match (&a.values[i], &b.values[i]) {
+            (Some(x), Some(y)) => out.extend(compare(field.kind, i, stats, x, y)),
+            _ => {
+                // Missing on either side: only the missing flag is set.
+                let n = feature_names(field.kind).len();
+                out.push(1.0);
+                out.extend(std::iter::repeat_n(0.0, n - 1));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn profile() -> Profile {
+        Profile::parse(
+            r#"
+entity = "persons"
+model = "m"
+[[fields]]
+name = "surname"
+kind = "name"
+columns = ["surname"]
+[[fields]]
+name = "dob"
+kind = "date"
+columns = ["dob"]
+[[fields]]
+name = "phone"
+kind = "phone"
+columns = ["phone"]
+[[fields]]
+name = "title"
+kind = "codes"
+columns = ["title"]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn rec(p: &Profile, id: &str, cols: &[(&str, &str)]) -> Prepared {
+        p.prepare(id.into(), &cols.iter().copied().collect::<BTreeMap<_, _>>())
+    }
+
+    #[test]
+    fn vector_matches_names_and_flags_missing_fields() {
+        let p = profile();
+        let a = rec(&p, "a", &[("surname", "Smith"), ("dob", "19800102")]);
+        let b = rec(&p, "b", &[("surname", "Smyth"), ("dob", "19800201")]);
+        let stats = TokenStats::build(p.fields.len(), [&a, &b]);
+        let f = pair(&p, &stats, &a, &b);
+        let names = names(&p);
+        assert_eq!(f.len(), names.len());
+        let get = |n: &str| f[names.iter().position(|x| x == n).unwrap()];
+        assert_eq!(get("surname.exact"), 0.0);
+        assert!(get("surname.jaro_winkler") > 0.8);
+        assert_eq!(get("dob.day_month_swapped"), 1.0);
+        assert_eq!(get("phone.missing"), 1.0);
+        assert_eq!(get("title.missing"), 1.0);
+    }
+
+    #[test]
+    fn rare_tokens_weigh_more_than_common_ones() {
+        let p = profile();
+        let mut recs: Vec<Prepared> = (0..20)
+            .map(|i| rec(&p, &i.to_string(), &[("surname", "smith jones")]))
+            .collect();
+        recs.push(rec(&p, "x", &[("surname", "smith zabrowski")]));
+        recs.push(rec(&p, "y", &[("surname", "jones zabrowski")]));
+        let stats = TokenStats::build(p.fields.len(), &recs);
+        let names = names(&p);
+        let w = names.iter().position(|x| x == "surname.weighted").unwrap();
+        // Both pairs share one token of two; the pair sharing the rare one scores higher.
+        let common = pair(&p, &stats, &recs[0], &recs[20])[w];
+        let rare = pair(&p, &stats, &recs[20], &recs[21])[w];
+        assert!(rare > common, "rare {rare} common {common}");
+    }
+
+    #[test]
+    fn product_codes_agree_or_conflict() {
+        let p = profile();
+        let a = rec(&p, "a", &[("title", "LG LDS4821WW dishwasher")]);
+        let b = rec(&p, "b", &[("title", "lg lds4821ww white")]);
+        let c = rec(&p, "c", &[("title", "LG LDF6920BB dishwasher")]);
+        let stats = TokenStats::build(p.fields.len(), [&a, &b, &c]);
+        let names = names(&p);
+        let i = names.iter().position(|x| x == "title.shared").unwrap();
+        assert_eq!(pair(&p, &stats, &a, &b)[i], 1.0);
+        assert_eq!(pair(&p, &stats, &a, &c)[i], 0.0);
+        assert_eq!(pair(&p, &stats, &a, &c)[i + 3], 1.0);
+    }
+}

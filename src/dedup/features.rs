@@ -89,7 +89,16 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
         ],
         FieldKind::Text => &["missing", "dice", "weighted", "jaro_winkler"],
         FieldKind::Code => &["missing", "exact", "damerau"],
-        FieldKind::Codes => &["missing", "shared", "jaccard", "best", "conflict"],
+        FieldKind::Codes => &[
+            "missing",
+            "shared",
+            "jaccard",
+            "best",
+            "contained",
+            "conflict",
+            "colour_conflict",
+            "measure_conflict",
+        ],
         FieldKind::Date => &["missing", "exact", "damerau", "same_year", "day_month_swapped"],
         FieldKind::Phone => &["missing", "exact", "same_last7"],
         FieldKind::Email => &["missing", "exact", "local_jaro_winkler", "same_domain"],
@@ -208,30 +217,114 @@ fn last7(s: &str) -> &str {
 }
 
 /// Model-number agreement: any code shared, Jaccard of the code sets, the best similarity of any
-/// two codes (catches `lds4821ww` vs `lds4821wh`), and a conflict flag when both sides carry
-/// codes and none is shared, which usually means two different models of one product line.
+/// two codes (catches `lds4821ww` vs `lds4821wh`), whether a code of one side occurs inside the
+/// other side's text with separators removed (`htz510` in "samsung ht-z510 home theater"), and a
+/// conflict flag when both carry codes and none agrees in any of these ways, which usually means
+/// two models of one product line.
 fn codes(a: &Value, b: &Value) -> Vec<f64> {
+    let variants = [
+        flag(disjoint(&colours(a), &colours(b))),
+        flag(disjoint(&measures(a), &measures(b))),
+    ];
     if a.codes.is_empty() || b.codes.is_empty() {
-        return vec![1.0, 0.0, 0.0, 0.0, 0.0];
+        let mut out = vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        out.extend(variants);
+        return out;
     }
-    // A code may be another's prefix or suffix (a colour or region variant appended).
+    // A code may be another's prefix (a colour or region suffix appended).
     let same = |x: &String, y: &String| {
-        x == y || (x.len().min(y.len()) >= 5 && (x.starts_with(y.as_str()) || y.starts_with(x.as_str())))
+        x == y
+            || (x.len().min(y.len()) >= 5
+                && (x.starts_with(y.as_str()) || y.starts_with(x.as_str())))
     };
-    let shared = a.codes.iter().filter(|x| b.codes.iter().any(|y| same(x, y))).count();
-    let union = a.codes.len() + b.codes.len() - shared.min(a.codes.len() + b.codes.len());
+    let shared = a
+        .codes
+        .iter()
+        .filter(|x| b.codes.iter().any(|y| same(x, y)))
+        .count();
+    let union = (a.codes.len() + b.codes.len()).saturating_sub(shared);
     let best = a
         .codes
         .iter()
-        .flat_map(|x| b.codes.iter().map(move |y| normalized_damerau_levenshtein(x, y)))
+        .flat_map(|x| {
+            b.codes
+                .iter()
+                .map(move |y| normalized_damerau_levenshtein(x, y))
+        })
         .fold(0.0, f64::max);
+    let compact = |v: &Value| v.text.replace(' ', "");
+    let (ca, cb) = (compact(a), compact(b));
+    let contained = a.codes.iter().any(|x| cb.contains(x.as_str()))
+        || b.codes.iter().any(|y| ca.contains(y.as_str()));
     vec![
         0.0,
         flag(shared > 0),
         shared as f64 / union.max(1) as f64,
         best,
-        flag(shared == 0),
+        flag(contained),
+        flag(shared == 0 && !contained),
+        variants[0],
+        variants[1],
     ]
+}
+
+/// Both sides name some, and none in common: the same product line in another variant.
+fn disjoint(a: &[&str], b: &[&str]) -> bool {
+    !a.is_empty() && !b.is_empty() && !a.iter().any(|x| b.contains(x))
+}
+
+/// Colour words, abbreviations written out (`blk` is black).
+fn colours(v: &Value) -> Vec<&'static str> {
+    const COLOURS: &[(&str, &str)] = &[
+        ("black", "black"),
+        ("blk", "black"),
+        ("white", "white"),
+        ("wht", "white"),
+        ("silver", "silver"),
+        ("slv", "silver"),
+        ("red", "red"),
+        ("blue", "blue"),
+        ("navy", "blue"),
+        ("green", "green"),
+        ("grn", "green"),
+        ("yellow", "yellow"),
+        ("pink", "pink"),
+        ("purple", "purple"),
+        ("orange", "orange"),
+        ("gray", "gray"),
+        ("grey", "gray"),
+        ("brown", "brown"),
+        ("gold", "gold"),
+        ("cyan", "cyan"),
+        ("magenta", "magenta"),
+        ("beige", "beige"),
+        ("bronze", "bronze"),
+        ("titanium", "titanium"),
+        ("chrome", "chrome"),
+    ];
+    let mut out: Vec<&str> = v
+        .tokens
+        .iter()
+        .filter_map(|t| COLOURS.iter().find(|(w, _)| w == t).map(|(_, c)| *c))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Sizes and capacities (`16gb`, `50in`, `12mp`): a number glued to a unit.
+fn measures(v: &Value) -> Vec<&str> {
+    const UNITS: &[&str] = &[
+        "gb", "tb", "mb", "mp", "mm", "cm", "ft", "in", "inch", "w", "hz", "ghz", "mhz", "oz",
+        "lb", "lbs", "pk", "pack", "ml",
+    ];
+    v.tokens
+        .iter()
+        .filter(|t| {
+            let unit = t.trim_start_matches(|c: char| c.is_ascii_digit());
+            unit.len() < t.len() && UNITS.contains(&unit)
+        })
+        .map(String::as_str)
+        .collect()
 }
 
 /// The feature vector of one pair, in the order of [`names`].
@@ -327,11 +420,16 @@ columns = ["title"]
         let a = rec(&p, "a", &[("title", "LG LDS4821WW dishwasher")]);
         let b = rec(&p, "b", &[("title", "lg lds4821ww white")]);
         let c = rec(&p, "c", &[("title", "LG LDF6920BB dishwasher")]);
-        let stats = TokenStats::build(p.fields.len(), [&a, &b, &c]);
+        let d = rec(&p, "d", &[("title", "LG LDS4821WW 16gb black")]);
+        let e = rec(&p, "e", &[("title", "LG LDS4821WW 8gb blk")]);
+        let stats = TokenStats::build(p.fields.len(), [&a, &b, &c, &d, &e]);
         let names = names(&p);
         let i = names.iter().position(|x| x == "title.shared").unwrap();
         assert_eq!(pair(&p, &stats, &a, &b)[i], 1.0);
         assert_eq!(pair(&p, &stats, &a, &c)[i], 0.0);
-        assert_eq!(pair(&p, &stats, &a, &c)[i + 3], 1.0);
+        assert_eq!(pair(&p, &stats, &a, &c)[i + 4], 1.0);
+        // Same model, other capacity: a measure conflict but no colour conflict.
+        let de = pair(&p, &stats, &d, &e);
+        assert_eq!((de[i], de[i + 5], de[i + 6]), (1.0, 0.0, 1.0));
     }
 }

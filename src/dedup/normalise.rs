@@ -214,15 +214,16 @@ pub fn product_codes(folded: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect();
-    // Codes split by a separator ("lds-4821ww" folds to "lds 4821ww") are also tried joined.
+    // Codes split by a separator ("ht-z510", "920-000264") fold to two words: tried joined too.
     let words: Vec<&str> = folded.split(' ').collect();
     for pair in words.windows(2) {
-        let prefix = pair[0].len() <= 4 && pair[0].chars().any(char::is_alphabetic);
-        if prefix && pair[1].starts_with(|c: char| c.is_ascii_digit()) {
-            let joined = format!("{}{}", pair[0], pair[1]);
-            if joined.len() >= 5 {
-                codes.push(joined);
-            }
+        let digits = |w: &str| w.chars().all(|c| c.is_ascii_digit());
+        let split_code = pair[0].len() <= 4
+            && ((pair[0].chars().any(char::is_alphabetic) && pair[1].chars().any(|c| c.is_ascii_digit()))
+                || (digits(pair[0]) && digits(pair[1])));
+        let joined = format!("{}{}", pair[0], pair[1]);
+        if split_code && joined.len() >= 5 {
+            codes.push(joined);
         }
     }
     codes.sort();
@@ -315,6 +316,9 @@ mod tests {
         assert_eq!(codes, vec!["lds4821ww".to_string()]);
         let split = product_codes(&fold("Sony KDL-40EX500 40in"));
         assert!(split.contains(&"kdl40ex500".to_string()), "{split:?}");
+        let split = product_codes(&fold("Samsung HT-Z510, Logitech 920-000264"));
+        assert!(split.contains(&"htz510".to_string()), "{split:?}");
+        assert!(split.contains(&"920000264".to_string()), "{split:?}");
     }
 
     #[test]

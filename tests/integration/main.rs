@@ -4,6 +4,7 @@
 mod cli;
 mod connectors;
 mod crash;
+mod dedup;
 mod helpers;
 mod ingest;
 mod store;

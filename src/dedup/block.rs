@@ -64,7 +64,11 @@ pub fn candidates(profile: &Profile, records: &[Prepared]) -> Candidates {
             .collect();
         keyed.sort_unstable();
         for (x, (_, a)) in keyed.iter().enumerate() {
-            for (_, b) in keyed.iter().skip(x + 1).take(sorted.window.saturating_sub(1)) {
+            for (_, b) in keyed
+                .iter()
+                .skip(x + 1)
+                .take(sorted.window.saturating_sub(1))
+            {
                 out.pairs.push(((*a).min(*b), (*a).max(*b)));
             }
         }
@@ -137,12 +141,12 @@ sorted = [{ key = [{ field = "surname" }], window = 2 }]
     fn every_true_pair_sharing_a_key_is_kept() {
         let (profile, records) = people(&[
             ("0", "smith", "19800101"),
-            ("1", "smyth", "19900101"),   // soundex of 0
+            ("1", "smyth", "19900101"), // soundex of 0
             ("2", "jones", "19700101"),
-            ("3", "xavier", "19700101"),  // dob of 2
+            ("3", "xavier", "19700101"), // dob of 2
             ("4", "brown", "19600101"),
-            ("5", "browne", "19610101"),  // sorted neighbour of 4, soundex too
-            ("6", "quinn", ""),           // no dob: blocks on surname only
+            ("5", "browne", "19610101"), // sorted neighbour of 4, soundex too
+            ("6", "quinn", ""),          // no dob: blocks on surname only
             ("7", "zed", "19500505"),
         ]);
         let c = candidates(&profile, &records);
@@ -161,7 +165,8 @@ sorted = [{ key = [{ field = "surname" }], window = 2 }]
         let rows: Vec<(String, &str, &str)> = (0..5)
             .map(|i| (i.to_string(), "same", "20000101"))
             .collect();
-        let rows: Vec<(&str, &str, &str)> = rows.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
+        let rows: Vec<(&str, &str, &str)> =
+            rows.iter().map(|(a, b, c)| (a.as_str(), *b, *c)).collect();
         let (mut profile, records) = people(&rows);
         profile.blocking.sorted.clear();
         let c = candidates(&profile, &records);

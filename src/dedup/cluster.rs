@@ -30,7 +30,11 @@ pub fn clusters(records: usize, pairs: &[ScoredPair], min_density: f64) -> Vec<V
         }
         let linked = members[ca]
             .iter()
-            .flat_map(|x| members[cb].iter().map(move |y| ((*x).min(*y), (*x).max(*y))))
+            .flat_map(|x| {
+                members[cb]
+                    .iter()
+                    .map(move |y| ((*x).min(*y), (*x).max(*y)))
+            })
             .filter(|k| links.contains(k))
             .count();
         let possible = members[ca].len() * members[cb].len();
@@ -132,16 +136,27 @@ pub fn propose(members: &[Member], owners: &BTreeMap<String, System>) -> Option<
             continue;
         };
         fn newest<'a>(list: &[(&'a Member, &'a String)]) -> Option<(&'a Member, &'a String)> {
-            list.iter()
-                .copied()
-                .max_by(|x, y| x.0.modified_at.cmp(&y.0.modified_at).then(y.0.id.cmp(&x.0.id)))
+            list.iter().copied().max_by(|x, y| {
+                x.0.modified_at
+                    .cmp(&y.0.modified_at)
+                    .then(y.0.id.cmp(&x.0.id))
+            })
         }
         let owned: Vec<(&Member, &String)> = owners
             .get(name)
-            .map(|o| having.iter().copied().filter(|(m, _)| m.system == Some(*o)).collect())
+            .map(|o| {
+                having
+                    .iter()
+                    .copied()
+                    .filter(|(m, _)| m.system == Some(*o))
+                    .collect()
+            })
             .unwrap_or_default();
         let (from, value, why) = if having.iter().all(|(_, v)| *v == first.1) {
-            let from = having.iter().find(|(m, _)| m.id == survivor.id).unwrap_or(first);
+            let from = having
+                .iter()
+                .find(|(m, _)| m.id == survivor.id)
+                .unwrap_or(first);
             (from.0, from.1, Why::Agreed)
         } else if let Some((m, v)) = newest(&owned) {
             (m, v, Why::OwnerSystem)
@@ -206,7 +221,10 @@ mod tests {
     fn a_short_chain_of_one_entity_joins() {
         let pairs = vec![m(0, 1, 0.9), m(1, 2, 0.9)];
         assert_eq!(clusters(3, &pairs, 0.5), vec![vec![0, 1, 2]]);
-        assert_eq!(cluster_pairs(&clusters(3, &pairs, 0.5)), vec![(0, 1), (0, 2), (1, 2)]);
+        assert_eq!(
+            cluster_pairs(&clusters(3, &pairs, 0.5)),
+            vec![(0, 1), (0, 2), (1, 2)]
+        );
         let mut review = m(0, 1, 0.5);
         review.decision = Decision::Review;
         assert!(clusters(2, &[review], 0.5).is_empty());
@@ -217,23 +235,50 @@ mod tests {
             id: id.into(),
             system,
             modified_at: t.map(Timestamp::from_micros),
-            fields: f.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            fields: f
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     #[test]
     fn proposal_says_which_value_wins_and_why() {
         let members = vec![
-            member("c1", Some(System::Crm), Some(2_000), &[("name", "Acme Ltd"), ("phone", "0201"), ("email", "a@acme.test")]),
-            member("e1", Some(System::Erp), Some(1_000), &[("name", "ACME Limited"), ("phone", "0202"), ("email", "a@acme.test")]),
+            member(
+                "c1",
+                Some(System::Crm),
+                Some(2_000),
+                &[
+                    ("name", "Acme Ltd"),
+                    ("phone", "0201"),
+                    ("email", "a@acme.test"),
+                ],
+            ),
+            member(
+                "e1",
+                Some(System::Erp),
+                Some(1_000),
+                &[
+                    ("name", "ACME Limited"),
+                    ("phone", "0202"),
+                    ("email", "a@acme.test"),
+                ],
+            ),
         ];
         let owners = BTreeMap::from([("name".to_string(), System::Erp)]);
         let p = propose(&members, &owners).unwrap();
         // Same field count: the more recent record survives.
         assert_eq!(p.survivor, "c1");
         let get = |f: &str| p.fields.iter().find(|c| c.field == f).unwrap();
-        assert_eq!((get("name").value.as_str(), get("name").why), ("ACME Limited", Why::OwnerSystem));
-        assert_eq!((get("phone").value.as_str(), get("phone").why), ("0201", Why::MostRecent));
+        assert_eq!(
+            (get("name").value.as_str(), get("name").why),
+            ("ACME Limited", Why::OwnerSystem)
+        );
+        assert_eq!(
+            (get("phone").value.as_str(), get("phone").why),
+            ("0201", Why::MostRecent)
+        );
         assert_eq!(get("email").why, Why::Agreed);
     }
 
@@ -241,12 +286,20 @@ mod tests {
     fn without_times_the_most_complete_value_wins() {
         let members = vec![
             member("1", None, None, &[("street", "12 Main St"), ("city", "")]),
-            member("2", None, None, &[("street", "12 Main Street"), ("city", "Leeds")]),
+            member(
+                "2",
+                None,
+                None,
+                &[("street", "12 Main Street"), ("city", "Leeds")],
+            ),
         ];
         let p = propose(&members, &BTreeMap::new()).unwrap();
         assert_eq!(p.survivor, "2");
         assert_eq!(p.fields[1].field, "street");
-        assert_eq!((p.fields[1].value.as_str(), p.fields[1].why), ("12 Main Street", Why::MostComplete));
+        assert_eq!(
+            (p.fields[1].value.as_str(), p.fields[1].why),
+            ("12 Main Street", Why::MostComplete)
+        );
         assert_eq!(p.fields[0].value, "Leeds");
         assert!(propose(&[], &owners_none()).is_none());
     }

@@ -14,7 +14,7 @@ use super::llm::{self, Adjudicator};
 use super::model::{self, Model};
 use super::profile::{FieldKind, Profile};
 use super::{
-    DedupError, DedupSettings, Decision, PairFile, ScoredPair, Table, block, classify, load_model,
+    Decision, DedupError, DedupSettings, PairFile, ScoredPair, Table, block, classify, load_model,
     read_pairs, read_table, table_pairs,
 };
 use crate::config::Settings;
@@ -130,7 +130,8 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             let model = load_model(&profile)?;
             let llm = Adjudicator::from_settings(&settings.llm)?;
             let file = read_pairs(&profile, &input)?;
-            let scored = score_pair_file(&profile, &model, &settings.dedup, llm.as_ref(), &file).await;
+            let scored =
+                score_pair_file(&profile, &model, &settings.dedup, llm.as_ref(), &file).await;
             write_scored_rows(&output, &scored)?;
             Ok(())
         }
@@ -147,11 +148,16 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
                 !pairs.is_empty() || !table.is_empty(),
                 "give labelled pairs (--pairs) or tables with a truth column (--table)"
             );
-            let (rows, labels, sources) = training_set(&profile, &pairs, &table, &truth)?;
-            let (model, metrics) =
-                Model::train(&profile.entity, features::names(&profile), &rows, &labels, alpha)?;
+            let set = training_set(&profile, &pairs, &table, &truth)?;
+            let (model, metrics) = Model::train(
+                &profile.entity,
+                features::names(&profile),
+                &set.rows,
+                &set.labels,
+                alpha,
+            )?;
             let dir = output_dir.unwrap_or_else(|| profile.model.clone());
-            let (path, meta) = model.save_next(&dir, sources, &labels, metrics)?;
+            let (path, meta) = model.save_next(&dir, set.sources, &set.labels, metrics)?;
             println!("wrote {}", path.display());
             println!("{}", serde_json::to_string_pretty(&meta)?);
             Ok(())
@@ -177,8 +183,16 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             };
             let report = match (input, pairs) {
                 (Some(input), _) => {
-                    eval_table(&profile, &model, settings, llm.as_ref(), &input, &truth, output.as_deref())
-                        .await?
+                    eval_table(
+                        &profile,
+                        &model,
+                        settings,
+                        llm.as_ref(),
+                        &input,
+                        &truth,
+                        output.as_deref(),
+                    )
+                    .await?
                 }
                 (None, Some(pairs)) => {
                     eval_pairs(
@@ -278,7 +292,12 @@ pub async fn score_pair_file(
     file: &PairFile,
 ) -> Vec<ScoredPair> {
     let features = file.features(profile);
-    let mut scored = classify(model, settings, (0..features.len()).map(|i| (i, i)), &features);
+    let mut scored = classify(
+        model,
+        settings,
+        (0..features.len()).map(|i| (i, i)),
+        &features,
+    );
     if let Some(llm) = llm {
         llm.adjudicate(&profile.entity, settings, &mut scored, |p| {
             let [left, right] = &file.raw[p.a];
@@ -362,14 +381,13 @@ fn write_scored_rows(path: &Path, scored: &[ScoredPair]) -> Result<(), DedupErro
     })
 }
 
-/// Feature vectors and labels from labelled pair files and from tables with a truth column, and
-/// the list of sources for the model's meta.json.
+/// Feature vectors and labels from labelled pair files and from tables with a truth column.
 pub fn training_set(
     profile: &Profile,
     pair_files: &[PathBuf],
     tables: &[PathBuf],
     truth: &str,
-) -> Result<(Vec<Vec<f64>>, Vec<bool>, Vec<String>), DedupError> {
+) -> Result<TrainingSet, DedupError> {
     let (mut rows, mut labels, mut sources) = (Vec::new(), Vec::new(), Vec::new());
     for path in pair_files {
         let file = read_pairs(profile, path)?;
@@ -387,7 +405,11 @@ pub fn training_set(
         let table = read_table(profile, path, Some(truth))?;
         let tp = table_pairs(profile, &table.records);
         let t = table.truth.unwrap_or_default();
-        labels.extend(tp.pairs.iter().map(|(a, b)| t[*a as usize] == t[*b as usize]));
+        labels.extend(
+            tp.pairs
+                .iter()
+                .map(|(a, b)| t[*a as usize] == t[*b as usize]),
+        );
         sources.push(format!(
             "{} ({} records, {} blocked candidate pairs labelled by {truth})",
             path.display(),
@@ -396,7 +418,18 @@ pub fn training_set(
         ));
         rows.extend(tp.features);
     }
-    Ok((rows, labels, sources))
+    Ok(TrainingSet {
+        rows,
+        labels,
+        sources,
+    })
+}
+
+/// Labelled feature vectors, and where they came from (for the model's meta.json).
+pub struct TrainingSet {
+    pub rows: Vec<Vec<f64>>,
+    pub labels: Vec<bool>,
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -470,9 +503,16 @@ fn scores((precision, recall, f1): (f64, f64, f64)) -> Scores {
 
 /// Pairwise scores of predicted pairs against a truth labelling of records.
 fn table_scores(predicted: &HashSet<(usize, usize)>, truth: &[String]) -> Scores {
-    let tp = predicted.iter().filter(|(a, b)| truth[*a] == truth[*b]).count() as f64;
+    let tp = predicted
+        .iter()
+        .filter(|(a, b)| truth[*a] == truth[*b])
+        .count() as f64;
     let total = block::truth_pairs(truth) as f64;
-    let precision = if predicted.is_empty() { 0.0 } else { tp / predicted.len() as f64 };
+    let precision = if predicted.is_empty() {
+        0.0
+    } else {
+        tp / predicted.len() as f64
+    };
     let recall = if total > 0.0 { tp / total } else { 0.0 };
     let f1 = if precision + recall > 0.0 {
         2.0 * precision * recall / (precision + recall)
@@ -534,7 +574,9 @@ async fn eval_table(
                 .collect();
             (cut, table_scores(&predicted, t))
         })
-        .fold((0.0, scores((0.0, 0.0, 0.0))), |best, c| if c.1.f1 > best.1.f1 { c } else { best });
+        .fold((0.0, scores((0.0, 0.0, 0.0))), |best, c| {
+            if c.1.f1 > best.1.f1 { c } else { best }
+        });
     let final_decisions = table_scores(&matched, t);
     if let Some(path) = output {
         write_table_pairs(path, &table, &result.pairs)?;
@@ -581,7 +623,9 @@ async fn eval_pairs(
         f.left
             .iter()
             .zip(&f.right)
-            .map(|(a, b)| strsim::jaro_winkler(&baseline_text(profile, a), &baseline_text(profile, b)))
+            .map(|(a, b)| {
+                strsim::jaro_winkler(&baseline_text(profile, a), &baseline_text(profile, b))
+            })
             .collect()
     };
     let (threshold, method) = match baseline_train {
@@ -601,7 +645,10 @@ async fn eval_pairs(
             "one Jaro-Winkler threshold on the title, best with hindsight",
         ),
     };
-    let base = scores(model::prf(jw(&file).iter().map(|s| *s >= threshold), &labels));
+    let base = scores(model::prf(
+        jw(&file).iter().map(|s| *s >= threshold),
+        &labels,
+    ));
     let final_decisions = scores(model::prf(
         scored.iter().map(|p| p.decision == Decision::Match),
         &labels,
@@ -621,7 +668,10 @@ async fn eval_pairs(
         )),
         f1_ratio_to_baseline: final_decisions.f1 / base.f1.max(f64::EPSILON),
         final_decisions,
-        review: scored.iter().filter(|p| p.decision == Decision::Review).count(),
+        review: scored
+            .iter()
+            .filter(|p| p.decision == Decision::Review)
+            .count(),
         llm_asked: scored.iter().filter(|p| p.reason.is_some()).count(),
         baseline: Baseline {
             method,

@@ -85,7 +85,13 @@ impl TokenStats {
 fn feature_names(kind: FieldKind) -> &'static [&'static str] {
     match kind {
         FieldKind::Name => &[
-            "missing", "exact", "jaro_winkler", "damerau", "dice", "weighted", "rarity",
+            "missing",
+            "exact",
+            "jaro_winkler",
+            "damerau",
+            "dice",
+            "weighted",
+            "rarity",
         ],
         FieldKind::Text => &["missing", "dice", "weighted", "jaro_winkler"],
         FieldKind::Code => &["missing", "exact", "damerau"],
@@ -99,7 +105,13 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "colour_conflict",
             "measure_conflict",
         ],
-        FieldKind::Date => &["missing", "exact", "damerau", "same_year", "day_month_swapped"],
+        FieldKind::Date => &[
+            "missing",
+            "exact",
+            "damerau",
+            "same_year",
+            "day_month_swapped",
+        ],
         FieldKind::Phone => &["missing", "exact", "same_last7"],
         FieldKind::Email => &["missing", "exact", "local_jaro_winkler", "same_domain"],
         FieldKind::Address => &["missing", "jaro_winkler", "dice", "weighted"],

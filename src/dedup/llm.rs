@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::normalise;
 use super::profile::Profile;
-use super::{DedupSettings, Decision, ScoredPair};
+use super::{Decision, DedupSettings, ScoredPair};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -94,8 +94,8 @@ pub fn parse_verdict(reply: &str) -> Result<Verdict, LlmError> {
         (Some(s), Some(e)) if s < e => &reply[s..=e],
         _ => return Err(LlmError::Unparsable(clip(reply))),
     };
-    let verdict: Verdict =
-        serde_json::from_str(json).map_err(|e| LlmError::Unparsable(format!("{e}: {}", clip(reply))))?;
+    let verdict: Verdict = serde_json::from_str(json)
+        .map_err(|e| LlmError::Unparsable(format!("{e}: {}", clip(reply))))?;
     if !(0.0..=1.0).contains(&verdict.confidence) {
         return Err(LlmError::Unparsable(format!(
             "confidence {} outside [0, 1]",
@@ -178,7 +178,8 @@ impl Adjudicator {
         }))
     }
 
-    /// Asks about one pair.
+    /// Asks about one pair. async-openai retries 429 and 5xx answers with backoff; the timeout
+    /// bounds the whole exchange, retries included.
     pub async fn judge(&self, entity: &str, left: &str, right: &str) -> Result<Verdict, LlmError> {
         let prompt = self
             .template
@@ -198,13 +199,11 @@ impl Adjudicator {
             ..Default::default()
         };
         let chat = self.client.chat();
-        let response = tokio::time::timeout(
-            Duration::from_millis(self.timeout_ms),
-            chat.create(request),
-        )
-            .await
-            .map_err(|_| LlmError::Timeout(self.timeout_ms))?
-            .map_err(|e| LlmError::Api(e.to_string()))?;
+        let response =
+            tokio::time::timeout(Duration::from_millis(self.timeout_ms), chat.create(request))
+                .await
+                .map_err(|_| LlmError::Timeout(self.timeout_ms))?
+                .map_err(|e| LlmError::Api(e.to_string()))?;
         let reply = response
             .choices
             .into_iter()
@@ -227,7 +226,9 @@ impl Adjudicator {
         let band: Vec<usize> = pairs
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.probability >= settings.review_below && p.probability < settings.llm_above)
+            .filter(|(_, p)| {
+                p.probability >= settings.review_below && p.probability < settings.llm_above
+            })
             .map(|(i, _)| i)
             .collect();
         let asks = band.iter().map(|i| {
@@ -276,8 +277,13 @@ mod tests {
         assert_eq!(v.answer, Answer::Same);
         assert_eq!(v.confidence, 0.93);
         assert!(parse_verdict("I think they are the same").is_err());
-        assert!(parse_verdict("{\"answer\": \"maybe\", \"confidence\": 0.5, \"reason\": \"\"}").is_err());
-        assert!(parse_verdict("{\"answer\": \"same\", \"confidence\": 7, \"reason\": \"\"}").is_err());
+        assert!(
+            parse_verdict("{\"answer\": \"maybe\", \"confidence\": 0.5, \"reason\": \"\"}")
+                .is_err()
+        );
+        assert!(
+            parse_verdict("{\"answer\": \"same\", \"confidence\": 7, \"reason\": \"\"}").is_err()
+        );
     }
 
     #[test]

@@ -183,9 +183,17 @@ pub struct Table {
 
 /// Reads a table; `truth` names a column that says which records are the same (evaluation and
 /// training only: it is never a feature).
-pub fn read_table(profile: &Profile, path: &Path, truth: Option<&str>) -> Result<Table, DedupError> {
+pub fn read_table(
+    profile: &Profile,
+    path: &Path,
+    truth: Option<&str>,
+) -> Result<Table, DedupError> {
     let rows = read_csv(path)?;
-    let id = profile.id.as_deref().map(|c| rows.column(path, c)).transpose()?;
+    let id = profile
+        .id
+        .as_deref()
+        .map(|c| rows.column(path, c))
+        .transpose()?;
     let truth_col = truth.map(|c| rows.column(path, c)).transpose()?;
     let mut table = Table {
         records: Vec::with_capacity(rows.rows.len()),
@@ -193,10 +201,16 @@ pub fn read_table(profile: &Profile, path: &Path, truth: Option<&str>) -> Result
         truth: truth_col.map(|_| Vec::with_capacity(rows.rows.len())),
     };
     for (i, row) in rows.rows.iter().enumerate() {
-        let id = id.and_then(|c| row.get(c).cloned()).unwrap_or_else(|| (i + 1).to_string());
-        let map = rows.map(i, |h| (Some(h) != truth.as_ref().map(|t| &**t)).then_some(h));
+        let id = id
+            .and_then(|c| row.get(c).cloned())
+            .unwrap_or_else(|| (i + 1).to_string());
+        let map = rows.map(i, |h| (Some(h) != truth).then_some(h));
         table.records.push(profile.prepare(id, &map));
-        table.raw.push(map.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        table.raw.push(
+            map.into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         if let (Some(t), Some(c)) = (table.truth.as_mut(), truth_col) {
             t.push(row.get(c).cloned().unwrap_or_default());
         }
@@ -224,8 +238,10 @@ pub fn read_pairs(profile: &Profile, path: &Path) -> Result<PairFile, DedupError
     for (i, row) in rows.rows.iter().enumerate() {
         let left = rows.map(i, |h| h.strip_prefix("left_"));
         let right = rows.map(i, |h| h.strip_prefix("right_"));
-        file.left.push(profile.prepare(format!("{}L", i + 1), &left));
-        file.right.push(profile.prepare(format!("{}R", i + 1), &right));
+        file.left
+            .push(profile.prepare(format!("{}L", i + 1), &left));
+        file.right
+            .push(profile.prepare(format!("{}R", i + 1), &right));
         let owned = |m: BTreeMap<&str, &str>| {
             m.into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -281,7 +297,14 @@ pub fn table_pairs(profile: &Profile, records: &[Prepared]) -> TablePairs {
     let features = candidates
         .pairs
         .iter()
-        .map(|(a, b)| features::pair(profile, &stats, &records[*a as usize], &records[*b as usize]))
+        .map(|(a, b)| {
+            features::pair(
+                profile,
+                &stats,
+                &records[*a as usize],
+                &records[*b as usize],
+            )
+        })
         .collect();
     TablePairs {
         stats,

@@ -350,7 +350,10 @@ mod tests {
         assert!(model.probability(&[0.2, 0.5]) < 0.1);
 
         let dir = tempfile::tempdir().unwrap();
-        let (path, meta) = model.clone().save_next(dir.path(), vec!["x.csv".into()], &y, metrics.clone()).unwrap();
+        let (path, meta) = model
+            .clone()
+            .save_next(dir.path(), vec!["x.csv".into()], &y, metrics.clone())
+            .unwrap();
         assert!(path.ends_with("model-v1.json"));
         assert_eq!(meta.matches, 100);
         let (_, meta2) = model.save_next(dir.path(), vec![], &y, metrics).unwrap();
@@ -363,7 +366,14 @@ mod tests {
 
     #[test]
     fn refuses_a_single_class() {
-        let err = Model::train("t", vec!["a".into()], &vec![vec![1.0]; 10], &[true; 10], 0.1).unwrap_err();
+        let err = Model::train(
+            "t",
+            vec!["a".into()],
+            &vec![vec![1.0]; 10],
+            &[true; 10],
+            0.1,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("non-matches"), "{err}");
     }
 

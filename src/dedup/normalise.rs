@@ -219,7 +219,8 @@ pub fn product_codes(folded: &str) -> Vec<String> {
     for pair in words.windows(2) {
         let digits = |w: &str| w.chars().all(|c| c.is_ascii_digit());
         let split_code = pair[0].len() <= 4
-            && ((pair[0].chars().any(char::is_alphabetic) && pair[1].chars().any(|c| c.is_ascii_digit()))
+            && ((pair[0].chars().any(char::is_alphabetic)
+                && pair[1].chars().any(|c| c.is_ascii_digit()))
                 || (digits(pair[0]) && digits(pair[1])));
         let joined = format!("{}{}", pair[0], pair[1]);
         if split_code && joined.len() >= 5 {

@@ -94,6 +94,17 @@ pub enum Why {
     MostComplete,
 }
 
+impl Why {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreed => "agreed",
+            Self::OwnerSystem => "owner_system",
+            Self::MostRecent => "most_recent",
+            Self::MostComplete => "most_complete",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChoice {
     pub field: String,

@@ -13,11 +13,13 @@ use super::features;
 use super::llm::{self, Adjudicator};
 use super::model::{self, Model};
 use super::profile::{FieldKind, Profile};
+use super::scan;
 use super::{
     Decision, DedupError, DedupSettings, PairFile, ScoredPair, Table, block, classify, load_model,
     read_pairs, read_table, table_pairs,
 };
 use crate::config::Settings;
+use crate::domain::{Endpoint, ProposalStatus, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum DedupCommand {
@@ -65,6 +67,27 @@ pub enum DedupCommand {
         #[arg(long, default_value_t = 0.01)]
         alpha: f64,
     },
+    /// Scan an endpoint's synced records in the store and store a merge proposal per cluster.
+    Scan {
+        /// accounts, contacts or items.
+        #[arg(long, value_parser = parse_endpoint)]
+        endpoint: Endpoint,
+        /// The profile for that endpoint's fields (e.g. config/dedup/products.toml for items).
+        #[arg(long)]
+        profile: PathBuf,
+    },
+    /// List stored merge proposals.
+    Proposals {
+        #[arg(long, value_parser = parse_endpoint)]
+        endpoint: Option<Endpoint>,
+        /// open, approved or rejected.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<ProposalStatus>,
+    },
+    /// Approve an open merge proposal.
+    Approve(Decide),
+    /// Reject an open merge proposal.
+    Reject(Decide),
     /// Measure against labelled data: a table with a truth column, or a labelled pair file.
     /// Prints one JSON report with a single Jaro-Winkler threshold as the baseline.
     Eval {
@@ -91,8 +114,67 @@ pub enum DedupCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct Decide {
+    id: i64,
+    /// Who decides (recorded with the decision).
+    #[arg(long, default_value = "cli")]
+    by: String,
+    /// Append the decision as labelled pairs to this CSV, for `dedup train --pairs`.
+    #[arg(long)]
+    feedback: Option<PathBuf>,
+}
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_status(s: &str) -> Result<ProposalStatus, String> {
+    ProposalStatus::parse(s).ok_or_else(|| format!("unknown status {s} (open, approved, rejected)"))
+}
+
+async fn decide(settings: &Settings, d: Decide, status: ProposalStatus) -> anyhow::Result<()> {
+    let store = crate::startup::open_store(settings).await?;
+    let decided = store
+        .decide_dedup_proposal(d.id, status, &d.by, Timestamp::now_utc())
+        .await?
+        .with_context(|| format!("no open proposal {}", d.id))?;
+    if let Some(path) = d.feedback {
+        let added = scan::append_feedback(&path, &decided, status == ProposalStatus::Approved)?;
+        tracing::info!(pairs = added, file = %path.display(), "decision kept as labelled pairs");
+    }
+    println!("{}", serde_json::to_string_pretty(&decided)?);
+    Ok(())
+}
+
 pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<()> {
     match command {
+        DedupCommand::Scan { endpoint, profile } => {
+            let profile = Profile::load(&profile)?;
+            let model = load_model(&profile)?;
+            let llm = Adjudicator::from_settings(&settings.llm)?;
+            let store = crate::startup::open_store(settings).await?;
+            let report = scan::scan(
+                store.as_ref(),
+                &profile,
+                &model,
+                &settings.dedup,
+                llm.as_ref(),
+                endpoint,
+                Timestamp::now_utc(),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        DedupCommand::Proposals { endpoint, status } => {
+            let store = crate::startup::open_store(settings).await?;
+            let proposals = store.dedup_proposals(endpoint, status).await?;
+            println!("{}", serde_json::to_string_pretty(&proposals)?);
+            Ok(())
+        }
+        DedupCommand::Approve(d) => decide(settings, d, ProposalStatus::Approved).await,
+        DedupCommand::Reject(d) => decide(settings, d, ProposalStatus::Rejected).await,
         DedupCommand::Run {
             input,
             profile,
@@ -541,10 +623,10 @@ async fn eval_table(
     let seconds = started.elapsed().as_secs_f64();
     let t = table.truth.as_deref().unwrap_or_default();
     let blocked: Vec<(u32, u32)> = block::candidates(profile, &table.records).pairs;
-    let classifier: HashSet<(usize, usize)> = result
-        .pairs
+    // The compared pairs come first in a run; pairs a cluster implied are appended after them.
+    let classifier: HashSet<(usize, usize)> = result.pairs[..result.candidates]
         .iter()
-        .filter(|p| p.reason.is_none() && p.probability >= model.threshold)
+        .filter(|p| p.probability >= model.threshold)
         .map(|p| (p.a, p.b))
         .collect();
     let matched: HashSet<(usize, usize)> = result

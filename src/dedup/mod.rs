@@ -13,6 +13,7 @@ pub mod llm;
 pub mod model;
 pub mod normalise;
 pub mod profile;
+pub mod scan;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub enum DedupError {
     FeatureMismatch { model: usize, profile: usize },
     #[error("training failed: {0}")]
     Training(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{path} line {line}: label {value:?} is neither 0 nor 1")]
     BadLabel {
         path: PathBuf,

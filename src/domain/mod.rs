@@ -1,11 +1,13 @@
 //! The canonical model: the seven endpoints, the two systems, time, money and the field-level event.
 
+mod dedup;
 mod event;
 mod money;
 mod records;
 mod sync_state;
 mod time;
 
+pub use dedup::{DedupProposal, MergeField, NewDedupProposal, ProposalStatus};
 pub use event::{FieldEvent, NewFieldEvent, Outcome, RunStatus, SyncRun, SyncRunCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{

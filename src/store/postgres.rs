@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sync state",
         include_str!("migrations/postgres/0002_sync_state.sql"),
     ),
+    (
+        4,
+        "dedup proposals",
+        include_str!("migrations/postgres/0004_dedup.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

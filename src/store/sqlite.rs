@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sync state",
         include_str!("migrations/sqlite/0002_sync_state.sql"),
     ),
+    (
+        4,
+        "dedup proposals",
+        include_str!("migrations/sqlite/0004_dedup.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

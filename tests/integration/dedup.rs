@@ -482,3 +482,210 @@ fn personal_data_never_reaches_the_prompt_when_redaction_is_on() {
     }
     assert!(l.contains("given_name: Ann"));
 }
+
+/// A small catalogue as the store holds items after a sync, three products keyed twice.
+fn catalogue() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("A100", "Sony KDL-40EX500 40in Bravia LCD HDTV", "899.00"),
+        ("A101", "Samsung LN46A650 46' LCD TV black", "1199.00"),
+        (
+            "A102",
+            "Canon PowerShot SX110 IS digital camera silver",
+            "249.00",
+        ),
+        ("A103", "Nikon Coolpix S550 digital camera blue", "169.95"),
+        ("A104", "Logitech Cordless Desktop Wave 920-000264", "79.99"),
+        (
+            "A105",
+            "Griffin Elan Form case for iPhone 3G 8223-IP2EFRMB",
+            "39.99",
+        ),
+        ("A106", "Linksys EtherFast EZXS55W ethernet switch", "29.99"),
+        (
+            "A107",
+            "Panasonic KX-TG1034S DECT 6.0 cordless phone",
+            "99.95",
+        ),
+        ("A108", "Belkin CushTop F8N044-SLV laptop stand", "29.99"),
+        ("A109", "Garmin nuvi 260W portable GPS", "199.99"),
+        ("A110", "Toshiba D-R560 DVD recorder", "149.99"),
+        ("A111", "Apple iPod classic 120GB MB562LL/A", "249.00"),
+        ("A112", "Weber Genesis E-320 gas grill", "799.00"),
+        (
+            "A113",
+            "Tripp Lite P502-025 SVGA monitor cable 25ft",
+            "24.99",
+        ),
+        (
+            "A114",
+            "Monster Cable GameLink component video cable for PS3",
+            "59.99",
+        ),
+        (
+            "A115",
+            "Sony MDR-NC22 noise cancelling earphones black",
+            "49.99",
+        ),
+        ("A116", "Sanus VMAV wall mount shelf black", "89.99"),
+        ("A117", "Netgear ProSafe FS105 ethernet switch", "39.99"),
+        (
+            "A118",
+            "Canon EOS Rebel XS digital SLR with 18-55mm lens",
+            "499.00",
+        ),
+        ("A119", "Kodak EasyShare M552 digital camera pink", "99.00"),
+        // The same products again, keyed a second time with other wording.
+        (
+            "B200",
+            "Sony Bravia KDL40EX500 40 inch LCD television",
+            "899.00",
+        ),
+        (
+            "B201",
+            "Logitech Wave cordless desktop keyboard mouse 920000264",
+            "79.99",
+        ),
+        (
+            "B202",
+            "Toshiba DR560 DVD recorder with digital tuner",
+            "149.99",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn scan_proposes_merges_once_and_decisions_become_training_pairs() {
+    use syncwarden::domain::{Endpoint, ProposalStatus, RecordState, Timestamp};
+    use syncwarden::store::SyncCommit;
+
+    use crate::helpers::TestDb;
+
+    for db in TestDb::all("scan_proposes_merges_once").await {
+        let store = db.open().await;
+        let states = catalogue()
+            .into_iter()
+            .map(|(key, name, price)| RecordState {
+                endpoint: Endpoint::Items,
+                key: key.into(),
+                crm_id: None,
+                erp_id: Some(key.into()),
+                fields: BTreeMap::from([
+                    ("name".to_string(), name.to_string()),
+                    ("code".to_string(), key.to_string()),
+                    ("price.1".to_string(), price.to_string()),
+                ]),
+                synced_at: Timestamp::from_micros(1_000_000),
+            })
+            .collect();
+        store
+            .commit_sync(
+                &SyncCommit {
+                    states,
+                    ..Default::default()
+                },
+                Timestamp::from_micros(1_000_000),
+            )
+            .await
+            .unwrap();
+
+        // The shipped products profile and model, as `dedup scan --endpoint items` uses them.
+        let profile = Profile::load(Path::new("config/dedup/products.toml")).unwrap();
+        let model = syncwarden::dedup::load_model(&profile).unwrap();
+        let settings = DedupSettings::default();
+        let scan = |now| {
+            syncwarden::dedup::scan::scan(
+                store.as_ref(),
+                &profile,
+                &model,
+                &settings,
+                None,
+                Endpoint::Items,
+                Timestamp::from_micros(now),
+            )
+        };
+        let report = scan(2_000_000).await.unwrap();
+        assert_eq!(report.records, 23);
+        let proposals = store
+            .dedup_proposals(Some(Endpoint::Items), Some(ProposalStatus::Open))
+            .await
+            .unwrap();
+        let clusters: Vec<Vec<String>> = proposals
+            .iter()
+            .map(|p| p.proposal.members.clone())
+            .collect();
+        for planted in [["A100", "B200"], ["A104", "B201"], ["A110", "B202"]] {
+            assert!(
+                clusters.contains(&planted.map(String::from).to_vec()),
+                "{planted:?} not proposed: {clusters:?}"
+            );
+        }
+        assert!(
+            clusters
+                .iter()
+                .all(|c| c.len() == 2 && c[0].starts_with('A') && c[1].starts_with('B')),
+            "a proposal mixes distinct products: {clusters:?}"
+        );
+        assert_eq!(report.new_proposals, clusters.len());
+        let first = &proposals[0];
+        assert!(first.proposal.before.contains_key(&first.proposal.survivor));
+        assert!(first.proposal.fields.iter().any(|f| f.field == "name"));
+
+        // A second scan finds the same clusters and proposes nothing new.
+        assert_eq!(scan(3_000_000).await.unwrap().new_proposals, 0);
+
+        // Approve one and reject another: both become labelled pairs for training.
+        let dir = tempfile::tempdir().unwrap();
+        let feedback = dir.path().join("feedback.csv");
+        let approved = store
+            .decide_dedup_proposal(
+                proposals[0].id,
+                ProposalStatus::Approved,
+                "ann",
+                Timestamp::from_micros(4),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (approved.status, approved.decided_by.as_deref()),
+            (ProposalStatus::Approved, Some("ann"))
+        );
+        syncwarden::dedup::scan::append_feedback(&feedback, &approved, true).unwrap();
+        let rejected = store
+            .decide_dedup_proposal(
+                proposals[1].id,
+                ProposalStatus::Rejected,
+                "ann",
+                Timestamp::from_micros(5),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        syncwarden::dedup::scan::append_feedback(&feedback, &rejected, false).unwrap();
+        // A decided proposal cannot be decided again.
+        assert!(
+            store
+                .decide_dedup_proposal(
+                    proposals[0].id,
+                    ProposalStatus::Rejected,
+                    "bob",
+                    Timestamp::from_micros(6)
+                )
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let pairs = syncwarden::dedup::read_pairs(&profile, &feedback).unwrap();
+        assert_eq!(pairs.labels, Some(vec![true, false]));
+        assert_eq!(
+            pairs.left[0].values[0].as_ref().map(|v| !v.text.is_empty()),
+            Some(true)
+        );
+        let open = store
+            .dedup_proposals(Some(Endpoint::Items), Some(ProposalStatus::Open))
+            .await
+            .unwrap();
+        assert_eq!(open.len(), proposals.len() - 2);
+        db.cleanup().await;
+    }
+}

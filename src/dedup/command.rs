@@ -88,6 +88,20 @@ pub enum DedupCommand {
     Approve(Decide),
     /// Reject an open merge proposal.
     Reject(Decide),
+    /// Generate Febrl-style person records (seeded), deduplicate them end to end and score the
+    /// result against the generated truth.
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value = "config/dedup/people.toml")]
+        profile: PathBuf,
+        /// Keep the generated CSV in this directory (default: the system's temporary directory,
+        /// removed after the run).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Measure against labelled data: a table with a truth column, or a labelled pair file.
     /// Prints one JSON report with a single Jaro-Winkler threshold as the baseline.
     Eval {
@@ -171,6 +185,31 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             let store = crate::startup::open_store(settings).await?;
             let proposals = store.dedup_proposals(endpoint, status).await?;
             println!("{}", serde_json::to_string_pretty(&proposals)?);
+            Ok(())
+        }
+        DedupCommand::Bench {
+            records,
+            seed,
+            profile,
+            dir,
+        } => {
+            let profile = Profile::load(&profile)?;
+            let model = load_model(&profile)?;
+            let keep = dir.is_some();
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            let report = super::bench::run(
+                &profile,
+                &model,
+                &settings.dedup,
+                super::bench::Scale {
+                    records,
+                    seed,
+                    dir: &dir,
+                    keep,
+                },
+            )
+            .await?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         DedupCommand::Approve(d) => decide(settings, d, ProposalStatus::Approved).await,

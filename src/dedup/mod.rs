@@ -5,6 +5,7 @@
 //! ([`block`]) -> feature vectors ([`features`]) -> match probability ([`model`]) -> decision,
 //! optionally revised by [`llm`] -> clusters and merge proposals ([`cluster`]).
 
+pub mod bench;
 pub mod block;
 pub mod cluster;
 pub mod command;

@@ -10,15 +10,19 @@ use serde::Serialize;
 use super::command::dedup_table;
 use super::model::Model;
 use super::profile::Profile;
-use super::{DedupError, DedupSettings, Decision, block, read_table};
+use super::{Decision, DedupError, DedupSettings, block, read_table};
 
 const ONSETS: &[&str] = &[
     "b", "br", "c", "ch", "d", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "r", "s", "sh",
     "st", "t", "th", "v", "w", "z",
 ];
 const VOWELS: &[&str] = &["a", "e", "i", "o", "u", "ai", "ea", "ie", "ou", "y"];
-const CODAS: &[&str] = &["", "n", "r", "l", "s", "t", "m", "nd", "rt", "ck", "ll", "ng"];
-const STREET_TYPES: &[&str] = &["street", "road", "avenue", "place", "crescent", "drive", "lane"];
+const CODAS: &[&str] = &[
+    "", "n", "r", "l", "s", "t", "m", "nd", "rt", "ck", "ll", "ng",
+];
+const STREET_TYPES: &[&str] = &[
+    "street", "road", "avenue", "place", "crescent", "drive", "lane",
+];
 const STATES: &[&str] = &["nsw", "vic", "qld", "wa", "sa", "tas", "act", "nt"];
 
 /// A pronounceable made-up word of `syllables` syllables.
@@ -102,7 +106,11 @@ pub fn generate(path: &Path, records: usize, seed: u64) -> Result<(), DedupError
                 streets.pick(&mut rng),
                 STREET_TYPES[rng.usize(..STREET_TYPES.len())]
             ),
-            if rng.bool() { word(&mut rng, 2) } else { String::new() },
+            if rng.bool() {
+                word(&mut rng, 2)
+            } else {
+                String::new()
+            },
             suburbs.0[suburb_index].clone(),
             // A suburb has one postcode and one state, as in life.
             format!("{}", 2000 + suburb_index % 7000),
@@ -115,7 +123,11 @@ pub fn generate(path: &Path, records: usize, seed: u64) -> Result<(), DedupError
             ),
             rng.u32(1_000_000..9_999_999).to_string(),
         ];
-        let copies = if rng.u8(0..5) == 0 { rng.usize(1..4) } else { 0 };
+        let copies = if rng.u8(0..5) == 0 {
+            rng.usize(1..4)
+        } else {
+            0
+        };
         for k in 0..=copies.min(records - written - 1) {
             let mut row = original.clone();
             if k > 0 {
@@ -197,16 +209,10 @@ pub async fn run(
     let seconds = started.elapsed().as_secs_f64();
     let truth = table.truth.as_deref().unwrap_or_default();
     let true_pairs = block::truth_pairs(truth);
-    let (mut tp, mut predicted, mut kept) = (0usize, 0usize, 0usize);
-    for (i, p) in run.pairs.iter().enumerate() {
-        let same = truth[p.a] == truth[p.b];
-        if i < run.candidates && same {
-            kept += 1;
-        }
-        if p.decision == Decision::Match {
-            predicted += 1;
-            tp += usize::from(same);
-        }
+    let (mut tp, mut predicted) = (0usize, 0usize);
+    for p in run.pairs.iter().filter(|p| p.decision == Decision::Match) {
+        predicted += 1;
+        tp += usize::from(truth[p.a] == truth[p.b]);
     }
     let precision = tp as f64 / predicted.max(1) as f64;
     let recall = tp as f64 / true_pairs.max(1) as f64;
@@ -214,8 +220,8 @@ pub async fn run(
         records: table.records.len(),
         seed,
         true_pairs,
-        compared_pairs: run.candidates,
-        blocking_recall: kept as f64 / true_pairs.max(1) as f64,
+        compared_pairs: run.candidates.len(),
+        blocking_recall: block::recall(&run.candidates, truth),
         precision,
         recall,
         f1: if precision + recall > 0.0 {
@@ -224,7 +230,7 @@ pub async fn run(
             0.0
         },
         seconds,
-        pairs_per_sec: run.candidates as f64 / seconds,
+        pairs_per_sec: run.candidates.len() as f64 / seconds,
         peak_rss_mib: peak_rss_mib(),
     })
 }
@@ -242,7 +248,10 @@ mod tests {
         let text = std::fs::read_to_string(&a).unwrap();
         assert_eq!(text, std::fs::read_to_string(&b).unwrap());
         assert_eq!(text.lines().count(), 501);
-        let dups = text.lines().filter(|l| l.starts_with("rec-") && !l.contains("-0,")).count();
+        let dups = text
+            .lines()
+            .filter(|l| l.starts_with("rec-") && !l.contains("-0,"))
+            .count();
         assert!((50..250).contains(&dups), "{dups} duplicates");
     }
 }

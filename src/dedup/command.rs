@@ -16,7 +16,7 @@ use super::profile::{FieldKind, Profile};
 use super::scan;
 use super::{
     Decision, DedupError, DedupSettings, PairFile, ScoredPair, Table, block, classify, load_model,
-    read_pairs, read_table, table_pairs,
+    probabilities, read_pairs, read_table,
 };
 use crate::config::Settings;
 use crate::domain::{Endpoint, ProposalStatus, Timestamp};
@@ -233,7 +233,7 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             }
             tracing::info!(
                 records = table.records.len(),
-                candidates = result.candidates,
+                candidates = result.candidates.len(),
                 matches = result.count(Decision::Match),
                 review = result.count(Decision::Review),
                 clusters = result.clusters.len(),
@@ -337,10 +337,14 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
 
 /// The outcome of deduplicating one table.
 pub struct TableRun {
-    /// Every compared pair, with its final decision.
+    /// The compared pairs that are matches or wait for review (non-matches are dropped: a large
+    /// run compares millions), then the pairs clusters imply, with their final decisions.
     pub pairs: Vec<ScoredPair>,
+    /// How many of `pairs` come from the comparison; the rest were implied by clusters.
+    pub compared_kept: usize,
+    /// Every compared pair (blocking's output), sorted.
+    pub candidates: Vec<(u32, u32)>,
     pub clusters: Vec<Vec<usize>>,
-    pub candidates: usize,
     pub skipped_blocks: usize,
     pub llm_asked: usize,
 }
@@ -361,13 +365,21 @@ pub async fn dedup_table(
     llm: Option<&Adjudicator>,
     table: &Table,
 ) -> TableRun {
-    let tp = table_pairs(profile, &table.records);
-    let mut pairs = classify(
+    let blocked = block::candidates(profile, &table.records);
+    let probabilities = probabilities(profile, model, &table.records, &blocked.pairs);
+    let mut pairs: Vec<ScoredPair> = classify(
         model,
         settings,
-        tp.pairs.iter().map(|(a, b)| (*a as usize, *b as usize)),
-        &tp.features,
-    );
+        blocked
+            .pairs
+            .iter()
+            .map(|(a, b)| (*a as usize, *b as usize)),
+        &probabilities,
+    )
+    .into_iter()
+    .filter(|p| p.decision != Decision::NonMatch)
+    .collect();
+    drop(probabilities);
     let llm_asked = match llm {
         Some(llm) => {
             llm.adjudicate(&profile.entity, settings, &mut pairs, |p| {
@@ -379,15 +391,25 @@ pub async fn dedup_table(
     };
     let clusters = cluster::clusters(table.records.len(), &pairs, settings.min_link_density);
     let implied: HashSet<(usize, usize)> = cluster::cluster_pairs(&clusters).into_iter().collect();
-    let scored: HashSet<(usize, usize)> = pairs.iter().map(|p| (p.a, p.b)).collect();
     for p in &mut pairs {
         if p.decision == Decision::Match && !implied.contains(&(p.a, p.b)) {
             p.decision = Decision::Review;
             p.reason = Some("match links two clusters too weakly to join them".into());
         }
     }
-    for (a, b) in implied.difference(&scored) {
-        let x = features::pair(profile, &tp.stats, &table.records[*a], &table.records[*b]);
+    let compared_kept = pairs.len();
+    let mut unseen: Vec<&(usize, usize)> = implied
+        .iter()
+        .filter(|(a, b)| {
+            blocked
+                .pairs
+                .binary_search(&(*a as u32, *b as u32))
+                .is_err()
+        })
+        .collect();
+    unseen.sort_unstable();
+    for (a, b) in unseen {
+        let x = features::pair(profile, &table.records[*a], &table.records[*b]);
         pairs.push(ScoredPair {
             a: *a,
             b: *b,
@@ -398,9 +420,10 @@ pub async fn dedup_table(
     }
     TableRun {
         pairs,
+        compared_kept,
+        candidates: blocked.pairs,
         clusters,
-        candidates: tp.pairs.len(),
-        skipped_blocks: tp.skipped_blocks,
+        skipped_blocks: blocked.skipped_blocks,
         llm_asked,
     }
 }
@@ -412,12 +435,16 @@ pub async fn score_pair_file(
     llm: Option<&Adjudicator>,
     file: &PairFile,
 ) -> Vec<ScoredPair> {
-    let features = file.features(profile);
+    let probabilities: Vec<f64> = file
+        .features(profile)
+        .iter()
+        .map(|x| model.probability(x))
+        .collect();
     let mut scored = classify(
         model,
         settings,
-        (0..features.len()).map(|i| (i, i)),
-        &features,
+        (0..probabilities.len()).map(|i| (i, i)),
+        &probabilities,
     );
     if let Some(llm) = llm {
         llm.adjudicate(&profile.entity, settings, &mut scored, |p| {
@@ -524,20 +551,22 @@ pub fn training_set(
     }
     for path in tables {
         let table = read_table(profile, path, Some(truth))?;
-        let tp = table_pairs(profile, &table.records);
+        let pairs = block::candidates(profile, &table.records).pairs;
         let t = table.truth.unwrap_or_default();
-        labels.extend(
-            tp.pairs
-                .iter()
-                .map(|(a, b)| t[*a as usize] == t[*b as usize]),
-        );
+        labels.extend(pairs.iter().map(|(a, b)| t[*a as usize] == t[*b as usize]));
         sources.push(format!(
             "{} ({} records, {} blocked candidate pairs labelled by {truth})",
             path.display(),
             table.records.len(),
-            tp.pairs.len()
+            pairs.len()
         ));
-        rows.extend(tp.features);
+        rows.extend(pairs.iter().map(|(a, b)| {
+            features::pair(
+                profile,
+                &table.records[*a as usize],
+                &table.records[*b as usize],
+            )
+        }));
     }
     Ok(TrainingSet {
         rows,
@@ -661,9 +690,9 @@ async fn eval_table(
     let result = dedup_table(profile, model, &settings.dedup, llm, &table).await;
     let seconds = started.elapsed().as_secs_f64();
     let t = table.truth.as_deref().unwrap_or_default();
-    let blocked: Vec<(u32, u32)> = block::candidates(profile, &table.records).pairs;
-    // The compared pairs come first in a run; pairs a cluster implied are appended after them.
-    let classifier: HashSet<(usize, usize)> = result.pairs[..result.candidates]
+    let blocked = &result.candidates;
+    // Compared pairs below the threshold are non-matches to the classifier alone as well.
+    let classifier: HashSet<(usize, usize)> = result.pairs[..result.compared_kept]
         .iter()
         .filter(|p| p.probability >= model.threshold)
         .map(|p| (p.a, p.b))
@@ -706,8 +735,8 @@ async fn eval_table(
         data: input.display().to_string(),
         model_version: model.version,
         rows: table.records.len(),
-        compared_pairs: result.candidates,
-        blocking_recall: Some(block::recall(&blocked, t)),
+        compared_pairs: result.candidates.len(),
+        blocking_recall: Some(block::recall(blocked, t)),
         classifier: table_scores(&classifier, t),
         f1_ratio_to_baseline: final_decisions.f1 / baseline.f1.max(f64::EPSILON),
         final_decisions,
@@ -719,7 +748,7 @@ async fn eval_table(
             scores: baseline,
         },
         seconds,
-        pairs_per_sec: result.candidates as f64 / seconds,
+        pairs_per_sec: result.candidates.len() as f64 / seconds,
     })
 }
 

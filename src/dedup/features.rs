@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use strsim::{jaro_winkler, normalized_damerau_levenshtein, sorensen_dice};
+use strsim::{jaro_winkler, osa_distance, sorensen_dice};
 
 use super::profile::{FieldKind, Prepared, Profile, Value};
 
@@ -11,7 +11,8 @@ use super::profile::{FieldKind, Prepared, Profile, Value};
 const WHOLE: char = '\u{1}';
 
 /// How many records each token (and each whole value) occurs in, per field: a match on a rare
-/// surname is stronger evidence than a match on "smith".
+/// surname is stronger evidence than a match on "smith". Counted once per data set, then written
+/// into every value ([`TokenStats::weigh`]) so comparing a pair never looks anything up.
 #[derive(Debug, Default)]
 pub struct TokenStats {
     records: f64,
@@ -43,42 +44,64 @@ impl TokenStats {
         ((self.records + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0
     }
 
-    /// Shared-token weight over all-token weight, each token weighted by its rarity.
-    fn weighted_overlap(&self, field: usize, a: &Value, b: &Value) -> f64 {
-        let (mut shared, mut all) = (0.0, 0.0);
-        let (mut i, mut j) = (0, 0);
-        // Both token lists are sorted: one merge pass finds the intersection and the union.
-        while i < a.tokens.len() || j < b.tokens.len() {
-            let ord = match (a.tokens.get(i), b.tokens.get(j)) {
-                (Some(x), Some(y)) => x.cmp(y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                _ => std::cmp::Ordering::Greater,
-            };
-            match ord {
-                std::cmp::Ordering::Equal => {
-                    let w = self.idf(field, &a.tokens[i]);
-                    shared += w;
-                    all += w;
-                    i += 1;
-                    j += 1;
-                }
-                std::cmp::Ordering::Less => {
-                    all += self.idf(field, &a.tokens[i]);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    all += self.idf(field, &b.tokens[j]);
-                    j += 1;
-                }
+    /// Writes each token's weight and each value's rarity (in [0, 1], 1 for a value seen once).
+    pub fn weigh<'a>(&self, records: impl IntoIterator<Item = &'a mut Prepared>) {
+        let max = (self.records + 1.0).ln() + 1.0;
+        for record in records {
+            for (field, value) in record.values.iter_mut().enumerate() {
+                let Some(value) = value else { continue };
+                value.weights = value.tokens.iter().map(|t| self.idf(field, t)).collect();
+                value.rarity = self.idf(field, &format!("{WHOLE}{}", value.text)) / max;
             }
         }
-        if all == 0.0 { 0.0 } else { shared / all }
     }
+}
 
-    /// How rare the whole value is, in [0, 1]: 1 for a value seen once.
-    fn rarity(&self, field: usize, value: &Value) -> f64 {
-        let max = (self.records + 1.0).ln() + 1.0;
-        self.idf(field, &format!("{WHOLE}{}", value.text)) / max
+/// Counts token frequencies over `records` and writes the weights into them.
+pub fn weigh_all(fields: usize, records: &mut [&mut Prepared]) {
+    let stats = TokenStats::build(fields, records.iter().map(|r| &**r));
+    stats.weigh(records.iter_mut().map(|r| &mut **r));
+}
+
+/// Shared-token weight over all-token weight, each token weighted by its rarity.
+fn weighted_overlap(a: &Value, b: &Value) -> f64 {
+    let (mut shared, mut all) = (0.0, 0.0);
+    let (mut i, mut j) = (0, 0);
+    // Both token lists are sorted: one merge pass finds the intersection and the union.
+    while i < a.tokens.len() || j < b.tokens.len() {
+        let ord = match (a.tokens.get(i), b.tokens.get(j)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Equal => {
+                shared += a.weight(i);
+                all += a.weight(i);
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                all += a.weight(i);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                all += b.weight(j);
+                j += 1;
+            }
+        }
+    }
+    if all == 0.0 { 0.0 } else { shared / all }
+}
+
+/// Optimal-string-alignment similarity (Damerau-Levenshtein with adjacent transpositions,
+/// each substring edited once), normalised to [0, 1]: the cheap Damerau.
+fn damerau(a: &str, b: &str) -> f64 {
+    let len = a.chars().count().max(b.chars().count());
+    if len == 0 {
+        1.0
+    } else {
+        1.0 - osa_distance(a, b) as f64 / len as f64
     }
 }
 
@@ -156,70 +179,68 @@ fn head(s: &str) -> &str {
     }
 }
 
-fn compare(kind: FieldKind, field: usize, stats: &TokenStats, a: &Value, b: &Value) -> Vec<f64> {
+fn compare(kind: FieldKind, a: &Value, b: &Value, out: &mut Vec<f64>) {
     let exact = a.text == b.text;
     match kind {
-        FieldKind::Name => vec![
+        FieldKind::Name => out.extend_from_slice(&[
             0.0,
             flag(exact),
             jaro_winkler(&a.text, &b.text),
-            normalized_damerau_levenshtein(&a.text, &b.text),
+            damerau(&a.text, &b.text),
             token_dice(&a.tokens, &b.tokens),
-            stats.weighted_overlap(field, a, b),
-            if exact { stats.rarity(field, a) } else { 0.0 },
-        ],
-        FieldKind::Text => vec![
+            weighted_overlap(a, b),
+            if exact { a.rarity } else { 0.0 },
+        ]),
+        FieldKind::Text => out.extend_from_slice(&[
             0.0,
             token_dice(&a.tokens, &b.tokens),
-            stats.weighted_overlap(field, a, b),
+            weighted_overlap(a, b),
             jaro_winkler(head(&a.text), head(&b.text)),
-        ],
-        FieldKind::Code => vec![
-            0.0,
-            flag(exact),
-            normalized_damerau_levenshtein(&a.text, &b.text),
-        ],
-        FieldKind::Codes => codes(a, b),
+        ]),
+        FieldKind::Code => out.extend_from_slice(&[0.0, flag(exact), damerau(&a.text, &b.text)]),
+        FieldKind::Codes => out.extend(codes(a, b)),
         FieldKind::Date => {
             let swapped = match (a.date, b.date) {
                 (Some((ya, ma, da)), Some((yb, mb, db))) => ya == yb && ma == db && da == mb,
                 _ => false,
             };
-            vec![
+            out.extend_from_slice(&[
                 0.0,
                 flag(exact),
-                normalized_damerau_levenshtein(&a.text, &b.text),
+                damerau(&a.text, &b.text),
                 flag(a.date.zip(b.date).is_some_and(|(x, y)| x.0 == y.0)),
                 flag(swapped && !exact),
-            ]
+            ]);
         }
         FieldKind::Phone => {
             let long = a.text.len() >= 7 && b.text.len() >= 7;
-            vec![
+            out.extend_from_slice(&[
                 0.0,
                 flag(exact),
                 flag(long && last7(&a.text) == last7(&b.text)),
-            ]
+            ]);
         }
         FieldKind::Email => {
             let (la, da) = a.text.split_once('@').unwrap_or((&a.text, ""));
             let (lb, db) = b.text.split_once('@').unwrap_or((&b.text, ""));
-            vec![
+            out.extend_from_slice(&[
                 0.0,
                 flag(exact),
                 jaro_winkler(la, lb),
                 flag(!da.is_empty() && da == db),
-            ]
+            ]);
         }
-        FieldKind::Address => vec![
+        FieldKind::Address => out.extend_from_slice(&[
             0.0,
             jaro_winkler(&a.text, &b.text),
             sorensen_dice(&a.text, &b.text),
-            stats.weighted_overlap(field, a, b),
-        ],
+            weighted_overlap(a, b),
+        ]),
         FieldKind::Price => match (a.number, b.number) {
-            (Some(x), Some(y)) if x.max(y) > 0.0 => vec![0.0, (x - y).abs() / x.max(y)],
-            _ => vec![1.0, 0.0],
+            (Some(x), Some(y)) if x.max(y) > 0.0 => {
+                out.extend_from_slice(&[0.0, (x - y).abs() / x.max(y)])
+            }
+            _ => out.extend_from_slice(&[1.0, 0.0]),
         },
     }
 }
@@ -258,11 +279,7 @@ fn codes(a: &Value, b: &Value) -> Vec<f64> {
     let best = a
         .codes
         .iter()
-        .flat_map(|x| {
-            b.codes
-                .iter()
-                .map(move |y| normalized_damerau_levenshtein(x, y))
-        })
+        .flat_map(|x| b.codes.iter().map(move |y| damerau(x, y)))
         .fold(0.0, f64::max);
     let compact = |v: &Value| v.text.replace(' ', "");
     let (ca, cb) = (compact(a), compact(b));
@@ -339,12 +356,12 @@ fn measures(v: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// The feature vector of one pair, in the order of [`names`].
-pub fn pair(profile: &Profile, stats: &TokenStats, a: &Prepared, b: &Prepared) -> Vec<f64> {
-    let mut out = Vec::with_capacity(64);
+/// Appends the feature vector of one pair, in the order of [`names`], to `out`. The records'
+/// token weights must have been written ([`TokenStats::weigh`]).
+pub fn pair_into(profile: &Profile, a: &Prepared, b: &Prepared, out: &mut Vec<f64>) {
     for (i, field) in profile.fields.iter().enumerate() {
         match (&a.values[i], &b.values[i]) {
-            (Some(x), Some(y)) => out.extend(compare(field.kind, i, stats, x, y)),
+            (Some(x), Some(y)) => compare(field.kind, x, y, out),
             _ => {
                 // Missing on either side: only the missing flag is set.
                 let n = feature_names(field.kind).len();
@@ -353,6 +370,12 @@ pub fn pair(profile: &Profile, stats: &TokenStats, a: &Prepared, b: &Prepared) -
             }
         }
     }
+}
+
+/// The feature vector of one pair.
+pub fn pair(profile: &Profile, a: &Prepared, b: &Prepared) -> Vec<f64> {
+    let mut out = Vec::with_capacity(64);
+    pair_into(profile, a, b, &mut out);
     out
 }
 
@@ -397,8 +420,7 @@ columns = ["title"]
         let p = profile();
         let a = rec(&p, "a", &[("surname", "Smith"), ("dob", "19800102")]);
         let b = rec(&p, "b", &[("surname", "Smyth"), ("dob", "19800201")]);
-        let stats = TokenStats::build(p.fields.len(), [&a, &b]);
-        let f = pair(&p, &stats, &a, &b);
+        let f = pair(&p, &a, &b);
         let names = names(&p);
         assert_eq!(f.len(), names.len());
         let get = |n: &str| f[names.iter().position(|x| x == n).unwrap()];
@@ -417,12 +439,12 @@ columns = ["title"]
             .collect();
         recs.push(rec(&p, "x", &[("surname", "smith zabrowski")]));
         recs.push(rec(&p, "y", &[("surname", "jones zabrowski")]));
-        let stats = TokenStats::build(p.fields.len(), &recs);
+        weigh_all(p.fields.len(), &mut recs.iter_mut().collect::<Vec<_>>());
         let names = names(&p);
         let w = names.iter().position(|x| x == "surname.weighted").unwrap();
         // Both pairs share one token of two; the pair sharing the rare one scores higher.
-        let common = pair(&p, &stats, &recs[0], &recs[20])[w];
-        let rare = pair(&p, &stats, &recs[20], &recs[21])[w];
+        let common = pair(&p, &recs[0], &recs[20])[w];
+        let rare = pair(&p, &recs[20], &recs[21])[w];
         assert!(rare > common, "rare {rare} common {common}");
     }
 
@@ -434,14 +456,13 @@ columns = ["title"]
         let c = rec(&p, "c", &[("title", "LG LDF6920BB dishwasher")]);
         let d = rec(&p, "d", &[("title", "LG LDS4821WW 16gb black")]);
         let e = rec(&p, "e", &[("title", "LG LDS4821WW 8gb blk")]);
-        let stats = TokenStats::build(p.fields.len(), [&a, &b, &c, &d, &e]);
         let names = names(&p);
         let i = names.iter().position(|x| x == "title.shared").unwrap();
-        assert_eq!(pair(&p, &stats, &a, &b)[i], 1.0);
-        assert_eq!(pair(&p, &stats, &a, &c)[i], 0.0);
-        assert_eq!(pair(&p, &stats, &a, &c)[i + 4], 1.0);
+        assert_eq!(pair(&p, &a, &b)[i], 1.0);
+        assert_eq!(pair(&p, &a, &c)[i], 0.0);
+        assert_eq!(pair(&p, &a, &c)[i + 4], 1.0);
         // Same model, other capacity: a measure conflict but no colour conflict.
-        let de = pair(&p, &stats, &d, &e);
+        let de = pair(&p, &d, &e);
         assert_eq!((de[i], de[i + 5], de[i + 6]), (1.0, 0.0, 1.0));
     }
 }

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use self::features::TokenStats;
 use self::model::Model;
 use self::profile::{Prepared, Profile};
 
@@ -219,6 +218,10 @@ pub fn read_table(
             t.push(row.get(c).cloned().unwrap_or_default());
         }
     }
+    features::weigh_all(
+        profile.fields.len(),
+        &mut table.records.iter_mut().collect::<Vec<_>>(),
+    );
     Ok(table)
 }
 
@@ -268,74 +271,68 @@ pub fn read_pairs(profile: &Profile, path: &Path) -> Result<PairFile, DedupError
             });
         }
     }
+    // Token rarity over both sides: a catalogue's worth of records, each row's counted once.
+    let mut all: Vec<&mut Prepared> = file.left.iter_mut().chain(file.right.iter_mut()).collect();
+    features::weigh_all(profile.fields.len(), &mut all);
     Ok(file)
 }
 
 impl PairFile {
-    /// Token statistics over both sides, each row's records counted once.
-    pub fn stats(&self, profile: &Profile) -> TokenStats {
-        TokenStats::build(profile.fields.len(), self.left.iter().chain(&self.right))
-    }
-
     pub fn features(&self, profile: &Profile) -> Vec<Vec<f64>> {
-        let stats = self.stats(profile);
         self.left
             .iter()
             .zip(&self.right)
-            .map(|(a, b)| features::pair(profile, &stats, a, b))
+            .map(|(a, b)| features::pair(profile, a, b))
             .collect()
     }
 }
 
-/// Candidate pairs of one table with their feature vectors.
-pub struct TablePairs {
-    pub stats: TokenStats,
-    pub pairs: Vec<(u32, u32)>,
-    pub features: Vec<Vec<f64>>,
-    pub skipped_blocks: usize,
+/// The match probability of every candidate pair, computed on all cores: this is where a large
+/// run spends its time, and each pair is independent.
+pub fn probabilities(
+    profile: &Profile,
+    model: &Model,
+    records: &[Prepared],
+    pairs: &[(u32, u32)],
+) -> Vec<f64> {
+    let mut out = vec![0.0; pairs.len()];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = pairs.len().div_ceil(threads).max(1024);
+    std::thread::scope(|scope| {
+        for (pairs, out) in pairs.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            scope.spawn(move || {
+                let mut x = Vec::with_capacity(model.features.len());
+                for ((a, b), p) in pairs.iter().zip(out.iter_mut()) {
+                    x.clear();
+                    features::pair_into(
+                        profile,
+                        &records[*a as usize],
+                        &records[*b as usize],
+                        &mut x,
+                    );
+                    *p = model.probability(&x);
+                }
+            });
+        }
+    });
+    out
 }
 
-pub fn table_pairs(profile: &Profile, records: &[Prepared]) -> TablePairs {
-    let stats = TokenStats::build(profile.fields.len(), records);
-    let candidates = block::candidates(profile, records);
-    let features = candidates
-        .pairs
-        .iter()
-        .map(|(a, b)| {
-            features::pair(
-                profile,
-                &stats,
-                &records[*a as usize],
-                &records[*b as usize],
-            )
-        })
-        .collect();
-    TablePairs {
-        stats,
-        pairs: candidates.pairs,
-        features,
-        skipped_blocks: candidates.skipped_blocks,
-    }
-}
-
-/// Scores feature vectors with the model into classifier decisions.
+/// Classifier decisions for scored pairs.
 pub fn classify(
     model: &Model,
     settings: &DedupSettings,
     pairs: impl Iterator<Item = (usize, usize)>,
-    features: &[Vec<f64>],
+    probabilities: &[f64],
 ) -> Vec<ScoredPair> {
     pairs
-        .zip(features)
-        .map(|((a, b), x)| {
-            let probability = model.probability(x);
-            ScoredPair {
-                a,
-                b,
-                probability,
-                decision: Decision::from_probability(probability, model.threshold, settings),
-                reason: None,
-            }
+        .zip(probabilities)
+        .map(|((a, b), p)| ScoredPair {
+            a,
+            b,
+            probability: *p,
+            decision: Decision::from_probability(*p, model.threshold, settings),
+            reason: None,
         })
         .collect()
 }

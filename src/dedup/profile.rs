@@ -113,6 +113,18 @@ pub struct Value {
     pub codes: Vec<String>,
     pub number: Option<f64>,
     pub date: Option<(u32, u32, u32)>,
+    /// Each token's rarity weight (aligned with `tokens`), written once the whole data set is
+    /// known; empty until then.
+    pub weights: Vec<f64>,
+    /// How rare the whole value is, in [0, 1].
+    pub rarity: f64,
+}
+
+impl Value {
+    /// The weight of token `i`: its rarity when known, else 1 (every token alike).
+    pub fn weight(&self, i: usize) -> f64 {
+        self.weights.get(i).copied().unwrap_or(1.0)
+    }
 }
 
 /// A record ready for blocking and comparison: one optional value per profile field.
@@ -232,6 +244,8 @@ fn prepare_value(kind: FieldKind, raw: &str) -> Option<Value> {
         text,
         tokens,
         codes,
+        weights: Vec::new(),
+        rarity: 0.0,
     })
 }
 

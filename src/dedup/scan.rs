@@ -119,7 +119,7 @@ pub async fn scan(
     Ok(ScanReport {
         endpoint,
         records: table.records.len(),
-        compared_pairs: run.candidates,
+        compared_pairs: run.candidates.len(),
         matches: run.count(Decision::Match),
         review: run.count(Decision::Review),
         clusters: run.clusters.len(),

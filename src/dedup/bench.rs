@@ -162,6 +162,8 @@ pub struct ScaleReport {
     pub f1: f64,
     /// Reading, normalising, blocking, scoring and clustering; generation excluded.
     pub seconds: f64,
+    /// Of which reading the CSV, normalising and weighing tokens.
+    pub read_seconds: f64,
     pub pairs_per_sec: f64,
     /// Peak resident memory of the process (Linux), generation included.
     pub peak_rss_mib: Option<f64>,
@@ -205,6 +207,7 @@ pub async fn run(
         let _ = std::fs::remove_file(&path);
     }
     let table = table?;
+    let read_seconds = started.elapsed().as_secs_f64();
     let run = dedup_table(profile, model, settings, None, &table).await;
     let seconds = started.elapsed().as_secs_f64();
     let truth = table.truth.as_deref().unwrap_or_default();
@@ -230,6 +233,7 @@ pub async fn run(
             0.0
         },
         seconds,
+        read_seconds,
         pairs_per_sec: run.candidates.len() as f64 / seconds,
         peak_rss_mib: peak_rss_mib(),
     })

@@ -198,26 +198,52 @@ pub fn read_table(
         .map(|c| rows.column(path, c))
         .transpose()?;
     let truth_col = truth.map(|c| rows.column(path, c)).transpose()?;
-    let mut table = Table {
-        records: Vec::with_capacity(rows.rows.len()),
-        raw: Vec::with_capacity(rows.rows.len()),
-        truth: truth_col.map(|_| Vec::with_capacity(rows.rows.len())),
-    };
-    for (i, row) in rows.rows.iter().enumerate() {
+    let prepare = |(i, row): (usize, &Vec<String>)| {
         let id = id
             .and_then(|c| row.get(c).cloned())
             .unwrap_or_else(|| (i + 1).to_string());
         let map = rows.map(i, |h| (Some(h) != truth).then_some(h));
-        table.records.push(profile.prepare(id, &map));
-        table.raw.push(
-            map.into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        if let (Some(t), Some(c)) = (table.truth.as_mut(), truth_col) {
-            t.push(row.get(c).cloned().unwrap_or_default());
-        }
-    }
+        let record = profile.prepare(id, &map);
+        let raw: BTreeMap<String, String> = map
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (record, raw)
+    };
+    // Normalising is most of the cost of reading a large table, and rows are independent.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.rows.len().div_ceil(threads).max(1024);
+    let prepared: Vec<Vec<(Prepared, BTreeMap<String, String>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .rows
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                let prepare = &prepare;
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, row)| prepare((k * chunk + j, row)))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let (records, raw) = prepared.into_iter().flatten().unzip();
+    let mut table = Table {
+        records,
+        raw,
+        truth: truth_col.map(|c| {
+            rows.rows
+                .iter()
+                .map(|row| row.get(c).cloned().unwrap_or_default())
+                .collect()
+        }),
+    };
     features::weigh_all(
         profile.fields.len(),
         &mut table.records.iter_mut().collect::<Vec<_>>(),

@@ -36,6 +36,18 @@ pub enum DedupCommand {
         #[arg(long)]
         proposals: Option<PathBuf>,
     },
+    /// Link two tables: the pairs of one record from each that are the same, written like `run`
+    /// (`id_a` from --left, `id_b` from --right).
+    Link {
+        #[arg(long)]
+        left: PathBuf,
+        #[arg(long)]
+        right: PathBuf,
+        #[arg(long)]
+        profile: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Score a candidate-pair file (`left_*`, `right_*` columns): `probability,decision,reason`
     /// per row, in input order. A `label` column is ignored.
     ScorePairs {
@@ -242,6 +254,30 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             );
             Ok(())
         }
+        DedupCommand::Link {
+            left,
+            right,
+            profile,
+            output,
+        } => {
+            let profile = Profile::load(&profile)?;
+            let model = load_model(&profile)?;
+            let llm = Adjudicator::from_settings(&settings.llm)?;
+            let left = read_table(&profile, &left, None)?;
+            let right = read_table(&profile, &right, None)?;
+            let (table, pairs) =
+                link_tables(&profile, &model, &settings.dedup, llm.as_ref(), left, right).await;
+            write_table_pairs(&output, &table, &pairs)?;
+            tracing::info!(
+                records = table.records.len(),
+                matches = pairs
+                    .iter()
+                    .filter(|p| p.decision == Decision::Match)
+                    .count(),
+                "dedup link done"
+            );
+            Ok(())
+        }
         DedupCommand::ScorePairs {
             input,
             profile,
@@ -426,6 +462,51 @@ pub async fn dedup_table(
         skipped_blocks: blocked.skipped_blocks,
         llm_asked,
     }
+}
+
+/// Links two tables: only pairs with one record from each are compared. Returns both tables as
+/// one (left records first) and the pairs that are matches or wait for review.
+pub async fn link_tables(
+    profile: &Profile,
+    model: &Model,
+    settings: &DedupSettings,
+    llm: Option<&Adjudicator>,
+    left: Table,
+    right: Table,
+) -> (Table, Vec<ScoredPair>) {
+    let split = left.records.len();
+    let mut table = Table {
+        records: left.records.into_iter().chain(right.records).collect(),
+        raw: left.raw.into_iter().chain(right.raw).collect(),
+        truth: None,
+    };
+    // Token rarity over both tables together: a name common on either side is common.
+    features::weigh_all(
+        profile.fields.len(),
+        &mut table.records.iter_mut().collect::<Vec<_>>(),
+    );
+    let cross: Vec<(u32, u32)> = block::candidates(profile, &table.records)
+        .pairs
+        .into_iter()
+        .filter(|(a, b)| (*a as usize) < split && (*b as usize) >= split)
+        .collect();
+    let probabilities = probabilities(profile, model, &table.records, &cross);
+    let mut pairs: Vec<ScoredPair> = classify(
+        model,
+        settings,
+        cross.iter().map(|(a, b)| (*a as usize, *b as usize)),
+        &probabilities,
+    )
+    .into_iter()
+    .filter(|p| p.decision != Decision::NonMatch)
+    .collect();
+    if let Some(llm) = llm {
+        llm.adjudicate(&profile.entity, settings, &mut pairs, |p| {
+            llm::render_pair(profile, &table.raw[p.a], &table.raw[p.b], llm.redact)
+        })
+        .await;
+    }
+    (table, pairs)
 }
 
 pub async fn score_pair_file(

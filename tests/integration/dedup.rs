@@ -269,6 +269,58 @@ fn cli_trains_runs_and_proposes_merges() {
             .any(|f| f["why"] == "most_complete" || f["why"] == "agreed")
     );
 
+    // Linkage: the originals in one file, the copies in another; only cross pairs come out.
+    let (left, right) = (dir.path().join("left.csv"), dir.path().join("right.csv"));
+    let header = text.lines().next().unwrap().to_string() + "\n";
+    let split = |originals: bool| -> String {
+        let body: String = text
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').next().unwrap().ends_with("-0") == originals)
+            .map(|l| l.to_string() + "\n")
+            .collect();
+        header.clone() + &body
+    };
+    std::fs::write(&left, split(true)).unwrap();
+    std::fs::write(&right, split(false)).unwrap();
+    let linked = dir.path().join("linked.csv");
+    ok(&[
+        "dedup",
+        "link",
+        "--profile",
+        p,
+        "--left",
+        left.to_str().unwrap(),
+        "--right",
+        right.to_str().unwrap(),
+        "--output",
+        linked.to_str().unwrap(),
+    ]);
+    let linked = std::fs::read_to_string(&linked).unwrap();
+    let linked: Vec<(&str, &str)> = linked
+        .lines()
+        .filter(|l| l.contains(",match,"))
+        .map(|l| {
+            let mut it = l.split(',');
+            (it.next().unwrap(), it.next().unwrap())
+        })
+        .collect();
+    assert!(!linked.is_empty());
+    assert!(
+        linked
+            .iter()
+            .all(|(a, b)| a.ends_with("-0") && !b.ends_with("-0")),
+        "{linked:?}"
+    );
+    let right_links = linked
+        .iter()
+        .filter(|(a, b)| entity(a) == entity(b))
+        .count();
+    assert!(
+        right_links as f64 >= 0.9 * linked.len() as f64,
+        "{linked:?}"
+    );
+
     let report = ok(&[
         "dedup",
         "eval",

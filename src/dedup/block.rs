@@ -107,6 +107,64 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn on_generated_people_every_true_pair_sharing_a_key_is_a_candidate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv");
+        crate::dedup::bench::generate(&path, 3_000, 5).unwrap();
+        let profile = Profile::load(std::path::Path::new("config/dedup/people.toml")).unwrap();
+        let table = crate::dedup::read_table(&profile, &path, Some("entity_id")).unwrap();
+        let truth = table.truth.unwrap();
+        let records = &table.records;
+        let c = candidates(&profile, records);
+        let mut block_sizes: Vec<HashMap<String, usize>> =
+            vec![HashMap::new(); profile.blocking.keys.len()];
+        for (k, parts) in profile.blocking.keys.iter().enumerate() {
+            for r in records {
+                if let Some(key) = key(&profile, parts, r) {
+                    *block_sizes[k].entry(key).or_default() += 1;
+                }
+            }
+        }
+        let mut checked = 0;
+        for a in 0..records.len() {
+            for b in a + 1..records.len() {
+                if truth[a] != truth[b] {
+                    continue;
+                }
+                let shares_a_key =
+                    profile.blocking.keys.iter().enumerate().any(|(k, parts)| {
+                        match (
+                            key(&profile, parts, &records[a]),
+                            key(&profile, parts, &records[b]),
+                        ) {
+                            (Some(x), Some(y)) => {
+                                x == y && block_sizes[k][&x] <= profile.blocking.max_block
+                            }
+                            _ => false,
+                        }
+                    });
+                if shares_a_key {
+                    checked += 1;
+                    assert!(
+                        c.pairs.binary_search(&(a as u32, b as u32)).is_ok(),
+                        "{} and {} share a key but were not compared",
+                        records[a].id,
+                        records[b].id
+                    );
+                }
+            }
+        }
+        assert!(checked > 500, "only {checked} true pairs share a key");
+        assert!(recall(&c.pairs, &truth) > 0.99);
+        // Near-linear: a handful of comparisons per record, not n^2 / 2.
+        assert!(
+            c.pairs.len() < 20 * records.len(),
+            "{} pairs",
+            c.pairs.len()
+        );
+    }
+
     fn people(rows: &[(&str, &str, &str)]) -> (Profile, Vec<Prepared>) {
         let profile = Profile::parse(
             r#"

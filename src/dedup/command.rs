@@ -402,6 +402,13 @@ pub async fn dedup_table(
     table: &Table,
 ) -> TableRun {
     let blocked = block::candidates(profile, &table.records);
+    // Long runs report their phases so an operator sees it moving.
+    tracing::info!(
+        records = table.records.len(),
+        candidates = blocked.pairs.len(),
+        skipped_blocks = blocked.skipped_blocks,
+        "blocking done, scoring"
+    );
     let probabilities = probabilities(profile, model, &table.records, &blocked.pairs);
     let mut pairs: Vec<ScoredPair> = classify(
         model,

@@ -127,6 +127,8 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "conflict",
             "colour_conflict",
             "measure_conflict",
+            "number_conflict",
+            "first_word_same",
         ],
         FieldKind::Date => &[
             "missing",
@@ -255,9 +257,13 @@ fn last7(s: &str) -> &str {
 /// conflict flag when both carry codes and none agrees in any of these ways, which usually means
 /// two models of one product line.
 fn codes(a: &Value, b: &Value) -> Vec<f64> {
+    let first = |v: &Value| v.text.split(' ').next().map(str::to_string);
     let variants = [
         flag(disjoint(&colours(a), &colours(b))),
         flag(disjoint(&measures(a), &measures(b))),
+        flag(disjoint(&numbers(a), &numbers(b))),
+        // Usually the brand, which catalogues without a brand column still put first.
+        flag(first(a) == first(b)),
     ];
     if a.codes.is_empty() || b.codes.is_empty() {
         let mut out = vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
@@ -294,7 +300,19 @@ fn codes(a: &Value, b: &Value) -> Vec<f64> {
         flag(shared == 0 && !contained),
         variants[0],
         variants[1],
+        variants[2],
+        variants[3],
     ]
+}
+
+/// Plain numbers of two to four digits (sizes, series, pack counts, short part numbers): longer
+/// ones are already codes.
+fn numbers(v: &Value) -> Vec<&str> {
+    v.tokens
+        .iter()
+        .filter(|t| (2..=4).contains(&t.len()) && t.chars().all(|c| c.is_ascii_digit()))
+        .map(String::as_str)
+        .collect()
 }
 
 /// Both sides name some, and none in common: the same product line in another variant.

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `migrate`, `default-config`, `monitor`, `bench`.
+//! The command line: `serve`, `demo`, `sync`, `token`, `monitor`, `dedup`, `bench` and the rest.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -105,6 +105,11 @@ enum Command {
     Monitor {
         #[command(subcommand)]
         which: crate::monitor::MonitorCommand,
+    },
+    /// Find duplicate records: run over a CSV table, score candidate pairs, train, evaluate.
+    Dedup {
+        #[command(subcommand)]
+        which: crate::dedup::command::DedupCommand,
     },
     /// Benchmarks, each reported beside a baseline measured in the same run.
     Bench {
@@ -250,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
         Command::Token { which } => token(&settings, which).await,
         Command::Monitor { which } => crate::monitor::run_command(which),
+        Command::Dedup { which } => crate::dedup::command::run(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;

@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::dedup::DedupSettings;
+use crate::dedup::llm::LlmSettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
 use crate::sync::connectors::tryton::TrytonSettings;
@@ -40,6 +42,10 @@ pub struct Settings {
     /// The ERP connector for Tryton, used when `sync.erp = "tryton"`.
     pub tryton: TrytonSettings,
     pub sync: SyncSettings,
+    /// The deduper's decision bands and clustering.
+    pub dedup: DedupSettings,
+    /// The LLM that adjudicates uncertain duplicate pairs (off when `base_url` is empty).
+    pub llm: LlmSettings,
 }
 
 impl Default for Settings {
@@ -54,6 +60,8 @@ impl Default for Settings {
             erp: SapB1Settings::default(),
             tryton: TrytonSettings::default(),
             sync: SyncSettings::default(),
+            dedup: DedupSettings::default(),
+            llm: LlmSettings::default(),
         }
     }
 }

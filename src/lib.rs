@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dedup;
 pub mod domain;
 pub mod monitor;
 pub mod sandbox;

@@ -1,6 +1,7 @@
 //! The canonical model: the seven endpoints, the two systems, time, money and the field-level event.
 
 mod access;
+mod dedup;
 mod event;
 mod money;
 mod records;
@@ -8,6 +9,7 @@ mod sync_state;
 mod time;
 
 pub use access::{ApiToken, Role};
+pub use dedup::{DedupProposal, MergeField, NewDedupProposal, ProposalStatus};
 pub use event::{FieldEvent, NewFieldEvent, Outcome, RunStatus, SyncRun, SyncRunCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{

@@ -72,6 +72,9 @@ pub(super) const UPSERT_FINDING: &str = include_str!("sql/upsert_finding.sql");
 pub(super) const ACKNOWLEDGE_FINDING: &str = include_str!("sql/acknowledge_finding.sql");
 pub(super) const RESOLVE_FINDING: &str = include_str!("sql/resolve_finding.sql");
 pub(super) const SELECT_FINDINGS: &str = include_str!("sql/select_findings.sql");
+pub(super) const INSERT_DEDUP_PROPOSAL: &str = include_str!("sql/insert_dedup_proposal.sql");
+pub(super) const SELECT_DEDUP_PROPOSALS: &str = include_str!("sql/select_dedup_proposals.sql");
+pub(super) const DECIDE_DEDUP_PROPOSAL: &str = include_str!("sql/decide_dedup_proposal.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
@@ -123,6 +126,19 @@ pub(super) fn parse_system(column: &str, s: &str) -> Result<System, StoreError> 
 
 pub(super) fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
     Outcome::parse(s).map_err(|_| corrupt("outcome", s))
+}
+
+/// A JSON column written by this store, read back.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(
+    column: &str,
+    s: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|_| corrupt(column, s))
+}
+
+/// A JSON column's text: the value types written here always serialise.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub(super) fn parse_status(s: &str) -> Result<RunStatus, StoreError> {
@@ -334,6 +350,33 @@ macro_rules! impl_store {
                     erp_id: row.try_get(3)?,
                     fields: $crate::store::common::fields_from_json(&fields)?,
                     synced_at: $crate::domain::Timestamp::from_micros(row.try_get(5)?),
+                })
+            }
+
+            fn proposal_from_row(row: &$row) -> Result<$crate::domain::DedupProposal, StoreError> {
+                use sqlx::Row;
+                use $crate::store::common::from_json;
+                let endpoint: String = row.try_get(1)?;
+                let members: String = row.try_get(2)?;
+                let fields: String = row.try_get(4)?;
+                let before: String = row.try_get(5)?;
+                let status: String = row.try_get(8)?;
+                let decided_at: Option<i64> = row.try_get(9)?;
+                Ok($crate::domain::DedupProposal {
+                    id: row.try_get(0)?,
+                    status: $crate::domain::ProposalStatus::parse(&status)
+                        .ok_or_else(|| $crate::store::common::corrupt("status", &status))?,
+                    decided_at: decided_at.map($crate::domain::Timestamp::from_micros),
+                    decided_by: row.try_get(10)?,
+                    proposal: $crate::domain::NewDedupProposal {
+                        endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                        members: from_json("members", &members)?,
+                        survivor: row.try_get(3)?,
+                        fields: from_json("fields", &fields)?,
+                        before: from_json("before", &before)?,
+                        min_probability: row.try_get(6)?,
+                        created_at: $crate::domain::Timestamp::from_micros(row.try_get(7)?),
+                    },
                 })
             }
 
@@ -1040,6 +1083,64 @@ macro_rules! impl_store {
                     .iter()
                     .map(Self::finding_from_row)
                     .collect()
+            }
+
+            async fn save_dedup_proposals(
+                &self,
+                proposals: &[$crate::domain::NewDedupProposal],
+            ) -> Result<usize, StoreError> {
+                use $crate::store::common::to_json;
+                let mut tx = self.begin_write().await?;
+                let mut added = 0;
+                for p in proposals {
+                    added += sqlx::query($crate::store::common::INSERT_DEDUP_PROPOSAL)
+                        .bind(p.endpoint.as_str())
+                        .bind(to_json(&p.members)?)
+                        .bind(p.survivor.as_str())
+                        .bind(to_json(&p.fields)?)
+                        .bind(to_json(&p.before)?)
+                        .bind(p.min_probability)
+                        .bind(p.created_at.as_micros())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected() as usize;
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            async fn dedup_proposals(
+                &self,
+                endpoint: Option<$crate::domain::Endpoint>,
+                status: Option<$crate::domain::ProposalStatus>,
+            ) -> Result<Vec<$crate::domain::DedupProposal>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_DEDUP_PROPOSALS)
+                    .bind(endpoint.map(|e| e.as_str()))
+                    .bind(status.map(|s| s.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::proposal_from_row)
+                    .collect()
+            }
+
+            async fn decide_dedup_proposal(
+                &self,
+                id: i64,
+                status: $crate::domain::ProposalStatus,
+                by: &str,
+                at: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::domain::DedupProposal>, StoreError> {
+                sqlx::query($crate::store::common::DECIDE_DEDUP_PROPOSAL)
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(at.as_micros())
+                    .bind(by)
+                    .fetch_optional(self.writer())
+                    .await?
+                    .as_ref()
+                    .map(Self::proposal_from_row)
+                    .transpose()
             }
 
             async fn close(&self) {

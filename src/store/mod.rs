@@ -277,6 +277,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Findings in `state` (all when `None`), most recently detected first.
     async fn findings(&self, state: Option<FindingState>) -> Result<Vec<Finding>, StoreError>;
+    /// Stores merge proposals; a cluster that already has an open proposal is skipped. Returns
+    /// how many were new.
+    async fn save_dedup_proposals(
+        &self,
+        proposals: &[crate::domain::NewDedupProposal],
+    ) -> Result<usize, StoreError>;
+
+    /// Proposals, oldest first, optionally of one endpoint and one status.
+    async fn dedup_proposals(
+        &self,
+        endpoint: Option<Endpoint>,
+        status: Option<crate::domain::ProposalStatus>,
+    ) -> Result<Vec<crate::domain::DedupProposal>, StoreError>;
+
+    /// Approves or rejects an open proposal; `None` when there is no open proposal with that id.
+    async fn decide_dedup_proposal(
+        &self,
+        id: i64,
+        status: crate::domain::ProposalStatus,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Option<crate::domain::DedupProposal>, StoreError>;
 
     async fn close(&self);
 }

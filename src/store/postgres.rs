@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0003_findings.sql"),
     ),
     (
+        4,
+        "dedup proposals",
+        include_str!("migrations/postgres/0004_dedup.sql"),
+    ),
+    (
         6,
         "job leases",
         include_str!("migrations/postgres/0006_leases.sql"),

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0003_findings.sql"),
     ),
     (
+        4,
+        "dedup proposals",
+        include_str!("migrations/sqlite/0004_dedup.sql"),
+    ),
+    (
         6,
         "job leases",
         include_str!("migrations/sqlite/0006_leases.sql"),

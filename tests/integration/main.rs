@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod connectors;
 mod crash;
+mod dedup;
 mod documents;
 mod findings;
 mod helpers;

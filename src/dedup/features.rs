@@ -1,0 +1,486 @@
+//! Pair features: string similarities (strsim), exact, numeric and date comparisons, and token
+//! agreement weighted by how rare the shared tokens are.
+
+use std::collections::HashMap;
+
+use strsim::{jaro_winkler, osa_distance, sorensen_dice};
+
+use super::profile::{FieldKind, Prepared, Profile, Value};
+
+/// Marks whole-value entries in the frequency table, apart from single tokens.
+const WHOLE: char = '\u{1}';
+
+/// How many records each token (and each whole value) occurs in, per field: a match on a rare
+/// surname is stronger evidence than a match on "smith". Counted once per data set, then written
+/// into every value ([`TokenStats::weigh`]) so comparing a pair never looks anything up.
+#[derive(Debug, Default)]
+pub struct TokenStats {
+    records: f64,
+    per_field: Vec<HashMap<String, u32>>,
+}
+
+impl TokenStats {
+    pub fn build<'a>(fields: usize, records: impl IntoIterator<Item = &'a Prepared>) -> Self {
+        let mut stats = Self {
+            records: 0.0,
+            per_field: vec![HashMap::new(); fields],
+        };
+        for record in records {
+            stats.records += 1.0;
+            for (counts, value) in stats.per_field.iter_mut().zip(&record.values) {
+                let Some(value) = value else { continue };
+                for token in &value.tokens {
+                    *counts.entry(token.clone()).or_default() += 1;
+                }
+                *counts.entry(format!("{WHOLE}{}", value.text)).or_default() += 1;
+            }
+        }
+        stats
+    }
+
+    /// Inverse document frequency, at least 1 so a common token still counts a little.
+    fn idf(&self, field: usize, token: &str) -> f64 {
+        let df = self.per_field[field].get(token).copied().unwrap_or(0);
+        ((self.records + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0
+    }
+
+    /// Writes each token's weight and each value's rarity (in [0, 1], 1 for a value seen once).
+    pub fn weigh<'a>(&self, records: impl IntoIterator<Item = &'a mut Prepared>) {
+        let max = (self.records + 1.0).ln() + 1.0;
+        for record in records {
+            for (field, value) in record.values.iter_mut().enumerate() {
+                let Some(value) = value else { continue };
+                value.weights = value.tokens.iter().map(|t| self.idf(field, t)).collect();
+                value.rarity = self.idf(field, &format!("{WHOLE}{}", value.text)) / max;
+            }
+        }
+    }
+}
+
+/// Counts token frequencies over `records` and writes the weights into them.
+pub fn weigh_all(fields: usize, records: &mut [&mut Prepared]) {
+    let stats = TokenStats::build(fields, records.iter().map(|r| &**r));
+    stats.weigh(records.iter_mut().map(|r| &mut **r));
+}
+
+/// Shared-token weight over all-token weight, each token weighted by its rarity.
+fn weighted_overlap(a: &Value, b: &Value) -> f64 {
+    let (mut shared, mut all) = (0.0, 0.0);
+    let (mut i, mut j) = (0, 0);
+    // Both token lists are sorted: one merge pass finds the intersection and the union.
+    while i < a.tokens.len() || j < b.tokens.len() {
+        let ord = match (a.tokens.get(i), b.tokens.get(j)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Equal => {
+                shared += a.weight(i);
+                all += a.weight(i);
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                all += a.weight(i);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                all += b.weight(j);
+                j += 1;
+            }
+        }
+    }
+    if all == 0.0 { 0.0 } else { shared / all }
+}
+
+/// Optimal-string-alignment similarity (Damerau-Levenshtein with adjacent transpositions,
+/// each substring edited once), normalised to [0, 1]: the cheap Damerau.
+fn damerau(a: &str, b: &str) -> f64 {
+    let len = a.chars().count().max(b.chars().count());
+    if len == 0 {
+        1.0
+    } else {
+        1.0 - osa_distance(a, b) as f64 / len as f64
+    }
+}
+
+fn feature_names(kind: FieldKind) -> &'static [&'static str] {
+    match kind {
+        FieldKind::Name => &[
+            "missing",
+            "exact",
+            "jaro_winkler",
+            "damerau",
+            "dice",
+            "weighted",
+            "rarity",
+        ],
+        FieldKind::Text => &["missing", "dice", "weighted", "jaro_winkler"],
+        FieldKind::Code => &["missing", "exact", "damerau"],
+        FieldKind::Codes => &[
+            "missing",
+            "shared",
+            "jaccard",
+            "best",
+            "contained",
+            "conflict",
+            "colour_conflict",
+            "measure_conflict",
+            "number_conflict",
+            "first_word_same",
+        ],
+        FieldKind::Date => &[
+            "missing",
+            "exact",
+            "damerau",
+            "same_year",
+            "day_month_swapped",
+        ],
+        FieldKind::Phone => &["missing", "exact", "same_last7"],
+        FieldKind::Email => &["missing", "exact", "local_jaro_winkler", "same_domain"],
+        FieldKind::Address => &["missing", "jaro_winkler", "dice", "weighted"],
+        FieldKind::Price => &["missing", "relative_difference"],
+    }
+}
+
+/// The names of a profile's features, `field.feature`, in vector order.
+pub fn names(profile: &Profile) -> Vec<String> {
+    profile
+        .fields
+        .iter()
+        .flat_map(|f| {
+            feature_names(f.kind)
+                .iter()
+                .map(move |n| format!("{}.{n}", f.name))
+        })
+        .collect()
+}
+
+/// Sorensen-Dice on token sets.
+fn token_dice(a: &[String], b: &[String]) -> f64 {
+    let shared = a.iter().filter(|t| b.binary_search(t).is_ok()).count();
+    let total = a.len() + b.len();
+    if total == 0 {
+        0.0
+    } else {
+        2.0 * shared as f64 / total as f64
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Long texts are compared on their beginning, where the distinguishing words usually are, and
+/// which keeps Jaro-Winkler's quadratic cost bounded.
+fn head(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn compare(kind: FieldKind, a: &Value, b: &Value, out: &mut Vec<f64>) {
+    let exact = a.text == b.text;
+    match kind {
+        FieldKind::Name => out.extend_from_slice(&[
+            0.0,
+            flag(exact),
+            jaro_winkler(&a.text, &b.text),
+            damerau(&a.text, &b.text),
+            token_dice(&a.tokens, &b.tokens),
+            weighted_overlap(a, b),
+            if exact { a.rarity } else { 0.0 },
+        ]),
+        FieldKind::Text => out.extend_from_slice(&[
+            0.0,
+            token_dice(&a.tokens, &b.tokens),
+            weighted_overlap(a, b),
+            jaro_winkler(head(&a.text), head(&b.text)),
+        ]),
+        FieldKind::Code => out.extend_from_slice(&[0.0, flag(exact), damerau(&a.text, &b.text)]),
+        FieldKind::Codes => out.extend(codes(a, b)),
+        FieldKind::Date => {
+            let swapped = match (a.date, b.date) {
+                (Some((ya, ma, da)), Some((yb, mb, db))) => ya == yb && ma == db && da == mb,
+                _ => false,
+            };
+            out.extend_from_slice(&[
+                0.0,
+                flag(exact),
+                damerau(&a.text, &b.text),
+                flag(a.date.zip(b.date).is_some_and(|(x, y)| x.0 == y.0)),
+                flag(swapped && !exact),
+            ]);
+        }
+        FieldKind::Phone => {
+            let long = a.text.len() >= 7 && b.text.len() >= 7;
+            out.extend_from_slice(&[
+                0.0,
+                flag(exact),
+                flag(long && last7(&a.text) == last7(&b.text)),
+            ]);
+        }
+        FieldKind::Email => {
+            let (la, da) = a.text.split_once('@').unwrap_or((&a.text, ""));
+            let (lb, db) = b.text.split_once('@').unwrap_or((&b.text, ""));
+            out.extend_from_slice(&[
+                0.0,
+                flag(exact),
+                jaro_winkler(la, lb),
+                flag(!da.is_empty() && da == db),
+            ]);
+        }
+        FieldKind::Address => out.extend_from_slice(&[
+            0.0,
+            jaro_winkler(&a.text, &b.text),
+            sorensen_dice(&a.text, &b.text),
+            weighted_overlap(a, b),
+        ]),
+        FieldKind::Price => match (a.number, b.number) {
+            (Some(x), Some(y)) if x.max(y) > 0.0 => {
+                out.extend_from_slice(&[0.0, (x - y).abs() / x.max(y)])
+            }
+            _ => out.extend_from_slice(&[1.0, 0.0]),
+        },
+    }
+}
+
+fn last7(s: &str) -> &str {
+    &s[s.len().saturating_sub(7)..]
+}
+
+/// Model-number agreement: any code shared, Jaccard of the code sets, the best similarity of any
+/// two codes (catches `lds4821ww` vs `lds4821wh`), whether a code of one side occurs inside the
+/// other side's text with separators removed (`htz510` in "samsung ht-z510 home theater"), and a
+/// conflict flag when both carry codes and none agrees in any of these ways, which usually means
+/// two models of one product line.
+fn codes(a: &Value, b: &Value) -> Vec<f64> {
+    let first = |v: &Value| v.text.split(' ').next().map(str::to_string);
+    let variants = [
+        flag(disjoint(&colours(a), &colours(b))),
+        flag(disjoint(&measures(a), &measures(b))),
+        flag(disjoint(&numbers(a), &numbers(b))),
+        // Usually the brand, which catalogues without a brand column still put first.
+        flag(first(a) == first(b)),
+    ];
+    if a.codes.is_empty() || b.codes.is_empty() {
+        let mut out = vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        out.extend(variants);
+        return out;
+    }
+    // A code may be another's prefix (a colour or region suffix appended).
+    let same = |x: &String, y: &String| {
+        x == y
+            || (x.len().min(y.len()) >= 5
+                && (x.starts_with(y.as_str()) || y.starts_with(x.as_str())))
+    };
+    let shared = a
+        .codes
+        .iter()
+        .filter(|x| b.codes.iter().any(|y| same(x, y)))
+        .count();
+    let union = (a.codes.len() + b.codes.len()).saturating_sub(shared);
+    let best = a
+        .codes
+        .iter()
+        .flat_map(|x| b.codes.iter().map(move |y| damerau(x, y)))
+        .fold(0.0, f64::max);
+    let compact = |v: &Value| v.text.replace(' ', "");
+    let (ca, cb) = (compact(a), compact(b));
+    let contained = a.codes.iter().any(|x| cb.contains(x.as_str()))
+        || b.codes.iter().any(|y| ca.contains(y.as_str()));
+    vec![
+        0.0,
+        flag(shared > 0),
+        shared as f64 / union.max(1) as f64,
+        best,
+        flag(contained),
+        flag(shared == 0 && !contained),
+        variants[0],
+        variants[1],
+        variants[2],
+        variants[3],
+    ]
+}
+
+/// Plain numbers of two to four digits (sizes, series, pack counts, short part numbers): longer
+/// ones are already codes.
+fn numbers(v: &Value) -> Vec<&str> {
+    v.tokens
+        .iter()
+        .filter(|t| (2..=4).contains(&t.len()) && t.chars().all(|c| c.is_ascii_digit()))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Both sides name some, and none in common: the same product line in another variant.
+fn disjoint(a: &[&str], b: &[&str]) -> bool {
+    !a.is_empty() && !b.is_empty() && !a.iter().any(|x| b.contains(x))
+}
+
+/// Colour words, abbreviations written out (`blk` is black).
+fn colours(v: &Value) -> Vec<&'static str> {
+    const COLOURS: &[(&str, &str)] = &[
+        ("black", "black"),
+        ("blk", "black"),
+        ("white", "white"),
+        ("wht", "white"),
+        ("silver", "silver"),
+        ("slv", "silver"),
+        ("red", "red"),
+        ("blue", "blue"),
+        ("navy", "blue"),
+        ("green", "green"),
+        ("grn", "green"),
+        ("yellow", "yellow"),
+        ("pink", "pink"),
+        ("purple", "purple"),
+        ("orange", "orange"),
+        ("gray", "gray"),
+        ("grey", "gray"),
+        ("brown", "brown"),
+        ("gold", "gold"),
+        ("cyan", "cyan"),
+        ("magenta", "magenta"),
+        ("beige", "beige"),
+        ("bronze", "bronze"),
+        ("titanium", "titanium"),
+        ("chrome", "chrome"),
+    ];
+    let mut out: Vec<&str> = v
+        .tokens
+        .iter()
+        .filter_map(|t| COLOURS.iter().find(|(w, _)| w == t).map(|(_, c)| *c))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Sizes and capacities (`16gb`, `50in`, `12mp`): a number glued to a unit.
+fn measures(v: &Value) -> Vec<&str> {
+    const UNITS: &[&str] = &[
+        "gb", "tb", "mb", "mp", "mm", "cm", "ft", "in", "inch", "w", "hz", "ghz", "mhz", "oz",
+        "lb", "lbs", "pk", "pack", "ml",
+    ];
+    v.tokens
+        .iter()
+        .filter(|t| {
+            let unit = t.trim_start_matches(|c: char| c.is_ascii_digit());
+            unit.len() < t.len() && UNITS.contains(&unit)
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Appends the feature vector of one pair, in the order of [`names`], to `out`. The records'
+/// token weights must have been written ([`TokenStats::weigh`]).
+pub fn pair_into(profile: &Profile, a: &Prepared, b: &Prepared, out: &mut Vec<f64>) {
+    for (i, field) in profile.fields.iter().enumerate() {
+        match (&a.values[i], &b.values[i]) {
+            (Some(x), Some(y)) => compare(field.kind, x, y, out),
+            _ => {
+                // Missing on either side: only the missing flag is set.
+                let n = feature_names(field.kind).len();
+                out.push(1.0);
+                out.extend(std::iter::repeat_n(0.0, n - 1));
+            }
+        }
+    }
+}
+
+/// The feature vector of one pair.
+pub fn pair(profile: &Profile, a: &Prepared, b: &Prepared) -> Vec<f64> {
+    let mut out = Vec::with_capacity(64);
+    pair_into(profile, a, b, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn profile() -> Profile {
+        Profile::parse(
+            r#"
+entity = "persons"
+model = "m"
+[[fields]]
+name = "surname"
+kind = "name"
+columns = ["surname"]
+[[fields]]
+name = "dob"
+kind = "date"
+columns = ["dob"]
+[[fields]]
+name = "phone"
+kind = "phone"
+columns = ["phone"]
+[[fields]]
+name = "title"
+kind = "codes"
+columns = ["title"]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn rec(p: &Profile, id: &str, cols: &[(&str, &str)]) -> Prepared {
+        p.prepare(id.into(), &cols.iter().copied().collect::<BTreeMap<_, _>>())
+    }
+
+    #[test]
+    fn vector_matches_names_and_flags_missing_fields() {
+        let p = profile();
+        let a = rec(&p, "a", &[("surname", "Smith"), ("dob", "19800102")]);
+        let b = rec(&p, "b", &[("surname", "Smyth"), ("dob", "19800201")]);
+        let f = pair(&p, &a, &b);
+        let names = names(&p);
+        assert_eq!(f.len(), names.len());
+        let get = |n: &str| f[names.iter().position(|x| x == n).unwrap()];
+        assert_eq!(get("surname.exact"), 0.0);
+        assert!(get("surname.jaro_winkler") > 0.8);
+        assert_eq!(get("dob.day_month_swapped"), 1.0);
+        assert_eq!(get("phone.missing"), 1.0);
+        assert_eq!(get("title.missing"), 1.0);
+    }
+
+    #[test]
+    fn rare_tokens_weigh_more_than_common_ones() {
+        let p = profile();
+        let mut recs: Vec<Prepared> = (0..20)
+            .map(|i| rec(&p, &i.to_string(), &[("surname", "smith jones")]))
+            .collect();
+        recs.push(rec(&p, "x", &[("surname", "smith zabrowski")]));
+        recs.push(rec(&p, "y", &[("surname", "jones zabrowski")]));
+        weigh_all(p.fields.len(), &mut recs.iter_mut().collect::<Vec<_>>());
+        let names = names(&p);
+        let w = names.iter().position(|x| x == "surname.weighted").unwrap();
+        // Both pairs share one token of two; the pair sharing the rare one scores higher.
+        let common = pair(&p, &recs[0], &recs[20])[w];
+        let rare = pair(&p, &recs[20], &recs[21])[w];
+        assert!(rare > common, "rare {rare} common {common}");
+    }
+
+    #[test]
+    fn product_codes_agree_or_conflict() {
+        let p = profile();
+        let a = rec(&p, "a", &[("title", "LG LDS4821WW dishwasher")]);
+        let b = rec(&p, "b", &[("title", "lg lds4821ww white")]);
+        let c = rec(&p, "c", &[("title", "LG LDF6920BB dishwasher")]);
+        let d = rec(&p, "d", &[("title", "LG LDS4821WW 16gb black")]);
+        let e = rec(&p, "e", &[("title", "LG LDS4821WW 8gb blk")]);
+        let names = names(&p);
+        let i = names.iter().position(|x| x == "title.shared").unwrap();
+        assert_eq!(pair(&p, &a, &b)[i], 1.0);
+        assert_eq!(pair(&p, &a, &c)[i], 0.0);
+        assert_eq!(pair(&p, &a, &c)[i + 4], 1.0);
+        // Same model, other capacity: a measure conflict but no colour conflict.
+        let de = pair(&p, &d, &e);
+        assert_eq!((de[i], de[i + 5], de[i + 6]), (1.0, 0.0, 1.0));
+    }
+}

@@ -22,7 +22,7 @@ use super::{Decision, DedupSettings, ScoredPair};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    #[error("prompt template {path}: {source}")]
+    #[error("prompt template {path}")]
     Template {
         path: PathBuf,
         source: std::io::Error,

@@ -26,12 +26,13 @@ use self::profile::{Prepared, Profile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {
-    #[error("{path}: {source}")]
+    // The cause is printed by whoever prints the error chain.
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Csv { path: PathBuf, source: csv::Error },
     #[error("profile {path}: {message}")]
     Profile { path: PathBuf, message: String },

@@ -70,6 +70,7 @@ impl Application {
                 .required_token()
                 .map(|t| SecretString::from(t.to_string())),
             body_limit: settings.server.body_limit_bytes,
+            http: Default::default(),
         };
         Ok(Self {
             listener,

@@ -5,6 +5,7 @@ pub mod auth;
 mod error;
 mod health;
 mod ingest;
+mod metrics;
 mod operations;
 
 use axum::Router;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub engine: Option<Arc<Engine>>,
     pub ingest_token: Option<SecretString>,
     pub body_limit: usize,
+    /// Requests served, for `/metrics`.
+    pub http: metrics::HttpCounts,
 }
 
 /// A JSON request body, refused with the error naming the field it could not read.
@@ -75,10 +78,15 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(operations::router())
         .merge(audit::router())
+        .merge(metrics::router())
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())
         .layer(TraceLayer::new_for_http())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.http.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

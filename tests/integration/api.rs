@@ -502,3 +502,36 @@ async fn token_create_prints_only_the_token_which_then_works() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("viewer, approver or admin"));
     store.close().await;
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_show_the_stores_state() {
+    let app = admin_app().await;
+    app.engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        app.call(Some(Role::Viewer), "GET", "/v1/conflicts/7/resolve", None)
+            .await;
+        app.call(Some(Role::Viewer), "GET", "/v1/runs", None).await;
+    }
+    let (status, _) = app.call(None, "GET", "/metrics", None).await;
+    assert_eq!(status, 401);
+    let (status, body) = app.call(Some(Role::Viewer), "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap();
+    assert!(
+        text.contains(
+            r#"syncwarden_http_requests_total{route="/v1/runs",method="GET",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    let events = app.store.count_events().await.unwrap();
+    assert!(events > 0);
+    assert!(
+        text.contains(&format!("syncwarden_events_total {events}\n")),
+        "{text}"
+    );
+    assert!(text.contains("syncwarden_conflicts_open 0\n"));
+    assert!(text.contains("syncwarden_findings{state=\"open\"} 0\n"));
+}

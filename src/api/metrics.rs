@@ -18,8 +18,10 @@ use crate::domain::Role;
 use crate::monitor::FindingState;
 
 /// (route, method, status) -> requests served.
+type Counts = BTreeMap<(String, String, u16), u64>;
+
 #[derive(Clone, Default)]
-pub struct HttpCounts(Arc<Mutex<BTreeMap<(String, String, u16), u64>>>);
+pub struct HttpCounts(Arc<Mutex<Counts>>);
 
 impl HttpCounts {
     fn add(&self, route: String, method: String, status: u16) {
@@ -27,7 +29,7 @@ impl HttpCounts {
         *counts.entry((route, method, status)).or_default() += 1;
     }
 
-    fn snapshot(&self) -> BTreeMap<(String, String, u16), u64> {
+    fn snapshot(&self) -> Counts {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -17,7 +17,7 @@ pub mod success_rate;
 pub mod watch;
 
 pub use command::{MonitorCommand, run as run_command};
-pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
+pub use detector::{ALARM_LEVEL, Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use drift::{Difference, DriftEvidence, DriftWatch};
 pub use findings::{Finding, FindingState, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};

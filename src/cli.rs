@@ -95,8 +95,8 @@ enum Command {
     Migrate,
     /// Print the annotated default configuration.
     DefaultConfig,
-    /// The monitor: score recorded metric series with the live anomaly detector, or evaluate the
-    /// sync-incident detectors on simulated weeks.
+    /// The monitor: score recorded metric series with the live anomaly detector, evaluate the
+    /// sync-incident detectors on simulated weeks, list, acknowledge and resolve findings.
     Monitor {
         #[command(subcommand)]
         which: crate::monitor::MonitorCommand,
@@ -219,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             which: ConnectorsCommand::Check,
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
-        Command::Monitor { which } => crate::monitor::run_command(which),
+        Command::Monitor { which } => crate::monitor::run_command(which, &settings).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;

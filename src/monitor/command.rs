@@ -1,12 +1,16 @@
-//! `syncwarden monitor score|eval`: the command line of the monitor (the edge, so errors become
-//! anyhow).
+//! `syncwarden monitor score|eval|findings|ack|resolve`: the command line of the monitor (the
+//! edge, so errors become anyhow).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::findings::{FindingState, FindingsReport};
 use super::score::{DetectorKind, score_file, score_tree};
+use crate::config::Settings;
+use crate::domain::Timestamp;
+use crate::startup;
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
@@ -25,6 +29,21 @@ pub enum MonitorCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The findings in the store, newest first, with mean time to detect and to recover.
+    Findings {
+        /// Only findings in this state (open, acknowledged, resolved).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<FindingState>,
+    },
+    /// Acknowledge an open finding.
+    Ack { id: i64 },
+    /// Resolve a finding by hand (it reopens if the anomaly is reported again).
+    Resolve { id: i64 },
+}
+
+fn parse_state(s: &str) -> Result<FindingState, String> {
+    FindingState::parse(s)
+        .ok_or_else(|| format!("unknown state `{s}` (open, acknowledged, resolved)"))
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +86,31 @@ impl From<DetectorArg> for DetectorKind {
     }
 }
 
-pub fn run(command: MonitorCommand) -> anyhow::Result<()> {
+pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result<()> {
     let args = match command {
         MonitorCommand::Score(args) => args,
+        MonitorCommand::Findings { state } => {
+            let store = startup::open_store(settings).await?;
+            let report = FindingsReport::new(store.findings(state).await?);
+            store.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        MonitorCommand::Ack { id } | MonitorCommand::Resolve { id } => {
+            let store = startup::open_store(settings).await?;
+            let now = Timestamp::now_utc();
+            let changed = if matches!(command, MonitorCommand::Ack { .. }) {
+                store.acknowledge_finding(id, now).await?
+            } else {
+                store.resolve_finding(id, now).await?
+            };
+            store.close().await;
+            let finding = changed.with_context(|| {
+                format!("no finding {id} in a state that allows it (see `monitor findings`)")
+            })?;
+            println!("{}", serde_json::to_string(&finding)?);
+            return Ok(());
+        }
         MonitorCommand::Eval {
             runs,
             clean_weeks,

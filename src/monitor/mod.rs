@@ -19,7 +19,7 @@ pub mod watch;
 pub use command::{MonitorCommand, run as run_command};
 pub use detector::{ALARM_LEVEL, Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use drift::{Difference, DriftEvidence, DriftWatch};
-pub use findings::{Finding, FindingState, NewFinding, Severity};
+pub use findings::{Finding, FindingState, FindingsReport, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use metrics::{Bucket, Scope, bucket_events, roll_up};
 pub use prices::{

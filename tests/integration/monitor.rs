@@ -133,3 +133,70 @@ fn bad_input_is_an_error_naming_file_and_line() {
         "no output for bad input"
     );
 }
+
+#[tokio::test]
+async fn findings_are_listed_acknowledged_and_resolved_from_the_command_line() {
+    use syncwarden::config::DatabaseSettings;
+    use syncwarden::domain::Timestamp;
+    use syncwarden::monitor::{NewFinding, Severity};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("syncwarden.db").display());
+    let store = syncwarden::store::connect(&url.into(), &DatabaseSettings::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let at = Timestamp::parse_rfc3339("2026-11-28T12:00:00Z").unwrap();
+    let finding = store
+        .upsert_finding(&NewFinding {
+            kind: "freshness".into(),
+            severity: Severity::Warning,
+            fingerprint: "freshness:items:crm".into(),
+            title: "No data moved for items:crm in 20 min (usually every 5 min)".into(),
+            evidence: serde_json::json!({"silence_secs": 1200}),
+            started_at: at,
+            detected_at: at + std::time::Duration::from_secs(900),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let monitor = |args: &[&str]| {
+        let out = syncwarden()
+            .arg("monitor")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = monitor(&["findings", "--state", "open"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["count"], 1);
+    assert_eq!(report["mean_time_to_detect_secs"], 900.0);
+    assert_eq!(report["findings"][0]["fingerprint"], "freshness:items:crm");
+
+    let id = finding.id.to_string();
+    let (ok, stdout, stderr) = monitor(&["ack", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(r#""state":"acknowledged""#), "{stdout}");
+    let (ok, _, stderr) = monitor(&["ack", &id]);
+    assert!(
+        !ok && stderr.contains(&format!("no finding {id}")),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = monitor(&["resolve", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(r#""state":"resolved""#), "{stdout}");
+    let (_, stdout, _) = monitor(&["findings", "--state", "open"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["count"], 0);
+    let (ok, _, stderr) = monitor(&["findings", "--state", "closed"]);
+    assert!(!ok && stderr.contains("unknown state `closed`"), "{stderr}");
+}

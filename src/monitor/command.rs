@@ -1,16 +1,20 @@
-//! `syncwarden monitor score|eval|findings|ack|resolve`: the command line of the monitor (the
-//! edge, so errors become anyhow).
+//! `syncwarden monitor score|eval|metrics|findings|ack|resolve`: the command line of the monitor
+//! (the edge, so errors become anyhow).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::findings::{FindingState, FindingsReport};
+use super::metrics::{BucketSummary, bucket_events, roll_up};
 use super::score::{DetectorKind, score_file, score_tree};
 use crate::config::Settings;
-use crate::domain::Timestamp;
+use crate::domain::{NewFieldEvent, Timestamp};
 use crate::startup;
+use crate::store::{EventQuery, MAX_QUERY_LIMIT, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
@@ -35,10 +39,43 @@ pub enum MonitorCommand {
         #[arg(long, value_parser = parse_state)]
         state: Option<FindingState>,
     },
+    /// Metrics from the event log: per endpoint and target system, writes attempted and failed,
+    /// success rate, events and latency percentiles per minute, hour or day, as JSON.
+    Metrics {
+        /// From this instant (RFC 3339), inclusive; default: a day before `--to`.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<Timestamp>,
+        /// Up to this instant (RFC 3339), exclusive; default: now.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<Timestamp>,
+        #[arg(long, value_enum, default_value_t = Resolution::Hour)]
+        resolution: Resolution,
+    },
     /// Acknowledge an open finding.
     Ack { id: i64 },
     /// Resolve a finding by hand (it reopens if the anomaly is reported again).
     Resolve { id: i64 },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    fn minutes(self) -> usize {
+        match self {
+            Resolution::Minute => 1,
+            Resolution::Hour => 60,
+            Resolution::Day => 1440,
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
 }
 
 fn parse_state(s: &str) -> Result<FindingState, String> {
@@ -96,6 +133,30 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(());
         }
+        MonitorCommand::Metrics {
+            from,
+            to,
+            resolution,
+        } => {
+            let to = to.unwrap_or_else(Timestamp::now_utc);
+            let from = from.unwrap_or(to - Duration::from_secs(86_400));
+            let store = startup::open_store(settings).await?;
+            let events = events_between(store.as_ref(), from, to).await?;
+            store.close().await;
+            let series: BTreeMap<String, Vec<BucketSummary>> =
+                bucket_events(&events, Duration::from_secs(60))
+                    .into_iter()
+                    .map(|(scope, minutes)| {
+                        let buckets = roll_up(&minutes, resolution.minutes());
+                        (
+                            scope.to_string(),
+                            buckets.iter().map(BucketSummary::from).collect(),
+                        )
+                    })
+                    .collect();
+            println!("{}", serde_json::to_string_pretty(&series)?);
+            return Ok(());
+        }
         MonitorCommand::Ack { id } | MonitorCommand::Resolve { id } => {
             let store = startup::open_store(settings).await?;
             let now = Timestamp::now_utc();
@@ -135,4 +196,31 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
     };
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
+}
+
+/// Every event that occurred in [from, to), page by page.
+async fn events_between(
+    store: &dyn Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> anyhow::Result<Vec<NewFieldEvent>> {
+    let mut events = Vec::new();
+    let mut after_id = None;
+    loop {
+        let page = store
+            .query_events(&EventQuery {
+                from: Some(from),
+                to: Some(to),
+                after_id,
+                limit: Some(MAX_QUERY_LIMIT),
+                ..EventQuery::default()
+            })
+            .await?;
+        after_id = page.last().map(|e| e.id);
+        let done = page.len() < MAX_QUERY_LIMIT as usize;
+        events.extend(page.into_iter().map(|e| e.event));
+        if done {
+            return Ok(events);
+        }
+    }
 }

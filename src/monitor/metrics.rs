@@ -90,6 +90,36 @@ impl Bucket {
     }
 }
 
+/// One bucket as the rest of the app reads it: counts, success rate and latency percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketSummary {
+    pub start: Timestamp,
+    pub attempts: u64,
+    pub failures: u64,
+    /// Share of attempts that succeeded; none without attempts.
+    pub success_rate: Option<f64>,
+    pub events: u64,
+    pub latency_p50_ms: Option<i64>,
+    pub latency_p95_ms: Option<i64>,
+    pub latency_p99_ms: Option<i64>,
+}
+
+impl From<&Bucket> for BucketSummary {
+    fn from(b: &Bucket) -> Self {
+        Self {
+            start: b.start,
+            attempts: b.attempts,
+            failures: b.failures,
+            success_rate: (b.attempts > 0)
+                .then(|| (b.attempts - b.failures) as f64 / b.attempts as f64),
+            events: b.events,
+            latency_p50_ms: b.latency_percentile(0.50),
+            latency_p95_ms: b.latency_percentile(0.95),
+            latency_p99_ms: b.latency_percentile(0.99),
+        }
+    }
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX).max(1)
 }
@@ -193,6 +223,25 @@ mod tests {
         assert_eq!((crm[1].events, crm[2].events, crm[3].attempts), (0, 0, 1));
         assert_eq!(crm[1].start, crm[0].start + Duration::from_secs(60));
         assert_eq!(series.len(), 2);
+    }
+
+    #[test]
+    fn a_summary_has_the_success_rate_and_percentiles() {
+        let mut bucket = Bucket::empty(Timestamp::from_micros(0));
+        assert_eq!(BucketSummary::from(&bucket).success_rate, None);
+        bucket.attempts = 200;
+        bucket.failures = 3;
+        bucket.latencies_ms = (1..=200).collect();
+        let summary = BucketSummary::from(&bucket);
+        assert_eq!(summary.success_rate, Some(0.985));
+        assert_eq!(
+            (
+                summary.latency_p50_ms,
+                summary.latency_p95_ms,
+                summary.latency_p99_ms
+            ),
+            (Some(100), Some(190), Some(198))
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use detector::{ALARM_LEVEL, Detector, DetectorParams, StreamDetector, Window
 pub use drift::{Difference, DriftEvidence, DriftWatch};
 pub use findings::{Finding, FindingState, FindingsReport, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
-pub use metrics::{Bucket, Scope, bucket_events, roll_up};
+pub use metrics::{Bucket, BucketSummary, Scope, bucket_events, roll_up};
 pub use prices::{
     PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
 };

@@ -289,21 +289,29 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     run_app(settings, clock, store, engine).await
 }
 
-/// Serves the API (and runs the sync scheduler, when there is an engine) until ctrl-c or SIGTERM.
+/// Serves the API and the live monitor (and runs the sync scheduler, when there is an engine)
+/// until ctrl-c or SIGTERM.
 async fn run_app(
     settings: &Settings,
     clock: Clock,
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
+    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now());
     let app = Application::with_store(settings, clock.clone(), store).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
+    let monitoring = tokio::spawn(crate::monitor::live::run(
+        monitor,
+        clock.clone(),
+        stop_rx.clone(),
+    ));
     let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
+    let _ = monitoring.await;
     if let Some(scheduler) = scheduler {
         // The scheduler stops between runs, so no run is cut in half.
         let _ = scheduler.await;

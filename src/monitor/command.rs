@@ -9,12 +9,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::findings::{FindingState, FindingsReport};
-use super::metrics::{BucketSummary, bucket_events, roll_up};
+use super::metrics::{BucketSummary, bucket_events, events_between, roll_up};
 use super::score::{DetectorKind, score_file, score_tree};
 use crate::config::Settings;
-use crate::domain::{NewFieldEvent, Timestamp};
+use crate::domain::Timestamp;
 use crate::startup;
-use crate::store::{EventQuery, MAX_QUERY_LIMIT, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
@@ -196,31 +195,4 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
     };
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
-}
-
-/// Every event that occurred in [from, to), page by page.
-async fn events_between(
-    store: &dyn Store,
-    from: Timestamp,
-    to: Timestamp,
-) -> anyhow::Result<Vec<NewFieldEvent>> {
-    let mut events = Vec::new();
-    let mut after_id = None;
-    loop {
-        let page = store
-            .query_events(&EventQuery {
-                from: Some(from),
-                to: Some(to),
-                after_id,
-                limit: Some(MAX_QUERY_LIMIT),
-                ..EventQuery::default()
-            })
-            .await?;
-        after_id = page.last().map(|e| e.id);
-        let done = page.len() < MAX_QUERY_LIMIT as usize;
-        events.extend(page.into_iter().map(|e| e.event));
-        if done {
-            return Ok(events);
-        }
-    }
 }

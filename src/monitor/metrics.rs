@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::success_rate::Calls;
 use crate::domain::{Endpoint, NewFieldEvent, Outcome, System, Timestamp};
+use crate::store::{EventQuery, MAX_QUERY_LIMIT, Store, StoreError};
 
 /// Where a metric is measured: writes of one endpoint into one system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -116,6 +117,33 @@ impl From<&Bucket> for BucketSummary {
             latency_p50_ms: b.latency_percentile(0.50),
             latency_p95_ms: b.latency_percentile(0.95),
             latency_p99_ms: b.latency_percentile(0.99),
+        }
+    }
+}
+
+/// Every event of the log that occurred in [from, to), read page by page.
+pub async fn events_between(
+    store: &dyn Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<NewFieldEvent>, StoreError> {
+    let mut events = Vec::new();
+    let mut after_id = None;
+    loop {
+        let page = store
+            .query_events(&EventQuery {
+                from: Some(from),
+                to: Some(to),
+                after_id,
+                limit: Some(MAX_QUERY_LIMIT),
+                ..EventQuery::default()
+            })
+            .await?;
+        after_id = page.last().map(|e| e.id);
+        let done = page.len() < MAX_QUERY_LIMIT as usize;
+        events.extend(page.into_iter().map(|e| e.event));
+        if done {
+            return Ok(events);
         }
     }
 }

@@ -64,12 +64,12 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    fn minutes(self) -> usize {
-        match self {
-            Resolution::Minute => 1,
-            Resolution::Hour => 60,
-            Resolution::Day => 1440,
-        }
+    fn width(self) -> Duration {
+        Duration::from_secs(match self {
+            Resolution::Minute => 60,
+            Resolution::Hour => 3600,
+            Resolution::Day => 86_400,
+        })
     }
 }
 
@@ -146,7 +146,7 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
                 bucket_events(&events, Duration::from_secs(60))
                     .into_iter()
                     .map(|(scope, minutes)| {
-                        let buckets = roll_up(&minutes, resolution.minutes());
+                        let buckets = roll_up(&minutes, resolution.width());
                         (
                             scope.to_string(),
                             buckets.iter().map(BucketSummary::from).collect(),

@@ -190,19 +190,24 @@ pub fn bucket_events<'a>(
         .collect()
 }
 
-/// Merges every `factor` consecutive buckets into one (e.g. minutes into hours with 60); a last,
-/// incomplete group is merged too.
-pub fn roll_up(buckets: &[Bucket], factor: usize) -> Vec<Bucket> {
-    buckets
-        .chunks(factor.max(1))
-        .map(|group| {
-            let mut merged = Bucket::empty(group[0].start);
-            for b in group {
-                merged.merge(b);
+/// Merges buckets (in time order) into buckets of `width`, aligned on multiples of it since the
+/// epoch (minutes into clock hours: 10:00-10:59 is one hour however the minutes began); the first
+/// and last may be partial.
+pub fn roll_up(buckets: &[Bucket], width: Duration) -> Vec<Bucket> {
+    let w = micros(width);
+    let mut merged: Vec<Bucket> = Vec::new();
+    for b in buckets {
+        let start = Timestamp::from_micros(b.start.as_micros().div_euclid(w) * w);
+        match merged.last_mut() {
+            Some(last) if last.start == start => last.merge(b),
+            _ => {
+                let mut bucket = Bucket::empty(start);
+                bucket.merge(b);
+                merged.push(bucket);
             }
-            merged
-        })
-        .collect()
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -281,7 +286,8 @@ mod tests {
         assert_eq!(bucket.latency_percentile(1.0), Some(100));
         assert_eq!(Bucket::empty(bucket.start).latency_percentile(0.5), None);
 
-        let minutes: Vec<Bucket> = (0..150)
+        // From 00:30 for 150 minutes: the second half of one hour, then two full hours.
+        let minutes: Vec<Bucket> = (30..180)
             .map(|i| Bucket {
                 start: Timestamp::from_micros(i * 60_000_000),
                 attempts: 2,
@@ -290,14 +296,19 @@ mod tests {
                 latencies_ms: vec![i],
             })
             .collect();
-        let hours = roll_up(&minutes, 60);
+        let hours = roll_up(&minutes, Duration::from_secs(3600));
         assert_eq!(hours.len(), 3);
         assert_eq!(
-            (hours[0].attempts, hours[0].failures, hours[0].events),
+            hours[0].start,
+            Timestamp::from_micros(0),
+            "aligned on the hour"
+        );
+        assert_eq!(hours[0].attempts, 60, "the first, partial hour");
+        assert_eq!(
+            (hours[1].attempts, hours[1].failures, hours[1].events),
             (120, 6, 180)
         );
-        assert_eq!(hours[1].start, Timestamp::from_micros(60 * 60_000_000));
-        assert_eq!(hours[2].attempts, 60, "the last, incomplete hour");
-        assert_eq!(hours[2].latencies_ms.len(), 30);
+        assert_eq!(hours[2].start, Timestamp::from_micros(2 * 3600 * 1_000_000));
+        assert_eq!(hours[2].latencies_ms.len(), 60);
     }
 }

@@ -100,8 +100,8 @@ enum Command {
     Migrate,
     /// Print the annotated default configuration.
     DefaultConfig,
-    /// The monitor: score recorded metric series with the live anomaly detector, or evaluate the
-    /// sync-incident detectors on simulated weeks.
+    /// The monitor: score recorded metric series with the live anomaly detector, evaluate the
+    /// sync-incident detectors on simulated weeks, list, acknowledge and resolve findings.
     Monitor {
         #[command(subcommand)]
         which: crate::monitor::MonitorCommand,
@@ -254,7 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
         Command::Token { which } => token(&settings, which).await,
-        Command::Monitor { which } => crate::monitor::run_command(which),
+        Command::Monitor { which } => crate::monitor::run_command(which, &settings).await,
         Command::Dedup { which } => crate::dedup::command::run(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
@@ -360,21 +360,29 @@ async fn serve(settings: &Settings) -> anyhow::Result<()> {
     run_app(settings, clock, store, engine).await
 }
 
-/// Serves the API (and runs the sync scheduler, when there is an engine) until ctrl-c or SIGTERM.
+/// Serves the API and the live monitor (and runs the sync scheduler, when there is an engine)
+/// until ctrl-c or SIGTERM.
 async fn run_app(
     settings: &Settings,
     clock: Clock,
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
+    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now());
     let app = Application::with_store(settings, clock.clone(), store, engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
+    let monitoring = tokio::spawn(crate::monitor::live::run(
+        monitor,
+        clock.clone(),
+        stop_rx.clone(),
+    ));
     let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
+    let _ = monitoring.await;
     if let Some(scheduler) = scheduler {
         // The scheduler stops between runs, so no run is cut in half.
         let _ = scheduler.await;

@@ -1,12 +1,19 @@
-//! `syncwarden monitor score|eval`: the command line of the monitor (the edge, so errors become
-//! anyhow).
+//! `syncwarden monitor score|eval|metrics|findings|ack|resolve`: the command line of the monitor
+//! (the edge, so errors become anyhow).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::findings::{FindingState, FindingsReport};
+use super::metrics::{BucketSummary, bucket_events, events_between, roll_up};
 use super::score::{DetectorKind, score_file, score_tree};
+use crate::config::Settings;
+use crate::domain::Timestamp;
+use crate::startup;
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
@@ -25,6 +32,54 @@ pub enum MonitorCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The findings in the store, newest first, with mean time to detect and to recover.
+    Findings {
+        /// Only findings in this state (open, acknowledged, resolved).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<FindingState>,
+    },
+    /// Metrics from the event log: per endpoint and target system, writes attempted and failed,
+    /// success rate, events and latency percentiles per minute, hour or day, as JSON.
+    Metrics {
+        /// From this instant (RFC 3339), inclusive; default: a day before `--to`.
+        #[arg(long, value_parser = parse_time)]
+        from: Option<Timestamp>,
+        /// Up to this instant (RFC 3339), exclusive; default: now.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<Timestamp>,
+        #[arg(long, value_enum, default_value_t = Resolution::Hour)]
+        resolution: Resolution,
+    },
+    /// Acknowledge an open finding.
+    Ack { id: i64 },
+    /// Resolve a finding by hand (it reopens if the anomaly is reported again).
+    Resolve { id: i64 },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    fn width(self) -> Duration {
+        Duration::from_secs(match self {
+            Resolution::Minute => 60,
+            Resolution::Hour => 3600,
+            Resolution::Day => 86_400,
+        })
+    }
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
+}
+
+fn parse_state(s: &str) -> Result<FindingState, String> {
+    FindingState::parse(s)
+        .ok_or_else(|| format!("unknown state `{s}` (open, acknowledged, resolved)"))
 }
 
 #[derive(Debug, Args)]
@@ -67,9 +122,55 @@ impl From<DetectorArg> for DetectorKind {
     }
 }
 
-pub fn run(command: MonitorCommand) -> anyhow::Result<()> {
+pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result<()> {
     let args = match command {
         MonitorCommand::Score(args) => args,
+        MonitorCommand::Findings { state } => {
+            let store = startup::open_store(settings).await?;
+            let report = FindingsReport::new(store.findings(state).await?);
+            store.close().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        MonitorCommand::Metrics {
+            from,
+            to,
+            resolution,
+        } => {
+            let to = to.unwrap_or_else(Timestamp::now_utc);
+            let from = from.unwrap_or(to - Duration::from_secs(86_400));
+            let store = startup::open_store(settings).await?;
+            let events = events_between(store.as_ref(), from, to).await?;
+            store.close().await;
+            let series: BTreeMap<String, Vec<BucketSummary>> =
+                bucket_events(&events, Duration::from_secs(60))
+                    .into_iter()
+                    .map(|(scope, minutes)| {
+                        let buckets = roll_up(&minutes, resolution.width());
+                        (
+                            scope.to_string(),
+                            buckets.iter().map(BucketSummary::from).collect(),
+                        )
+                    })
+                    .collect();
+            println!("{}", serde_json::to_string_pretty(&series)?);
+            return Ok(());
+        }
+        MonitorCommand::Ack { id } | MonitorCommand::Resolve { id } => {
+            let store = startup::open_store(settings).await?;
+            let now = Timestamp::now_utc();
+            let changed = if matches!(command, MonitorCommand::Ack { .. }) {
+                store.acknowledge_finding(id, now).await?
+            } else {
+                store.resolve_finding(id, now).await?
+            };
+            store.close().await;
+            let finding = changed.with_context(|| {
+                format!("no finding {id} in a state that allows it (see `monitor findings`)")
+            })?;
+            println!("{}", serde_json::to_string(&finding)?);
+            return Ok(());
+        }
         MonitorCommand::Eval {
             runs,
             clean_weeks,

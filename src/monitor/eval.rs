@@ -10,7 +10,10 @@
 //! - `success_rate_drop`: 99% -> 90% success for two hours;
 //! - `silent_stop`: no writes at all for three hours;
 //! - `latency_x5`: latency five times as high for an hour;
-//! - `price_drift`: five items' CRM prices drift 3-10% from the ERP's.
+//! - `price_drift`: five items' CRM prices drift 3-10% from the ERP's;
+//! - `dropped_page`: a server silently drops a page of 100 records, which an hourly
+//!   reconciliation then finds missing in the CRM (every check also finds three records in
+//!   flight, different each time, which must not count).
 //!
 //! A run detects its incident when a finding of the expected kind opens at or after its start and
 //! before its end plus an hour; every other finding opened in the scored week is false.
@@ -19,18 +22,23 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::drift::DriftWatch;
 use super::findings::NewFinding;
 use super::metrics::{Bucket, Scope};
 use super::prices::{PriceTolerance, PriceWatch, price_book_mismatches};
 use super::watch::{Report, Watcher};
 use crate::domain::{
-    Currency, Endpoint, Item, Money, MoneyError, PriceBookEntry, System, Timestamp,
+    Currency, Endpoint, Item, Money, MoneyError, NewFieldEvent, Outcome, PriceBookEntry, System,
+    Timestamp,
 };
 
 const WEEK: u64 = 7 * 1440;
 /// Monday 2026-11-23 00:00 UTC, so the simulated weekly rhythm lines up with the calendar.
 const START: Timestamp = Timestamp::from_micros(1_795_392_000_000_000);
 const PRICE_CHECK_MINUTES: u64 = 15;
+const RECONCILE_MINUTES: u64 = 60;
+/// Records a dropped page leaves missing in the CRM.
+const PAGE: usize = 100;
 const ITEMS: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,14 +48,16 @@ pub enum IncidentKind {
     SilentStop,
     LatencyX5,
     PriceDrift,
+    DroppedPage,
 }
 
 impl IncidentKind {
-    pub const ALL: [IncidentKind; 4] = [
+    pub const ALL: [IncidentKind; 5] = [
         IncidentKind::SuccessRateDrop,
         IncidentKind::SilentStop,
         IncidentKind::LatencyX5,
         IncidentKind::PriceDrift,
+        IncidentKind::DroppedPage,
     ];
 
     /// Minutes the incident lasts (price drift lasts until the end of the run).
@@ -56,7 +66,7 @@ impl IncidentKind {
             IncidentKind::SuccessRateDrop => 120,
             IncidentKind::SilentStop => 180,
             IncidentKind::LatencyX5 => 60,
-            IncidentKind::PriceDrift => WEEK,
+            IncidentKind::PriceDrift | IncidentKind::DroppedPage => WEEK,
         }
     }
 
@@ -68,6 +78,7 @@ impl IncidentKind {
             IncidentKind::SilentStop => finding.kind == "freshness" || finding.kind == "volume",
             IncidentKind::LatencyX5 => finding.kind == "latency_p95",
             IncidentKind::PriceDrift => finding.kind == "price_mismatch",
+            IncidentKind::DroppedPage => finding.kind == "reconciliation_drift",
         }
     }
 }
@@ -197,6 +208,7 @@ fn run(seed: u64, currency: Currency, incident: Option<(IncidentKind, u64)>) -> 
     let drifted: Vec<usize> = (0..5).map(|_| sim.rng.usize(0..ITEMS)).collect();
     let mut watcher = Watcher::default();
     let mut prices = PriceWatch::default();
+    let mut drift = DriftWatch::default();
     let mut opened = Vec::new();
     for minute in 0..2 * WEEK {
         let bucket = sim.minute(minute, incident);
@@ -215,6 +227,27 @@ fn run(seed: u64, currency: Currency, incident: Option<(IncidentKind, u64)>) -> 
                     .map(Report::Open),
             );
         }
+        if minute % RECONCILE_MINUTES == 0 {
+            let dropped = incident
+                .is_some_and(|(k, start)| k == IncidentKind::DroppedPage && minute >= start);
+            // Records changed just as the check ran: different ones each time.
+            let in_flight = (0..3).map(|k| format!("F{minute}-{k}"));
+            let mut events: Vec<NewFieldEvent> = in_flight
+                .map(|record| reconcile_event(record, Outcome::Drift, minute))
+                .collect();
+            if dropped {
+                events.extend(
+                    (0..PAGE)
+                        .map(|i| reconcile_event(format!("P{i:04}"), Outcome::Missing, minute)),
+                );
+            }
+            // Like prices, reported when first confirmed; later checks update it.
+            if let Some(Report::Open(finding)) = drift.check(Endpoint::Items, &events, at(minute))
+                && finding.started_at == finding.detected_at
+            {
+                reports.push(Report::Open(finding));
+            }
+        }
         if minute >= WEEK {
             opened.extend(reports.into_iter().filter_map(|r| match r {
                 Report::Open(finding) => Some(finding),
@@ -223,6 +256,31 @@ fn run(seed: u64, currency: Currency, incident: Option<(IncidentKind, u64)>) -> 
         }
     }
     opened
+}
+
+/// A reconciliation's record of one difference on an item record.
+fn reconcile_event(record: String, outcome: Outcome, minute: u64) -> NewFieldEvent {
+    NewFieldEvent {
+        idempotency_key: format!("reconcile-{minute}-{record}"),
+        run_id: Some(format!("reconcile-{minute}")),
+        endpoint: Endpoint::Items,
+        crm_id: None,
+        erp_id: Some(record),
+        field: if outcome == Outcome::Missing {
+            "*"
+        } else {
+            "name"
+        }
+        .into(),
+        old_value: None,
+        new_value: None,
+        source_system: System::Erp,
+        target_system: System::Crm,
+        outcome,
+        error: None,
+        latency_ms: None,
+        occurred_at: at(minute),
+    }
 }
 
 pub fn run_eval(runs: usize, clean_weeks: usize, seed: u64) -> Result<EvalReport, MoneyError> {

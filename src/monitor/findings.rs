@@ -106,9 +106,85 @@ impl Finding {
     }
 }
 
+/// Findings with their mean time to detect (over all) and to recover (over the resolved ones).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FindingsReport {
+    pub count: usize,
+    pub mean_time_to_detect_secs: Option<f64>,
+    pub mean_time_to_recover_secs: Option<f64>,
+    pub findings: Vec<Finding>,
+}
+
+impl FindingsReport {
+    pub fn new(findings: Vec<Finding>) -> Self {
+        let mean = |secs: Vec<f64>| {
+            (!secs.is_empty()).then(|| secs.iter().sum::<f64>() / secs.len() as f64)
+        };
+        let detect = findings
+            .iter()
+            .map(|f| f.time_to_detect().as_secs_f64())
+            .collect();
+        let recover = findings
+            .iter()
+            .filter_map(|f| f.time_to_recover().map(|d| d.as_secs_f64()))
+            .collect();
+        Self {
+            count: findings.len(),
+            mean_time_to_detect_secs: mean(detect),
+            mean_time_to_recover_secs: mean(recover),
+            findings,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn finding(started: u64, detected: u64, resolved: Option<u64>) -> Finding {
+        let t = |s: u64| Timestamp::from_micros(0) + Duration::from_secs(s);
+        Finding {
+            id: 1,
+            kind: "freshness".into(),
+            severity: Severity::Warning,
+            fingerprint: "freshness:items".into(),
+            title: "stale".into(),
+            evidence: serde_json::json!({}),
+            state: if resolved.is_some() {
+                FindingState::Resolved
+            } else {
+                FindingState::Open
+            },
+            started_at: t(started),
+            detected_at: t(detected),
+            last_seen_at: t(detected),
+            occurrences: 1,
+            acknowledged_at: None,
+            resolved_at: resolved.map(t),
+        }
+    }
+
+    #[test]
+    fn the_report_averages_detection_over_all_and_recovery_over_the_resolved() {
+        let report = FindingsReport::new(vec![
+            finding(0, 60, Some(660)),
+            finding(100, 400, None),
+            finding(0, 120, Some(420)),
+        ]);
+        assert_eq!(report.count, 3);
+        assert_eq!(report.mean_time_to_detect_secs, Some(160.0));
+        assert_eq!(report.mean_time_to_recover_secs, Some(450.0));
+        let empty = FindingsReport::new(Vec::new());
+        assert_eq!(
+            (
+                empty.mean_time_to_detect_secs,
+                empty.mean_time_to_recover_secs
+            ),
+            (None, None)
+        );
+    }
 
     #[test]
     fn states_and_severities_round_trip_their_names() {

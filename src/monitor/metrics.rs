@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::success_rate::Calls;
 use crate::domain::{Endpoint, NewFieldEvent, Outcome, System, Timestamp};
+use crate::store::{EventQuery, MAX_QUERY_LIMIT, Store, StoreError};
 
 /// Where a metric is measured: writes of one endpoint into one system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -90,6 +91,63 @@ impl Bucket {
     }
 }
 
+/// One bucket as the rest of the app reads it: counts, success rate and latency percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketSummary {
+    pub start: Timestamp,
+    pub attempts: u64,
+    pub failures: u64,
+    /// Share of attempts that succeeded; none without attempts.
+    pub success_rate: Option<f64>,
+    pub events: u64,
+    pub latency_p50_ms: Option<i64>,
+    pub latency_p95_ms: Option<i64>,
+    pub latency_p99_ms: Option<i64>,
+}
+
+impl From<&Bucket> for BucketSummary {
+    fn from(b: &Bucket) -> Self {
+        Self {
+            start: b.start,
+            attempts: b.attempts,
+            failures: b.failures,
+            success_rate: (b.attempts > 0)
+                .then(|| (b.attempts - b.failures) as f64 / b.attempts as f64),
+            events: b.events,
+            latency_p50_ms: b.latency_percentile(0.50),
+            latency_p95_ms: b.latency_percentile(0.95),
+            latency_p99_ms: b.latency_percentile(0.99),
+        }
+    }
+}
+
+/// Every event of the log that occurred in [from, to), read page by page.
+pub async fn events_between(
+    store: &dyn Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<NewFieldEvent>, StoreError> {
+    let mut events = Vec::new();
+    let mut after_id = None;
+    loop {
+        let page = store
+            .query_events(&EventQuery {
+                from: Some(from),
+                to: Some(to),
+                after_id,
+                limit: Some(MAX_QUERY_LIMIT),
+                ..EventQuery::default()
+            })
+            .await?;
+        after_id = page.last().map(|e| e.id);
+        let done = page.len() < MAX_QUERY_LIMIT as usize;
+        events.extend(page.into_iter().map(|e| e.event));
+        if done {
+            return Ok(events);
+        }
+    }
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX).max(1)
 }
@@ -132,19 +190,24 @@ pub fn bucket_events<'a>(
         .collect()
 }
 
-/// Merges every `factor` consecutive buckets into one (e.g. minutes into hours with 60); a last,
-/// incomplete group is merged too.
-pub fn roll_up(buckets: &[Bucket], factor: usize) -> Vec<Bucket> {
-    buckets
-        .chunks(factor.max(1))
-        .map(|group| {
-            let mut merged = Bucket::empty(group[0].start);
-            for b in group {
-                merged.merge(b);
+/// Merges buckets (in time order) into buckets of `width`, aligned on multiples of it since the
+/// epoch (minutes into clock hours: 10:00-10:59 is one hour however the minutes began); the first
+/// and last may be partial.
+pub fn roll_up(buckets: &[Bucket], width: Duration) -> Vec<Bucket> {
+    let w = micros(width);
+    let mut merged: Vec<Bucket> = Vec::new();
+    for b in buckets {
+        let start = Timestamp::from_micros(b.start.as_micros().div_euclid(w) * w);
+        match merged.last_mut() {
+            Some(last) if last.start == start => last.merge(b),
+            _ => {
+                let mut bucket = Bucket::empty(start);
+                bucket.merge(b);
+                merged.push(bucket);
             }
-            merged
-        })
-        .collect()
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -196,6 +259,25 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_has_the_success_rate_and_percentiles() {
+        let mut bucket = Bucket::empty(Timestamp::from_micros(0));
+        assert_eq!(BucketSummary::from(&bucket).success_rate, None);
+        bucket.attempts = 200;
+        bucket.failures = 3;
+        bucket.latencies_ms = (1..=200).collect();
+        let summary = BucketSummary::from(&bucket);
+        assert_eq!(summary.success_rate, Some(0.985));
+        assert_eq!(
+            (
+                summary.latency_p50_ms,
+                summary.latency_p95_ms,
+                summary.latency_p99_ms
+            ),
+            (Some(100), Some(190), Some(198))
+        );
+    }
+
+    #[test]
     fn percentiles_and_roll_ups() {
         let mut bucket = Bucket::empty(Timestamp::from_micros(0));
         bucket.latencies_ms = (1..=100).rev().collect();
@@ -204,7 +286,8 @@ mod tests {
         assert_eq!(bucket.latency_percentile(1.0), Some(100));
         assert_eq!(Bucket::empty(bucket.start).latency_percentile(0.5), None);
 
-        let minutes: Vec<Bucket> = (0..150)
+        // From 00:30 for 150 minutes: the second half of one hour, then two full hours.
+        let minutes: Vec<Bucket> = (30..180)
             .map(|i| Bucket {
                 start: Timestamp::from_micros(i * 60_000_000),
                 attempts: 2,
@@ -213,14 +296,19 @@ mod tests {
                 latencies_ms: vec![i],
             })
             .collect();
-        let hours = roll_up(&minutes, 60);
+        let hours = roll_up(&minutes, Duration::from_secs(3600));
         assert_eq!(hours.len(), 3);
         assert_eq!(
-            (hours[0].attempts, hours[0].failures, hours[0].events),
+            hours[0].start,
+            Timestamp::from_micros(0),
+            "aligned on the hour"
+        );
+        assert_eq!(hours[0].attempts, 60, "the first, partial hour");
+        assert_eq!(
+            (hours[1].attempts, hours[1].failures, hours[1].events),
             (120, 6, 180)
         );
-        assert_eq!(hours[1].start, Timestamp::from_micros(60 * 60_000_000));
-        assert_eq!(hours[2].attempts, 60, "the last, incomplete hour");
-        assert_eq!(hours[2].latencies_ms.len(), 30);
+        assert_eq!(hours[2].start, Timestamp::from_micros(2 * 3600 * 1_000_000));
+        assert_eq!(hours[2].latencies_ms.len(), 60);
     }
 }

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod eval;
 pub mod findings;
 pub mod freshness;
+pub mod live;
 pub mod metrics;
 pub mod prices;
 pub mod score;
@@ -17,11 +18,12 @@ pub mod success_rate;
 pub mod watch;
 
 pub use command::{MonitorCommand, run as run_command};
-pub use detector::{Detector, DetectorParams, StreamDetector, WindowedGaussian};
+pub use detector::{ALARM_LEVEL, Detector, DetectorParams, StreamDetector, WindowedGaussian};
 pub use drift::{Difference, DriftEvidence, DriftWatch};
-pub use findings::{Finding, FindingState, NewFinding, Severity};
+pub use findings::{Finding, FindingState, FindingsReport, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
-pub use metrics::{Bucket, Scope, bucket_events, roll_up};
+pub use live::LiveMonitor;
+pub use metrics::{Bucket, BucketSummary, Scope, bucket_events, events_between, roll_up};
 pub use prices::{
     PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
 };

@@ -196,3 +196,64 @@ async fn the_watcher_turns_an_event_stream_into_findings() {
     assert_eq!(findings.len(), 3, "{findings:#?}");
     store.close().await;
 }
+
+/// The live monitor reads the log minute by minute: a failure burst, then silence, become findings.
+#[tokio::test]
+async fn the_live_monitor_reads_the_log_and_records_findings() {
+    use syncwarden::domain::{Endpoint, Outcome, System};
+    use syncwarden::monitor::{LiveMonitor, Watcher};
+
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    // An hour of ~17 writes a minute, then half of them failing for 20 minutes, then nothing.
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut events = Vec::new();
+    for minute in 0..80u64 {
+        for n in 0..17u64 {
+            let mut e = crate::helpers::event((minute * 17 + n) as usize);
+            e.endpoint = Endpoint::Items;
+            e.target_system = System::Crm;
+            e.outcome = if minute >= 60 && rng.bool() {
+                Outcome::Failed
+            } else {
+                Outcome::Applied
+            };
+            e.occurred_at = at(minute) + Duration::from_secs(3 * n);
+            events.push(e);
+        }
+    }
+    store.append_events(&events, at(0)).await.unwrap();
+
+    let mut monitor = LiveMonitor::new(store.clone(), Watcher::default(), at(0));
+    let reports = monitor.run_once(at(120)).await.unwrap();
+    assert!(reports >= 2, "{reports} reports");
+    assert_eq!(
+        monitor.run_once(at(120)).await.unwrap(),
+        0,
+        "minutes are read once"
+    );
+    let all = store.findings(None).await.unwrap();
+    let state = |fingerprint: &str| {
+        all.iter()
+            .find(|f| f.fingerprint == fingerprint)
+            .map(|f| f.state)
+    };
+    // The failures end with the silence, so the drop resolves; the silence stays open.
+    assert_eq!(
+        state("success_rate_drop:items:crm"),
+        Some(FindingState::Resolved),
+        "{all:#?}"
+    );
+    assert_eq!(
+        state("freshness:items:crm"),
+        Some(FindingState::Open),
+        "{all:#?}"
+    );
+    let drop = all.iter().find(|f| f.kind == "success_rate_drop").unwrap();
+    assert!(
+        drop.detected_at >= at(60) && drop.detected_at <= at(63),
+        "{}",
+        drop.detected_at
+    );
+    store.close().await;
+}

@@ -133,3 +133,131 @@ fn bad_input_is_an_error_naming_file_and_line() {
         "no output for bad input"
     );
 }
+
+#[tokio::test]
+async fn findings_are_listed_acknowledged_and_resolved_from_the_command_line() {
+    use syncwarden::config::DatabaseSettings;
+    use syncwarden::domain::Timestamp;
+    use syncwarden::monitor::{NewFinding, Severity};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("syncwarden.db").display());
+    let store = syncwarden::store::connect(&url.into(), &DatabaseSettings::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let at = Timestamp::parse_rfc3339("2026-11-28T12:00:00Z").unwrap();
+    let finding = store
+        .upsert_finding(&NewFinding {
+            kind: "freshness".into(),
+            severity: Severity::Warning,
+            fingerprint: "freshness:items:crm".into(),
+            title: "No data moved for items:crm in 20 min (usually every 5 min)".into(),
+            evidence: serde_json::json!({"silence_secs": 1200}),
+            started_at: at,
+            detected_at: at + std::time::Duration::from_secs(900),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let monitor = |args: &[&str]| {
+        let out = syncwarden()
+            .arg("monitor")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = monitor(&["findings", "--state", "open"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["count"], 1);
+    assert_eq!(report["mean_time_to_detect_secs"], 900.0);
+    assert_eq!(report["findings"][0]["fingerprint"], "freshness:items:crm");
+
+    let id = finding.id.to_string();
+    let (ok, stdout, stderr) = monitor(&["ack", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(r#""state":"acknowledged""#), "{stdout}");
+    let (ok, _, stderr) = monitor(&["ack", &id]);
+    assert!(
+        !ok && stderr.contains(&format!("no finding {id}")),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = monitor(&["resolve", &id]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(r#""state":"resolved""#), "{stdout}");
+    let (_, stdout, _) = monitor(&["findings", "--state", "open"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["count"], 0);
+    let (ok, _, stderr) = monitor(&["findings", "--state", "closed"]);
+    assert!(!ok && stderr.contains("unknown state `closed`"), "{stderr}");
+}
+
+#[tokio::test]
+async fn metrics_come_from_the_event_log_per_scope_and_hour() {
+    use syncwarden::config::DatabaseSettings;
+    use syncwarden::domain::Timestamp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("syncwarden.db").display());
+    let store = syncwarden::store::connect(&url.into(), &DatabaseSettings::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    // Two hours of item price writes into the CRM, one a minute, every fifth failing, plus
+    // events outside the asked range.
+    let events: Vec<_> = (0..150)
+        .map(|n| {
+            let mut e = crate::helpers::event(n);
+            e.endpoint = syncwarden::domain::Endpoint::Items;
+            e.outcome = if n % 5 == 0 {
+                syncwarden::domain::Outcome::Failed
+            } else {
+                syncwarden::domain::Outcome::Applied
+            };
+            e.latency_ms = Some(100 + (n % 60) as i64);
+            e
+        })
+        .collect();
+    store
+        .append_events(
+            &events,
+            Timestamp::parse_rfc3339("2026-11-24T00:00:00Z").unwrap(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let out = syncwarden()
+        .args(["monitor", "metrics", "--from", "2026-11-23T00:00:00Z"])
+        .args([
+            "--to",
+            "2026-11-23T02:00:00Z",
+            "--resolution",
+            "hour",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let series: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hours = series["items:crm"].as_array().unwrap();
+    assert_eq!(hours.len(), 2, "{series}");
+    assert_eq!(hours[0]["attempts"], 60);
+    assert_eq!(hours[0]["failures"], 12);
+    assert_eq!(hours[0]["success_rate"], 0.8);
+    assert_eq!(hours[0]["latency_p50_ms"], 129);
+    assert_eq!(hours[1]["start"], "2026-11-23T01:00:00Z");
+}

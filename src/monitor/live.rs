@@ -1,0 +1,98 @@
+//! The monitor in the running service: every minute it reads the field events of the minutes
+//! that have ended since its last pass, feeds them per scope to the watcher (a quiet minute is fed
+//! too, or a silent stop would go unseen) and records the findings in the store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::metrics::{Bucket, Scope, bucket_events, events_between};
+use super::watch::{Watcher, record};
+use crate::clock::Clock;
+use crate::domain::Timestamp;
+use crate::store::{Store, StoreError};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Events may be recorded a little after they occurred (batches, clocks): a minute is read only
+/// once this much more has passed.
+const GRACE: Duration = Duration::from_secs(60);
+
+/// At most this much of the log is read per query, so a long catch-up stays in bounded memory.
+const SPAN_MINUTES: u64 = 60;
+
+fn minute_floor(t: Timestamp) -> Timestamp {
+    Timestamp::from_micros(t.as_micros().div_euclid(60_000_000) * 60_000_000)
+}
+
+pub struct LiveMonitor {
+    store: Arc<dyn Store>,
+    watcher: Watcher,
+    /// Start of the next minute to read.
+    next: Timestamp,
+    /// Every scope that ever had an event (by name, for a stable order): each is fed every
+    /// minute from then on.
+    scopes: BTreeMap<String, Scope>,
+}
+
+impl LiveMonitor {
+    /// Watches the minutes from the one containing `start` on.
+    pub fn new(store: Arc<dyn Store>, watcher: Watcher, start: Timestamp) -> Self {
+        Self {
+            store,
+            watcher,
+            next: minute_floor(start),
+            scopes: BTreeMap::new(),
+        }
+    }
+
+    /// Reads and judges every minute that ended at least [`GRACE`] before `now`; returns how many
+    /// findings were opened or resolved.
+    pub async fn run_once(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let until = minute_floor(now - GRACE);
+        let mut reports = 0;
+        while self.next < until {
+            let span_end = (self.next + MINUTE * SPAN_MINUTES as u32).min(until);
+            let events = events_between(self.store.as_ref(), self.next, span_end).await?;
+            let mut minutes: HashMap<Scope, Vec<Bucket>> = bucket_events(&events, MINUTE);
+            for scope in minutes.keys() {
+                self.scopes.insert(scope.to_string(), *scope);
+            }
+            let mut at = self.next;
+            while at < span_end {
+                for scope in self.scopes.values() {
+                    let bucket = minutes
+                        .get_mut(scope)
+                        .and_then(|b| {
+                            let i = b.iter().position(|m| m.start == at)?;
+                            Some(std::mem::replace(&mut b[i], Bucket::empty(at)))
+                        })
+                        .unwrap_or_else(|| Bucket::empty(at));
+                    let found = self.watcher.observe(*scope, &bucket);
+                    reports += found.len();
+                    record(self.store.as_ref(), &found).await?;
+                }
+                at = at + MINUTE;
+            }
+            self.next = span_end;
+        }
+        Ok(reports)
+    }
+}
+
+/// Runs passes every minute of `clock` until `stop` turns true.
+pub async fn run(mut monitor: LiveMonitor, clock: Clock, mut stop: watch::Receiver<bool>) {
+    loop {
+        match monitor.run_once(clock.now()).await {
+            Ok(0) => {}
+            Ok(reports) => tracing::info!(reports, "monitor pass recorded findings"),
+            Err(e) => tracing::warn!(error = %e, "monitor pass failed"),
+        }
+        tokio::select! {
+            () = clock.sleep(MINUTE) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `migrate`, `default-config`, `monitor`, `bench`.
+//! The command line: `serve`, `demo`, `migrate`, `default-config`, `monitor`, `alert`, `bench`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -99,6 +99,11 @@ enum Command {
     Monitor {
         #[command(subcommand)]
         which: crate::monitor::MonitorCommand,
+    },
+    /// Alerting: test a receiver.
+    Alert {
+        #[command(subcommand)]
+        which: crate::alert::AlertCommand,
     },
     /// Benchmarks, each reported beside a baseline measured in the same run.
     Bench {
@@ -219,6 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
         Command::Monitor { which } => crate::monitor::run_command(which),
+        Command::Alert { which } => crate::alert::run_command(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;

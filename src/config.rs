@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::alert::AlertingSettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
 use crate::sync::connectors::tryton::TrytonSettings;
@@ -40,6 +41,8 @@ pub struct Settings {
     /// The ERP connector for Tryton, used when `sync.erp = "tryton"`.
     pub tryton: TrytonSettings,
     pub sync: SyncSettings,
+    /// Alerting: routing, grouping, receivers, delivery.
+    pub alerting: AlertingSettings,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             erp: SapB1Settings::default(),
             tryton: TrytonSettings::default(),
             sync: SyncSettings::default(),
+            alerting: AlertingSettings::default(),
         }
     }
 }
@@ -224,6 +228,8 @@ mod tests {
                 .starts_with("postgres://")
         );
         assert_eq!(example.log.format, LogFormat::Json);
+        assert_eq!(example.alerting.receivers.len(), 4);
+        assert_eq!(example.alerting.route.routes.len(), 2);
     }
 
     #[test]

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "findings",
         include_str!("migrations/postgres/0003_findings.sql"),
     ),
+    (
+        5,
+        "alerting",
+        include_str!("migrations/postgres/0005_alerting.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
@@ -40,6 +45,8 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    const CLAIM_NOTIFICATIONS: &str = include_str!("sql/claim_notifications.postgres.sql");
+
     pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()

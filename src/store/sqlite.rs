@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "findings",
         include_str!("migrations/sqlite/0003_findings.sql"),
     ),
+    (
+        5,
+        "alerting",
+        include_str!("migrations/sqlite/0005_alerting.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.
@@ -46,6 +51,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    const CLAIM_NOTIFICATIONS: &str = include_str!("sql/claim_notifications.sql");
+
     /// Opens (creating when missing) the database file at `path`.
     pub async fn connect(path: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let file = Path::new(path);

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, the real app on random ports, real SQLite files and, when
 //! `SW_TEST_PG_URL` is set, a fresh PostgreSQL database per test.
 
+mod alert;
 mod cli;
 mod connectors;
 mod crash;
@@ -8,6 +9,7 @@ mod findings;
 mod helpers;
 mod ingest;
 mod monitor;
+mod smtp;
 mod store;
 mod sync;
 mod tryton;

@@ -797,3 +797,37 @@ async fn a_failing_receiver_raises_its_own_finding() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn two_workers_on_one_database_send_each_notification_once() {
+    for db in TestDb::all("two_workers_on_one_database_send_each_notification_once").await {
+        let listener = Listener::start().await;
+        let toml = webhook_only(
+            &listener.url,
+            "group_by = [\"endpoint\"]\ngroup_wait_secs = 0",
+        );
+        let clock = Clock::manual(start_time());
+        let rig = Rig::new(db.open().await, clock.clone(), &toml).await;
+        for n in 0..20 {
+            rig.finding(&format!("freshness:endpoint{n}:crm"), Severity::Warning)
+                .await;
+        }
+        assert_eq!(rig.evaluate().await, 20);
+        let other = Rig::new(db.open().await, clock.clone(), &toml).await;
+        let (a, b) = tokio::join!(rig.worker.run_once(), other.worker.run_once());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.sent + b.sent, 20, "{a:?} {b:?}");
+        let (a, b) = tokio::join!(rig.worker.run_once(), other.worker.run_once());
+        assert_eq!(a.unwrap().sent + b.unwrap().sent, 0);
+        let mut groups: Vec<String> = listener
+            .on("/hook")
+            .iter()
+            .map(|r| r.json()["groupKey"].as_str().unwrap().to_string())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        assert_eq!(groups.len(), 20);
+        assert_eq!(listener.on("/hook").len(), 20);
+        db.cleanup().await;
+    }
+}

@@ -301,14 +301,28 @@ async fn run_app(
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
-    let app = Application::with_store(settings, clock.clone(), store).await?;
+    let app = Application::with_store(settings, clock.clone(), store.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
+    let alerting = crate::alert::service::build(&settings.alerting, store.clone(), clock.clone())?
+        .map(|(alerting, worker)| {
+            let every = Duration::from_secs(settings.alerting.evaluation_interval_secs.max(1));
+            tokio::spawn(crate::alert::service::run(
+                alerting,
+                worker,
+                clock.clone(),
+                every,
+                stop_rx.clone(),
+            ))
+        });
     let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
+    if let Some(alerting) = alerting {
+        let _ = alerting.await;
+    }
     if let Some(scheduler) = scheduler {
         // The scheduler stops between runs, so no run is cut in half.
         let _ = scheduler.await;

@@ -8,6 +8,7 @@ mod matcher;
 mod model;
 pub mod notifiers;
 mod routing;
+pub mod service;
 mod settings;
 mod worker;
 

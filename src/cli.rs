@@ -157,6 +157,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Alerting: finding-to-email latency through the outbox and an SMTP server, and outbox
+    /// throughput to a webhook beside direct POSTs.
+    Alert {
+        /// Findings recorded for the latency measurement.
+        #[arg(long, default_value_t = 1_000)]
+        findings: usize,
+        /// Findings recorded per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// Notifications through the outbox for the throughput measurement.
+        #[arg(long, default_value_t = 5_000)]
+        notifications: usize,
+    },
     /// Field events through the store versus plain prepared INSERTs, and over HTTP.
     Ingest {
         /// Number of field events to write.
@@ -244,6 +257,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
+            Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Alert {
+                    findings,
+                    rate,
+                    notifications,
+                },
+        } => {
+            let options = crate::alert::AlertBenchOptions {
+                findings,
+                rate,
+                notifications,
+                data_dir: settings.data_dir.clone(),
+            };
+            let report = crate::alert::run_alert_bench(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Bench {

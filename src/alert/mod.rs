@@ -2,6 +2,7 @@
 //! notifications due are stored in an outbox before a delivery worker sends them through the
 //! receivers (email, webhook, Slack, Teams, PagerDuty) with retries, recording every attempt.
 
+mod bench;
 mod command;
 mod evaluate;
 mod matcher;
@@ -12,6 +13,7 @@ pub mod service;
 mod settings;
 mod worker;
 
+pub use bench::{AlertBenchOptions, AlertBenchReport, run_alert_bench};
 pub use command::{AlertCommand, run_command};
 pub use evaluate::{Alerting, EvaluationReport, alert_from_finding};
 pub use matcher::{MatchOp, Matcher};

@@ -831,3 +831,61 @@ async fn two_workers_on_one_database_send_each_notification_once() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn alert_test_command_sends_through_the_named_receiver() {
+    let listener = Listener::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alerting.toml");
+    let toml = format!(
+        "{}\n{}",
+        webhook_only(&listener.url, ""),
+        email_receiver(smtp.port, "")
+    );
+    std::fs::write(&config, toml).unwrap();
+    let run = |receiver: &'static str| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+                .arg("--config")
+                .arg(&config)
+                .args(["alert", "test", "--receiver", receiver])
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run("hook").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hooks = listener.on("/hook");
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].json()["alerts"][0]["labels"]["type"], "test");
+
+    let out = run("mail").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(
+        smtp.messages()[0]
+            .header("Subject")
+            .unwrap()
+            .contains("[FIRING:1] test")
+    );
+
+    let out = run("nobody").await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no receiver named `nobody`"), "{stderr}");
+
+    listener.answer(400);
+    let out = run("hook").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the test notification"));
+}

@@ -59,6 +59,8 @@ enum Command {
         /// With --once: print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        alerts: crate::alert::DemoAlertArgs,
     },
     /// Sync the configured CRM and ERP: continuously, or once.
     Sync {
@@ -224,7 +226,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::DefaultConfig => Ok(()),
         Command::Serve => serve(&settings).await,
-        Command::Demo { port, once, json } => demo(&mut settings, port, once, json).await,
+        Command::Demo {
+            port,
+            once,
+            json,
+            alerts,
+        } => {
+            alerts.apply(&mut settings.alerting, port)?;
+            demo(&mut settings, port, once, json).await
+        }
         Command::Sync {
             once,
             endpoint,
@@ -486,6 +496,11 @@ async fn demo(settings: &mut Settings, port: u16, once: bool, json: bool) -> any
     let engine = Arc::new(service::engine(settings, store.clone(), clock.clone())?);
     if once {
         let summary = service::run_cycle(&engine, None, false).await;
+        if let Some((alerting, worker)) =
+            crate::alert::service::build(&settings.alerting, store.clone(), clock.clone())?
+        {
+            crate::alert::service::flush(&alerting, &worker, &clock, 5).await;
+        }
         if json {
             println!("{}", serde_json::to_string(&summary)?);
         } else {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod command;
+mod demo;
 mod evaluate;
 mod matcher;
 mod model;
@@ -15,6 +16,7 @@ mod worker;
 
 pub use bench::{AlertBenchOptions, AlertBenchReport, run_alert_bench};
 pub use command::{AlertCommand, run_command};
+pub use demo::DemoAlertArgs;
 pub use evaluate::{Alerting, EvaluationReport, alert_from_finding};
 pub use matcher::{MatchOp, Matcher};
 pub use model::{

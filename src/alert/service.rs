@@ -55,3 +55,27 @@ pub async fn run(
         }
     }
 }
+
+/// Evaluates and delivers until nothing due is left (at most `passes` rounds), for a run that
+/// exits right after its work (`demo --once`).
+pub async fn flush(alerting: &Alerting, worker: &DeliveryWorker, clock: &Clock, passes: usize) {
+    for _ in 0..passes {
+        let enqueued = match alerting.run_once(clock.now()).await {
+            Ok(report) => report.enqueued,
+            Err(e) => {
+                tracing::error!(error = %e, "alert evaluation failed");
+                0
+            }
+        };
+        match worker.run_once().await {
+            Ok(report) if enqueued == 0 && report.sent + report.retried + report.failed == 0 => {
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "notification delivery failed");
+                return;
+            }
+        }
+    }
+}

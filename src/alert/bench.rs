@@ -39,6 +39,10 @@ pub struct AlertBenchReport {
     pub finding_to_email_p50_ms: f64,
     pub finding_to_email_p99_ms: f64,
     pub finding_to_email_max_ms: f64,
+    /// Evaluate-then-deliver passes during the latency run, and their mean duration: a finding
+    /// waits for the pass under way to end, then one whole pass.
+    pub pipeline_passes: usize,
+    pub pass_mean_ms: f64,
     pub notifications: usize,
     pub outbox_per_sec: f64,
     pub direct_post_per_sec: f64,
@@ -92,7 +96,7 @@ async fn bench(
     ))?
     .alerting;
 
-    let latencies =
+    let (latencies, passes, pass_mean_ms) =
         finding_to_email(options, &settings, open(dir, "latency.db").await?, accepted).await?;
     let (outbox_per_sec, direct_per_sec) = throughput(
         options.notifications,
@@ -108,6 +112,8 @@ async fn bench(
         finding_to_email_p50_ms: pct(0.50),
         finding_to_email_p99_ms: pct(0.99),
         finding_to_email_max_ms: pct(1.0),
+        pipeline_passes: passes,
+        pass_mean_ms,
         notifications: options.notifications,
         outbox_per_sec,
         direct_post_per_sec: direct_per_sec,
@@ -117,13 +123,13 @@ async fn bench(
 }
 
 /// Records findings at `rate` while one loop evaluates and delivers back to back; returns the
-/// sorted latencies in milliseconds.
+/// sorted latencies in milliseconds, the passes made and their mean duration in milliseconds.
 async fn finding_to_email(
     options: &AlertBenchOptions,
     settings: &AlertingSettings,
     store: Arc<dyn Store>,
     accepted: Arc<Mutex<HashMap<String, Instant>>>,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<(Vec<f64>, usize, f64)> {
     let clock = Clock::system();
     let alerting = Alerting::new(settings, store.clone(), clock.clone())?;
     let notifiers = build_notifiers(&settings.receivers, Duration::from_secs(10))?;
@@ -170,7 +176,9 @@ async fn finding_to_email(
         }
         anyhow::Ok(recorded)
     };
+    let started = Instant::now();
     let (recorded, piped) = tokio::join!(producer, pipeline);
+    let elapsed = started.elapsed();
     piped?;
     let recorded = recorded?;
     let accepted = accepted.lock().map(|a| a.clone()).unwrap_or_default();
@@ -188,8 +196,12 @@ async fn finding_to_email(
         latencies.len()
     );
     latencies.sort_by(f64::total_cmp);
-    tracing::info!(passes = done.load(Ordering::Relaxed), "latency run done");
-    Ok(latencies)
+    let passes = done.load(Ordering::Relaxed);
+    Ok((
+        latencies,
+        passes,
+        elapsed.as_secs_f64() * 1000.0 / passes.max(1) as f64,
+    ))
 }
 
 /// Outbox rows delivered by the worker versus the same payloads POSTed directly in batches of

@@ -47,20 +47,18 @@ pub struct Alerting {
 /// connector, severity) read from the evidence or else the fingerprint (`kind:endpoint:connector`).
 pub fn alert_from_finding(finding: &Finding, base_url: &str, now: Timestamp) -> Alert {
     let mut scope = finding.fingerprint.split(':').skip(1);
+    let (scope_endpoint, scope_connector) = (scope.next(), scope.next());
     let from_evidence = |key: &str| finding.evidence.get(key).and_then(|v| v.as_str());
     let mut labels = Labels::new();
     labels.insert("type".into(), finding.kind.clone());
     labels.insert("severity".into(), finding.severity.as_str().into());
-    let endpoint = from_evidence("endpoint")
-        .map(str::to_string)
-        .or(scope.next().map(str::to_string));
+    let endpoint = from_evidence("endpoint").or(scope_endpoint);
     let connector = from_evidence("connector")
         .or(from_evidence("system"))
-        .map(str::to_string)
-        .or(scope.next().map(str::to_string));
+        .or(scope_connector);
     for (name, value) in [("endpoint", endpoint), ("connector", connector)] {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
-            labels.insert(name.into(), value);
+            labels.insert(name.into(), value.to_string());
         }
     }
     let mut annotations = Labels::new();

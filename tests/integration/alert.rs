@@ -889,3 +889,75 @@ async fn alert_test_command_sends_through_the_named_receiver() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the test notification"));
 }
+
+#[tokio::test]
+async fn the_serve_loop_evaluates_and_delivers_on_its_interval_until_stopped() {
+    let db = TestDb::sqlite();
+    let listener = Listener::start().await;
+    let settings = alerting_settings(&webhook_only(&listener.url, "group_wait_secs = 10"));
+    let store = db.open().await;
+    let clock = Clock::manual(start_time());
+    let (alerting, worker) =
+        syncwarden::alert::service::build(&settings, store.clone(), clock.clone())
+            .unwrap()
+            .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(syncwarden::alert::service::run(
+        alerting,
+        worker,
+        clock.clone(),
+        Duration::from_secs(5),
+        stop_rx,
+    ));
+    store
+        .upsert_finding(&NewFinding {
+            kind: "freshness".into(),
+            severity: Severity::Critical,
+            fingerprint: "freshness:items:erp".into(),
+            title: "items stopped arriving from the ERP".into(),
+            evidence: serde_json::json!({"silence_secs": 1200}),
+            started_at: clock.now(),
+            detected_at: clock.now(),
+        })
+        .await
+        .unwrap();
+    // Each advance wakes the loop for one pass; group_wait is 10 s, so the third pass sends.
+    let mut waited = 0;
+    while listener.on("/hook").is_empty() {
+        clock.advance(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(waited < 100, "nothing delivered");
+    }
+    assert_eq!(listener.on("/hook").len(), 1);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    db.cleanup().await;
+}
+
+#[test]
+fn a_missing_receiver_is_no_alerting_and_a_bad_route_is_an_error() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = TestDb::sqlite();
+        let store = db.open().await;
+        let clock = Clock::manual(start_time());
+        let none = syncwarden::alert::service::build(
+            &AlertingSettings::default(),
+            store.clone(),
+            clock.clone(),
+        )
+        .unwrap();
+        assert!(none.is_none());
+        let bad = alerting_settings(
+            "[alerting.route]\nreceiver = \"nobody\"\n[[alerting.receivers]]\ntype = \"slack\"\nname = \"s\"\nurl = \"http://127.0.0.1:1/x\"",
+        );
+        let err = syncwarden::alert::service::build(&bad, store, clock)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unknown receiver `nobody`"), "{err}");
+    });
+}

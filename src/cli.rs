@@ -102,7 +102,7 @@ enum Command {
         #[command(subcommand)]
         which: crate::monitor::MonitorCommand,
     },
-    /// Alerting: test a receiver.
+    /// Alerting: test a receiver, list alerts, manage silences.
     Alert {
         #[command(subcommand)]
         which: crate::alert::AlertCommand,

@@ -15,7 +15,7 @@ mod settings;
 mod worker;
 
 pub use bench::{AlertBenchOptions, AlertBenchReport, run_alert_bench};
-pub use command::{AlertCommand, run_command};
+pub use command::{AlertCommand, SilenceCommand, run_command};
 pub use demo::DemoAlertArgs;
 pub use evaluate::{Alerting, EvaluationReport, alert_from_finding};
 pub use matcher::{MatchOp, Matcher};

@@ -961,3 +961,68 @@ fn a_missing_receiver_is_no_alerting_and_a_bad_route_is_an_error() {
         assert!(err.to_string().contains("unknown receiver `nobody`"), "{err}");
     });
 }
+
+#[tokio::test]
+async fn silences_from_the_command_line_mute_and_stale_ones_are_flagged() {
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let cli = |args: &'static [&'static str]| {
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+                .env("SYNCWARDEN_DATABASE__URL", url)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+    let added = cli(&[
+        "alert",
+        "silence",
+        "add",
+        "--matcher",
+        "connector=erp",
+        "--matcher",
+        "type=~fresh.*",
+        "--minutes",
+        "60",
+        "--author",
+        "ana",
+        "--comment",
+        "ERP maintenance",
+    ])
+    .await
+    .unwrap();
+    let silence: serde_json::Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(
+        silence["matchers"],
+        serde_json::json!(["connector=erp", "type=~fresh.*"])
+    );
+    let listed = cli(&["alert", "silence", "list"]).await.unwrap();
+    assert!(listed.contains("active"), "{listed}");
+    assert!(listed.contains("(matches nothing)"), "{listed}");
+
+    let listener = Listener::start().await;
+    let rig = Rig::new(store, Clock::system(), &webhook_only(&listener.url, "")).await;
+    rig.finding("freshness:items:erp", Severity::Critical).await;
+    rig.alerting.run_once(rig.clock.now()).await.unwrap();
+
+    let alerts = cli(&["alert", "list"]).await.unwrap();
+    assert!(
+        alerts.contains("freshness:items:erp")
+            && alerts.contains("MUTED: silence 1 by ana: ERP maintenance"),
+        "{alerts}"
+    );
+    let listed = cli(&["alert", "silence", "list"]).await.unwrap();
+    assert!(
+        listed.contains("mutes 1") && !listed.contains("matches nothing"),
+        "{listed}"
+    );
+    db.cleanup().await;
+}

@@ -38,6 +38,7 @@ pub struct Alerting {
     store: Arc<dyn Store>,
     clock: Clock,
     base_url: String,
+    keep_firing_for: Duration,
     root: Route,
     inhibit_rules: Vec<InhibitRule>,
     send_resolved: HashMap<String, bool>,
@@ -45,7 +46,15 @@ pub struct Alerting {
 
 /// The alert a finding stands for: its fingerprint, and labels for routing (type, endpoint,
 /// connector, severity) read from the evidence or else the fingerprint (`kind:endpoint:connector`).
-pub fn alert_from_finding(finding: &Finding, base_url: &str, now: Timestamp) -> Alert {
+/// A resolved finding keeps its alert firing until `keep_firing_for` has passed since the
+/// resolution, so a finding that flaps (resolves and recurs within it) is not told as resolved
+/// and fired again each time.
+fn alert_from_finding(
+    finding: &Finding,
+    base_url: &str,
+    now: Timestamp,
+    keep_firing_for: Duration,
+) -> Alert {
     let mut scope = finding.fingerprint.split(':').skip(1);
     let (scope_endpoint, scope_connector) = (scope.next(), scope.next());
     let from_evidence = |key: &str| finding.evidence.get(key).and_then(|v| v.as_str());
@@ -72,7 +81,10 @@ pub fn alert_from_finding(finding: &Finding, base_url: &str, now: Timestamp) -> 
             finding.id
         ),
     );
-    let resolved = finding.state == FindingState::Resolved;
+    let resolved = finding.state == FindingState::Resolved
+        && finding
+            .resolved_at
+            .is_none_or(|at| now >= at + keep_firing_for);
     Alert {
         fingerprint: finding.fingerprint.clone(),
         finding_id: Some(finding.id),
@@ -118,6 +130,7 @@ impl Alerting {
             store,
             clock,
             base_url: settings.base_url.clone(),
+            keep_firing_for: Duration::from_secs(settings.keep_firing_for_secs),
             root,
             inhibit_rules: settings.inhibit_rules.clone(),
             send_resolved,
@@ -137,7 +150,7 @@ impl Alerting {
             .collect();
         let mut events = 0;
         for finding in self.store.findings(None).await? {
-            let alert = alert_from_finding(&finding, &self.base_url, now);
+            let alert = alert_from_finding(&finding, &self.base_url, now, self.keep_firing_for);
             let changed = match known.get(&alert.fingerprint) {
                 // A finding opened and resolved between two calls never fired: nothing to say.
                 None => alert.status == AlertStatus::Firing,

@@ -17,7 +17,7 @@ mod worker;
 pub use bench::{AlertBenchOptions, AlertBenchReport, run_alert_bench};
 pub use command::{AlertCommand, SilenceCommand, run_command};
 pub use demo::DemoAlertArgs;
-pub use evaluate::{Alerting, EvaluationReport, alert_from_finding};
+pub use evaluate::{Alerting, EvaluationReport};
 pub use matcher::{MatchOp, Matcher};
 pub use model::{
     Alert, AlertStatus, Attempt, AttemptOutcome, Labels, NewNotification, NewSilence,

@@ -12,6 +12,9 @@ pub struct AlertingSettings {
     pub base_url: String,
     /// Seconds between evaluations of the groups (and polls of the outbox) in `serve`.
     pub evaluation_interval_secs: u64,
+    /// A resolved finding's alert keeps firing this long, so one that flaps is not told resolved
+    /// and firing again each time; 0 tells resolutions at once.
+    pub keep_firing_for_secs: u64,
     pub route: RouteSettings,
     pub receivers: Vec<ReceiverSettings>,
     pub inhibit_rules: Vec<InhibitRule>,
@@ -23,6 +26,7 @@ impl Default for AlertingSettings {
         Self {
             base_url: "http://127.0.0.1:8080".into(),
             evaluation_interval_secs: 5,
+            keep_firing_for_secs: 0,
             route: RouteSettings {
                 group_by: Some(vec!["type".into()]),
                 group_wait_secs: Some(30),

@@ -1026,3 +1026,46 @@ async fn silences_from_the_command_line_mute_and_stale_ones_are_flagged() {
     );
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_flapping_finding_is_not_told_resolved_within_keep_firing_for() {
+    let db = TestDb::sqlite();
+    let listener = Listener::start().await;
+    let toml = format!(
+        "[alerting]\nkeep_firing_for_secs = 300\n{}",
+        webhook_only(&listener.url, "group_wait_secs = 0")
+    );
+    let rig = Rig::new(db.open().await, Clock::manual(start_time()), &toml).await;
+    let finding = rig.finding("latency:items:crm", Severity::Warning).await;
+    assert_eq!(rig.evaluate().await, 1);
+    rig.deliver().await;
+    // Resolves, recurs two minutes later, resolves again: one incident to the receiver.
+    rig.resolve(&finding).await;
+    rig.advance(60);
+    assert_eq!(
+        rig.evaluate().await,
+        0,
+        "still firing inside keep_firing_for"
+    );
+    rig.advance(60);
+    let finding = rig.finding("latency:items:crm", Severity::Warning).await;
+    assert_eq!(
+        rig.evaluate().await,
+        0,
+        "the recurrence is the same incident"
+    );
+    rig.resolve(&finding).await;
+    rig.advance(299);
+    assert_eq!(rig.evaluate().await, 0);
+    rig.advance(1);
+    assert_eq!(
+        rig.evaluate().await,
+        1,
+        "resolved once keep_firing_for passed"
+    );
+    rig.deliver().await;
+    let sent = listener.on("/hook");
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].json()["status"], "resolved");
+    db.cleanup().await;
+}

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::AlertError;
 use super::model::{Alert, AlertStatus, Labels, NewNotification, NotificationLogEntry, Silence};
 use super::notifiers::{Notification, NotifiedAlert};
-use super::routing::Route;
+use super::routing::{MuteWindow, Route};
 use super::settings::{AlertingSettings, InhibitRule};
 use crate::clock::Clock;
 use crate::domain::Timestamp;
@@ -125,7 +125,12 @@ impl Alerting {
             }
         }
         let names: HashSet<&str> = send_resolved.keys().map(String::as_str).collect();
-        let root = Route::compile(&settings.route, &names)?;
+        let windows = settings
+            .time_intervals
+            .iter()
+            .map(|t| Ok((t.name.clone(), MuteWindow::compile(t)?)))
+            .collect::<Result<HashMap<_, _>, AlertError>>()?;
+        let root = Route::compile(&settings.route, &names, &windows)?;
         Ok(Self {
             store,
             clock,
@@ -179,7 +184,7 @@ impl Alerting {
             .into_iter()
             .filter(|s| s.is_active(now))
             .collect();
-        let mutes = self.mutes(&alerts, &silences);
+        let mutes = self.mutes(&alerts, &silences, now);
         for alert in &mut alerts {
             let muted_by = mutes.get(&alert.fingerprint).cloned();
             if muted_by != alert.muted_by {
@@ -200,6 +205,9 @@ impl Alerting {
                 continue;
             }
             for route in self.root.routes_for(&alert.labels) {
+                if route.active_mute_window(now).is_some() {
+                    continue;
+                }
                 let labels = route.group_labels(&alert.labels);
                 let key = format!(
                     "{}:{}",
@@ -377,8 +385,13 @@ impl Alerting {
     }
 
     /// Why each muted firing alert is muted: the first active silence matching it, else the first
-    /// firing alert inhibiting it.
-    fn mutes(&self, alerts: &[Alert], silences: &[Silence]) -> HashMap<String, String> {
+    /// firing alert inhibiting it, else a mute window open on every route it goes to.
+    fn mutes(
+        &self,
+        alerts: &[Alert],
+        silences: &[Silence],
+        now: Timestamp,
+    ) -> HashMap<String, String> {
         let firing: Vec<&Alert> = alerts
             .iter()
             .filter(|a| a.status == AlertStatus::Firing)
@@ -423,6 +436,20 @@ impl Alerting {
                     alert.fingerprint.clone(),
                     format!("inhibited by {}", source.fingerprint),
                 );
+                continue;
+            }
+            let windows: Option<Vec<String>> = self
+                .root
+                .routes_for(&alert.labels)
+                .iter()
+                .map(|route| {
+                    route
+                        .active_mute_window(now)
+                        .map(|w| format!("mute window {} on route {}", w.name, route.id))
+                })
+                .collect();
+            if let Some(windows) = windows {
+                mutes.insert(alert.fingerprint.clone(), windows.join(", "));
             }
         }
         mutes

@@ -26,7 +26,7 @@ pub use model::{
 pub use notifiers::{Notification, NotifiedAlert, Notifier, NotifyError, build_notifiers};
 pub use settings::{
     AlertingSettings, ChatSettings, DeliverySettings, EmailSettings, InhibitRule,
-    PagerDutySettings, ReceiverSettings, RouteSettings, SmtpTls, WebhookSettings,
+    PagerDutySettings, ReceiverSettings, RouteSettings, SmtpTls, TimeInterval, WebhookSettings,
 };
 pub use worker::{DeliveryReport, DeliveryWorker};
 
@@ -40,6 +40,10 @@ pub enum AlertError {
     RouteWithoutReceiver { route: String },
     #[error("route {route} names the unknown receiver `{receiver}`")]
     UnknownReceiver { route: String, receiver: String },
+    #[error("route {route} names the unknown time interval `{name}`")]
+    UnknownTimeInterval { route: String, name: String },
+    #[error("time interval `{name}`: {message}")]
+    InvalidTimeInterval { name: String, message: String },
     #[error("two receivers are named `{0}`")]
     DuplicateReceiver(String),
     #[error("receiver `{name}`: {message}")]

@@ -1,12 +1,76 @@
 //! The routing tree, compiled from settings with every inherited field filled in.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+
+use chrono::{Datelike, Timelike, Weekday};
 
 use super::AlertError;
 use super::matcher::Matcher;
 use super::model::Labels;
-use super::settings::RouteSettings;
+use super::settings::{RouteSettings, TimeInterval};
+use crate::domain::Timestamp;
+
+/// A compiled `TimeInterval`.
+#[derive(Debug, Clone)]
+pub(super) struct MuteWindow {
+    pub name: String,
+    /// Empty: every day.
+    weekdays: Vec<Weekday>,
+    start_minute: u32,
+    end_minute: u32,
+}
+
+impl MuteWindow {
+    pub fn compile(interval: &TimeInterval) -> Result<Self, AlertError> {
+        let invalid = |message: String| AlertError::InvalidTimeInterval {
+            name: interval.name.clone(),
+            message,
+        };
+        let minute = |s: &str| -> Result<u32, AlertError> {
+            let (h, m) = s
+                .split_once(':')
+                .ok_or_else(|| invalid(format!("`{s}` is not HH:MM")))?;
+            let (h, m): (u32, u32) = (
+                h.parse()
+                    .map_err(|_| invalid(format!("`{s}` is not HH:MM")))?,
+                m.parse()
+                    .map_err(|_| invalid(format!("`{s}` is not HH:MM")))?,
+            );
+            if m >= 60 || h * 60 + m > 24 * 60 {
+                return Err(invalid(format!("`{s}` is not a time of day")));
+            }
+            Ok(h * 60 + m)
+        };
+        let weekdays = interval
+            .weekdays
+            .iter()
+            .map(|d| {
+                d.parse::<Weekday>()
+                    .map_err(|_| invalid(format!("`{d}` is not a weekday")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (start_minute, end_minute) =
+            (minute(&interval.start_time)?, minute(&interval.end_time)?);
+        if start_minute >= end_minute {
+            return Err(invalid("start_time must be before end_time".into()));
+        }
+        Ok(Self {
+            name: interval.name.clone(),
+            weekdays,
+            start_minute,
+            end_minute,
+        })
+    }
+
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        let at = now.to_datetime();
+        let minute = at.hour() * 60 + at.minute();
+        (self.weekdays.is_empty() || self.weekdays.contains(&at.weekday()))
+            && self.start_minute <= minute
+            && minute < self.end_minute
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(super) struct Route {
@@ -20,12 +84,17 @@ pub(super) struct Route {
     pub group_interval: Duration,
     pub repeat_interval: Duration,
     pub continue_matching: bool,
+    pub mute_windows: Vec<MuteWindow>,
     pub children: Vec<Route>,
 }
 
 impl Route {
     /// Compiles the root; `receivers` are the names configured, which every route must use.
-    pub fn compile(root: &RouteSettings, receivers: &HashSet<&str>) -> Result<Self, AlertError> {
+    pub fn compile(
+        root: &RouteSettings,
+        receivers: &HashSet<&str>,
+        windows: &HashMap<String, MuteWindow>,
+    ) -> Result<Self, AlertError> {
         let defaults = super::settings::AlertingSettings::default().route;
         let base = Inherited {
             receiver: None,
@@ -34,7 +103,7 @@ impl Route {
             group_interval: defaults.group_interval_secs.unwrap_or_default(),
             repeat_interval: defaults.repeat_interval_secs.unwrap_or_default(),
         };
-        Self::compile_node(root, "0".into(), &base, receivers)
+        Self::compile_node(root, "0".into(), &base, receivers, windows)
     }
 
     fn compile_node(
@@ -42,6 +111,7 @@ impl Route {
         id: String,
         parent: &Inherited,
         receivers: &HashSet<&str>,
+        windows: &HashMap<String, MuteWindow>,
     ) -> Result<Self, AlertError> {
         let inherited = Inherited {
             receiver: node.receiver.clone().or_else(|| parent.receiver.clone()),
@@ -67,7 +137,22 @@ impl Route {
             .routes
             .iter()
             .enumerate()
-            .map(|(i, child)| Self::compile_node(child, format!("{id}.{i}"), &inherited, receivers))
+            .map(|(i, child)| {
+                Self::compile_node(child, format!("{id}.{i}"), &inherited, receivers, windows)
+            })
+            .collect::<Result<_, _>>()?;
+        let mute_windows = node
+            .mute_time_intervals
+            .iter()
+            .map(|name| {
+                windows
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| AlertError::UnknownTimeInterval {
+                        route: id.clone(),
+                        name: name.clone(),
+                    })
+            })
             .collect::<Result<_, _>>()?;
         Ok(Route {
             id,
@@ -78,6 +163,7 @@ impl Route {
             group_interval: Duration::from_secs(inherited.group_interval),
             repeat_interval: Duration::from_secs(inherited.repeat_interval),
             continue_matching: node.continue_matching,
+            mute_windows,
             children,
         })
     }
@@ -110,6 +196,11 @@ impl Route {
             found.push(self);
         }
         true
+    }
+
+    /// The first of this route's mute windows open at `now`.
+    pub fn active_mute_window(&self, now: Timestamp) -> Option<&MuteWindow> {
+        self.mute_windows.iter().find(|w| w.is_active(now))
     }
 
     /// The group an alert joins on this route: the route plus the values of its `group_by` labels.
@@ -160,7 +251,7 @@ mod tests {
             "#,
         );
         let names = HashSet::from(["admin", "pager", "team", "ops"]);
-        Route::compile(&settings, &names).unwrap()
+        Route::compile(&settings, &names, &HashMap::new()).unwrap()
     }
 
     fn toml_route(s: &str) -> RouteSettings {
@@ -208,13 +299,45 @@ mod tests {
         let names = HashSet::from(["admin"]);
         let missing = RouteSettings::default();
         assert!(matches!(
-            Route::compile(&missing, &names),
+            Route::compile(&missing, &names, &HashMap::new()),
             Err(AlertError::RouteWithoutReceiver { .. })
         ));
         let unknown = toml_route("receiver = \"nobody\"");
         assert!(matches!(
-            Route::compile(&unknown, &names),
+            Route::compile(&unknown, &names, &HashMap::new()),
             Err(AlertError::UnknownReceiver { .. })
+        ));
+    }
+
+    #[test]
+    fn mute_windows_follow_weekday_and_time_of_day() {
+        let window = MuteWindow::compile(&TimeInterval {
+            name: "weekend nights".into(),
+            weekdays: vec!["saturday".into(), "sunday".into()],
+            start_time: "22:00".into(),
+            end_time: "24:00".into(),
+        })
+        .unwrap();
+        let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        assert!(
+            window.is_active(at("2026-11-28T22:00:00Z")),
+            "Saturday 22:00"
+        );
+        assert!(window.is_active(at("2026-11-29T23:59:00Z")), "Sunday 23:59");
+        assert!(!window.is_active(at("2026-11-28T21:59:00Z")));
+        assert!(!window.is_active(at("2026-11-27T23:00:00Z")), "a Friday");
+        let bad = TimeInterval {
+            name: "x".into(),
+            weekdays: vec!["someday".into()],
+            start_time: "00:00".into(),
+            end_time: "24:00".into(),
+        };
+        assert!(MuteWindow::compile(&bad).is_err());
+        let names = HashSet::from(["admin"]);
+        let route = toml_route("receiver = \"admin\"\nmute_time_intervals = [\"nope\"]");
+        assert!(matches!(
+            Route::compile(&route, &names, &HashMap::new()),
+            Err(AlertError::UnknownTimeInterval { .. })
         ));
     }
 }

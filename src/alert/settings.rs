@@ -18,6 +18,8 @@ pub struct AlertingSettings {
     pub route: RouteSettings,
     pub receivers: Vec<ReceiverSettings>,
     pub inhibit_rules: Vec<InhibitRule>,
+    /// Named recurring windows that routes can be muted in (`mute_time_intervals`).
+    pub time_intervals: Vec<TimeInterval>,
     pub delivery: DeliverySettings,
 }
 
@@ -36,6 +38,7 @@ impl Default for AlertingSettings {
             },
             receivers: Vec::new(),
             inhibit_rules: Vec::new(),
+            time_intervals: Vec::new(),
             delivery: DeliverySettings::default(),
         }
     }
@@ -59,6 +62,8 @@ pub struct RouteSettings {
     /// After matching, go on trying the next siblings.
     #[serde(rename = "continue")]
     pub continue_matching: bool,
+    /// Names of `time_intervals` during which this route notifies nothing (not inherited).
+    pub mute_time_intervals: Vec<String>,
     pub routes: Vec<RouteSettings>,
 }
 
@@ -70,6 +75,28 @@ pub struct InhibitRule {
     pub source_matchers: Vec<Matcher>,
     pub target_matchers: Vec<Matcher>,
     pub equal: Vec<String>,
+}
+
+/// A recurring window in UTC: on `weekdays` (`monday` ... `sunday`; none: every day), from
+/// `start_time` to `end_time` (`HH:MM`, end exclusive, `24:00` for the end of the day).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeInterval {
+    pub name: String,
+    #[serde(default)]
+    pub weekdays: Vec<String>,
+    #[serde(default = "day_start")]
+    pub start_time: String,
+    #[serde(default = "day_end")]
+    pub end_time: String,
+}
+
+fn day_start() -> String {
+    "00:00".into()
+}
+
+fn day_end() -> String {
+    "24:00".into()
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

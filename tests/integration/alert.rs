@@ -1069,3 +1069,55 @@ async fn a_flapping_finding_is_not_told_resolved_within_keep_firing_for() {
     assert_eq!(sent[1].json()["status"], "resolved");
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_mute_window_holds_a_route_and_says_so() {
+    let db = TestDb::sqlite();
+    let listener = Listener::start().await;
+    // The clock starts on Monday 2026-11-23 at 08:00 UTC.
+    let toml = format!(
+        "{}\n{}",
+        webhook_only(
+            &listener.url,
+            r#"group_wait_secs = 0
+            [[alerting.route.routes]]
+            matchers = ["type=latency"]
+            mute_time_intervals = ["monday-morning"]"#,
+        ),
+        r#"
+        [[alerting.time_intervals]]
+        name = "monday-morning"
+        weekdays = ["monday"]
+        start_time = "08:00"
+        end_time = "09:00"
+        "#
+    );
+    let rig = Rig::new(db.open().await, Clock::manual(start_time()), &toml).await;
+    rig.finding("latency:items:crm", Severity::Warning).await;
+    rig.finding("freshness:items:crm", Severity::Warning).await;
+    assert_eq!(rig.evaluate().await, 1, "only the unmuted route notifies");
+    let alerts = rig.store.alerts(Timestamp::from_micros(0)).await.unwrap();
+    let latency = alerts
+        .iter()
+        .find(|a| a.fingerprint == "latency:items:crm")
+        .unwrap();
+    assert_eq!(
+        latency.muted_by.as_deref(),
+        Some("mute window monday-morning on route 0.0")
+    );
+    rig.advance(3600);
+    assert_eq!(rig.evaluate().await, 1, "the window closed");
+    rig.deliver().await;
+    let types: Vec<String> = listener
+        .on("/hook")
+        .iter()
+        .map(|r| {
+            r.json()["alerts"][0]["labels"]["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["freshness", "latency"]);
+    db.cleanup().await;
+}

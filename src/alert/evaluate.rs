@@ -143,10 +143,11 @@ impl Alerting {
     }
 
     /// Turns every finding that opened, changed severity, reopened or resolved since the last
-    /// call into an alert event. Returns how many.
-    pub async fn ingest_findings(&self) -> Result<usize, AlertError> {
+    /// call into an alert event. Returns how many, and every alert as it now stands (so the
+    /// evaluation does not read them again).
+    async fn ingest_findings(&self) -> Result<(usize, Vec<Alert>), AlertError> {
         let now = self.clock.now();
-        let known: HashMap<String, Alert> = self
+        let mut known: HashMap<String, Alert> = self
             .store
             .alerts(Timestamp::from_micros(i64::MIN))
             .await?
@@ -155,7 +156,7 @@ impl Alerting {
             .collect();
         let mut events = 0;
         for finding in self.store.findings(None).await? {
-            let alert = alert_from_finding(&finding, &self.base_url, now, self.keep_firing_for);
+            let mut alert = alert_from_finding(&finding, &self.base_url, now, self.keep_firing_for);
             let changed = match known.get(&alert.fingerprint) {
                 // A finding opened and resolved between two calls never fired: nothing to say.
                 None => alert.status == AlertStatus::Firing,
@@ -163,20 +164,32 @@ impl Alerting {
             };
             if changed {
                 self.store.upsert_alert(&alert).await?;
+                // The upsert keeps the stored reason for a mute; so does the copy in hand.
+                alert.muted_by = known
+                    .get(&alert.fingerprint)
+                    .and_then(|old| old.muted_by.clone());
+                known.insert(alert.fingerprint.clone(), alert);
                 events += 1;
             }
         }
-        Ok(events)
+        let mut alerts: Vec<Alert> = known.into_values().collect();
+        alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        Ok((events, alerts))
     }
 
     /// One evaluation at `now`: findings to alerts, mutes recorded, and every group that is due
     /// written to the outbox with its notification-log entry.
     pub async fn run_once(&self, now: Timestamp) -> Result<EvaluationReport, AlertError> {
+        let (alert_events, all) = self.ingest_findings().await?;
         let mut report = EvaluationReport {
-            alert_events: self.ingest_findings().await?,
+            alert_events,
             ..Default::default()
         };
-        let mut alerts = self.store.alerts(now - RESOLVED_IN_VIEW).await?;
+        let in_view = now - RESOLVED_IN_VIEW;
+        let mut alerts: Vec<Alert> = all
+            .into_iter()
+            .filter(|a| a.status == AlertStatus::Firing || a.ends_at.is_some_and(|e| e >= in_view))
+            .collect();
         let silences: Vec<Silence> = self
             .store
             .silences()

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `sync`, `token`, `monitor`, `dedup`, `bench` and the rest.
+//! The command line: `serve`, `demo`, `sync`, `token`, `monitor`, `dedup`, `alert`, `bench` and the rest.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +59,8 @@ enum Command {
         /// With --once: print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        alerts: crate::alert::DemoAlertArgs,
     },
     /// Sync the configured CRM and ERP: continuously, or once.
     Sync {
@@ -110,6 +112,11 @@ enum Command {
     Dedup {
         #[command(subcommand)]
         which: crate::dedup::command::DedupCommand,
+    },
+    /// Alerting: test a receiver, list alerts, manage silences.
+    Alert {
+        #[command(subcommand)]
+        which: crate::alert::AlertCommand,
     },
     /// Benchmarks, each reported beside a baseline measured in the same run.
     Bench {
@@ -187,6 +194,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Alerting: finding-to-email latency through the outbox and an SMTP server, and outbox
+    /// throughput to a webhook beside direct POSTs.
+    Alert {
+        /// Findings recorded for the latency measurement.
+        #[arg(long, default_value_t = 1_000)]
+        findings: usize,
+        /// Findings recorded per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// Notifications through the outbox for the throughput measurement.
+        #[arg(long, default_value_t = 5_000)]
+        notifications: usize,
+    },
     /// Field events through the store versus plain prepared INSERTs, and over HTTP.
     Ingest {
         /// Number of field events to write.
@@ -241,7 +261,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::DefaultConfig => Ok(()),
         Command::Serve => serve(&settings).await,
-        Command::Demo { port, once, json } => demo(&mut settings, port, once, json).await,
+        Command::Demo {
+            port,
+            once,
+            json,
+            alerts,
+        } => {
+            alerts.apply(&mut settings.alerting, port)?;
+            demo(&mut settings, port, once, json).await
+        }
         Command::Sync {
             once,
             endpoint,
@@ -256,6 +284,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { which } => token(&settings, which).await,
         Command::Monitor { which } => crate::monitor::run_command(which, &settings).await,
         Command::Dedup { which } => crate::dedup::command::run(&settings, which).await,
+        Command::Alert { which } => crate::alert::run_command(&settings, which).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;
@@ -275,6 +304,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
+            Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Alert {
+                    findings,
+                    rate,
+                    notifications,
+                },
+        } => {
+            let options = crate::alert::AlertBenchOptions {
+                findings,
+                rate,
+                notifications,
+                data_dir: settings.data_dir.clone(),
+            };
+            let report = crate::alert::run_alert_bench(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Bench {
@@ -369,7 +416,8 @@ async fn run_app(
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
     let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now());
-    let app = Application::with_store(settings, clock.clone(), store, engine.clone()).await?;
+    let app =
+        Application::with_store(settings, clock.clone(), store.clone(), engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -379,10 +427,24 @@ async fn run_app(
         clock.clone(),
         stop_rx.clone(),
     ));
+    let alerting = crate::alert::service::build(&settings.alerting, store.clone(), clock.clone())?
+        .map(|(alerting, worker)| {
+            let every = Duration::from_secs(settings.alerting.evaluation_interval_secs.max(1));
+            tokio::spawn(crate::alert::service::run(
+                alerting,
+                worker,
+                clock.clone(),
+                every,
+                stop_rx.clone(),
+            ))
+        });
     let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
     let _ = monitoring.await;
+    if let Some(alerting) = alerting {
+        let _ = alerting.await;
+    }
     if let Some(scheduler) = scheduler {
         // The scheduler stops between runs, so no run is cut in half.
         let _ = scheduler.await;
@@ -515,6 +577,11 @@ async fn demo(settings: &mut Settings, port: u16, once: bool, json: bool) -> any
     let engine = Arc::new(service::engine(settings, store.clone(), clock.clone())?);
     if once {
         let summary = service::run_cycle(&engine, None, false).await;
+        if let Some((alerting, worker)) =
+            crate::alert::service::build(&settings.alerting, store.clone(), clock.clone())?
+        {
+            crate::alert::service::flush(&alerting, &worker, &clock, 5).await;
+        }
         if json {
             println!("{}", serde_json::to_string(&summary)?);
         } else {

@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::alert::AlertingSettings;
 use crate::dedup::DedupSettings;
 use crate::dedup::llm::LlmSettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub dedup: DedupSettings,
     /// The LLM that adjudicates uncertain duplicate pairs (off when `base_url` is empty).
     pub llm: LlmSettings,
+    /// Alerting: routing, grouping, receivers, delivery.
+    pub alerting: AlertingSettings,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             sync: SyncSettings::default(),
             dedup: DedupSettings::default(),
             llm: LlmSettings::default(),
+            alerting: AlertingSettings::default(),
         }
     }
 }
@@ -232,6 +236,8 @@ mod tests {
                 .starts_with("postgres://")
         );
         assert_eq!(example.log.format, LogFormat::Json);
+        assert_eq!(example.alerting.receivers.len(), 4);
+        assert_eq!(example.alerting.route.routes.len(), 2);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! syncwarden keeps a CRM and an ERP in sync and watches that sync: every field-level event is
 //! recorded, measured and checked.
 
+pub mod alert;
 pub mod api;
 pub mod bench;
 pub mod cli;

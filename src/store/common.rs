@@ -72,6 +72,21 @@ pub(super) const UPSERT_FINDING: &str = include_str!("sql/upsert_finding.sql");
 pub(super) const ACKNOWLEDGE_FINDING: &str = include_str!("sql/acknowledge_finding.sql");
 pub(super) const RESOLVE_FINDING: &str = include_str!("sql/resolve_finding.sql");
 pub(super) const SELECT_FINDINGS: &str = include_str!("sql/select_findings.sql");
+pub(super) const UPSERT_ALERT: &str = include_str!("sql/upsert_alert.sql");
+pub(super) const SELECT_ALERTS: &str = include_str!("sql/select_alerts.sql");
+pub(super) const SET_ALERT_MUTED: &str = include_str!("sql/set_alert_muted.sql");
+pub(super) const UPSERT_NOTIFICATION_LOG: &str = include_str!("sql/upsert_notification_log.sql");
+pub(super) const SELECT_NOTIFICATION_LOG: &str = include_str!("sql/select_notification_log.sql");
+pub(super) const INSERT_NOTIFICATION: &str = include_str!("sql/insert_notification.sql");
+pub(super) const INSERT_NOTIFICATION_ATTEMPT: &str =
+    include_str!("sql/insert_notification_attempt.sql");
+pub(super) const FINISH_NOTIFICATION: &str = include_str!("sql/finish_notification.sql");
+pub(super) const SELECT_OUTBOX: &str = include_str!("sql/select_outbox.sql");
+pub(super) const SELECT_NOTIFICATION_ATTEMPTS: &str =
+    include_str!("sql/select_notification_attempts.sql");
+pub(super) const COUNT_RECEIVER_FAILURES: &str = include_str!("sql/count_receiver_failures.sql");
+pub(super) const INSERT_SILENCE: &str = include_str!("sql/insert_silence.sql");
+pub(super) const SELECT_SILENCES: &str = include_str!("sql/select_silences.sql");
 pub(super) const INSERT_DEDUP_PROPOSAL: &str = include_str!("sql/insert_dedup_proposal.sql");
 pub(super) const SELECT_DEDUP_PROPOSALS: &str = include_str!("sql/select_dedup_proposals.sql");
 pub(super) const DECIDE_DEDUP_PROPOSAL: &str = include_str!("sql/decide_dedup_proposal.sql");
@@ -249,6 +264,44 @@ pub(super) fn effective_limit(query: &EventQuery) -> i64 {
             .unwrap_or(MAX_QUERY_LIMIT)
             .clamp(1, MAX_QUERY_LIMIT),
     )
+}
+
+/// JSON columns (labels, matchers, fingerprint lists) are written with serde and read back with it.
+pub(super) fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// The raw columns of one `notification_outbox` row, in `select_outbox.sql` order.
+pub(super) struct OutboxColumns {
+    pub id: i64,
+    pub receiver: String,
+    pub group_key: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl TryFrom<OutboxColumns> for crate::alert::OutboxEntry {
+    type Error = StoreError;
+    fn try_from(c: OutboxColumns) -> Result<Self, StoreError> {
+        Ok(crate::alert::OutboxEntry {
+            id: c.id,
+            receiver: c.receiver,
+            group_key: c.group_key,
+            payload: from_json("payload", &c.payload)?,
+            status: crate::alert::OutboxStatus::parse(&c.status)
+                .ok_or_else(|| corrupt("status", &c.status))?,
+            attempts: c.attempts,
+            next_attempt_at: Timestamp::from_micros(c.next_attempt_at),
+            created_at: Timestamp::from_micros(c.created_at),
+            sent_at: c.sent_at.map(Timestamp::from_micros),
+            last_error: c.last_error,
+        })
+    }
 }
 
 /// Implements `Store` for a backend struct with a `pool` field for reads. The struct provides
@@ -1143,9 +1196,291 @@ macro_rules! impl_store {
                     .transpose()
             }
 
+            async fn upsert_alert(&self, alert: &$crate::alert::Alert) -> Result<(), StoreError> {
+                use $crate::store::common::json_text as to_json;
+                sqlx::query($crate::store::common::UPSERT_ALERT)
+                    .bind(alert.fingerprint.as_str())
+                    .bind(alert.finding_id)
+                    .bind(to_json(&alert.labels))
+                    .bind(to_json(&alert.annotations))
+                    .bind(alert.status.as_str())
+                    .bind(alert.starts_at.as_micros())
+                    .bind(alert.ends_at.map(|t| t.as_micros()))
+                    .bind(alert.updated_at.as_micros())
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn alerts(
+                &self,
+                resolved_since: $crate::domain::Timestamp,
+            ) -> Result<Vec<$crate::alert::Alert>, StoreError> {
+                use sqlx::Row;
+                use $crate::store::common::{corrupt, from_json};
+                let rows = sqlx::query($crate::store::common::SELECT_ALERTS)
+                    .bind(resolved_since.as_micros())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let labels: String = row.try_get(2)?;
+                        let annotations: String = row.try_get(3)?;
+                        let status: String = row.try_get(4)?;
+                        let ends_at: Option<i64> = row.try_get(6)?;
+                        Ok($crate::alert::Alert {
+                            fingerprint: row.try_get(0)?,
+                            finding_id: row.try_get(1)?,
+                            labels: from_json("labels", &labels)?,
+                            annotations: from_json("annotations", &annotations)?,
+                            status: $crate::alert::AlertStatus::parse(&status)
+                                .ok_or_else(|| corrupt("status", &status))?,
+                            starts_at: $crate::domain::Timestamp::from_micros(row.try_get(5)?),
+                            ends_at: ends_at.map($crate::domain::Timestamp::from_micros),
+                            updated_at: $crate::domain::Timestamp::from_micros(row.try_get(7)?),
+                            muted_by: row.try_get(8)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn set_alert_muted(
+                &self,
+                fingerprint: &str,
+                muted_by: Option<&str>,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::SET_ALERT_MUTED)
+                    .bind(fingerprint)
+                    .bind(muted_by)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn notification_log(
+                &self,
+            ) -> Result<Vec<$crate::alert::NotificationLogEntry>, StoreError> {
+                use sqlx::Row;
+                use $crate::store::common::from_json;
+                let rows = sqlx::query($crate::store::common::SELECT_NOTIFICATION_LOG)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let firing: String = row.try_get(3)?;
+                        let resolved: String = row.try_get(4)?;
+                        Ok($crate::alert::NotificationLogEntry {
+                            receiver: row.try_get(0)?,
+                            group_key: row.try_get(1)?,
+                            hash: row.try_get(2)?,
+                            firing: from_json("firing", &firing)?,
+                            resolved: from_json("resolved", &resolved)?,
+                            sent_at: $crate::domain::Timestamp::from_micros(row.try_get(5)?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_notification(
+                &self,
+                log: &$crate::alert::NotificationLogEntry,
+                notification: Option<&$crate::alert::NewNotification>,
+                at: $crate::domain::Timestamp,
+            ) -> Result<Option<i64>, StoreError> {
+                use sqlx::Row;
+                use $crate::store::common::json_text as to_json;
+                let mut tx = self.begin_write().await?;
+                sqlx::query($crate::store::common::UPSERT_NOTIFICATION_LOG)
+                    .bind(log.receiver.as_str())
+                    .bind(log.group_key.as_str())
+                    .bind(log.hash.as_str())
+                    .bind(to_json(&log.firing))
+                    .bind(to_json(&log.resolved))
+                    .bind(log.sent_at.as_micros())
+                    .execute(&mut *tx)
+                    .await?;
+                let id = match notification {
+                    Some(n) => {
+                        let row = sqlx::query($crate::store::common::INSERT_NOTIFICATION)
+                            .bind(n.receiver.as_str())
+                            .bind(n.group_key.as_str())
+                            .bind(n.payload.to_string())
+                            .bind(at.as_micros())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        Some(row.try_get::<i64, _>(0)?)
+                    }
+                    None => None,
+                };
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn claim_notifications(
+                &self,
+                worker: &str,
+                now: $crate::domain::Timestamp,
+                claim_until: $crate::domain::Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::alert::OutboxEntry>, StoreError> {
+                let rows = sqlx::query(Self::CLAIM_NOTIFICATIONS)
+                    .bind(worker)
+                    .bind(claim_until.as_micros())
+                    .bind(now.as_micros())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.writer())
+                    .await?;
+                let mut claimed = rows
+                    .iter()
+                    .map(Self::outbox_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                // RETURNING follows no ORDER BY: send the oldest first all the same.
+                claimed.sort_by_key(|e| (e.next_attempt_at, e.id));
+                Ok(claimed)
+            }
+
+            async fn finish_notification(
+                &self,
+                worker: &str,
+                attempt: &$crate::alert::Attempt,
+                next_attempt_at: $crate::domain::Timestamp,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let status = $crate::store::outcome_status(attempt.outcome);
+                let sent_at = (attempt.outcome == $crate::alert::AttemptOutcome::Sent)
+                    .then_some(attempt.attempted_at.as_micros());
+                let done = sqlx::query($crate::store::common::FINISH_NOTIFICATION)
+                    .bind(attempt.outbox_id)
+                    .bind(worker)
+                    .bind(status.as_str())
+                    .bind(next_attempt_at.as_micros())
+                    .bind(sent_at)
+                    .bind(attempt.error.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($crate::store::common::INSERT_NOTIFICATION_ATTEMPT)
+                    .bind(attempt.outbox_id)
+                    .bind(attempt.receiver.as_str())
+                    .bind(attempt.attempted_at.as_micros())
+                    .bind(attempt.outcome.as_str())
+                    .bind(attempt.error.as_deref())
+                    .bind(attempt.latency_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn outbox(
+                &self,
+                status: Option<$crate::alert::OutboxStatus>,
+            ) -> Result<Vec<$crate::alert::OutboxEntry>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_OUTBOX)
+                    .bind(status.map(|s| s.as_str()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::outbox_from_row)
+                    .collect()
+            }
+
+            async fn notification_attempts(
+                &self,
+                receiver: &str,
+            ) -> Result<Vec<$crate::alert::Attempt>, StoreError> {
+                use sqlx::Row;
+                use $crate::store::common::corrupt;
+                let rows = sqlx::query($crate::store::common::SELECT_NOTIFICATION_ATTEMPTS)
+                    .bind(receiver)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let outcome: String = row.try_get(3)?;
+                        Ok($crate::alert::Attempt {
+                            outbox_id: row.try_get(0)?,
+                            receiver: row.try_get(1)?,
+                            attempted_at: $crate::domain::Timestamp::from_micros(row.try_get(2)?),
+                            outcome: $crate::alert::AttemptOutcome::parse(&outcome)
+                                .ok_or_else(|| corrupt("outcome", &outcome))?,
+                            error: row.try_get(4)?,
+                            latency_ms: row.try_get(5)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn receiver_failures(&self, receiver: &str) -> Result<i64, StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::common::COUNT_RECEIVER_FAILURES)
+                    .bind(receiver)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get(0)?)
+            }
+
+            async fn add_silence(
+                &self,
+                silence: &$crate::alert::NewSilence,
+                at: $crate::domain::Timestamp,
+            ) -> Result<$crate::alert::Silence, StoreError> {
+                let row = sqlx::query($crate::store::common::INSERT_SILENCE)
+                    .bind($crate::store::common::json_text(&silence.matchers))
+                    .bind(silence.starts_at.as_micros())
+                    .bind(silence.ends_at.as_micros())
+                    .bind(silence.author.as_str())
+                    .bind(silence.comment.as_str())
+                    .bind(at.as_micros())
+                    .fetch_one(self.writer())
+                    .await?;
+                Self::silence_from_row(&row)
+            }
+
+            async fn silences(&self) -> Result<Vec<$crate::alert::Silence>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_SILENCES)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::silence_from_row)
+                    .collect()
+            }
+
             async fn close(&self) {
                 self.pool.close().await;
                 self.writer().close().await;
+            }
+        }
+
+        impl $store {
+            fn outbox_from_row(row: &$row) -> Result<$crate::alert::OutboxEntry, StoreError> {
+                use sqlx::Row;
+                $crate::store::common::OutboxColumns {
+                    id: row.try_get(0)?,
+                    receiver: row.try_get(1)?,
+                    group_key: row.try_get(2)?,
+                    payload: row.try_get(3)?,
+                    status: row.try_get(4)?,
+                    attempts: row.try_get(5)?,
+                    next_attempt_at: row.try_get(6)?,
+                    created_at: row.try_get(7)?,
+                    sent_at: row.try_get(8)?,
+                    last_error: row.try_get(9)?,
+                }
+                .try_into()
+            }
+
+            fn silence_from_row(row: &$row) -> Result<$crate::alert::Silence, StoreError> {
+                use sqlx::Row;
+                let matchers: String = row.try_get(1)?;
+                Ok($crate::alert::Silence {
+                    id: row.try_get(0)?,
+                    matchers: $crate::store::common::from_json("matchers", &matchers)?,
+                    starts_at: $crate::domain::Timestamp::from_micros(row.try_get(2)?),
+                    ends_at: $crate::domain::Timestamp::from_micros(row.try_get(3)?),
+                    author: row.try_get(4)?,
+                    comment: row.try_get(5)?,
+                    created_at: $crate::domain::Timestamp::from_micros(row.try_get(6)?),
+                })
             }
         }
     };

@@ -12,6 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::alert::{
+    Alert, Attempt, AttemptOutcome, NewNotification, NewSilence, NotificationLogEntry, OutboxEntry,
+    OutboxStatus, Silence,
+};
 use crate::config::{DatabaseSettings, redact_url};
 use crate::domain::{
     Conflict, DeadLetter, Endpoint, EndpointControl, FieldEvent, NewFieldEvent, RecordLink,
@@ -300,7 +304,76 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<Option<crate::domain::DedupProposal>, StoreError>;
 
+    /// Stores an alert made from a finding (a new one, or its new state), keeping why it is muted.
+    async fn upsert_alert(&self, alert: &Alert) -> Result<(), StoreError>;
+
+    /// Firing alerts, and resolved ones that ended at or after `resolved_since`.
+    async fn alerts(&self, resolved_since: Timestamp) -> Result<Vec<Alert>, StoreError>;
+
+    /// Records why an alert is muted (`None`: it is not).
+    async fn set_alert_muted(
+        &self,
+        fingerprint: &str,
+        muted_by: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The whole notification log.
+    async fn notification_log(&self) -> Result<Vec<NotificationLogEntry>, StoreError>;
+
+    /// Records what a receiver is now told about a group and, in the same transaction, the
+    /// notification that tells it (none when nothing is to be sent, e.g. a resolution the
+    /// receiver does not want): the log never claims a send the outbox does not hold. Returns the
+    /// outbox id.
+    async fn record_notification(
+        &self,
+        log: &NotificationLogEntry,
+        notification: Option<&NewNotification>,
+        at: Timestamp,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Claims up to `limit` due notifications for `worker` until `claim_until`: pending ones whose
+    /// time has come, and ones whose previous claim expired.
+    async fn claim_notifications(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        claim_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Records an attempt and settles its notification (sent, failed, or pending again from
+    /// `next_attempt_at`) in one transaction. Returns false when `worker` no longer held the claim.
+    async fn finish_notification(
+        &self,
+        worker: &str,
+        attempt: &Attempt,
+        next_attempt_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Outbox rows with `status` (all when `None`), oldest first.
+    async fn outbox(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Every attempt to deliver to `receiver`, oldest first.
+    async fn notification_attempts(&self, receiver: &str) -> Result<Vec<Attempt>, StoreError>;
+
+    /// Failed attempts of `receiver` since its last delivery.
+    async fn receiver_failures(&self, receiver: &str) -> Result<i64, StoreError>;
+
+    async fn add_silence(&self, silence: &NewSilence, at: Timestamp)
+    -> Result<Silence, StoreError>;
+
+    /// Every silence, expired ones included.
+    async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+
     async fn close(&self);
+}
+
+fn outcome_status(outcome: AttemptOutcome) -> OutboxStatus {
+    match outcome {
+        AttemptOutcome::Sent => OutboxStatus::Sent,
+        AttemptOutcome::Retry => OutboxStatus::Pending,
+        AttemptOutcome::Failed => OutboxStatus::Failed,
+    }
 }
 
 /// Opens the store the URL names (`sqlite://...` or `postgres://...`) without migrating it.

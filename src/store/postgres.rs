@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0004_dedup.sql"),
     ),
     (
+        5,
+        "alerting",
+        include_str!("migrations/postgres/0005_alerting.sql"),
+    ),
+    (
         6,
         "job leases",
         include_str!("migrations/postgres/0006_leases.sql"),
@@ -55,6 +60,8 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    const CLAIM_NOTIFICATIONS: &str = include_str!("sql/claim_notifications.postgres.sql");
+
     pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()

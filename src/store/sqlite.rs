@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0004_dedup.sql"),
     ),
     (
+        5,
+        "alerting",
+        include_str!("migrations/sqlite/0005_alerting.sql"),
+    ),
+    (
         6,
         "job leases",
         include_str!("migrations/sqlite/0006_leases.sql"),
@@ -61,6 +66,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    const CLAIM_NOTIFICATIONS: &str = include_str!("sql/claim_notifications.sql");
+
     /// Opens (creating when missing) the database file at `path`.
     pub async fn connect(path: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let file = Path::new(path);

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, the real app on random ports, real SQLite files and, when
 //! `SW_TEST_PG_URL` is set, a fresh PostgreSQL database per test.
 
+mod alert;
 mod api;
 mod cli;
 mod connectors;
@@ -11,6 +12,7 @@ mod findings;
 mod helpers;
 mod ingest;
 mod monitor;
+mod smtp;
 mod store;
 mod sync;
 mod tryton;

@@ -1,0 +1,81 @@
+//! The alerting loop of `serve`: evaluate the groups, then deliver what is due, every
+//! `evaluation_interval_secs`, until told to stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AlertError;
+use super::evaluate::Alerting;
+use super::notifiers::build_notifiers;
+use super::settings::AlertingSettings;
+use super::worker::DeliveryWorker;
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Builds the evaluator and the worker; `None` when no receiver is configured (nothing to tell).
+pub fn build(
+    settings: &AlertingSettings,
+    store: Arc<dyn Store>,
+    clock: Clock,
+) -> Result<Option<(Alerting, DeliveryWorker)>, AlertError> {
+    if settings.receivers.is_empty() {
+        return Ok(None);
+    }
+    let alerting = Alerting::new(settings, store.clone(), clock.clone())?;
+    let notifiers = build_notifiers(
+        &settings.receivers,
+        Duration::from_secs(settings.delivery.timeout_secs),
+    )?;
+    let worker = DeliveryWorker::new(store, notifiers, settings.delivery.clone(), clock);
+    Ok(Some((alerting, worker)))
+}
+
+/// Runs until `stop` turns true; a failed pass is logged and the next one tries again, since the
+/// outbox and the notification log keep whatever was decided.
+pub async fn run(
+    alerting: Alerting,
+    worker: DeliveryWorker,
+    clock: Clock,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = alerting.run_once(clock.now()).await {
+            tracing::error!(error = %e, "alert evaluation failed");
+        }
+        if let Err(e) = worker.run_once().await {
+            tracing::error!(error = %e, "notification delivery failed");
+        }
+        tokio::select! {
+            () = clock.sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Evaluates and delivers until nothing due is left (at most `passes` rounds), for a run that
+/// exits right after its work (`demo --once`).
+pub async fn flush(alerting: &Alerting, worker: &DeliveryWorker, clock: &Clock, passes: usize) {
+    for _ in 0..passes {
+        let enqueued = match alerting.run_once(clock.now()).await {
+            Ok(report) => report.enqueued,
+            Err(e) => {
+                tracing::error!(error = %e, "alert evaluation failed");
+                0
+            }
+        };
+        match worker.run_once().await {
+            Ok(report) if enqueued == 0 && report.sent + report.retried + report.failed == 0 => {
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "notification delivery failed");
+                return;
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 mod audit;
 pub mod auth;
+mod decisions;
 mod error;
 mod health;
 mod ingest;
@@ -41,7 +42,19 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::bad(if path == "." { "body" } else { &path }, e.inner())
+        let message = e.inner().to_string();
+        // serde names a missing or unknown member only in its message: `missing field `x``.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next());
+        let field = match (path.as_str(), named) {
+            (".", Some(name)) => name.to_string(),
+            (".", None) => "body".to_string(),
+            (_, Some(name)) => format!("{path}.{name}"),
+            (_, None) => path,
+        };
+        ApiError::bad(&field, message)
     })
 }
 
@@ -79,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(operations::router())
         .merge(audit::router())
         .merge(metrics::router())
+        .merge(decisions::router())
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())

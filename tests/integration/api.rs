@@ -535,3 +535,173 @@ async fn metrics_count_requests_by_route_and_show_the_stores_state() {
     assert!(text.contains("syncwarden_conflicts_open 0\n"));
     assert!(text.contains("syncwarden_findings{state=\"open\"} 0\n"));
 }
+
+#[tokio::test]
+async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
+    use syncwarden::domain::{MergeField, NewDedupProposal};
+    use syncwarden::monitor::{NewFinding, Severity};
+
+    let app = admin_app().await;
+    let now = app.clock.now();
+    let finding = app
+        .store
+        .upsert_finding(&NewFinding {
+            kind: "freshness".into(),
+            severity: Severity::Warning,
+            fingerprint: "freshness:items:crm".into(),
+            title: "items have not moved for 40 minutes".into(),
+            evidence: json!({"usual_gap_minutes": 5}),
+            started_at: now,
+            detected_at: now,
+        })
+        .await
+        .unwrap();
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/findings?state=open", None)
+        .await;
+    assert_eq!(body["findings"].as_array().unwrap().len(), 1);
+    let (status, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/findings?state=sleepy", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("state"))
+    );
+    let ack = format!("/v1/findings/{}/acknowledge", finding.id);
+    assert_eq!(
+        app.call(Some(Role::Viewer), "POST", &ack, None).await.0,
+        403
+    );
+    let (status, body) = app.call(Some(Role::Approver), "POST", &ack, None).await;
+    assert_eq!(
+        (status, body["finding"]["state"].as_str()),
+        (200, Some("acknowledged")),
+        "{body}"
+    );
+    let resolve = format!("/v1/findings/{}/resolve", finding.id);
+    let (status, body) = app.call(Some(Role::Approver), "POST", &resolve, None).await;
+    assert_eq!(
+        (status, body["finding"]["state"].as_str()),
+        (200, Some("resolved")),
+        "{body}"
+    );
+    assert_eq!(
+        app.call(Some(Role::Approver), "POST", &resolve, None)
+            .await
+            .0,
+        404
+    );
+
+    // Silences: matchers, an end and a comment; the author is the token's holder.
+    let ends = (now + Duration::from_secs(3600)).to_string();
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            "/v1/silences",
+            Some(json!({"matchers": ["type=freshness"], "ends_at": ends, "comment": "ERP maintenance"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["silence"]["author"], "approver");
+    for (bad, field) in [
+        (
+            json!({"matchers": [], "ends_at": ends, "comment": "x"}),
+            "matchers",
+        ),
+        (
+            json!({"matchers": ["type=freshness"], "ends_at": ends, "comment": " "}),
+            "comment",
+        ),
+        (
+            json!({"matchers": ["type=freshness"], "ends_at": "soon", "comment": "x"}),
+            "ends_at",
+        ),
+        (
+            json!({"matchers": ["type=freshness"], "comment": "x"}),
+            "ends_at",
+        ),
+    ] {
+        let (status, body) = app
+            .call(Some(Role::Approver), "POST", "/v1/silences", Some(bad))
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}"
+        );
+    }
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/silences", None)
+        .await;
+    assert_eq!(body["silences"].as_array().unwrap().len(), 1);
+
+    // Merge proposals: approve one, reject one with a reason.
+    let proposal = |a: &str, b: &str| NewDedupProposal {
+        endpoint: Endpoint::Accounts,
+        members: vec![a.into(), b.into()],
+        survivor: a.into(),
+        fields: vec![MergeField {
+            field: "name".into(),
+            value: "Acme GmbH".into(),
+            from: a.into(),
+            why: "owner_system".into(),
+        }],
+        before: BTreeMap::new(),
+        min_probability: 0.97,
+        created_at: now,
+    };
+    app.store
+        .save_dedup_proposals(&[proposal("C1", "C2"), proposal("C3", "C4")])
+        .await
+        .unwrap();
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/actions?state=open", None)
+        .await;
+    let ids: Vec<i64> = body["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            &format!("/v1/actions/{}/approve", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["action"]["status"].as_str()),
+        (200, Some("approved")),
+        "{body}"
+    );
+    let reject = format!("/v1/actions/{}/reject", ids[1]);
+    let (status, body) = app
+        .call(Some(Role::Approver), "POST", &reject, Some(json!({})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("reason")),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            &reject,
+            Some(json!({"reason": "two different plants"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["action"].to_string().contains("two different plants"),
+        "{body}"
+    );
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/actions?state=open", None)
+        .await;
+    assert!(body["actions"].as_array().unwrap().is_empty());
+}

@@ -1,0 +1,213 @@
+//! What people decide about the agent's work: findings (acknowledge, resolve), silences, and the
+//! deduper's merge proposals (approve, reject with a reason).
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::{ApiError, AppState, parse_body};
+use crate::alert::{Matcher, NewSilence};
+use crate::domain::{Endpoint, ProposalStatus, Role, Timestamp};
+use crate::monitor::FindingState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/findings", get(findings))
+        .route("/v1/findings/{id}/acknowledge", post(acknowledge))
+        .route("/v1/findings/{id}/resolve", post(resolve))
+        .route("/v1/silences", get(silences).post(add_silence))
+        .route("/v1/actions", get(actions))
+        .route("/v1/actions/{id}/approve", post(approve))
+        .route("/v1/actions/{id}/reject", post(reject))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFilter {
+    state: Option<String>,
+    endpoint: Option<String>,
+}
+
+async fn findings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<StateFilter>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let wanted = match filter.state.as_deref() {
+        None => None,
+        Some("open") => Some(FindingState::Open),
+        Some("acknowledged") => Some(FindingState::Acknowledged),
+        Some("resolved") => Some(FindingState::Resolved),
+        Some(other) => {
+            return Err(ApiError::bad(
+                "state",
+                format!("unknown state `{other}` (expected open, acknowledged or resolved)"),
+            ));
+        }
+    };
+    Ok(Json(
+        json!({ "findings": state.store.findings(wanted).await? }),
+    ))
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let finding = state
+        .store
+        .acknowledge_finding(id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("open finding {id}")))?;
+    tracing::info!(finding = id, by = %caller.name, "finding acknowledged");
+    Ok(Json(json!({ "finding": finding })))
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let finding = state
+        .store
+        .resolve_finding(id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("unresolved finding {id}")))?;
+    tracing::info!(finding = id, by = %caller.name, "finding resolved");
+    Ok(Json(json!({ "finding": finding })))
+}
+
+async fn silences(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(json!({ "silences": state.store.silences().await? })))
+}
+
+/// A silence needs matchers, an end and a comment; its author is the token's holder.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceRequest {
+    matchers: Vec<String>,
+    starts_at: Option<String>,
+    ends_at: String,
+    comment: String,
+}
+
+async fn add_silence(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let request: SilenceRequest = parse_body(&body)?;
+    if request.matchers.is_empty() {
+        return Err(ApiError::bad("matchers", "at least one matcher is needed"));
+    }
+    if request.comment.trim().is_empty() {
+        return Err(ApiError::bad("comment", "say why the alerts are silenced"));
+    }
+    let matchers = request
+        .matchers
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Matcher::parse(m).map_err(|e| ApiError::bad(&format!("matchers[{i}]"), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = state.clock.now();
+    let time =
+        |field: &str, v: &str| Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad(field, e));
+    let starts_at = match &request.starts_at {
+        Some(v) => time("starts_at", v)?,
+        None => now,
+    };
+    let ends_at = time("ends_at", &request.ends_at)?;
+    if ends_at <= starts_at {
+        return Err(ApiError::bad("ends_at", "must be after starts_at"));
+    }
+    let silence = NewSilence {
+        matchers,
+        starts_at,
+        ends_at,
+        author: caller.name.clone(),
+        comment: request.comment,
+    };
+    let stored = state.store.add_silence(&silence, now).await?;
+    Ok(Json(json!({ "silence": stored })))
+}
+
+async fn actions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<StateFilter>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let status = filter
+        .state
+        .as_deref()
+        .map(|s| {
+            ProposalStatus::parse(s).ok_or_else(|| {
+                ApiError::bad(
+                    "state",
+                    format!("unknown state `{s}` (expected open, approved or rejected)"),
+                )
+            })
+        })
+        .transpose()?;
+    let endpoint = filter
+        .endpoint
+        .as_deref()
+        .map(|e| Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
+        .transpose()?;
+    let proposals = state.store.dedup_proposals(endpoint, status).await?;
+    Ok(Json(json!({ "actions": proposals })))
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    decide(&state, id, ProposalStatus::Approved, caller.name).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rejection {
+    reason: String,
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let rejection: Rejection = parse_body(&body)?;
+    if rejection.reason.trim().is_empty() {
+        return Err(ApiError::bad("reason", "say why the merge is wrong"));
+    }
+    // The proposal keeps one "decided by" text: who, and why they said no.
+    let by = format!("{} (reason: {})", caller.name, rejection.reason.trim());
+    decide(&state, id, ProposalStatus::Rejected, by).await
+}
+
+async fn decide(
+    state: &AppState,
+    id: i64,
+    status: ProposalStatus,
+    by: String,
+) -> Result<Json<Value>, ApiError> {
+    let decided = state
+        .store
+        .decide_dedup_proposal(id, status, &by, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("open action {id}")))?;
+    Ok(Json(json!({ "action": decided })))
+}

@@ -202,15 +202,75 @@ fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
+/// How long a refused call should wait: `Retry-After` (seconds), else, on a 429, HubSpot's
+/// rate-limit window (`X-HubSpot-RateLimit-Interval-Milliseconds`) when the window is used up.
 fn retry_after(response: &Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        // An absurd value (negative, NaN, 1e20) is ignored rather than trusted or panicked on.
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    wait_from(response.status(), response.headers())
+}
+
+fn wait_from(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let number = |name: &str| -> Option<f64> {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    // An absurd value (negative, NaN, 1e20) is ignored rather than trusted or panicked on.
+    let secs = |s: f64| Duration::try_from_secs_f64(s).ok();
+    if let Some(after) = number("retry-after").and_then(secs) {
+        return Some(after);
+    }
+    let exhausted = number("x-hubspot-ratelimit-remaining").is_some_and(|r| r < 1.0);
+    if status == StatusCode::TOO_MANY_REQUESTS && exhausted {
+        return number("x-hubspot-ratelimit-interval-milliseconds")
+            .and_then(|ms| secs(ms / 1000.0));
+    }
+    None
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_first_then_hubspots_window_then_nothing() {
+        let limited = StatusCode::TOO_MANY_REQUESTS;
+        let window = [
+            ("x-hubspot-ratelimit-remaining", "0"),
+            ("x-hubspot-ratelimit-interval-milliseconds", "1500"),
+        ];
+        assert_eq!(
+            wait_from(limited, &headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            wait_from(limited, &headers(&window)),
+            Some(Duration::from_millis(1500))
+        );
+        // A window not used up, or an answer that is not a 429, says nothing about waiting.
+        let open = [
+            ("x-hubspot-ratelimit-remaining", "12"),
+            ("x-hubspot-ratelimit-interval-milliseconds", "1500"),
+        ];
+        assert_eq!(wait_from(limited, &headers(&open)), None);
+        assert_eq!(wait_from(StatusCode::BAD_GATEWAY, &headers(&window)), None);
+        assert_eq!(wait_from(limited, &headers(&[("retry-after", "-3")])), None);
+        assert_eq!(
+            wait_from(limited, &headers(&[("retry-after", "1e30")])),
+            None
+        );
+    }
 }

@@ -12,6 +12,7 @@ mod findings;
 mod helpers;
 mod ingest;
 mod monitor;
+mod outage;
 mod smtp;
 mod store;
 mod sync;

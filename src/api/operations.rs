@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::domain::{Endpoint, EndpointControl, Role};
-use crate::sync::engine::Resolution;
+use crate::sync::engine::{Resolution, SyncError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,6 +21,41 @@ pub fn router() -> Router<AppState> {
         .route("/v1/runs", get(runs))
         .route("/v1/endpoints", get(endpoints))
         .route("/v1/endpoints/{endpoint}/{switch}", post(switch))
+        .route("/v1/policies", get(policies))
+        .route("/v1/policies/{endpoint}", axum::routing::put(change_policy))
+}
+
+async fn policies(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let rules = state.engine()?.all_rules().await?;
+    let history = state.store.policy_changes().await?;
+    Ok(Json(json!({ "rules": rules, "history": history })))
+}
+
+/// Replaces one endpoint's rules as a whole; recorded with the token's holder and the time.
+async fn change_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(endpoint): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let endpoint = Endpoint::parse(&endpoint).map_err(|e| ApiError::bad("endpoint", e))?;
+    let settings: Value = super::parse_body(&body)?;
+    match state
+        .engine()?
+        .change_rules(endpoint, settings, &caller.name)
+        .await
+    {
+        Ok(rules) => Ok(Json(json!({ "endpoint": endpoint, "rules": rules }))),
+        Err(SyncError::InvalidPolicy { message, .. }) => {
+            let (path, why) = message.split_once(": ").unwrap_or((".", &message));
+            let field = if path == "." { "body" } else { path };
+            Err(ApiError::bad(field, why))
+        }
+        Err(SyncError::NotConfigured(e)) => Err(ApiError::NotFound(format!("endpoint {e}"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn conflicts(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

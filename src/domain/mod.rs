@@ -16,7 +16,7 @@ pub use records::{
     Account, Address, Contact, ErpDocument, Invoice, Item, Line, PriceBook, PriceBookEntry, Quote,
     RecordLink, SalesOrder,
 };
-pub use sync_state::{Conflict, DeadLetter, EndpointControl, RecordState};
+pub use sync_state::{Conflict, DeadLetter, EndpointControl, PolicyChange, RecordState};
 pub use time::Timestamp;
 
 use serde::{Deserialize, Serialize};

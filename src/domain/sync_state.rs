@@ -59,3 +59,14 @@ pub struct Conflict {
     pub resolved_at: Option<Timestamp>,
     pub resolution: Option<String>,
 }
+
+/// A change of one endpoint's ownership and conflict rules made at run time: the settings as a
+/// whole (the `[sync.endpoints.<name>]` table's shape), who and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    pub id: i64,
+    pub endpoint: Endpoint,
+    pub settings: serde_json::Value,
+    pub changed_at: Timestamp,
+    pub changed_by: String,
+}

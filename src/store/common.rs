@@ -44,6 +44,8 @@ pub(super) const INSERT_TOKEN: &str = include_str!("sql/insert_token.sql");
 pub(super) const SELECT_TOKEN_BY_HASH: &str = include_str!("sql/select_token_by_hash.sql");
 pub(super) const SELECT_TOKENS: &str = include_str!("sql/select_tokens.sql");
 pub(super) const REVOKE_TOKEN: &str = include_str!("sql/revoke_token.sql");
+pub(super) const INSERT_POLICY_CHANGE: &str = include_str!("sql/insert_policy_change.sql");
+pub(super) const SELECT_POLICY_CHANGES: &str = include_str!("sql/select_policy_changes.sql");
 
 /// An `api_tokens` row: id, name, role, created_at, expires_at, revoked_at.
 pub(super) fn token_from_row<R: sqlx::Row>(row: &R) -> Result<crate::domain::ApiToken, StoreError>
@@ -1442,6 +1444,43 @@ macro_rules! impl_store {
                     .await?
                     .iter()
                     .map(Self::silence_from_row)
+                    .collect()
+            }
+
+            async fn save_policy_change(
+                &self,
+                change: &$crate::domain::PolicyChange,
+            ) -> Result<i64, StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::common::INSERT_POLICY_CHANGE)
+                    .bind(change.endpoint.as_str())
+                    .bind(change.settings.to_string())
+                    .bind(change.changed_at.as_micros())
+                    .bind(change.changed_by.as_str())
+                    .fetch_one(self.writer())
+                    .await?;
+                Ok(row.try_get(0)?)
+            }
+
+            async fn policy_changes(
+                &self,
+            ) -> Result<Vec<$crate::domain::PolicyChange>, StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::common::SELECT_POLICY_CHANGES)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let endpoint: String = row.try_get(1)?;
+                        let settings: String = row.try_get(2)?;
+                        Ok($crate::domain::PolicyChange {
+                            id: row.try_get(0)?,
+                            endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                            settings: $crate::store::common::from_json("settings", &settings)?,
+                            changed_at: $crate::domain::Timestamp::from_micros(row.try_get(3)?),
+                            changed_by: row.try_get(4)?,
+                        })
+                    })
                     .collect()
             }
 

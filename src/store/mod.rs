@@ -262,6 +262,15 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token; false when there is no such unrevoked token.
     async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError>;
 
+    /// Records a change of an endpoint's rules; returns its id.
+    async fn save_policy_change(
+        &self,
+        change: &crate::domain::PolicyChange,
+    ) -> Result<i64, StoreError>;
+
+    /// Every change of the rules, oldest first.
+    async fn policy_changes(&self) -> Result<Vec<crate::domain::PolicyChange>, StoreError>;
+
     /// Who holds the lease on `job`, and until when.
     async fn lease(&self, job: &str) -> Result<Option<(String, Timestamp)>, StoreError>;
 

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api tokens",
         include_str!("migrations/postgres/0007_api_tokens.sql"),
     ),
+    (
+        8,
+        "policy changes",
+        include_str!("migrations/postgres/0008_policy_changes.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

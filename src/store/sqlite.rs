@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api tokens",
         include_str!("migrations/sqlite/0007_api_tokens.sql"),
     ),
+    (
+        8,
+        "policy changes",
+        include_str!("migrations/sqlite/0008_policy_changes.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

@@ -42,6 +42,8 @@ pub enum SyncError {
     Paused(Endpoint),
     #[error("no open conflict has id {0}")]
     UnknownConflict(i64),
+    #[error("rules of {endpoint}: {message}")]
+    InvalidPolicy { endpoint: Endpoint, message: String },
     #[error(
         "endpoint {endpoint} is being synced by {holder} (lease until {until}); try again later"
     )]
@@ -721,10 +723,7 @@ impl Engine {
         endpoint: Endpoint,
         dry_run: bool,
     ) -> Result<RunSummary, SyncError> {
-        let rules = self
-            .endpoints
-            .get(&endpoint)
-            .ok_or(SyncError::NotConfigured(endpoint))?;
+        let rules = &self.rules(endpoint).await?;
         // Operators' run-time switches add to the configuration's.
         let control = self
             .store
@@ -1232,10 +1231,7 @@ impl Engine {
     }
 
     async fn reconcile_unleased(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
-        let rules = self
-            .endpoints
-            .get(&endpoint)
-            .ok_or(SyncError::NotConfigured(endpoint))?;
+        let rules = &self.rules(endpoint).await?;
         let (crm_records, _) = pull_all(self.crm.as_ref(), endpoint, None).await?;
         let (erp_records, _) = pull_all(self.erp.as_ref(), endpoint, None).await?;
         let fields = self.shared_fields(endpoint)?;
@@ -1500,5 +1496,73 @@ impl Engine {
                 Ok(conflict)
             }
         }
+    }
+}
+
+impl Engine {
+    /// An endpoint's rules now: the configured ones, replaced as a whole by the newest change
+    /// made at run time, if any.
+    pub async fn rules(&self, endpoint: Endpoint) -> Result<EndpointSettings, SyncError> {
+        let configured = self
+            .endpoints
+            .get(&endpoint)
+            .ok_or(SyncError::NotConfigured(endpoint))?;
+        let newest = self
+            .store
+            .policy_changes()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|c| c.endpoint == endpoint);
+        match newest.map(|c| serde_json::from_value::<EndpointSettings>(c.settings)) {
+            Some(Ok(changed)) => Ok(changed),
+            Some(Err(e)) => {
+                // Only validated settings are stored; one that no longer reads (an older
+                // version's) leaves the configured rules in force rather than stopping the sync.
+                tracing::error!(%endpoint, error = %e, "stored rules unreadable; using the configured ones");
+                Ok(configured.clone())
+            }
+            None => Ok(configured.clone()),
+        }
+    }
+
+    /// Every configured endpoint's rules now.
+    pub async fn all_rules(&self) -> Result<BTreeMap<Endpoint, EndpointSettings>, SyncError> {
+        let mut all = BTreeMap::new();
+        for endpoint in self.endpoints.keys() {
+            all.insert(*endpoint, self.rules(*endpoint).await?);
+        }
+        Ok(all)
+    }
+
+    /// Replaces an endpoint's rules as a whole (the shape of its `[sync.endpoints.<name>]`
+    /// table), recording who changed them and when; the next run uses them. Settings that do
+    /// not read are refused naming the member.
+    pub async fn change_rules(
+        &self,
+        endpoint: Endpoint,
+        settings: serde_json::Value,
+        by: &str,
+    ) -> Result<EndpointSettings, SyncError> {
+        if !self.endpoints.contains_key(&endpoint) {
+            return Err(SyncError::NotConfigured(endpoint));
+        }
+        let parsed: EndpointSettings =
+            serde_path_to_error::deserialize(settings.clone()).map_err(|e| {
+                SyncError::InvalidPolicy {
+                    endpoint,
+                    message: format!("{}: {}", e.path(), e.inner()),
+                }
+            })?;
+        let change = crate::domain::PolicyChange {
+            id: 0,
+            endpoint,
+            settings: serde_json::to_value(&parsed).unwrap_or(settings),
+            changed_at: self.clock.now(),
+            changed_by: by.to_string(),
+        };
+        self.store.save_policy_change(&change).await?;
+        tracing::info!(%endpoint, by, "rules changed");
+        Ok(parsed)
     }
 }

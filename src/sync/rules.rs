@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::{Endpoint, System};
 use crate::sync::connectors::RetryPolicy;
@@ -87,7 +87,7 @@ impl From<&RetrySettings> for RetryPolicy {
 }
 
 /// How a field both systems changed since the last sync is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
     /// The owner system's value wins.
@@ -98,7 +98,7 @@ pub enum ConflictPolicy {
     Manual,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRule {
     pub owner: System,
@@ -150,7 +150,7 @@ impl Direction {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EndpointSettings {
     /// Seconds between scheduled runs.

@@ -105,6 +105,7 @@ impl Admin {
         let url = format!("{}{path}", self.base);
         let mut request = match method {
             "POST" => self.client.post(url),
+            "PUT" => self.client.put(url),
             _ => self.client.get(url),
         };
         if let Some(role) = role {
@@ -704,4 +705,105 @@ async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
         .call(Some(Role::Viewer), "GET", "/v1/actions?state=open", None)
         .await;
     assert!(body["actions"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_admin_changes_who_owns_a_field_and_the_next_run_follows_it() {
+    let app = admin_app().await;
+    app.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/policies", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rules"]["accounts"]["fields"]["phone"]["owner"], "crm");
+    assert!(body["history"].as_array().unwrap().is_empty());
+
+    // From now on the ERP owns the phone number.
+    let mut accounts = body["rules"]["accounts"].clone();
+    accounts["fields"]["phone"] = json!({"owner": "erp", "conflict": "owner_wins"});
+    let (status, _) = app
+        .call(
+            Some(Role::Approver),
+            "PUT",
+            "/v1/policies/accounts",
+            Some(accounts.clone()),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let mut typo = accounts.clone();
+    typo["fields"]["phone"] = json!({"owner": "erp", "conflikt": "owner_wins"});
+    let (status, body) = app
+        .call(
+            Some(Role::Admin),
+            "PUT",
+            "/v1/policies/accounts",
+            Some(typo),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["field"].as_str().unwrap().contains("phone"),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Admin),
+            "PUT",
+            "/v1/policies/accounts",
+            Some(accounts),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A CRM phone edit is now refused and the ERP's phone put back.
+    let (id, code) = {
+        let data = app.sandbox.crm_data.lock().unwrap();
+        let c = data
+            .all("companies")
+            .into_iter()
+            .filter(|o| o.properties.contains_key("erp_number"))
+            .min_by_key(|o| o.properties["erp_number"].clone())
+            .unwrap()
+            .clone();
+        (c.id, c.properties["erp_number"].clone())
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let at = app.clock.now();
+    app.sandbox.crm_data.lock().unwrap().update(
+        "companies",
+        id,
+        BTreeMap::from([("phone".to_string(), "+1 555 0000".to_string())]),
+        at,
+    );
+    let run = app
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let skipped = run.events[&Endpoint::Accounts][&syncwarden::domain::Outcome::SkippedNotOwner];
+    assert_eq!(skipped, 1, "{run:?}");
+    let erp_phone = app
+        .sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .get("BusinessPartners", &code)
+        .unwrap()["Phone1"]
+        .clone();
+    assert_ne!(erp_phone, "+1 555 0000");
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/policies", None)
+        .await;
+    let history = body["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (
+            history[0]["endpoint"].as_str(),
+            history[0]["changed_by"].as_str()
+        ),
+        (Some("accounts"), Some("admin"))
+    );
 }

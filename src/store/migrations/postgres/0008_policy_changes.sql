@@ -1,0 +1,11 @@
+-- Ownership and conflict rules changed at run time: every change kept with who and when; the
+-- newest row of an endpoint replaces the configured rules of that endpoint as a whole.
+CREATE TABLE policy_changes (
+    id         BIGSERIAL PRIMARY KEY,
+    endpoint   TEXT    NOT NULL,
+    settings   TEXT    NOT NULL,
+    changed_at BIGINT  NOT NULL,
+    changed_by TEXT    NOT NULL
+);
+
+CREATE INDEX policy_changes_endpoint ON policy_changes (endpoint, id);

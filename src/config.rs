@@ -104,6 +104,10 @@ impl fmt::Debug for DatabaseSettings {
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub body_limit_bytes: usize,
+    /// Largest body of the admin API's other requests, in bytes.
+    pub admin_body_limit_bytes: usize,
+    /// Admin API requests each token may make per minute (0: no limit).
+    pub requests_per_minute: u32,
 }
 
 impl Default for ServerSettings {
@@ -111,6 +115,8 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 64 * 1024 * 1024,
+            admin_body_limit_bytes: 1024 * 1024,
+            requests_per_minute: 600,
         }
     }
 }

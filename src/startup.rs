@@ -71,6 +71,8 @@ impl Application {
                 .map(|t| SecretString::from(t.to_string())),
             body_limit: settings.server.body_limit_bytes,
             http: Default::default(),
+            limits: api::auth::RateLimits::new(settings.server.requests_per_minute),
+            admin_body_limit: settings.server.admin_body_limit_bytes,
         };
         Ok(Self {
             listener,

@@ -59,9 +59,49 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .filter(|t| t.is_valid_at(state.clock.now()))
             .ok_or(ApiError::Unauthorized)?;
+        state.limits.admit(token.id, state.clock.now())?;
         Ok(Caller {
             name: token.name,
             role: token.role,
         })
+    }
+}
+
+/// Requests per token per minute: a fixed one-minute window per token, kept in memory (each
+/// instance limits what reaches it).
+#[derive(Clone, Default)]
+pub struct RateLimits {
+    per_minute: u32,
+    /// Token id -> (window start, requests in it).
+    windows: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, (i64, u32)>>>,
+}
+
+impl RateLimits {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            ..Default::default()
+        }
+    }
+
+    fn admit(&self, token: i64, now: crate::domain::Timestamp) -> Result<(), ApiError> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        const MINUTE: i64 = 60_000_000;
+        let now = now.as_micros();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, count) = windows.entry(token).or_insert((now, 0));
+        if now - *start >= MINUTE {
+            (*start, *count) = (now, 0);
+        }
+        if *count >= self.per_minute {
+            let wait = (*start + MINUTE - now).max(0) as u64;
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.div_ceil(1_000_000).max(1),
+            });
+        }
+        *count += 1;
+        Ok(())
     }
 }

@@ -102,7 +102,7 @@ struct SilenceRequest {
 async fn add_silence(
     State(state): State<AppState>,
     caller: Caller,
-    body: axum::body::Bytes,
+    super::RawBody(body): super::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Approver)?;
     let request: SilenceRequest = parse_body(&body)?;
@@ -186,7 +186,7 @@ async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    body: axum::body::Bytes,
+    super::RawBody(body): super::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Approver)?;
     let rejection: Rejection = parse_body(&body)?;

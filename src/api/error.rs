@@ -20,6 +20,8 @@ pub enum ApiError {
     Forbidden { needed: Role, has: Role },
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
+    #[error("too many requests for this token; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the sync is not configured here (no [crm] token or [erp] company)")]
     SyncNotConfigured,
     #[error(transparent)]
@@ -71,6 +73,9 @@ impl ApiError {
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, None),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", None, None),
+            ApiError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, None)
+            }
             ApiError::BadRequest { field, .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",
@@ -142,6 +147,12 @@ impl IntoResponse for ApiError {
                 line,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }

@@ -35,6 +35,32 @@ pub struct AppState {
     pub body_limit: usize,
     /// Requests served, for `/metrics`.
     pub http: metrics::HttpCounts,
+    /// Requests per token per minute on the admin API.
+    pub limits: auth::RateLimits,
+    /// Largest request body of the admin API (ingest has its own, `body_limit`).
+    pub admin_body_limit: usize,
+}
+
+/// The raw body of an admin API request, refused in our error shape when over the limit.
+struct RawBody(axum::body::Bytes);
+
+impl axum::extract::FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| match e.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+                    limit: state.admin_body_limit,
+                },
+                _ => ApiError::bad("body", e.body_text()),
+            })
+    }
 }
 
 /// A JSON request body, refused with the error naming the field it could not read.
@@ -89,10 +115,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingest::router())
-        .merge(operations::router())
-        .merge(audit::router())
-        .merge(metrics::router())
-        .merge(decisions::router())
+        .merge(
+            Router::new()
+                .merge(operations::router())
+                .merge(audit::router())
+                .merge(metrics::router())
+                .merge(decisions::router())
+                .layer(DefaultBodyLimit::max(state.admin_body_limit)),
+        )
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())

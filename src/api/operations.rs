@@ -37,7 +37,7 @@ async fn change_policy(
     State(state): State<AppState>,
     caller: Caller,
     Path(endpoint): Path<String>,
-    body: axum::body::Bytes,
+    super::RawBody(body): super::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let endpoint = Endpoint::parse(&endpoint).map_err(|e| ApiError::bad("endpoint", e))?;
@@ -69,7 +69,7 @@ async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    body: axum::body::Bytes,
+    super::RawBody(body): super::RawBody,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Approver)?;
     let resolution: Resolution = super::parse_body(&body)?;

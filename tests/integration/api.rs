@@ -40,6 +40,10 @@ impl Drop for Admin {
 }
 
 async fn admin_app() -> Admin {
+    admin_app_with(|_| {}).await
+}
+
+async fn admin_app_with(tweak: impl FnOnce(&mut syncwarden::config::Settings)) -> Admin {
     let clock = Clock::system();
     let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
         .await
@@ -58,6 +62,7 @@ async fn admin_app() -> Admin {
         },
     );
     settings.sync.endpoints = rules;
+    tweak(&mut settings);
     let engine = Arc::new(service::engine(&settings, store.clone(), clock.clone()).unwrap());
     let app = Application::with_store(
         &settings,
@@ -805,5 +810,53 @@ async fn an_admin_changes_who_owns_a_field_and_the_next_run_follows_it() {
             history[0]["changed_by"].as_str()
         ),
         (Some("accounts"), Some("admin"))
+    );
+}
+
+#[tokio::test]
+async fn each_token_is_rate_limited_and_bodies_are_bounded() {
+    let app = admin_app_with(|s| {
+        s.server.requests_per_minute = 5;
+        s.server.admin_body_limit_bytes = 1024;
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.call(Some(Role::Viewer), "GET", "/v1/runs", None)
+                .await
+                .0,
+            200
+        );
+    }
+    let limited = app
+        .client
+        .get(format!("{}/v1/runs", app.base))
+        .bearer_auth(&app.tokens[&Role::Viewer])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status().as_u16(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another token has its own allowance.
+    assert_eq!(
+        app.call(Some(Role::Admin), "GET", "/v1/runs", None).await.0,
+        200
+    );
+
+    let huge = json!({"matchers": ["type=x"], "ends_at": "2030-01-01T00:00:00Z", "comment": "x".repeat(4096)});
+    let (status, body) = app
+        .call(Some(Role::Approver), "POST", "/v1/silences", Some(huge))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
     );
 }

@@ -122,9 +122,20 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// A decimal quantity in one spelling: no trailing zeros ("2", "2.5").
+/// A decimal quantity in one spelling: no trailing zeros ("2", "2.5"); never negative (a return
+/// is a document of its own, not a line below zero).
 pub fn normalize_quantity(field: &str, value: &str) -> Result<String, FieldError> {
     let v = value.trim();
+    if v.starts_with('-')
+        && v.trim_start_matches(['-', '0', '.'])
+            .chars()
+            .any(|c| c != '0')
+    {
+        return Err(FieldError {
+            field: field.to_string(),
+            message: format!("negative quantity `{value}`"),
+        });
+    }
     let (int, frac) = v.split_once('.').unwrap_or((v, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     let int_digits = int.strip_prefix('-').unwrap_or(int);
@@ -238,6 +249,13 @@ mod tests {
         assert_eq!(fields["date"], "2026-11-23");
         assert_eq!(fields["total"], "31.00");
         assert_eq!(normalize_quantity("q", "007").unwrap(), "7");
+        assert!(
+            normalize_quantity("q", "-5")
+                .unwrap_err()
+                .message
+                .contains("negative")
+        );
+        assert!(normalize_quantity("q", "2x").is_err());
         assert_eq!(normalize_date("d", "1763856000000").unwrap(), "2025-11-23");
         let mut bad = Fields::from([("line.3.unit_price".into(), "12.345".into())]);
         assert_eq!(

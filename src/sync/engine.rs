@@ -543,13 +543,38 @@ async fn pull_all(
             .pull(endpoint, since, page)
             .await
             .map_err(|source| SyncError::Connector { system, source })?;
-        records.extend(p.records);
+        for record in p.records {
+            match oversized(&record) {
+                Some(error) => rejected.push(Rejected {
+                    id: record.id,
+                    error,
+                }),
+                None => records.push(record),
+            }
+        }
         rejected.extend(p.rejected);
         match p.next {
             Some(next) => page = Some(next),
             None => return Ok((records, rejected)),
         }
     }
+}
+
+/// The longest field value taken from either system, in characters: a longer one is a data
+/// accident (a pasted file, a runaway import), not a name or an address.
+const MAX_FIELD_CHARS: usize = 10_000;
+
+fn oversized(record: &Record) -> Option<String> {
+    record
+        .fields
+        .iter()
+        .find(|(_, v)| v.chars().count() > MAX_FIELD_CHARS)
+        .map(|(field, v)| {
+            format!(
+                "{field}: {} characters, more than the {MAX_FIELD_CHARS} accepted",
+                v.chars().count()
+            )
+        })
 }
 
 /// A record a connector could not read, as a failed event: visible, never stored as good data.

@@ -409,3 +409,64 @@ async fn documents_sync_through_session_expiry_rate_limits_and_errors() {
     );
     assert!(failed_calls > 0, "the faults were not exercised");
 }
+
+#[tokio::test]
+async fn absurd_values_are_rejected_with_a_recorded_error_and_never_synced() {
+    let w = world().await;
+    let at = w.later(1);
+    let entries: Vec<String> = {
+        let mut erp = w.sandbox.erp_data.lock().unwrap();
+        let negative = json!({"CardCode": "C00001", "DocDate": "2026-11-23", "DocCurrency": "EUR",
+            "DocumentLines": [{"ItemCode": "I00001", "Quantity": -5, "UnitPrice": 10.0}]});
+        let currency = json!({"CardCode": "C00002", "DocDate": "2026-11-23", "DocCurrency": "EURO",
+            "DocumentLines": [{"ItemCode": "I00001", "Quantity": 1, "UnitPrice": 10.0}]});
+        [negative, currency]
+            .into_iter()
+            .map(|d| {
+                erp.put("Orders", d.as_object().unwrap().clone(), at)
+                    .unwrap()
+            })
+            .collect()
+    };
+    let huge_name = "A".repeat(20_000);
+    w.sandbox.crm_data.lock().unwrap().insert(
+        "companies",
+        BTreeMap::from([
+            ("name".to_string(), huge_name.clone()),
+            ("erp_number".to_string(), "C99999".to_string()),
+        ]),
+        at,
+    );
+
+    let orders = w.run(Endpoint::SalesOrders).await;
+    assert_eq!(orders.rejected, 2, "{orders:?}");
+    assert_eq!(n(&orders, Endpoint::SalesOrders, Outcome::Failed), 2);
+    let in_crm: Vec<String> = w
+        .crm_documents("orders")
+        .into_values()
+        .map(|(p, _)| p["erp_number"].clone())
+        .collect();
+    assert!(
+        entries.iter().all(|e| !in_crm.contains(e)),
+        "a bad order reached the CRM"
+    );
+    assert_eq!(in_crm.len(), w.erp_documents("Orders").len() - 2);
+
+    let accounts = w.run(Endpoint::Accounts).await;
+    assert!(accounts.rejected >= 1, "{accounts:?}");
+    let erp = w.sandbox.erp_data.lock().unwrap();
+    assert!(erp.get("BusinessPartners", "C99999").is_none());
+    drop(erp);
+    let errors: Vec<String> = crate::helpers::all_events(w.store.as_ref())
+        .await
+        .into_iter()
+        .filter(|e| e.event.outcome == Outcome::Failed)
+        .filter_map(|e| e.event.error)
+        .collect();
+    for needle in ["negative quantity", "EURO", "20000 characters"] {
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "no error names {needle}: {errors:?}"
+        );
+    }
+}

@@ -108,6 +108,8 @@ pub struct ServerSettings {
     pub admin_body_limit_bytes: usize,
     /// Admin API requests each token may make per minute (0: no limit).
     pub requests_per_minute: u32,
+    /// Seconds an admin API request may take before it is answered 503 (ingest excluded).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -117,6 +119,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024 * 1024,
             admin_body_limit_bytes: 1024 * 1024,
             requests_per_minute: 600,
+            request_timeout_secs: 30,
         }
     }
 }

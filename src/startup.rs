@@ -73,6 +73,9 @@ impl Application {
             http: Default::default(),
             limits: api::auth::RateLimits::new(settings.server.requests_per_minute),
             admin_body_limit: settings.server.admin_body_limit_bytes,
+            request_timeout: std::time::Duration::from_secs(
+                settings.server.request_timeout_secs.max(1),
+            ),
         };
         Ok(Self {
             listener,

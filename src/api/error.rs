@@ -20,6 +20,8 @@ pub enum ApiError {
     Forbidden { needed: Role, has: Role },
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
+    #[error("the request took longer than {0} s and was stopped")]
+    Timeout(u64),
     #[error("too many requests for this token; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the sync is not configured here (no [crm] token or [erp] company)")]
@@ -73,6 +75,7 @@ impl ApiError {
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None, None),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", None, None),
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None, None),
             ApiError::RateLimited { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, None)
             }

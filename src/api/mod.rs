@@ -39,6 +39,22 @@ pub struct AppState {
     pub limits: auth::RateLimits,
     /// Largest request body of the admin API (ingest has its own, `body_limit`).
     pub admin_body_limit: usize,
+    /// How long an admin API request may take.
+    pub request_timeout: std::time::Duration,
+}
+
+/// Answers a request that runs past the deadline with the one error shape; the work it was
+/// doing is dropped at its next await (store transactions roll back).
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
+    }
 }
 
 /// The raw body of an admin API request, refused in our error shape when over the limit.
@@ -121,7 +137,11 @@ pub fn router(state: AppState) -> Router {
                 .merge(audit::router())
                 .merge(metrics::router())
                 .merge(decisions::router())
-                .layer(DefaultBodyLimit::max(state.admin_body_limit)),
+                .layer(DefaultBodyLimit::max(state.admin_body_limit))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.request_timeout,
+                    deadline,
+                )),
         )
         .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
         // Ingest enforces its own, configurable limit with our error shape.

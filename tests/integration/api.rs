@@ -860,3 +860,37 @@ async fn each_token_is_rate_limited_and_bodies_are_bounded() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_answered_in_the_error_shape() {
+    let app = admin_app_with(|s| s.server.request_timeout_secs = 1).await;
+    app.sandbox.crm.faults.set(FaultConfig {
+        write_error_rate: 1.0,
+        ..Default::default()
+    });
+    let run = app
+        .engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    assert!(run.failed_writes > 0);
+    // The CRM now answers, but slowly: re-driving every letter takes longer than a second.
+    app.sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 1500,
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .call(Some(Role::Admin), "POST", "/v1/dead-letters/redrive", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("timeout")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+}

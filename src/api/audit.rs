@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/audit/events", get(events))
         .route("/v1/audit/events.csv", get(events_csv))
+        .route("/v1/metrics/series", get(series))
 }
 
 /// Filters of the audit trail; `after` is the cursor the previous page gave as `next`.
@@ -173,4 +174,76 @@ mod tests {
         assert_eq!(csv_cell("=SUM(A1)"), "'=SUM(A1)");
         assert_eq!(csv_cell("-12.50"), "'-12.50");
     }
+}
+
+/// `GET /v1/metrics/series`: per endpoint and target system, buckets of a minute, an hour or a
+/// day over [from, to) (default: the last day): write attempts, failures, success rate, events
+/// and latency percentiles, computed from the event log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SeriesQuery {
+    endpoint: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    resolution: Option<String>,
+}
+
+/// The longest range one request may cover: the buckets come from reading every event in it.
+const MAX_SERIES_DAYS: u64 = 31;
+
+pub(super) async fn series(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    use crate::monitor::{BucketSummary, bucket_events, events_between};
+    use std::time::Duration;
+    caller.require(Role::Viewer)?;
+    let width = match q.resolution.as_deref().unwrap_or("hour") {
+        "minute" => Duration::from_secs(60),
+        "hour" => Duration::from_secs(3600),
+        "day" => Duration::from_secs(86_400),
+        other => {
+            return Err(ApiError::bad(
+                "resolution",
+                format!("unknown resolution `{other}` (expected minute, hour or day)"),
+            ));
+        }
+    };
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad(name, e)))
+            .transpose()
+    };
+    let to = time("to", &q.to)?.unwrap_or_else(|| state.clock.now());
+    let from = time("from", &q.from)?.unwrap_or(to - Duration::from_secs(86_400));
+    if from >= to {
+        return Err(ApiError::bad("from", "must be before to"));
+    }
+    if to.since(from) > Duration::from_secs(MAX_SERIES_DAYS * 86_400) {
+        return Err(ApiError::bad(
+            "from",
+            format!("a series covers at most {MAX_SERIES_DAYS} days"),
+        ));
+    }
+    let endpoint = q
+        .endpoint
+        .as_deref()
+        .map(|e| Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
+        .transpose()?;
+    let events = events_between(state.store.as_ref(), from, to).await?;
+    let mut series: Vec<Value> = bucket_events(
+        events
+            .iter()
+            .filter(|e| endpoint.is_none_or(|x| x == e.endpoint)),
+        width,
+    )
+    .into_iter()
+    .map(|(scope, buckets)| {
+        let points: Vec<BucketSummary> = buckets.iter().map(BucketSummary::from).collect();
+        json!({"endpoint": scope.endpoint, "target": scope.target, "points": points})
+    })
+    .collect();
+    series.sort_by_key(|s| s.to_string());
+    Ok(Json(json!({ "from": from, "to": to, "series": series })))
 }

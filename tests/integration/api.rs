@@ -894,3 +894,59 @@ async fn a_request_past_its_deadline_is_answered_in_the_error_shape() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn metric_series_come_from_the_event_log_per_endpoint_and_target() {
+    let app = admin_app().await;
+    app.sandbox.crm.faults.set(FaultConfig {
+        write_error_rate: 1.0,
+        ..Default::default()
+    });
+    let run = app
+        .engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    assert!(run.failed_writes > 0);
+    let (status, body) = app
+        .call(
+            Some(Role::Viewer),
+            "GET",
+            "/v1/metrics/series?endpoint=items&resolution=minute",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let series = body["series"].as_array().unwrap();
+    let to_crm = series
+        .iter()
+        .find(|s| s["endpoint"] == "items" && s["target"] == "crm")
+        .unwrap_or_else(|| panic!("no items -> crm series: {body}"));
+    let points = to_crm["points"].as_array().unwrap();
+    let failures: u64 = points.iter().map(|p| p["failures"].as_u64().unwrap()).sum();
+    let attempts: u64 = points.iter().map(|p| p["attempts"].as_u64().unwrap()).sum();
+    assert!(
+        failures > 0 && failures == attempts,
+        "every write failed: {to_crm}"
+    );
+    assert!(points.iter().any(|p| p["success_rate"] == json!(0.0)));
+    for (query, field) in [
+        ("resolution=fortnight", "resolution"),
+        ("from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z", "from"),
+        ("from=2026-11-28T10:00:00Z&to=2026-11-28T09:00:00Z", "from"),
+    ] {
+        let (status, body) = app
+            .call(
+                Some(Role::Viewer),
+                "GET",
+                &format!("/v1/metrics/series?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{query}: {body}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The audit trail: field events by record, field, endpoint, time range and run, page by page,
 //! and as CSV for finance.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::{ApiError, AppState};
-use crate::domain::{Endpoint, FieldEvent, Role, Timestamp};
+use super::{ApiError, AppState, Params, endpoint_param, time_param};
+use crate::domain::{FieldEvent, Role};
 use crate::store::{EventQuery, MAX_QUERY_LIMIT};
 
 pub fn router() -> Router<AppState> {
@@ -37,51 +37,26 @@ struct AuditQuery {
 
 impl AuditQuery {
     fn to_query(&self) -> Result<EventQuery, ApiError> {
-        let time = |name: &str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|v| Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad(name, e)))
-                .transpose()
-        };
         Ok(EventQuery {
-            endpoint: self
-                .endpoint
-                .as_deref()
-                .map(|e| Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
-                .transpose()?,
+            endpoint: endpoint_param(self.endpoint.as_deref())?,
             record_id: self.record_id.clone(),
             field: self.field.clone(),
             run_id: self.run_id.clone(),
-            from: time("from", &self.from)?,
-            to: time("to", &self.to)?,
+            from: time_param("from", self.from.as_deref())?,
+            to: time_param("to", self.to.as_deref())?,
             after_id: self.after,
             limit: Some(self.limit.unwrap_or(500).clamp(1, MAX_QUERY_LIMIT)),
         })
     }
 }
 
-fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
-    serde_urlencoded_query(raw.unwrap_or(""))
-}
-
-/// Query strings with unknown keys are refused, naming the key, so a typo never widens a query.
-fn serde_urlencoded_query(raw: &str) -> Result<AuditQuery, ApiError> {
-    Query::<AuditQuery>::try_from_uri(
-        &format!("/?{raw}")
-            .parse()
-            .map_err(|_| ApiError::bad("query", "malformed query string"))?,
-    )
-    .map(|q| q.0)
-    .map_err(|e| ApiError::bad("query", e.body_text()))
-}
-
 async fn events(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Params(audit): Params<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let query = parse_query(raw.as_deref())?.to_query()?;
+    let query = audit.to_query()?;
     let limit = query.limit.unwrap_or(MAX_QUERY_LIMIT) as usize;
     let events = state.store.query_events(&query).await?;
     let next = (events.len() == limit)
@@ -94,10 +69,10 @@ async fn events(
 async fn events_csv(
     State(state): State<AppState>,
     caller: Caller,
-    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    Params(audit): Params<AuditQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Viewer)?;
-    let mut query = parse_query(raw.as_deref())?.to_query()?;
+    let mut query = audit.to_query()?;
     query.limit = Some(MAX_QUERY_LIMIT);
     let mut out = String::from(
         "id,occurred_at,recorded_at,endpoint,crm_id,erp_id,field,old_value,new_value,source_system,target_system,outcome,error,run_id\n",
@@ -194,7 +169,7 @@ const MAX_SERIES_DAYS: u64 = 31;
 pub(super) async fn series(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<SeriesQuery>,
+    Params(q): Params<SeriesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     use crate::monitor::{BucketSummary, bucket_events, events_between};
     use std::time::Duration;
@@ -210,13 +185,8 @@ pub(super) async fn series(
             ));
         }
     };
-    let time = |name: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|v| Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad(name, e)))
-            .transpose()
-    };
-    let to = time("to", &q.to)?.unwrap_or_else(|| state.clock.now());
-    let from = time("from", &q.from)?.unwrap_or(to - Duration::from_secs(86_400));
+    let to = time_param("to", q.to.as_deref())?.unwrap_or_else(|| state.clock.now());
+    let from = time_param("from", q.from.as_deref())?.unwrap_or(to - Duration::from_secs(86_400));
     if from >= to {
         return Err(ApiError::bad("from", "must be before to"));
     }
@@ -226,11 +196,7 @@ pub(super) async fn series(
             format!("a series covers at most {MAX_SERIES_DAYS} days"),
         ));
     }
-    let endpoint = q
-        .endpoint
-        .as_deref()
-        .map(|e| Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
-        .transpose()?;
+    let endpoint = endpoint_param(q.endpoint.as_deref())?;
     let events = events_between(state.store.as_ref(), from, to).await?;
     let mut series: Vec<Value> = bucket_events(
         events

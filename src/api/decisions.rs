@@ -1,16 +1,16 @@
 //! What people decide about the agent's work: findings (acknowledge, resolve), silences, and the
 //! deduper's merge proposals (approve, reject with a reason).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::{ApiError, AppState, parse_body};
+use super::{ApiError, AppState, Params, endpoint_param, parse_body, time_param};
 use crate::alert::{Matcher, NewSilence};
-use crate::domain::{Endpoint, ProposalStatus, Role, Timestamp};
+use crate::domain::{ProposalStatus, Role, Timestamp};
 use crate::monitor::FindingState;
 
 pub fn router() -> Router<AppState> {
@@ -34,7 +34,7 @@ struct StateFilter {
 async fn findings(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<StateFilter>,
+    Params(filter): Params<StateFilter>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let wanted = match filter.state.as_deref() {
@@ -59,14 +59,7 @@ async fn acknowledge(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Role::Approver)?;
-    let finding = state
-        .store
-        .acknowledge_finding(id, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("open finding {id}")))?;
-    tracing::info!(finding = id, by = %caller.name, "finding acknowledged");
-    Ok(Json(json!({ "finding": finding })))
+    move_finding(&state, &caller, id, FindingState::Acknowledged).await
 }
 
 async fn resolve(
@@ -74,13 +67,25 @@ async fn resolve(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    move_finding(&state, &caller, id, FindingState::Resolved).await
+}
+
+/// Moves a finding on in its lifecycle (open -> acknowledged -> resolved).
+async fn move_finding(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    to: FindingState,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Approver)?;
-    let finding = state
-        .store
-        .resolve_finding(id, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("unresolved finding {id}")))?;
-    tracing::info!(finding = id, by = %caller.name, "finding resolved");
+    let now = state.clock.now();
+    let moved = match to {
+        FindingState::Acknowledged => state.store.acknowledge_finding(id, now).await?,
+        _ => state.store.resolve_finding(id, now).await?,
+    };
+    let finding =
+        moved.ok_or_else(|| ApiError::NotFound(format!("finding {id} to {}", to.as_str())))?;
+    tracing::info!(finding = id, by = %caller.name, state = to.as_str(), "finding moved");
     Ok(Json(json!({ "finding": finding })))
 }
 
@@ -119,13 +124,9 @@ async fn add_silence(
         .map(|(i, m)| Matcher::parse(m).map_err(|e| ApiError::bad(&format!("matchers[{i}]"), e)))
         .collect::<Result<Vec<_>, _>>()?;
     let now = state.clock.now();
-    let time =
-        |field: &str, v: &str| Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad(field, e));
-    let starts_at = match &request.starts_at {
-        Some(v) => time("starts_at", v)?,
-        None => now,
-    };
-    let ends_at = time("ends_at", &request.ends_at)?;
+    let starts_at = time_param("starts_at", request.starts_at.as_deref())?.unwrap_or(now);
+    let ends_at =
+        Timestamp::parse_rfc3339(&request.ends_at).map_err(|e| ApiError::bad("ends_at", e))?;
     if ends_at <= starts_at {
         return Err(ApiError::bad("ends_at", "must be after starts_at"));
     }
@@ -143,7 +144,7 @@ async fn add_silence(
 async fn actions(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<StateFilter>,
+    Params(filter): Params<StateFilter>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let status = filter
@@ -158,11 +159,7 @@ async fn actions(
             })
         })
         .transpose()?;
-    let endpoint = filter
-        .endpoint
-        .as_deref()
-        .map(|e| Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
-        .transpose()?;
+    let endpoint = endpoint_param(filter.endpoint.as_deref())?;
     let proposals = state.store.dedup_proposals(endpoint, status).await?;
     Ok(Json(json!({ "actions": proposals })))
 }

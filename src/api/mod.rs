@@ -57,6 +57,40 @@ async fn deadline(
     }
 }
 
+/// Query parameters, refused in the one error shape (naming `query`) when a key is unknown or a
+/// value does not read, so a typo never widens a query silently.
+struct Params<T>(T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<AppState> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &AppState,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Params(q.0))
+            .map_err(|e| ApiError::bad("query", e.body_text()))
+    }
+}
+
+/// An optional `endpoint` parameter.
+fn endpoint_param(value: Option<&str>) -> Result<Option<crate::domain::Endpoint>, ApiError> {
+    value
+        .map(|e| crate::domain::Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
+        .transpose()
+}
+
+/// An optional RFC 3339 time parameter named `field`.
+fn time_param(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<crate::domain::Timestamp>, ApiError> {
+    value
+        .map(|v| crate::domain::Timestamp::parse_rfc3339(v).map_err(|e| ApiError::bad(field, e)))
+        .transpose()
+}
+
 /// The raw body of an admin API request, refused in our error shape when over the limit.
 struct RawBody(axum::body::Bytes);
 

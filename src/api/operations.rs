@@ -1,14 +1,14 @@
 //! Operations on the sync: conflicts to settle, failed writes to re-drive, sync runs, and the
 //! run-time switches of each endpoint.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Params, endpoint_param};
 use crate::domain::{Endpoint, EndpointControl, Role};
 use crate::sync::engine::{Resolution, SyncError};
 
@@ -85,22 +85,13 @@ struct EndpointFilter {
     endpoint: Option<String>,
 }
 
-impl EndpointFilter {
-    fn endpoint(&self) -> Result<Option<Endpoint>, ApiError> {
-        self.endpoint
-            .as_deref()
-            .map(|e| Endpoint::parse(e).map_err(|err| ApiError::bad("endpoint", err)))
-            .transpose()
-    }
-}
-
 async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<EndpointFilter>,
+    Params(filter): Params<EndpointFilter>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let endpoint = filter.endpoint()?;
+    let endpoint = endpoint_param(filter.endpoint.as_deref())?;
     let letters: Vec<_> = state
         .store
         .open_dead_letters()
@@ -114,10 +105,10 @@ async fn dead_letters(
 async fn redrive(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<EndpointFilter>,
+    Params(filter): Params<EndpointFilter>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let endpoint = filter.endpoint()?;
+    let endpoint = endpoint_param(filter.endpoint.as_deref())?;
     let summary = state.engine()?.retry_failed(endpoint).await?;
     Ok(Json(json!({ "redrive": summary })))
 }
@@ -130,7 +121,7 @@ struct RunsQuery {
 async fn runs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<RunsQuery>,
+    Params(q): Params<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let runs = state

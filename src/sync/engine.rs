@@ -20,7 +20,7 @@ use crate::domain::{
     SyncRunCounts, System, Timestamp,
 };
 use crate::store::{Store, StoreError, SyncCommit};
-use crate::sync::connectors::{CallCounts, Connector, ConnectorError};
+use crate::sync::connectors::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::sync::documents::FieldSet;
 use crate::sync::linking;
 use crate::sync::record::{Fields, Record, Rejected, Write, is_archived};
@@ -61,7 +61,7 @@ pub struct RunSummary {
     pub dry_run: bool,
     pub records_read: usize,
     /// Events by the endpoint they belong to (item prices count under `pricebook`) and outcome.
-    pub events: BTreeMap<Endpoint, BTreeMap<Outcome, usize>>,
+    pub events: EventCounts,
     pub api_calls_ok: u64,
     pub api_calls_failed: u64,
     pub conflicts: usize,
@@ -78,15 +78,23 @@ pub struct RunSummary {
     pub unlinked: usize,
 }
 
+/// Events by endpoint and outcome.
+pub type EventCounts = BTreeMap<Endpoint, BTreeMap<Outcome, usize>>;
+
+/// Adds `from`'s counts to `into`'s.
+pub fn add_event_counts(into: &mut EventCounts, from: &EventCounts) {
+    for (endpoint, outcomes) in from {
+        let slot = into.entry(*endpoint).or_default();
+        for (outcome, n) in outcomes {
+            *slot.entry(*outcome).or_default() += n;
+        }
+    }
+}
+
 impl RunSummary {
     /// Adds a second pass of the same run.
     fn absorb(mut self, other: RunSummary) -> RunSummary {
-        for (endpoint, outcomes) in other.events {
-            let slot = self.events.entry(endpoint).or_default();
-            for (outcome, n) in outcomes {
-                *slot.entry(outcome).or_default() += n;
-            }
-        }
+        add_event_counts(&mut self.events, &other.events);
         self.records_read += other.records_read;
         self.conflicts += other.conflicts;
         self.failed_writes += other.failed_writes;
@@ -732,6 +740,17 @@ impl Engine {
         }
     }
 
+    /// Sends one write to one side: its result, or the call's failure.
+    async fn write_one(&self, system: System, endpoint: Endpoint, write: &Write) -> WriteResult {
+        self.connector(system)
+            .write(endpoint, std::slice::from_ref(write))
+            .await
+            .and_then(|mut r| {
+                r.pop()
+                    .unwrap_or_else(|| Err(ConnectorError::malformed(system, "no result")))
+            })
+    }
+
     /// Runs one endpoint once; `dry_run` (or the endpoint's setting) writes nothing. Only one
     /// engine at a time runs an endpoint (a lease in the store): another gets `SyncError::Busy`.
     pub async fn run_endpoint(
@@ -1162,15 +1181,7 @@ impl Engine {
                 fields: letter.fields.clone(),
             };
             let started = Instant::now();
-            let result = self
-                .connector(letter.target)
-                .write(letter.endpoint, std::slice::from_ref(&write))
-                .await
-                .and_then(|mut r| {
-                    r.pop().unwrap_or_else(|| {
-                        Err(ConnectorError::malformed(letter.target, "no result"))
-                    })
-                });
+            let result = self.write_one(letter.target, letter.endpoint, &write).await;
             let latency = started.elapsed().as_millis() as i64;
             match result {
                 Err(e) => {
@@ -1464,14 +1475,7 @@ impl Engine {
                 fields: Fields::from([(conflict.field.clone(), value.clone().unwrap_or_default())]),
             };
             let started = Instant::now();
-            let result = self
-                .connector(system)
-                .write(conflict.endpoint, std::slice::from_ref(&write))
-                .await
-                .and_then(|mut r| {
-                    r.pop()
-                        .unwrap_or_else(|| Err(ConnectorError::malformed(system, "no result")))
-                });
+            let result = self.write_one(system, conflict.endpoint, &write).await;
             let hash = fnv1a(&["resolve", &conflict.id.to_string(), system.as_str()]);
             let (outcome, error) = match &result {
                 Ok(_) => (Outcome::ConflictResolved, note.clone()),

@@ -10,13 +10,13 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::{Endpoint, Outcome};
+use crate::domain::Endpoint;
 use crate::store::Store;
 use crate::sync::connectors::hubspot::HubSpotConnector;
 use crate::sync::connectors::sap_b1::SapB1Connector;
 use crate::sync::connectors::tryton::TrytonConnector;
 use crate::sync::connectors::{Connector, ConnectorError, RetryPolicy};
-use crate::sync::engine::{Engine, RunSummary, SyncError};
+use crate::sync::engine::{Engine, EventCounts, RunSummary, SyncError, add_event_counts};
 use crate::sync::rules::ErpKind;
 
 /// Whether both connectors have credentials, so `serve` should run the sync.
@@ -61,7 +61,7 @@ pub fn engine(
 #[derive(Debug, Default, Serialize)]
 pub struct CycleSummary {
     /// Every endpoint's events by outcome (all seven endpoints are always listed).
-    pub events: BTreeMap<Endpoint, BTreeMap<Outcome, usize>>,
+    pub events: EventCounts,
     pub api_calls: ApiCalls,
     pub conflicts: usize,
     pub failed_writes: usize,
@@ -91,12 +91,7 @@ impl CycleSummary {
     }
 
     fn add(&mut self, run: &RunSummary) {
-        for (endpoint, outcomes) in &run.events {
-            let slot = self.events.entry(*endpoint).or_default();
-            for (outcome, n) in outcomes {
-                *slot.entry(*outcome).or_default() += n;
-            }
-        }
+        add_event_counts(&mut self.events, &run.events);
         self.api_calls.ok += run.api_calls_ok;
         self.api_calls.failed += run.api_calls_failed;
         self.conflicts += run.conflicts;

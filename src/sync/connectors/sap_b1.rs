@@ -565,21 +565,27 @@ impl SapB1Connector {
         }
     }
 
-    /// Whether the entity `key` exists and its plain fields equal those of `body`.
-    async fn holds(&self, set: &str, key: &str, body: &Value) -> bool {
-        let url = self.url(&format!("{set}('{}')", key.replace('\'', "''")));
-        let Ok(response) = self
+    /// A GET of `path` (under /b1s/v2), its JSON body.
+    async fn get_json(&self, path: &str) -> Result<Value, ConnectorError> {
+        let url = self.url(path);
+        let response = self
             .call(|cookie| {
                 self.http
                     .client
                     .get(&url)
                     .header(reqwest::header::COOKIE, cookie)
             })
+            .await?;
+        response
+            .json()
             .await
-        else {
-            return false;
-        };
-        let Ok(stored) = response.json::<Map<String, Value>>().await else {
+            .map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))
+    }
+
+    /// Whether the entity `key` exists and its plain fields equal those of `body`.
+    async fn holds(&self, set: &str, key: &str, body: &Value) -> bool {
+        let path = format!("{set}('{}')", key.replace('\'', "''"));
+        let Ok(Value::Object(stored)) = self.get_json(&path).await else {
             return false;
         };
         body.as_object().is_some_and(|sent| {

@@ -145,22 +145,6 @@ impl SapB1Connector {
         })
     }
 
-    async fn get_json(&self, path: &str) -> Result<Value, ConnectorError> {
-        let url = self.url(path);
-        let response = self
-            .call(|cookie| {
-                self.http
-                    .client
-                    .get(&url)
-                    .header(reqwest::header::COOKIE, cookie)
-            })
-            .await?;
-        response
-            .json()
-            .await
-            .map_err(|e| ConnectorError::malformed(System::Erp, e.to_string()))
-    }
-
     /// The DocEntry of the document that carries this CRM id in NumAtCard, if one does: a
     /// create whose answer was lost must not create a second document.
     async fn document_for(&self, set: &str, key: &str) -> Result<Option<String>, ConnectorError> {

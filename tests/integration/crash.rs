@@ -152,7 +152,7 @@ async fn sigkill_during_sync_then_resume() {
     use syncwarden::clock::Clock;
     use syncwarden::domain::{Endpoint, Outcome};
     use syncwarden::sandbox::faults::FaultConfig;
-    use syncwarden::sandbox::{self, Sandbox, SeedScale};
+    use syncwarden::sandbox::{Sandbox, SeedScale};
 
     let scale = SeedScale {
         accounts: 600,
@@ -164,24 +164,7 @@ async fn sigkill_during_sync_then_resume() {
     let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
     let db = TestDb::sqlite();
     let data_dir = tempfile::tempdir().unwrap();
-    let run_sync = || {
-        Command::new(env!("CARGO_BIN_EXE_syncwarden"))
-            .args(["sync", "--once", "--endpoint", "accounts", "--data-dir"])
-            .arg(data_dir.path())
-            .env("SYNCWARDEN_DATABASE__URL", &db.url)
-            .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
-            .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
-            .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
-            .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
-            .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
-            .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
-            .env("SYNCWARDEN_LOG__LEVEL", "warn")
-            // The killed process keeps its lease on the endpoint until it expires.
-            .env("SYNCWARDEN_SYNC__LEASE_SECS", "1")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let run_sync = || spawn_sync("accounts", data_dir.path(), &db, &sandbox);
     let linked_in_crm = || {
         let data = sandbox.crm_data.lock().unwrap();
         data.all("companies")
@@ -281,7 +264,7 @@ async fn sigkill_during_a_quote_sync_then_resume_makes_each_quotation_once() {
     use syncwarden::clock::Clock;
     use syncwarden::domain::{Endpoint, Outcome};
     use syncwarden::sandbox::faults::FaultConfig;
-    use syncwarden::sandbox::{self, Sandbox, SeedScale};
+    use syncwarden::sandbox::{Sandbox, SeedScale};
 
     let scale = SeedScale {
         accounts: 10,
@@ -294,24 +277,7 @@ async fn sigkill_during_a_quote_sync_then_resume_makes_each_quotation_once() {
     let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
     let db = TestDb::sqlite();
     let data_dir = tempfile::tempdir().unwrap();
-    let run_sync = || {
-        Command::new(env!("CARGO_BIN_EXE_syncwarden"))
-            .args(["sync", "--once", "--endpoint", "quotes", "--data-dir"])
-            .arg(data_dir.path())
-            .env("SYNCWARDEN_DATABASE__URL", &db.url)
-            .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
-            .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
-            .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
-            .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
-            .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
-            .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
-            .env("SYNCWARDEN_LOG__LEVEL", "warn")
-            // The killed process keeps its lease on the endpoint until it expires.
-            .env("SYNCWARDEN_SYNC__LEASE_SECS", "1")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let run_sync = || spawn_sync("quotes", data_dir.path(), &db, &sandbox);
     let quotations = || sandbox.erp_data.lock().unwrap().all("Quotations").len();
     sandbox.erp.faults.set(FaultConfig {
         latency_ms: 20,
@@ -371,4 +337,30 @@ async fn sigkill_during_a_quote_sync_then_resume_makes_each_quotation_once() {
     }
     assert!(store.intents(Endpoint::Quotes).await.unwrap().is_empty());
     store.close().await;
+}
+
+/// `syncwarden sync --once --endpoint ENDPOINT` as its own process against the sandbox; the
+/// killed process keeps its lease on the endpoint for a second after it dies.
+fn spawn_sync(
+    endpoint: &str,
+    data_dir: &std::path::Path,
+    db: &TestDb,
+    sandbox: &syncwarden::sandbox::Sandbox,
+) -> std::process::Child {
+    use syncwarden::sandbox;
+    Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args(["sync", "--once", "--endpoint", endpoint, "--data-dir"])
+        .arg(data_dir)
+        .env("SYNCWARDEN_DATABASE__URL", &db.url)
+        .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+        .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
+        .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
+        .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
+        .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
+        .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+        .env("SYNCWARDEN_LOG__LEVEL", "warn")
+        .env("SYNCWARDEN_SYNC__LEASE_SECS", "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
 }

@@ -128,37 +128,46 @@ impl Admin {
         )
     }
 
+    /// The HubSpot id and ERP key of the CRM company with the lowest ERP key.
+    fn first_keyed_company(&self) -> (u64, String) {
+        let data = self.sandbox.crm_data.lock().unwrap();
+        let c = data
+            .all("companies")
+            .into_iter()
+            .filter(|o| o.properties.contains_key("erp_number"))
+            .min_by_key(|o| o.properties["erp_number"].clone())
+            .unwrap();
+        (c.id, c.properties["erp_number"].clone())
+    }
+
+    /// A CRM user's edit of one company property, a moment after the last sync.
+    async fn edit_company(&self, id: u64, property: &str, value: &str) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let at = self.clock.now();
+        let props = BTreeMap::from([(property.to_string(), value.to_string())]);
+        assert!(
+            self.sandbox
+                .crm_data
+                .lock()
+                .unwrap()
+                .update("companies", id, props, at)
+        );
+    }
+
     /// A held conflict on one company's street; returns its ERP key.
     async fn conflict(&self) -> String {
         self.engine
             .run_endpoint(Endpoint::Accounts, false)
             .await
             .unwrap();
-        let (id, code) = {
-            let data = self.sandbox.crm_data.lock().unwrap();
-            let c = data
-                .all("companies")
-                .into_iter()
-                .filter(|o| o.properties.contains_key("erp_number"))
-                .min_by_key(|o| o.properties["erp_number"].clone())
-                .unwrap()
-                .clone();
-            (c.id, c.properties["erp_number"].clone())
-        };
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let at = self.clock.now();
-        self.sandbox.crm_data.lock().unwrap().update(
-            "companies",
-            id,
-            BTreeMap::from([("address".to_string(), "1 Crm Road".to_string())]),
-            at,
-        );
+        let (id, code) = self.first_keyed_company();
+        self.edit_company(id, "address", "1 Crm Road").await;
         let patch = json!({"BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": "2 Erp Road"}]});
         self.sandbox.erp_data.lock().unwrap().update(
             "BusinessPartners",
             &code,
             patch.as_object().unwrap().clone(),
-            at,
+            self.clock.now(),
         );
         let run = self
             .engine
@@ -764,25 +773,8 @@ async fn an_admin_changes_who_owns_a_field_and_the_next_run_follows_it() {
     assert_eq!(status, 200, "{body}");
 
     // A CRM phone edit is now refused and the ERP's phone put back.
-    let (id, code) = {
-        let data = app.sandbox.crm_data.lock().unwrap();
-        let c = data
-            .all("companies")
-            .into_iter()
-            .filter(|o| o.properties.contains_key("erp_number"))
-            .min_by_key(|o| o.properties["erp_number"].clone())
-            .unwrap()
-            .clone();
-        (c.id, c.properties["erp_number"].clone())
-    };
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let at = app.clock.now();
-    app.sandbox.crm_data.lock().unwrap().update(
-        "companies",
-        id,
-        BTreeMap::from([("phone".to_string(), "+1 555 0000".to_string())]),
-        at,
-    );
+    let (id, code) = app.first_keyed_company();
+    app.edit_company(id, "phone", "+1 555 0000").await;
     let run = app
         .engine
         .run_endpoint(Endpoint::Accounts, false)

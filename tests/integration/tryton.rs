@@ -257,6 +257,28 @@ async fn products_are_read_with_their_list_price() {
     assert_eq!(with_that_list, 1, "the computed line gives no copied price");
 }
 
+/// An engine between the sandbox CRM and this Tryton, syncing `endpoint` only.
+fn engine_for(
+    s: &TrytonSettings,
+    sandbox: &Sandbox,
+    store: Arc<dyn syncwarden::store::Store>,
+    endpoint: Endpoint,
+) -> Engine {
+    let crm = HubSpotConnector::new(
+        HubSpotSettings {
+            base_url: sandbox.crm.base_url(),
+            token: sandbox::HUBSPOT_TOKEN.to_string().into(),
+            ..Default::default()
+        },
+        retry(),
+    )
+    .unwrap();
+    let erp = TrytonConnector::new(s.clone(), retry()).unwrap();
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == endpoint);
+    Engine::new(store, Arc::new(crm), Arc::new(erp), rules, Clock::system())
+}
+
 #[tokio::test]
 async fn accounts_sync_between_the_sandbox_crm_and_real_tryton() {
     let Some(s) = settings("tryton::accounts_sync_between_the_sandbox_crm_and_real_tryton") else {
@@ -271,25 +293,7 @@ async fn accounts_sync_between_the_sandbox_crm_and_real_tryton() {
     let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
     let db = TestDb::sqlite();
     let store = db.open().await;
-    let crm = HubSpotConnector::new(
-        HubSpotSettings {
-            base_url: sandbox.crm.base_url(),
-            token: sandbox::HUBSPOT_TOKEN.to_string().into(),
-            ..Default::default()
-        },
-        retry(),
-    )
-    .unwrap();
-    let erp = TrytonConnector::new(s.clone(), retry()).unwrap();
-    let mut rules = default_endpoints();
-    rules.retain(|e, _| *e == Endpoint::Accounts);
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(crm),
-        Arc::new(erp),
-        rules,
-        Clock::system(),
-    );
+    let engine = engine_for(&s, &sandbox, store.clone(), Endpoint::Accounts);
 
     // The CRM's keyed companies do not exist in this Tryton yet: they are created there.
     let first = engine
@@ -434,25 +438,7 @@ async fn contacts_sync_between_the_sandbox_crm_and_real_tryton() {
     let sandbox = Sandbox::start(Clock::system(), &scale).await.unwrap();
     let db = TestDb::sqlite();
     let store = db.open().await;
-    let crm = HubSpotConnector::new(
-        HubSpotSettings {
-            base_url: sandbox.crm.base_url(),
-            token: sandbox::HUBSPOT_TOKEN.to_string().into(),
-            ..Default::default()
-        },
-        retry(),
-    )
-    .unwrap();
-    let erp = TrytonConnector::new(s.clone(), retry()).unwrap();
-    let mut rules = default_endpoints();
-    rules.retain(|e, _| *e == Endpoint::Contacts);
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(crm),
-        Arc::new(erp),
-        rules,
-        Clock::system(),
-    );
+    let engine = engine_for(&s, &sandbox, store.clone(), Endpoint::Contacts);
     let ours = |props: &BTreeMap<String, String>| {
         props
             .get("erp_number")

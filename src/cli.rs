@@ -1,4 +1,5 @@
-//! The command line: `serve`, `demo`, `sync`, `token`, `monitor`, `dedup`, `alert`, `bench` and the rest.
+//! The command line: `serve`, `demo`, `sync`, `token`, `monitor`, `dedup`, `alert`, `digest`,
+//! `bench` and the rest.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -118,6 +119,8 @@ enum Command {
         #[command(subcommand)]
         which: crate::alert::AlertCommand,
     },
+    /// The weekly KPI digest of one week: print it as text, HTML or JSON, and optionally email it.
+    Digest(crate::digest::DigestArgs),
     /// Benchmarks, each reported beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -285,6 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitor { which } => crate::monitor::run_command(which, &settings).await,
         Command::Dedup { which } => crate::dedup::command::run(&settings, which).await,
         Command::Alert { which } => crate::alert::run_command(&settings, which).await,
+        Command::Digest(args) => crate::digest::command::run(&settings, args).await,
         Command::Migrate => {
             let store = startup::open_store(&settings).await?;
             store.close().await;
@@ -427,23 +431,38 @@ async fn run_app(
         clock.clone(),
         stop_rx.clone(),
     ));
-    let alerting = crate::alert::service::build(&settings.alerting, store.clone(), clock.clone())?
-        .map(|(alerting, worker)| {
-            let every = Duration::from_secs(settings.alerting.evaluation_interval_secs.max(1));
-            tokio::spawn(crate::alert::service::run(
-                alerting,
-                worker,
-                clock.clone(),
-                every,
-                stop_rx.clone(),
-            ))
-        });
+    let alerting = crate::alert::service::build(
+        &settings.alerting,
+        &settings.llm,
+        store.clone(),
+        clock.clone(),
+    )?
+    .map(|(alerting, worker)| {
+        let every = Duration::from_secs(settings.alerting.evaluation_interval_secs.max(1));
+        tokio::spawn(crate::alert::service::run(
+            alerting,
+            worker,
+            clock.clone(),
+            every,
+            stop_rx.clone(),
+        ))
+    });
+    let digest =
+        crate::digest::DigestScheduler::from_settings(settings, store.clone(), clock.clone())?.map(
+            |d| {
+                let every = Duration::from_secs(settings.digest.check_interval_secs.max(1));
+                tokio::spawn(d.run(every, stop_rx.clone()))
+            },
+        );
     let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
     let _ = monitoring.await;
     if let Some(alerting) = alerting {
         let _ = alerting.await;
+    }
+    if let Some(digest) = digest {
+        let _ = digest.await;
     }
     if let Some(scheduler) = scheduler {
         // The scheduler stops between runs, so no run is cut in half.
@@ -577,9 +596,12 @@ async fn demo(settings: &mut Settings, port: u16, once: bool, json: bool) -> any
     let engine = Arc::new(service::engine(settings, store.clone(), clock.clone())?);
     if once {
         let summary = service::run_cycle(&engine, None, false).await;
-        if let Some((alerting, worker)) =
-            crate::alert::service::build(&settings.alerting, store.clone(), clock.clone())?
-        {
+        if let Some((alerting, worker)) = crate::alert::service::build(
+            &settings.alerting,
+            &settings.llm,
+            store.clone(),
+            clock.clone(),
+        )? {
             crate::alert::service::flush(&alerting, &worker, &clock, 5).await;
         }
         if json {

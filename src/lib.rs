@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dedup;
+pub mod digest;
 pub mod domain;
 pub mod monitor;
 pub mod sandbox;

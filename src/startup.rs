@@ -76,6 +76,7 @@ impl Application {
             request_timeout: std::time::Duration::from_secs(
                 settings.server.request_timeout_secs.max(1),
             ),
+            digest: Arc::new(settings.digest.clone()),
         };
         Ok(Self {
             listener,

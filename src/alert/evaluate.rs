@@ -4,17 +4,20 @@
 //! anything is sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::AlertError;
+use super::explain::{Explainer, explained};
 use super::model::{Alert, AlertStatus, Labels, NewNotification, NotificationLogEntry, Silence};
 use super::notifiers::{Notification, NotifiedAlert};
 use super::routing::{MuteWindow, Route};
 use super::settings::{AlertingSettings, InhibitRule};
 use crate::clock::Clock;
+use crate::dedup::llm::LlmSettings;
 use crate::domain::Timestamp;
 use crate::monitor::{Finding, FindingState};
 use crate::store::Store;
@@ -42,6 +45,8 @@ pub struct Alerting {
     root: Route,
     inhibit_rules: Vec<InhibitRule>,
     send_resolved: HashMap<String, bool>,
+    explainer: Explainer,
+    explanation_prompt: PathBuf,
 }
 
 /// The alert a finding stands for: its fingerprint, and labels for routing (type, endpoint,
@@ -132,6 +137,7 @@ impl Alerting {
             .collect::<Result<HashMap<_, _>, AlertError>>()?;
         let root = Route::compile(&settings.route, &names, &windows)?;
         Ok(Self {
+            explainer: Explainer::template_only(store.clone()),
             store,
             clock,
             base_url: settings.base_url.clone(),
@@ -139,7 +145,19 @@ impl Alerting {
             root,
             inhibit_rules: settings.inhibit_rules.clone(),
             send_resolved,
+            explanation_prompt: settings.explanation_prompt.clone(),
         })
+    }
+
+    /// Asks the LLM of `[llm]` (when one is configured) to explain each alert that fires.
+    pub fn with_llm(mut self, llm: &LlmSettings) -> Result<Self, AlertError> {
+        self.explainer = Explainer::new(llm, &self.explanation_prompt, self.store.clone())?;
+        Ok(self)
+    }
+
+    /// Waits for the explanations asked of the LLM so far.
+    pub async fn settle_explanations(&self) {
+        self.explainer.settle().await;
     }
 
     /// Turns every finding that opened, changed severity, reopened or resolved since the last
@@ -164,6 +182,7 @@ impl Alerting {
             };
             if changed {
                 self.store.upsert_alert(&alert).await?;
+                self.explainer.request(&alert);
                 // The upsert keeps the stored reason for a mute; so does the copy in hand.
                 alert.muted_by = known
                     .get(&alert.fingerprint)
@@ -383,7 +402,7 @@ impl Alerting {
                 .map(|a| NotifiedAlert {
                     status: a.status,
                     labels: a.labels.clone(),
-                    annotations: a.annotations.clone(),
+                    annotations: explained(a),
                     starts_at: a.starts_at,
                     ends_at: a.ends_at,
                     fingerprint: a.fingerprint.clone(),

@@ -6,6 +6,7 @@ mod bench;
 mod command;
 mod demo;
 mod evaluate;
+pub mod explain;
 mod matcher;
 mod model;
 pub mod notifiers;
@@ -50,6 +51,8 @@ pub enum AlertError {
     Receiver { name: String, message: String },
     #[error("stored notification {id} is not readable: {source}")]
     Payload { id: i64, source: serde_json::Error },
+    #[error(transparent)]
+    Llm(#[from] crate::dedup::llm::LlmError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -10,18 +10,21 @@ use super::notifiers::build_notifiers;
 use super::settings::AlertingSettings;
 use super::worker::DeliveryWorker;
 use crate::clock::Clock;
+use crate::dedup::llm::LlmSettings;
 use crate::store::Store;
 
 /// Builds the evaluator and the worker; `None` when no receiver is configured (nothing to tell).
+/// Alerts are explained by the LLM of `llm` when one is configured.
 pub fn build(
     settings: &AlertingSettings,
+    llm: &LlmSettings,
     store: Arc<dyn Store>,
     clock: Clock,
 ) -> Result<Option<(Alerting, DeliveryWorker)>, AlertError> {
     if settings.receivers.is_empty() {
         return Ok(None);
     }
-    let alerting = Alerting::new(settings, store.clone(), clock.clone())?;
+    let alerting = Alerting::new(settings, store.clone(), clock.clone())?.with_llm(llm)?;
     let notifiers = build_notifiers(
         &settings.receivers,
         Duration::from_secs(settings.delivery.timeout_secs),

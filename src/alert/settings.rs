@@ -1,5 +1,7 @@
 //! Alerting configuration: the routing tree, receivers, inhibition rules and delivery.
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -15,6 +17,9 @@ pub struct AlertingSettings {
     /// A resolved finding's alert keeps firing this long, so one that flaps is not told resolved
     /// and firing again each time; 0 tells resolutions at once.
     pub keep_firing_for_secs: u64,
+    /// Prompt template of the LLM's explanation of each alert (the LLM of `[llm]`; without one,
+    /// alerts carry a template explanation).
+    pub explanation_prompt: PathBuf,
     pub route: RouteSettings,
     pub receivers: Vec<ReceiverSettings>,
     pub inhibit_rules: Vec<InhibitRule>,
@@ -29,6 +34,7 @@ impl Default for AlertingSettings {
             base_url: "http://127.0.0.1:8080".into(),
             evaluation_interval_secs: 5,
             keep_firing_for_secs: 0,
+            explanation_prompt: PathBuf::from("prompts/alert_explain.md"),
             route: RouteSettings {
                 group_by: Some(vec!["type".into()]),
                 group_wait_secs: Some(30),

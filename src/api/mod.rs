@@ -6,6 +6,7 @@ mod decisions;
 mod error;
 mod health;
 mod ingest;
+mod kpis;
 mod metrics;
 mod operations;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub admin_body_limit: usize,
     /// How long an admin API request may take.
     pub request_timeout: std::time::Duration,
+    /// The weekly digest's time zone and top-findings count, for `/v1/kpis`.
+    pub digest: Arc<crate::digest::DigestSettings>,
 }
 
 /// Answers a request that runs past the deadline with the one error shape; the work it was
@@ -171,6 +174,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(audit::router())
                 .merge(metrics::router())
                 .merge(decisions::router())
+                .merge(kpis::router())
                 .layer(DefaultBodyLimit::max(state.admin_body_limit))
                 .layer(axum::middleware::from_fn_with_state(
                     state.request_timeout,

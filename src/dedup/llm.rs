@@ -3,7 +3,8 @@
 //! failure (timeout, HTTP error, unparsable answer, low confidence) leaves the pair for a person.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_openai::Client;
@@ -13,6 +14,7 @@ use async_openai::types::chat::{
     CreateChatCompletionRequest,
 };
 use futures_util::StreamExt;
+use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -142,50 +144,126 @@ pub fn render_pair(
     (l, r)
 }
 
-/// A configured LLM endpoint and the prompt template.
-pub struct Adjudicator {
+/// Pseudonymises personal data in what is sent to an LLM outside the deduper's profiles: e-mail
+/// addresses and phone numbers in free text, and every value of a JSON member whose name says it
+/// is personal. Tokens are the deduper's `[redacted <kind> #n]`, the same value getting the same
+/// token within one redactor, so the model still sees which values agree.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    tokens: HashMap<(String, String), usize>,
+}
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("valid e-mail pattern")
+});
+/// Starts with `+` or a leading 0 (dates and amounts do not), at least eight digits.
+static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\+|\b0)\d[\d ()./-]{5,}\d").expect("valid phone pattern"));
+
+/// Member names whose values are personal whatever they hold.
+const PERSONAL_KEYS: [&str; 10] = [
+    "email",
+    "phone",
+    "mobile",
+    "first_name",
+    "last_name",
+    "firstname",
+    "lastname",
+    "person",
+    "address",
+    "birth",
+];
+
+impl Redactor {
+    fn token(&mut self, kind: &str, value: &str) -> String {
+        let next = self.tokens.len() + 1;
+        let n = *self
+            .tokens
+            .entry((kind.to_string(), normalise::fold(value)))
+            .or_insert(next);
+        format!("[redacted {kind} #{n}]")
+    }
+
+    pub fn text(&mut self, text: &str) -> String {
+        let text = EMAIL.replace_all(text, |c: &regex::Captures| self.token("email", &c[0]));
+        PHONE
+            .replace_all(&text, |c: &regex::Captures| self.token("phone", &c[0]))
+            .into_owned()
+    }
+
+    pub fn json(&mut self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = k.to_ascii_lowercase();
+                        let shown = if PERSONAL_KEYS.iter().any(|p| key.contains(p)) && !v.is_null()
+                        {
+                            let raw = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                            Value::String(self.token(k, &raw))
+                        } else {
+                            self.json(v)
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+/// A free-text reply (an explanation, a summary) fit to show: not empty, no longer than `limit`
+/// characters, and prose rather than code or JSON; else why not.
+pub fn accept_prose(reply: &str, limit: usize) -> Result<String, LlmError> {
+    let text = reply.trim();
+    let length = text.chars().count();
+    if text.is_empty() {
+        return Err(LlmError::Unparsable("empty answer".into()));
+    }
+    if length > limit {
+        return Err(LlmError::Unparsable(format!(
+            "{length} characters, more than {limit}"
+        )));
+    }
+    if text.contains(['{', '}', '<', '>']) || text.contains("```") {
+        return Err(LlmError::Unparsable(format!("not prose: {}", clip(text))));
+    }
+    Ok(text.to_string())
+}
+
+/// A configured OpenAI-compatible endpoint: one prompt in, one reply out, within a strict
+/// timeout. The deduper, the alert explanations and the digest summary all ask through it.
+pub struct LlmClient {
     client: Client<OpenAIConfig>,
     model: String,
-    template: String,
     timeout_ms: u64,
-    min_confidence: f64,
-    concurrency: usize,
     pub redact: bool,
 }
 
-impl Adjudicator {
+impl LlmClient {
     /// `None` when no LLM is configured.
-    pub fn from_settings(settings: &LlmSettings) -> Result<Option<Self>, LlmError> {
+    pub fn from_settings(settings: &LlmSettings) -> Option<Self> {
         if settings.base_url.is_empty() {
-            return Ok(None);
+            return None;
         }
-        let template =
-            std::fs::read_to_string(&settings.prompt).map_err(|source| LlmError::Template {
-                path: settings.prompt.clone(),
-                source,
-            })?;
         let config = OpenAIConfig::new()
             .with_api_base(settings.base_url.trim_end_matches('/'))
             .with_api_key(settings.api_key.expose_secret());
-        Ok(Some(Self {
+        Some(Self {
             client: Client::with_config(config),
             model: settings.model.clone(),
-            template,
             timeout_ms: settings.timeout_ms,
-            min_confidence: settings.min_confidence,
-            concurrency: settings.concurrency.max(1),
             redact: settings.redact_personal_data,
-        }))
+        })
     }
 
-    /// Asks about one pair. async-openai retries 429 and 5xx answers with backoff; the timeout
-    /// bounds the whole exchange, retries included.
-    pub async fn judge(&self, entity: &str, left: &str, right: &str) -> Result<Verdict, LlmError> {
-        let prompt = self
-            .template
-            .replace("{{entity}}", entity)
-            .replace("{{left}}", left.trim_end())
-            .replace("{{right}}", right.trim_end());
+    /// Sends one prompt and returns the reply's text. async-openai retries 429 and 5xx answers
+    /// with backoff; the timeout bounds the whole exchange, retries included.
+    pub async fn complete(&self, prompt: String) -> Result<String, LlmError> {
         let request = CreateChatCompletionRequest {
             model: self.model.clone(),
             messages: vec![
@@ -204,13 +282,55 @@ impl Adjudicator {
                 .await
                 .map_err(|_| LlmError::Timeout(self.timeout_ms))?
                 .map_err(|e| LlmError::Api(e.to_string()))?;
-        let reply = response
+        response
             .choices
             .into_iter()
             .next()
             .and_then(|c| c.message.content)
-            .ok_or_else(|| LlmError::Unparsable("no message in the answer".into()))?;
-        parse_verdict(&reply)
+            .ok_or_else(|| LlmError::Unparsable("no message in the answer".into()))
+    }
+}
+
+/// Reads a prompt template (at start of each run, so it can be edited without a rebuild).
+pub fn read_template(path: &Path) -> Result<String, LlmError> {
+    std::fs::read_to_string(path).map_err(|source| LlmError::Template {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A configured LLM endpoint and the prompt template.
+pub struct Adjudicator {
+    llm: LlmClient,
+    template: String,
+    min_confidence: f64,
+    concurrency: usize,
+    pub redact: bool,
+}
+
+impl Adjudicator {
+    /// `None` when no LLM is configured.
+    pub fn from_settings(settings: &LlmSettings) -> Result<Option<Self>, LlmError> {
+        let Some(llm) = LlmClient::from_settings(settings) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            llm,
+            template: read_template(&settings.prompt)?,
+            min_confidence: settings.min_confidence,
+            concurrency: settings.concurrency.max(1),
+            redact: settings.redact_personal_data,
+        }))
+    }
+
+    /// Asks about one pair.
+    pub async fn judge(&self, entity: &str, left: &str, right: &str) -> Result<Verdict, LlmError> {
+        let prompt = self
+            .template
+            .replace("{{entity}}", entity)
+            .replace("{{left}}", left.trim_end())
+            .replace("{{right}}", right.trim_end());
+        parse_verdict(&self.llm.complete(prompt).await?)
     }
 
     /// Re-decides the pairs in the uncertain band: a confident answer makes a match or a
@@ -284,6 +404,37 @@ mod tests {
         assert!(
             parse_verdict("{\"answer\": \"same\", \"confidence\": 7, \"reason\": \"\"}").is_err()
         );
+    }
+
+    #[test]
+    fn free_text_and_personal_members_are_pseudonymised() {
+        let mut r = Redactor::default();
+        let text = r.text("mail Jane@X.test or jane@x.test, call +49 30 1234567 on 2026-11-23");
+        assert_eq!(
+            text,
+            "mail [redacted email #1] or [redacted email #1], call [redacted phone #2] on 2026-11-23"
+        );
+        let json = r.json(&serde_json::json!({
+            "contact_email": "a@b.test", "calls": 120, "note": "ring 0201 5550 123",
+            "Phone": 12345678, "items": [{"person": "Jane Doe"}]
+        }));
+        let shown = json.to_string();
+        assert!(!shown.contains("a@b.test") && !shown.contains("Jane") && !shown.contains("5550"));
+        assert_eq!(json["calls"], 120);
+        assert!(
+            json["Phone"]
+                .as_str()
+                .unwrap()
+                .starts_with("[redacted Phone #")
+        );
+    }
+
+    #[test]
+    fn prose_answers_are_accepted_and_code_refused() {
+        assert_eq!(accept_prose("  All good.  ", 100).unwrap(), "All good.");
+        assert!(accept_prose("", 100).is_err());
+        assert!(accept_prose("{\"answer\": 1}", 100).is_err());
+        assert!(accept_prose(&"word ".repeat(50), 100).is_err());
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub(super) const SELECT_FINDINGS: &str = include_str!("sql/select_findings.sql")
 pub(super) const UPSERT_ALERT: &str = include_str!("sql/upsert_alert.sql");
 pub(super) const SELECT_ALERTS: &str = include_str!("sql/select_alerts.sql");
 pub(super) const SET_ALERT_MUTED: &str = include_str!("sql/set_alert_muted.sql");
+pub(super) const SET_ALERT_ANNOTATIONS: &str = include_str!("sql/set_alert_annotations.sql");
 pub(super) const UPSERT_NOTIFICATION_LOG: &str = include_str!("sql/upsert_notification_log.sql");
 pub(super) const SELECT_NOTIFICATION_LOG: &str = include_str!("sql/select_notification_log.sql");
 pub(super) const INSERT_NOTIFICATION: &str = include_str!("sql/insert_notification.sql");
@@ -1257,6 +1258,21 @@ macro_rules! impl_store {
                     .execute(self.writer())
                     .await?;
                 Ok(())
+            }
+
+            async fn set_alert_annotations(
+                &self,
+                fingerprint: &str,
+                updated_at: $crate::domain::Timestamp,
+                annotations: &$crate::alert::Labels,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query($crate::store::common::SET_ALERT_ANNOTATIONS)
+                    .bind(fingerprint)
+                    .bind($crate::store::common::to_json(annotations)?)
+                    .bind(updated_at.as_micros())
+                    .execute(self.writer())
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn notification_log(

@@ -2,6 +2,7 @@
 //! schema shape, each with its own migrations run at start-up.
 
 mod common;
+mod digest;
 mod postgres;
 mod sqlite;
 
@@ -23,6 +24,7 @@ use crate::domain::{
 };
 use crate::monitor::{Finding, FindingState, NewFinding};
 
+pub use digest::{DayRow, DigestSend, DigestStore, WeekBounds};
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
 pub use sqlite::SqliteStore;
 
@@ -122,7 +124,7 @@ pub struct SyncCommit {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DigestStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every pending migration.
@@ -325,6 +327,15 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: &str,
         muted_by: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Replaces an alert's annotations (to add its explanation) if it is still in the state of
+    /// `updated_at`; false when it has changed since.
+    async fn set_alert_annotations(
+        &self,
+        fingerprint: &str,
+        updated_at: Timestamp,
+        annotations: &crate::alert::Labels,
+    ) -> Result<bool, StoreError>;
 
     /// The whole notification log.
     async fn notification_log(&self) -> Result<Vec<NotificationLogEntry>, StoreError>;

@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, Transaction};
 
 use super::common::{impl_store, migrator};
+use super::digest::impl_digest_store;
 use super::{Backend, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
@@ -52,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "policy changes",
         include_str!("migrations/postgres/0008_policy_changes.sql"),
+    ),
+    (
+        9,
+        "digest sends",
+        include_str!("migrations/postgres/0009_digest_sends.sql"),
     ),
 ];
 
@@ -130,6 +136,7 @@ impl PostgresStore {
 }
 
 impl_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
+impl_digest_store!(PostgresStore);
 
 /// Creates a new empty database next to the one `admin_url` names and returns its URL; tests and
 /// benchmarks use one each so they never see each other's rows.

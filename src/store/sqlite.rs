@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{INSERT_EVENTS_HEAD, impl_store, migrator};
+use super::digest::impl_digest_store;
 use super::{Backend, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
@@ -56,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "policy changes",
         include_str!("migrations/sqlite/0008_policy_changes.sql"),
+    ),
+    (
+        9,
+        "digest sends",
+        include_str!("migrations/sqlite/0009_digest_sends.sql"),
     ),
 ];
 
@@ -153,3 +159,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);
+impl_digest_store!(SqliteStore);

@@ -16,6 +16,7 @@ use syncwarden::alert::{
 };
 use syncwarden::clock::Clock;
 use syncwarden::config::Settings;
+use syncwarden::dedup::llm::LlmSettings;
 use syncwarden::domain::Timestamp;
 use syncwarden::monitor::{Finding, FindingState, NewFinding, Severity};
 use syncwarden::store::Store;
@@ -897,10 +898,14 @@ async fn the_serve_loop_evaluates_and_delivers_on_its_interval_until_stopped() {
     let settings = alerting_settings(&webhook_only(&listener.url, "group_wait_secs = 10"));
     let store = db.open().await;
     let clock = Clock::manual(start_time());
-    let (alerting, worker) =
-        syncwarden::alert::service::build(&settings, store.clone(), clock.clone())
-            .unwrap()
-            .unwrap();
+    let (alerting, worker) = syncwarden::alert::service::build(
+        &settings,
+        &LlmSettings::default(),
+        store.clone(),
+        clock.clone(),
+    )
+    .unwrap()
+    .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(syncwarden::alert::service::run(
         alerting,
@@ -947,6 +952,7 @@ fn a_missing_receiver_is_no_alerting_and_a_bad_route_is_an_error() {
         let clock = Clock::manual(start_time());
         let none = syncwarden::alert::service::build(
             &AlertingSettings::default(),
+            &LlmSettings::default(),
             store.clone(),
             clock.clone(),
         )
@@ -955,7 +961,7 @@ fn a_missing_receiver_is_no_alerting_and_a_bad_route_is_an_error() {
         let bad = alerting_settings(
             "[alerting.route]\nreceiver = \"nobody\"\n[[alerting.receivers]]\ntype = \"slack\"\nname = \"s\"\nurl = \"http://127.0.0.1:1/x\"",
         );
-        let err = syncwarden::alert::service::build(&bad, store, clock)
+        let err = syncwarden::alert::service::build(&bad, &LlmSettings::default(), store, clock)
             .err()
             .unwrap();
         assert!(err.to_string().contains("unknown receiver `nobody`"), "{err}");

@@ -67,17 +67,55 @@ impl EmailNotifier {
         })
     }
 
+    /// The same SMTP server and sender, writing to `to` instead (the weekly digest's readers).
+    pub fn with_recipients(
+        settings: &EmailSettings,
+        to: &[String],
+        timeout: Duration,
+    ) -> Result<Self, AlertError> {
+        let settings = EmailSettings {
+            to: to.to_vec(),
+            ..settings.clone()
+        };
+        Self::new(&settings, timeout)
+    }
+
     pub fn message(&self, n: &Notification) -> Result<Message, NotifyError> {
+        self.compose(
+            format!("syncwarden {}", n.title()),
+            MultiPart::alternative_plain_html(plain_text(n), html(n)),
+        )
+    }
+
+    fn compose(&self, subject: String, body: MultiPart) -> Result<Message, NotifyError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(format!("syncwarden {}", n.title()))
+            .subject(subject)
             .header(header::MIME_VERSION_1_0);
         for to in &self.to {
             builder = builder.to(to.clone());
         }
         builder
-            .multipart(MultiPart::alternative_plain_html(plain_text(n), html(n)))
+            .multipart(body)
             .map_err(|e| NotifyError::Permanent(format!("cannot build the email: {e}")))
+    }
+
+    /// Sends any message from this receiver's sender to its recipients.
+    pub async fn send(&self, subject: String, body: MultiPart) -> Result<(), NotifyError> {
+        let message = self.compose(subject, body)?;
+        self.deliver(message).await
+    }
+
+    async fn deliver(&self, message: Message) -> Result<(), NotifyError> {
+        self.transport.send(message).await.map_err(|e| {
+            // Only a 5xx reply is final; connection failures and 4xx replies may pass later.
+            if e.is_permanent() {
+                NotifyError::Permanent(format!("SMTP: {e}"))
+            } else {
+                NotifyError::Retryable(format!("SMTP: {e}"))
+            }
+        })?;
+        Ok(())
     }
 }
 
@@ -119,6 +157,9 @@ fn plain_text(n: &Notification) -> String {
         if let Some(ended) = alert.ends_at {
             out.push_str(&format!("  resolved: {ended}\n"));
         }
+        if let Some(text) = alert.explanation() {
+            out.push_str(&format!("  {text}\n"));
+        }
         for (key, value) in evidence_lines(alert) {
             out.push_str(&format!("  {key}: {value}\n"));
         }
@@ -145,7 +186,7 @@ fn html(n: &Notification) -> String {
             "<div style=\"border-left:4px solid {colour};padding:4px 12px;margin:12px 0\">\
              <p style=\"margin:0\"><strong>[{}] {}</strong></p>\
              <p style=\"margin:4px 0;color:#555\">severity {} &middot; {} &middot; {} {} &middot; since {}</p>\
-             <table style=\"border-collapse:collapse;font-size:13px\">",
+             {}<table style=\"border-collapse:collapse;font-size:13px\">",
             alert.status.as_str().to_uppercase(),
             escape(alert.summary()),
             escape(alert.label("severity")),
@@ -153,6 +194,10 @@ fn html(n: &Notification) -> String {
             escape(alert.label("endpoint")),
             escape(alert.label("connector")),
             alert.starts_at,
+            alert.explanation().map_or_else(String::new, |text| format!(
+                "<p style=\"margin:4px 0;font-style:italic\">{}</p>",
+                escape(text)
+            )),
         ));
         for (key, value) in evidence_lines(alert) {
             out.push_str(&format!(
@@ -180,16 +225,7 @@ fn escape(s: &str) -> String {
 #[async_trait]
 impl Notifier for EmailNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        let message = self.message(n)?;
-        self.transport.send(message).await.map_err(|e| {
-            // Only a 5xx reply is final; connection failures and 4xx replies may pass later.
-            if e.is_permanent() {
-                NotifyError::Permanent(format!("SMTP: {e}"))
-            } else {
-                NotifyError::Retryable(format!("SMTP: {e}"))
-            }
-        })?;
-        Ok(())
+        self.deliver(self.message(n)?).await
     }
 
     async fn health_check(&self) -> Result<(), NotifyError> {

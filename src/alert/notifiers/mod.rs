@@ -62,6 +62,13 @@ impl NotifiedAlert {
     pub fn label(&self, name: &str) -> &str {
         self.labels.get(name).map(String::as_str).unwrap_or("")
     }
+
+    /// What happened, the likely cause and the suggested action (from the LLM or the template).
+    pub fn explanation(&self) -> Option<&str> {
+        self.annotations
+            .get(crate::alert::explain::EXPLANATION)
+            .map(String::as_str)
+    }
 }
 
 impl Notification {
@@ -89,18 +96,22 @@ impl Notification {
         )
     }
 
-    /// One line per alert, for the chat receivers and the plain-text email.
+    /// One entry per alert, for the chat receivers: a line, and its explanation below it.
     pub fn lines(&self) -> Vec<String> {
         self.alerts
             .iter()
             .map(|a| {
-                format!(
+                let line = format!(
                     "[{}] {} ({}) {}",
                     a.status.as_str(),
                     a.summary(),
                     a.label("severity"),
                     a.generator_url
-                )
+                );
+                match a.explanation() {
+                    Some(text) => format!("{line}\n> {text}"),
+                    None => line,
+                }
             })
             .collect()
     }

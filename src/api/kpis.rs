@@ -1,0 +1,52 @@
+//! `GET /v1/kpis?week=2026-W47`: the weekly digest's KPIs as JSON (viewer role), the same JSON as
+//! `syncwarden digest --format json` with the template summary (no LLM call per request).
+//! `week` is an ISO week, `current` (the default: live KPIs of the week so far) or `last`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::{ApiError, AppState, Params};
+use crate::digest::{self, Digest, DigestError, resolve_week};
+use crate::domain::Role;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/kpis", get(kpis))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KpiQuery {
+    week: Option<String>,
+}
+
+async fn kpis(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(query): Params<KpiQuery>,
+) -> Result<Json<Digest>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let settings = &state.digest;
+    let zone = settings
+        .zone()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = state.clock.now();
+    let week = resolve_week(query.week.as_deref().unwrap_or("current"), &zone, now)
+        .map_err(|e| ApiError::bad("week", e))?;
+    let digest = digest::build(
+        state.store.as_ref(),
+        &zone,
+        &settings.time_zone,
+        week,
+        now,
+        settings.top_findings,
+    )
+    .await
+    .map_err(|e| match e {
+        DigestError::Store(e) => ApiError::Store(e),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    Ok(Json(digest))
+}

@@ -8,6 +8,7 @@ mod health;
 mod ingest;
 mod metrics;
 mod operations;
+mod privacy;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub admin_body_limit: usize,
     /// How long an admin API request may take.
     pub request_timeout: std::time::Duration,
+    /// Personal fields, who sees them, what an erasure replaces.
+    pub privacy: Arc<crate::privacy::PrivacySettings>,
 }
 
 /// Answers a request that runs past the deadline with the one error shape; the work it was
@@ -135,6 +138,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 }
 
 impl AppState {
+    /// The privacy settings when `caller` must not see personal values.
+    fn masking_for(&self, caller: &auth::Caller) -> Option<&crate::privacy::PrivacySettings> {
+        (!self.privacy.reveals_to(caller.role)).then_some(&*self.privacy)
+    }
+
     fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
         self.engine.as_ref().ok_or(ApiError::SyncNotConfigured)
     }
@@ -171,6 +179,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(audit::router())
                 .merge(metrics::router())
                 .merge(decisions::router())
+                .merge(privacy::router())
                 .layer(DefaultBodyLimit::max(state.admin_body_limit))
                 .layer(axum::middleware::from_fn_with_state(
                     state.request_timeout,

@@ -3,6 +3,7 @@
 
 mod common;
 mod postgres;
+mod security;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::domain::{
 use crate::monitor::{Finding, FindingState, NewFinding};
 
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
+pub use security::SecurityStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +124,7 @@ pub struct SyncCommit {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SecurityStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every pending migration.

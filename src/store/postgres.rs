@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy changes",
         include_str!("migrations/postgres/0008_policy_changes.sql"),
     ),
+    (
+        13,
+        "secrets and erasure",
+        include_str!("migrations/postgres/0013_security.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
@@ -130,6 +135,7 @@ impl PostgresStore {
 }
 
 impl_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
+super::security::impl_security_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
 
 /// Creates a new empty database next to the one `admin_url` names and returns its URL; tests and
 /// benchmarks use one each so they never see each other's rows.

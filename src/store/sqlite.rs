@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy changes",
         include_str!("migrations/sqlite/0008_policy_changes.sql"),
     ),
+    (
+        13,
+        "secrets and erasure",
+        include_str!("migrations/sqlite/0013_security.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.
@@ -153,3 +158,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);
+super::security::impl_security_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);

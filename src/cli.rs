@@ -99,6 +99,14 @@ enum Command {
         #[command(subcommand)]
         which: TokenCommand,
     },
+    /// The secret vault: secrets kept encrypted in the store, named `vault:NAME` in the
+    /// configuration.
+    Secret {
+        #[command(subcommand)]
+        which: crate::vault::SecretCommand,
+    },
+    /// Erase a person's data (GDPR) from the event log and every snapshot, recorded as an event.
+    Erase(crate::privacy::EraseArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Print the annotated default configuration.
@@ -261,6 +269,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let mut settings = load_settings(&cli.global)?;
     telemetry::init(&settings.log);
+    if uses_secrets(&cli.command) {
+        crate::vault::resolve_settings(&mut settings).await?;
+    }
     match cli.command {
         Command::DefaultConfig => Ok(()),
         Command::Serve => serve(&settings).await,
@@ -285,6 +296,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => check_connectors(&settings).await,
         Command::Endpoint { which } => endpoint_switch(&settings, which).await,
         Command::Token { which } => token(&settings, which).await,
+        Command::Secret { which } => crate::vault::run_command(&settings, which).await,
+        Command::Erase(args) => crate::privacy::run_erase(&settings, args).await,
         Command::Monitor { which } => crate::monitor::run_command(which, &settings).await,
         Command::Dedup { which } => crate::dedup::command::run(&settings, which).await,
         Command::Alert { which } => crate::alert::run_command(&settings, which).await,
@@ -356,6 +369,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Whether the command talks to the CRM, ERP, receivers, LLM or serves ingest: then the
+/// configuration's `vault:NAME` secrets are read from the vault first.
+fn uses_secrets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Serve
+            | Command::Demo { .. }
+            | Command::Sync { .. }
+            | Command::Reconcile { .. }
+            | Command::Connectors { .. }
+            | Command::Monitor { .. }
+            | Command::Dedup { .. }
+            | Command::Alert { .. }
+    )
+}
+
 async fn token(settings: &Settings, which: TokenCommand) -> anyhow::Result<()> {
     let store = startup::open_store(settings).await?;
     let now = Clock::system().now();
@@ -423,7 +452,11 @@ async fn run_app(
     let app =
         Application::with_store(settings, clock.clone(), store.clone(), engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
-    println!("syncwarden listening on http://{}", app.local_addr());
+    println!(
+        "syncwarden listening on {}://{}",
+        app.scheme(),
+        app.local_addr()
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
     let monitoring = tokio::spawn(crate::monitor::live::run(

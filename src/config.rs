@@ -13,10 +13,12 @@ use crate::alert::AlertingSettings;
 use crate::dedup::DedupSettings;
 use crate::dedup::llm::LlmSettings;
 use crate::digest::DigestSettings;
+use crate::privacy::PrivacySettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
 use crate::sync::connectors::tryton::TrytonSettings;
 use crate::sync::rules::SyncSettings;
+use crate::vault::VaultSettings;
 
 /// The annotated default configuration, printed by `syncwarden default-config`.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/default.toml");
@@ -52,6 +54,10 @@ pub struct Settings {
     pub alerting: AlertingSettings,
     /// The weekly KPI digest: time zone, schedule, recipients.
     pub digest: DigestSettings,
+    /// Where the secret vault's master key comes from.
+    pub vault: VaultSettings,
+    /// Personal data: which fields hold it and who sees it.
+    pub privacy: PrivacySettings,
 }
 
 impl Default for Settings {
@@ -70,6 +76,8 @@ impl Default for Settings {
             llm: LlmSettings::default(),
             alerting: AlertingSettings::default(),
             digest: DigestSettings::default(),
+            vault: VaultSettings::default(),
+            privacy: PrivacySettings::default(),
         }
     }
 }
@@ -114,6 +122,10 @@ pub struct ServerSettings {
     pub requests_per_minute: u32,
     /// Seconds an admin API request may take before it is answered 503 (ingest excluded).
     pub request_timeout_secs: u64,
+    /// PEM certificate chain; with `tls_key`, the API is served over TLS only.
+    pub tls_cert: PathBuf,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: PathBuf,
 }
 
 impl Default for ServerSettings {
@@ -124,6 +136,8 @@ impl Default for ServerSettings {
             admin_body_limit_bytes: 1024 * 1024,
             requests_per_minute: 600,
             request_timeout_secs: 30,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -183,7 +197,12 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("SYNCWARDEN_").split("__"));
+        // The master key is read by the vault alone, never kept in the settings.
+        figment = figment.merge(
+            Env::prefixed("SYNCWARDEN_")
+                .ignore(&["master_key"])
+                .split("__"),
+        );
         figment
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))

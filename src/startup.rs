@@ -18,6 +18,8 @@ use crate::sync::events::EventLog;
 pub enum StartupError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -30,6 +32,8 @@ pub struct Application {
     addr: SocketAddr,
     store: Arc<dyn Store>,
     router: axum::Router,
+    /// Set when `server.tls_cert` and `server.tls_key` are: then only HTTPS is served.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Opens the configured store and brings its schema up to date.
@@ -53,6 +57,7 @@ impl Application {
         store: Arc<dyn Store>,
         engine: Option<Arc<Engine>>,
     ) -> Result<Self, StartupError> {
+        let tls = crate::tls::acceptor(&settings.server)?;
         let addr = settings.server.listen;
         let listener = TcpListener::bind(addr)
             .await
@@ -77,12 +82,14 @@ impl Application {
                 settings.server.request_timeout_secs.max(1),
             ),
             digest: Arc::new(settings.digest.clone()),
+            privacy: Arc::new(settings.privacy.clone()),
         };
         Ok(Self {
             listener,
             addr,
             store,
             router: api::router(state),
+            tls,
         })
     }
 
@@ -94,6 +101,11 @@ impl Application {
         self.addr
     }
 
+    /// `https` when TLS is configured, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until ctrl-c or SIGTERM, then finishes in-flight requests and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
@@ -103,9 +115,19 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await;
+        let result = match self.tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(self.listener, acceptor, self.addr);
+                axum::serve(listener, self.router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, self.router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        };
         self.store.close().await;
         result
     }

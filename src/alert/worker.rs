@@ -142,6 +142,10 @@ impl DeliveryWorker {
                 )
             }
         };
+        crate::telemetry::count(
+            crate::telemetry::NOTIFICATIONS,
+            &[("receiver", &entry.receiver), ("outcome", outcome.as_str())],
+        );
         let attempt = Attempt {
             outbox_id: entry.id,
             receiver: entry.receiver.clone(),

@@ -58,7 +58,10 @@ async fn events(
     caller.require(Role::Viewer)?;
     let query = audit.to_query()?;
     let limit = query.limit.unwrap_or(MAX_QUERY_LIMIT) as usize;
-    let events = state.store.query_events(&query).await?;
+    let mut events = state.store.query_events(&query).await?;
+    if let Some(privacy) = state.masking_for(&caller) {
+        events.iter_mut().for_each(|e| privacy.mask_event(e));
+    }
     let next = (events.len() == limit)
         .then(|| events.last().map(|e| e.id))
         .flatten();
@@ -78,8 +81,11 @@ async fn events_csv(
         "id,occurred_at,recorded_at,endpoint,crm_id,erp_id,field,old_value,new_value,source_system,target_system,outcome,error,run_id\n",
     );
     loop {
-        let page = state.store.query_events(&query).await?;
-        for e in &page {
+        let mut page = state.store.query_events(&query).await?;
+        for e in &mut page {
+            if let Some(privacy) = state.masking_for(&caller) {
+                privacy.mask_event(e);
+            }
             push_row(&mut out, e);
         }
         match page.last() {

@@ -36,6 +36,8 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Privacy(#[from] crate::privacy::PrivacyError),
 }
 
 impl ApiError {
@@ -121,10 +123,43 @@ impl ApiError {
                 None,
                 None,
             ),
+            ApiError::Privacy(e) => privacy_parts(e),
             ApiError::Store(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None)
             }
         }
+    }
+}
+
+fn privacy_parts(
+    e: &crate::privacy::PrivacyError,
+) -> (
+    StatusCode,
+    &'static str,
+    Option<&'static str>,
+    Option<usize>,
+) {
+    use crate::privacy::PrivacyError as P;
+    let invalid = |field| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            Some(field),
+            None,
+        )
+    };
+    match e {
+        P::AmbiguousSubject | P::NoSubject => invalid("key"),
+        P::NoPersonalFields(_) => invalid("endpoint"),
+        P::NoReason => invalid("reason"),
+        P::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+        P::Store(StoreError::Unavailable(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            None,
+            None,
+        ),
+        P::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
     }
 }
 

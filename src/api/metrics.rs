@@ -16,6 +16,7 @@ use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::domain::Role;
 use crate::monitor::FindingState;
+use crate::telemetry::label_value as label;
 
 /// (route, method, status) -> requests served.
 type Counts = BTreeMap<(String, String, u16), u64>;
@@ -51,14 +52,6 @@ pub async fn track(State(counts): State<HttpCounts>, request: Request, next: Nex
     response
 }
 
-/// A label value with Prometheus' escapes.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
     let mut out = String::new();
@@ -74,6 +67,7 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
             label(&route)
         );
     }
+    crate::telemetry::render_counters(&mut out);
     let events = state.store.count_events().await?;
     let _ = writeln!(
         out,
@@ -120,14 +114,4 @@ async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Respon
         out,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::label;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
 }

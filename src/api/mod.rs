@@ -9,6 +9,7 @@ mod ingest;
 mod kpis;
 mod metrics;
 mod operations;
+mod privacy;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// The weekly digest's time zone and top-findings count, for `/v1/kpis`.
     pub digest: Arc<crate::digest::DigestSettings>,
+    /// Personal fields, who sees them, what an erasure replaces.
+    pub privacy: Arc<crate::privacy::PrivacySettings>,
 }
 
 /// Answers a request that runs past the deadline with the one error shape; the work it was
@@ -138,6 +141,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 }
 
 impl AppState {
+    /// The privacy settings when `caller` must not see personal values.
+    fn masking_for(&self, caller: &auth::Caller) -> Option<&crate::privacy::PrivacySettings> {
+        (!self.privacy.reveals_to(caller.role)).then_some(&*self.privacy)
+    }
+
     fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
         self.engine.as_ref().ok_or(ApiError::SyncNotConfigured)
     }
@@ -175,6 +183,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(metrics::router())
                 .merge(decisions::router())
                 .merge(kpis::router())
+                .merge(privacy::router())
                 .layer(DefaultBodyLimit::max(state.admin_body_limit))
                 .layer(axum::middleware::from_fn_with_state(
                     state.request_timeout,

@@ -60,9 +60,15 @@ async fn change_policy(
 
 async fn conflicts(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(
-        json!({"conflicts": state.store.open_conflicts().await?}),
-    ))
+    let mut conflicts = state.store.open_conflicts().await?;
+    if let Some(privacy) = state.masking_for(&caller) {
+        for c in &mut conflicts {
+            for value in [&mut c.base_value, &mut c.crm_value, &mut c.erp_value] {
+                privacy.mask_value(c.endpoint, &c.field, value);
+            }
+        }
+    }
+    Ok(Json(json!({ "conflicts": conflicts })))
 }
 
 async fn resolve(
@@ -92,13 +98,18 @@ async fn dead_letters(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let endpoint = endpoint_param(filter.endpoint.as_deref())?;
-    let letters: Vec<_> = state
+    let mut letters: Vec<_> = state
         .store
         .open_dead_letters()
         .await?
         .into_iter()
         .filter(|d| endpoint.is_none_or(|e| e == d.endpoint))
         .collect();
+    if let Some(privacy) = state.masking_for(&caller) {
+        for d in &mut letters {
+            privacy.mask_fields(d.endpoint, &mut d.fields);
+        }
+    }
     Ok(Json(json!({ "dead_letters": letters })))
 }
 

@@ -23,10 +23,12 @@ pub enum Outcome {
     Missing,
     /// Reconciliation: a field whose value differs between the sides.
     Drift,
+    /// GDPR erasure: a record's personal values were replaced by a tombstone.
+    Erased,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Applied,
         Outcome::SkippedNotOwner,
         Outcome::Conflict,
@@ -39,6 +41,7 @@ impl Outcome {
         Outcome::DryRun,
         Outcome::Missing,
         Outcome::Drift,
+        Outcome::Erased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Outcome {
             Outcome::DryRun => "dry_run",
             Outcome::Missing => "missing",
             Outcome::Drift => "drift",
+            Outcome::Erased => "erased",
         }
     }
 

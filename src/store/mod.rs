@@ -4,6 +4,7 @@
 mod common;
 mod digest;
 mod postgres;
+mod security;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::monitor::{Finding, FindingState, NewFinding};
 
 pub use digest::{DayRow, DigestSend, DigestStore, WeekBounds};
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
+pub use security::SecurityStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,7 @@ pub struct SyncCommit {
 }
 
 #[async_trait]
-pub trait Store: DigestStore + Send + Sync + 'static {
+pub trait Store: DigestStore + SecurityStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every pending migration.

@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "digest sends",
         include_str!("migrations/postgres/0009_digest_sends.sql"),
     ),
+    (
+        13,
+        "secrets and erasure",
+        include_str!("migrations/postgres/0013_security.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
@@ -137,6 +142,7 @@ impl PostgresStore {
 
 impl_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
 impl_digest_store!(PostgresStore);
+super::security::impl_security_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
 
 /// Creates a new empty database next to the one `admin_url` names and returns its URL; tests and
 /// benchmarks use one each so they never see each other's rows.

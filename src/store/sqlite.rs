@@ -63,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "digest sends",
         include_str!("migrations/sqlite/0009_digest_sends.sql"),
     ),
+    (
+        13,
+        "secrets and erasure",
+        include_str!("migrations/sqlite/0013_security.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.
@@ -160,3 +165,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);
 impl_digest_store!(SqliteStore);
+super::security::impl_security_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);

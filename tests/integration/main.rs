@@ -13,6 +13,7 @@ mod helpers;
 mod ingest;
 mod monitor;
 mod outage;
+mod security;
 mod smtp;
 mod store;
 mod sync;

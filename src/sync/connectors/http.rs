@@ -82,19 +82,22 @@ enum Failure {
 
 #[derive(Clone)]
 pub struct HttpCore {
+    /// The connector's name in the `/metrics` counters.
+    pub connector: &'static str,
     pub client: reqwest::Client,
     pub retry: RetryPolicy,
     pub stats: Arc<CallStats>,
 }
 
 impl HttpCore {
-    pub fn new(retry: RetryPolicy) -> Result<Self, ConnectorError> {
+    pub fn new(connector: &'static str, retry: RetryPolicy) -> Result<Self, ConnectorError> {
         let client = reqwest::Client::builder()
             .timeout(retry.timeout)
             .connect_timeout(retry.timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| ConnectorError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
+            connector,
             client,
             retry,
             stats: Arc::new(CallStats::default()),
@@ -147,6 +150,15 @@ impl HttpCore {
         }
     }
 
+    fn record(&self, ok: bool, latency: Duration) {
+        self.stats.record(ok, latency);
+        let outcome = if ok { "ok" } else { "failed" };
+        crate::telemetry::count(
+            crate::telemetry::SYNC_CALLS,
+            &[("connector", self.connector), ("outcome", outcome)],
+        );
+    }
+
     async fn send(
         &self,
         attempts: u32,
@@ -161,11 +173,11 @@ impl HttpCore {
             let last = attempt >= attempts;
             match result {
                 Ok(response) if response.status().is_success() => {
-                    self.stats.record(true, latency);
+                    self.record(true, latency);
                     return Ok(response);
                 }
                 Ok(response) => {
-                    self.stats.record(false, latency);
+                    self.record(false, latency);
                     let status = response.status();
                     if last || !retryable(status) {
                         return Err(Failure::Status(response));
@@ -176,7 +188,7 @@ impl HttpCore {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    self.stats.record(false, latency);
+                    self.record(false, latency);
                     let error = ConnectorError::Transport(e.without_url().to_string());
                     if last {
                         return Err(Failure::Error(error));

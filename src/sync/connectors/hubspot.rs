@@ -195,7 +195,7 @@ impl HubSpotConnector {
         Ok(Self {
             settings,
             default_currency,
-            http: HttpCore::new(retry)?,
+            http: HttpCore::new("hubspot", retry)?,
             oauth: oauth.then(|| tokio::sync::Mutex::new(None)),
         })
     }

@@ -165,7 +165,7 @@ impl SapB1Connector {
         Ok(Self {
             settings,
             default_currency,
-            http: HttpCore::new(retry)?,
+            http: HttpCore::new("sap_b1", retry)?,
             session: Mutex::new(None),
             bill_to_names: std::sync::Mutex::new(HashMap::new()),
         })

@@ -130,7 +130,7 @@ impl TrytonConnector {
         Ok(Self {
             settings,
             currency,
-            http: HttpCore::new(retry)?,
+            http: HttpCore::new("tryton", retry)?,
             next_id: AtomicU64::new(1),
             party_parts: std::sync::Mutex::new(HashMap::new()),
             contact_parts: std::sync::Mutex::new(HashMap::new()),

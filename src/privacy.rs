@@ -1,0 +1,412 @@
+//! Personal data: which fields hold it, masking them for roles that do not need them, and GDPR
+//! erasure.
+//!
+//! Erasure and the append-only event log. The log refuses UPDATE and DELETE in the database. An
+//! overlay (an erasure table the read path consults) would leave the personal values on disk, and
+//! moving personal values out of every event into a side table would slow every write and read
+//! of the log for a rare operation. So erasure is one narrow, audited exception in the trigger
+//! itself (migration 0013): inside the transaction that writes an uncompleted `erasures` row
+//! (and, on PostgreSQL, names it in the transaction-local setting `syncwarden.erasure`), an UPDATE
+//! may replace `old_value` / `new_value` with the tombstone `"[erased]"` and change nothing else.
+//! The same transaction tombstones the snapshots (record states, conflicts, dead letters), appends
+//! one `erased` event per record (who, when, which fields, why) and completes the `erasures` row,
+//! so the exception never outlives it. DELETE stays refused.
+//!
+//! Erasure covers syncwarden's own copies; the CRM and ERP are erased by their owners. A record
+//! they still hold is read again by the next sync (both sides agreeing, it is no conflict).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::domain::{Endpoint, FieldEvent, NewFieldEvent, Outcome, Role, System, Timestamp};
+use crate::store::{Store, StoreError};
+
+/// What an erased value becomes (JSON text in the event log, plain in snapshots).
+pub const ERASED: &str = "[erased]";
+/// What a masked value shows.
+pub const MASKED: &str = "[masked]";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    #[error("name a record (endpoint and key) or an email, not both")]
+    AmbiguousSubject,
+    #[error("name a record (endpoint and key) or an email")]
+    NoSubject,
+    #[error("no personal fields are configured for {0} (privacy.personal_fields)")]
+    NoPersonalFields(&'static str),
+    #[error("nothing in the store matches {0}")]
+    NotFound(String),
+    #[error("the reason must not be empty")]
+    NoReason,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Roles that see personal values; the others see `[masked]`.
+    pub reveal_to: Vec<Role>,
+    /// Per endpoint, the fields holding personal data (exact field names).
+    pub personal_fields: BTreeMap<Endpoint, Vec<String>>,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        let fields = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        Self {
+            reveal_to: vec![Role::Approver, Role::Admin],
+            personal_fields: BTreeMap::from([
+                (
+                    Endpoint::Accounts,
+                    fields(&[
+                        "phone",
+                        "billing_street",
+                        "billing_city",
+                        "billing_postcode",
+                    ]),
+                ),
+                (
+                    Endpoint::Contacts,
+                    fields(&["first_name", "last_name", "email", "phone"]),
+                ),
+            ]),
+        }
+    }
+}
+
+impl PrivacySettings {
+    pub fn is_personal(&self, endpoint: Endpoint, field: &str) -> bool {
+        self.personal_fields
+            .get(&endpoint)
+            .is_some_and(|f| f.iter().any(|p| p == field))
+    }
+
+    /// Whether `role` sees personal values.
+    pub fn reveals_to(&self, role: Role) -> bool {
+        self.reveal_to.contains(&role)
+    }
+
+    /// Masks the values of a personal field's event.
+    pub fn mask_event(&self, event: &mut FieldEvent) {
+        let e = &mut event.event;
+        if self.is_personal(e.endpoint, &e.field) {
+            let masked = serde_json::Value::from(MASKED).to_string();
+            for value in [&mut e.old_value, &mut e.new_value].into_iter().flatten() {
+                *value = masked.clone();
+            }
+        }
+    }
+
+    /// Masks a value of `field` (a snapshot's plain value).
+    pub fn mask_value(&self, endpoint: Endpoint, field: &str, value: &mut Option<String>) {
+        if self.is_personal(endpoint, field) && value.is_some() {
+            *value = Some(MASKED.to_string());
+        }
+    }
+
+    /// Masks the personal fields of a record's field map.
+    pub fn mask_fields(&self, endpoint: Endpoint, fields: &mut BTreeMap<String, String>) {
+        for (field, value) in fields.iter_mut() {
+            if self.is_personal(endpoint, field) {
+                *value = MASKED.to_string();
+            }
+        }
+    }
+}
+
+/// Whose data to erase: a record (its key or id on either side) or every record holding an email.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRequest {
+    pub endpoint: Option<Endpoint>,
+    pub key: Option<String>,
+    pub email: Option<String>,
+    pub reason: String,
+}
+
+/// One record whose personal fields are erased: every id it has on either side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureTarget {
+    pub endpoint: Endpoint,
+    /// The record's ids as its state or link knows them, for the tombstone event.
+    pub crm_id: Option<String>,
+    pub erp_id: Option<String>,
+    pub ids: BTreeSet<String>,
+    pub fields: Vec<String>,
+}
+
+/// An erasure as the store carries it out in one transaction.
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    pub id: String,
+    pub requested_by: String,
+    pub reason: String,
+    /// What the request named, for the `erasures` row.
+    pub subject: String,
+    pub targets: Vec<ErasureTarget>,
+    /// The `erased` events recorded with it.
+    pub tombstones: Vec<NewFieldEvent>,
+    pub at: Timestamp,
+}
+
+/// What an erasure replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErasureCounts {
+    pub events: u64,
+    pub record_states: u64,
+    pub conflicts: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureReport {
+    pub id: String,
+    pub records: usize,
+    pub erased: ErasureCounts,
+}
+
+/// Erases the personal values of what `request` names, recording it as done by `by`.
+pub async fn erase(
+    store: &dyn Store,
+    settings: &PrivacySettings,
+    clock: &Clock,
+    request: &ErasureRequest,
+    by: &str,
+) -> Result<ErasureReport, PrivacyError> {
+    if request.reason.trim().is_empty() {
+        return Err(PrivacyError::NoReason);
+    }
+    let (subject, targets) = match (&request.endpoint, &request.key, &request.email) {
+        (Some(endpoint), Some(key), None) => {
+            let fields = personal_fields(settings, *endpoint)?;
+            let target = target(store, *endpoint, key, fields).await?;
+            (format!("{}/{key}", endpoint.as_str()), vec![target])
+        }
+        (None, None, Some(email)) => (
+            format!("email {email}"),
+            email_targets(store, settings, email).await?,
+        ),
+        (None, None, None) => return Err(PrivacyError::NoSubject),
+        _ => return Err(PrivacyError::AmbiguousSubject),
+    };
+    if targets.is_empty() {
+        return Err(PrivacyError::NotFound(subject));
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let at = clock.now();
+    let note = format!("erased by {by}: {}", request.reason.trim());
+    let tombstones = targets
+        .iter()
+        .enumerate()
+        .map(|(n, t)| tombstone(&id, n, t, &note, at))
+        .collect();
+    let erasure = Erasure {
+        id: id.clone(),
+        requested_by: by.to_string(),
+        reason: request.reason.trim().to_string(),
+        subject,
+        targets,
+        tombstones,
+        at,
+    };
+    let erased = store.erase(&erasure).await?;
+    tracing::info!(erasure = %id, by, records = erasure.targets.len(), events = erased.events, "personal data erased");
+    Ok(ErasureReport {
+        id,
+        records: erasure.targets.len(),
+        erased,
+    })
+}
+
+fn personal_fields(
+    settings: &PrivacySettings,
+    endpoint: Endpoint,
+) -> Result<Vec<String>, PrivacyError> {
+    settings
+        .personal_fields
+        .get(&endpoint)
+        .filter(|f| !f.is_empty())
+        .cloned()
+        .ok_or(PrivacyError::NoPersonalFields(endpoint.as_str()))
+}
+
+/// The record `key` names (its key or its id on either side), with every id it has: what its
+/// state and its link know.
+async fn target(
+    store: &dyn Store,
+    endpoint: Endpoint,
+    key: &str,
+    fields: Vec<String>,
+) -> Result<ErasureTarget, PrivacyError> {
+    let mut target = ErasureTarget {
+        endpoint,
+        crm_id: None,
+        erp_id: None,
+        ids: BTreeSet::from([key.to_string()]),
+        fields,
+    };
+    let states = store.record_states(endpoint).await?;
+    for state in states.values() {
+        let named = state.key == key
+            || state.crm_id.as_deref() == Some(key)
+            || state.erp_id.as_deref() == Some(key);
+        if named {
+            target.ids.insert(state.key.clone());
+            target.crm_id = target.crm_id.or(state.crm_id.clone());
+            target.erp_id = target.erp_id.or(state.erp_id.clone());
+        }
+    }
+    if let Some(link) = store.link_by_crm_id(endpoint, key).await? {
+        target.crm_id = Some(link.crm_id);
+        target.erp_id = Some(link.erp_id);
+    }
+    if let Some(link) = store.link_by_erp_id(endpoint, key).await? {
+        target.crm_id = Some(link.crm_id);
+        target.erp_id = Some(link.erp_id);
+    }
+    target.ids.extend(target.crm_id.clone());
+    target.ids.extend(target.erp_id.clone());
+    Ok(target)
+}
+
+/// Every record, on every endpoint with an `email` personal field, that holds or held `email`.
+async fn email_targets(
+    store: &dyn Store,
+    settings: &PrivacySettings,
+    email: &str,
+) -> Result<Vec<ErasureTarget>, PrivacyError> {
+    let email = email.trim();
+    let mut targets = Vec::new();
+    for (endpoint, fields) in &settings.personal_fields {
+        if !fields.iter().any(|f| f == "email") {
+            continue;
+        }
+        let mut keys: BTreeSet<String> = store
+            .records_with_value(
+                *endpoint,
+                "email",
+                &serde_json::Value::from(email).to_string(),
+            )
+            .await?
+            .into_iter()
+            .collect();
+        let states = store.record_states(*endpoint).await?;
+        keys.extend(
+            states
+                .values()
+                .filter(|s| {
+                    s.fields
+                        .get("email")
+                        .is_some_and(|v| v.eq_ignore_ascii_case(email))
+                })
+                .map(|s| s.key.clone()),
+        );
+        let mut seen = BTreeSet::new();
+        for key in keys {
+            if seen.contains(&key) {
+                continue;
+            }
+            let target = target(store, *endpoint, &key, fields.clone()).await?;
+            seen.extend(target.ids.iter().cloned());
+            targets.push(target);
+        }
+    }
+    Ok(targets)
+}
+
+/// The `erased` event of one record: which fields, by whom and why (in `error`, as a conflict
+/// resolution notes who settled it).
+fn tombstone(
+    id: &str,
+    n: usize,
+    target: &ErasureTarget,
+    note: &str,
+    at: Timestamp,
+) -> NewFieldEvent {
+    NewFieldEvent {
+        idempotency_key: format!("sw-erasure-{id}-{n}"),
+        run_id: Some(format!("erasure-{id}")),
+        endpoint: target.endpoint,
+        crm_id: target.crm_id.clone(),
+        erp_id: target
+            .erp_id
+            .clone()
+            .or_else(|| target.ids.first().cloned()),
+        field: "erasure".into(),
+        old_value: None,
+        new_value: Some(serde_json::Value::from(target.fields.clone()).to_string()),
+        source_system: System::Crm,
+        target_system: System::Erp,
+        outcome: Outcome::Erased,
+        error: Some(note.to_string()),
+        latency_ms: None,
+        occurred_at: at,
+    }
+}
+
+/// `syncwarden erase`: a record (`--endpoint E --key K`) or every record holding `--email`.
+#[derive(Debug, clap::Args)]
+pub struct EraseArgs {
+    #[arg(long, value_parser = parse_endpoint, requires = "key", conflicts_with = "email")]
+    endpoint: Option<Endpoint>,
+    /// The record's key, or its id on either side.
+    #[arg(long, requires = "endpoint")]
+    key: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    /// Why (recorded with the erasure).
+    #[arg(long)]
+    reason: String,
+    /// Who asked (recorded with the erasure).
+    #[arg(long, default_value = "cli")]
+    by: String,
+}
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(s).map_err(|e| e.to_string())
+}
+
+pub async fn run_erase(settings: &crate::config::Settings, args: EraseArgs) -> anyhow::Result<()> {
+    let store = crate::startup::open_store(settings).await?;
+    let request = ErasureRequest {
+        endpoint: args.endpoint,
+        key: args.key,
+        email: args.email,
+        reason: args.reason,
+    };
+    let report = erase(
+        store.as_ref(),
+        &settings.privacy,
+        &Clock::system(),
+        &request,
+        &args.by,
+    )
+    .await;
+    store.close().await;
+    println!("{}", serde_json::to_string_pretty(&report?)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_fields_are_masked_for_the_configured_endpoint_only() {
+        let settings = PrivacySettings::default();
+        assert!(settings.is_personal(Endpoint::Contacts, "email"));
+        assert!(!settings.is_personal(Endpoint::Items, "email"));
+        assert!(!settings.reveals_to(Role::Viewer));
+        assert!(settings.reveals_to(Role::Admin));
+        let mut fields = BTreeMap::from([
+            ("email".to_string(), "a@b.c".to_string()),
+            ("owner".to_string(), "7".to_string()),
+        ]);
+        settings.mask_fields(Endpoint::Contacts, &mut fields);
+        assert_eq!(fields["email"], MASKED);
+        assert_eq!(fields["owner"], "7");
+    }
+}

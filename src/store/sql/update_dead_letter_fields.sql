@@ -1,0 +1,1 @@
+UPDATE dead_letters SET fields = $2 WHERE id = $1

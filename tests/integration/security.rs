@@ -1,0 +1,781 @@
+//! Security and operations: the secret vault, TLS, personal-data masking per role, GDPR erasure on
+//! every read path, and the `/metrics` counters.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use syncwarden::api::auth::{hash_token, new_token};
+use syncwarden::clock::Clock;
+use syncwarden::config::Settings;
+use syncwarden::domain::{
+    Conflict, DeadLetter, Endpoint, NewFieldEvent, Outcome, RecordState, Role, System, Timestamp,
+};
+use syncwarden::startup::Application;
+use syncwarden::store::{Store, SyncCommit};
+use syncwarden::vault::{MasterKey, Vault, VaultError};
+
+use crate::helpers::TestDb;
+
+/// The app on `db` with `settings`, one token per role, stopped when dropped.
+struct App {
+    base: String,
+    client: reqwest::Client,
+    store: Arc<dyn Store>,
+    tokens: BTreeMap<Role, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> App {
+    let mut settings = db.settings();
+    tweak(&mut settings);
+    let store = db.open().await;
+    let clock = Clock::system();
+    let app = Application::with_store(&settings, clock.clone(), store.clone(), None)
+        .await
+        .unwrap();
+    let base = format!("{}://{}", app.scheme(), app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let mut tokens = BTreeMap::new();
+    for role in [Role::Viewer, Role::Approver, Role::Admin] {
+        let token = new_token();
+        let name = format!("{}-ana", role.as_str());
+        store
+            .create_token(&name, role, &hash_token(&token), clock.now(), None)
+            .await
+            .unwrap();
+        tokens.insert(role, token);
+    }
+    App {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        tokens,
+        stop: Some(tx),
+    }
+}
+
+impl App {
+    async fn get(&self, role: Role, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.tokens[&role])
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn get_json(&self, role: Role, path: &str) -> Value {
+        let (status, body) = self.get(role, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn post(&self, role: Role, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.tokens[&role])
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn at(minute: u64) -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-23T09:00:00Z").unwrap()
+        + std::time::Duration::from_secs(60 * minute)
+}
+
+/// A contact field change, CRM -> ERP.
+fn contact_event(
+    n: u64,
+    erp_id: &str,
+    crm_id: &str,
+    field: &str,
+    old: &str,
+    new: &str,
+) -> NewFieldEvent {
+    NewFieldEvent {
+        idempotency_key: format!("sec-{n}"),
+        run_id: Some("run-1".into()),
+        endpoint: Endpoint::Contacts,
+        crm_id: Some(crm_id.into()),
+        erp_id: Some(erp_id.into()),
+        field: field.into(),
+        old_value: Some(json!(old).to_string()),
+        new_value: Some(json!(new).to_string()),
+        source_system: System::Crm,
+        target_system: System::Erp,
+        outcome: Outcome::Applied,
+        error: None,
+        latency_ms: Some(12),
+        occurred_at: at(n),
+    }
+}
+
+fn price_event(n: u64) -> NewFieldEvent {
+    NewFieldEvent {
+        endpoint: Endpoint::Items,
+        crm_id: Some("p-1".into()),
+        erp_id: Some("A100".into()),
+        field: "price.1".into(),
+        old_value: Some("\"9.90\"".into()),
+        new_value: Some("\"10.50\"".into()),
+        source_system: System::Erp,
+        target_system: System::Crm,
+        ..contact_event(n, "A100", "p-1", "price.1", "", "")
+    }
+}
+
+/// Two contacts (Ana, to be erased, and Bo) with events, states, a conflict and a dead letter.
+async fn seed_people(store: &dyn Store) {
+    let ana = [
+        ("first_name", "Anna", "Ana"),
+        ("last_name", "Silva", "Silva-Lopes"),
+        ("email", "ana.old@example.com", "Ana.Silva@example.com"),
+        ("phone", "+351 111", "+351 222"),
+        ("owner", "7", "8"),
+    ];
+    let mut events: Vec<NewFieldEvent> = ana
+        .iter()
+        .enumerate()
+        .map(|(n, (f, o, v))| contact_event(n as u64, "C0001/1", "101", f, o, v))
+        .collect();
+    events.push(contact_event(
+        10,
+        "C0002/1",
+        "102",
+        "email",
+        "",
+        "bo@example.com",
+    ));
+    events.push(contact_event(11, "C0002/1", "102", "first_name", "", "Bo"));
+    events.push(price_event(12));
+    let fields = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let state = |key: &str, crm: &str, f: BTreeMap<String, String>| RecordState {
+        endpoint: Endpoint::Contacts,
+        key: key.into(),
+        crm_id: Some(crm.into()),
+        erp_id: Some(key.into()),
+        fields: f,
+        synced_at: at(20),
+    };
+    let commit = SyncCommit {
+        events,
+        states: vec![
+            state(
+                "C0001/1",
+                "101",
+                fields(&[
+                    ("first_name", "Ana"),
+                    ("email", "ana.silva@example.com"),
+                    ("owner", "8"),
+                ]),
+            ),
+            state(
+                "C0002/1",
+                "102",
+                fields(&[("first_name", "Bo"), ("email", "bo@example.com")]),
+            ),
+        ],
+        conflicts: vec![Conflict {
+            id: 0,
+            endpoint: Endpoint::Contacts,
+            key: "C0001/1".into(),
+            field: "phone".into(),
+            base_value: Some("+351 222".into()),
+            crm_value: Some("+351 333".into()),
+            erp_value: Some("+351 444".into()),
+            opened_at: at(21),
+            resolved_at: None,
+            resolution: None,
+        }],
+        dead_letters: vec![DeadLetter {
+            id: 0,
+            endpoint: Endpoint::Contacts,
+            target: System::Erp,
+            key: "C0001/1".into(),
+            record_id: Some("C0001/1".into()),
+            fields: fields(&[("last_name", "Silva-Lopes"), ("owner", "8")]),
+            error: "503".into(),
+            attempts: 5,
+            created_at: at(22),
+            resolved_at: None,
+        }],
+        ..Default::default()
+    };
+    store.commit_sync(&commit, at(30)).await.unwrap();
+}
+
+/// Ana's personal values (her last names are in her e-mail addresses too).
+const ANA: [&str; 4] = ["Anna", "Silva", "ana.old", "+351"];
+
+fn assert_no_ana(what: &str, text: &str) {
+    let lower = text.to_lowercase();
+    for value in ANA {
+        assert!(
+            !lower.contains(&value.to_lowercase()),
+            "{what} still holds {value}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn viewers_see_personal_fields_masked_in_json_and_csv_admins_do_not() {
+    let db = TestDb::sqlite();
+    let app = start(&db, |_| {}).await;
+    seed_people(app.store.as_ref()).await;
+
+    let viewer = app
+        .get_json(Role::Viewer, "/v1/audit/events?record_id=C0001/1")
+        .await;
+    let events = viewer["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5);
+    for e in events {
+        let expected = if e["field"] == "owner" {
+            "\"8\""
+        } else {
+            "\"[masked]\""
+        };
+        assert_eq!(e["new_value"], expected, "{e}");
+    }
+    let (_, csv) = app.get(Role::Viewer, "/v1/audit/events.csv").await;
+    assert!(csv.contains("[masked]"), "{csv}");
+    assert!(
+        !csv.contains("Silva") && !csv.contains("bo@example.com"),
+        "{csv}"
+    );
+    assert!(csv.contains("10.50"), "prices are not personal: {csv}");
+    let conflicts = app.get_json(Role::Viewer, "/v1/conflicts").await;
+    assert_eq!(conflicts["conflicts"][0]["crm_value"], "[masked]");
+    let letters = app.get_json(Role::Viewer, "/v1/dead-letters").await;
+    assert_eq!(
+        letters["dead_letters"][0]["fields"]["last_name"],
+        "[masked]"
+    );
+    assert_eq!(letters["dead_letters"][0]["fields"]["owner"], "8");
+
+    for role in [Role::Approver, Role::Admin] {
+        let (_, csv) = app.get(role, "/v1/audit/events.csv").await;
+        assert!(
+            csv.contains("Silva-Lopes") && !csv.contains("[masked]"),
+            "{csv}"
+        );
+        let json = app.get_json(role, "/v1/conflicts").await;
+        assert_eq!(json["conflicts"][0]["crm_value"], "+351 333");
+    }
+    drop(app);
+
+    // Which roles see personal data is configuration.
+    let app = start(&db, |s| {
+        s.privacy.reveal_to = vec![Role::Admin];
+        s.privacy
+            .personal_fields
+            .insert(Endpoint::Items, vec!["price.1".into()]);
+    })
+    .await;
+    let (_, csv) = app.get(Role::Approver, "/v1/audit/events.csv").await;
+    assert!(!csv.contains("Silva") && !csv.contains("10.50"), "{csv}");
+    let (_, csv) = app.get(Role::Admin, "/v1/audit/events.csv").await;
+    assert!(csv.contains("Silva") && csv.contains("10.50"), "{csv}");
+}
+
+async fn erasure_on(db: TestDb) {
+    let app = start(&db, |_| {}).await;
+    seed_people(app.store.as_ref()).await;
+    let request = json!({"email": "ANA.SILVA@example.com", "reason": "GDPR request 42"});
+
+    let (status, _) = app
+        .post(Role::Approver, "/v1/erasure", request.clone())
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .post(Role::Admin, "/v1/erasure", json!({"reason": "x"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = app
+        .post(
+            Role::Admin,
+            "/v1/erasure",
+            json!({"email": "nobody@example.com", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, report) = app.post(Role::Admin, "/v1/erasure", request.clone()).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["records"], 1);
+    assert_eq!(report["erased"]["events"], 4, "{report}");
+    assert_eq!(report["erased"]["record_states"], 1);
+    assert_eq!(report["erased"]["conflicts"], 1);
+    assert_eq!(report["erased"]["dead_letters"], 1);
+
+    // Every read path, as the role that sees the most.
+    let (_, json) = app
+        .get(Role::Admin, "/v1/audit/events?record_id=C0001/1")
+        .await;
+    assert_no_ana("the audit trail", &json);
+    let (_, csv) = app.get(Role::Admin, "/v1/audit/events.csv").await;
+    assert_no_ana("the CSV export", &csv);
+    assert!(
+        csv.contains("bo@example.com") && csv.contains("10.50"),
+        "others are kept: {csv}"
+    );
+    let (_, conflicts) = app.get(Role::Admin, "/v1/conflicts").await;
+    assert_no_ana("the conflicts", &conflicts);
+    let (_, letters) = app.get(Role::Admin, "/v1/dead-letters").await;
+    assert_no_ana("the dead letters", &letters);
+    let states = app.store.record_states(Endpoint::Contacts).await.unwrap();
+    assert_no_ana("the record states", &format!("{states:?}"));
+    assert_eq!(states["C0001/1"].fields["first_name"], "[erased]");
+    assert_eq!(
+        states["C0001/1"].fields["owner"], "8",
+        "non-personal fields stay"
+    );
+    assert_eq!(states["C0002/1"].fields["first_name"], "Bo");
+
+    // The erasure is itself an event: who, when, which fields, why.
+    let json = app
+        .get_json(Role::Viewer, "/v1/audit/events?record_id=C0001/1")
+        .await;
+    let events = json["events"].as_array().unwrap();
+    let tombstone = events.iter().find(|e| e["outcome"] == "erased").unwrap();
+    assert_eq!(tombstone["field"], "erasure");
+    assert_eq!(tombstone["crm_id"], "101");
+    assert_eq!(tombstone["error"], "erased by admin-ana: GDPR request 42");
+    let fields: Vec<String> =
+        serde_json::from_str(tombstone["new_value"].as_str().unwrap()).unwrap();
+    assert_eq!(fields, ["first_name", "last_name", "email", "phone"]);
+    let owner = events.iter().find(|e| e["field"] == "owner").unwrap();
+    assert_eq!(owner["new_value"], "\"8\"");
+
+    // Done again, nothing is left to replace, and the log still refuses changes made outside an
+    // erasure.
+    let (status, report) = app
+        .post(
+            Role::Admin,
+            "/v1/erasure",
+            json!({"endpoint": "contacts", "key": "101", "reason": "again"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["erased"]["events"], 0, "{report}");
+    assert_log_is_still_append_only(&db.url).await;
+    drop(app);
+    db.cleanup().await;
+}
+
+async fn assert_log_is_still_append_only(url: &str) {
+    let statements = [
+        "UPDATE field_events SET new_value = '\"[erased]\"' WHERE field = 'email'",
+        "UPDATE field_events SET field = 'x'",
+        "DELETE FROM field_events",
+    ];
+    for sql in statements {
+        let refused = if url.starts_with("sqlite") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let result = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+            pool.close().await;
+            result.is_err()
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let result = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+            pool.close().await;
+            result.is_err()
+        };
+        assert!(refused, "the event log accepted `{sql}`");
+    }
+}
+
+#[tokio::test]
+async fn erasure_replaces_personal_values_on_every_read_path_sqlite() {
+    erasure_on(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn erasure_replaces_personal_values_on_every_read_path_postgres() {
+    if let Some(db) =
+        TestDb::postgres("erasure_replaces_personal_values_on_every_read_path_postgres").await
+    {
+        erasure_on(db).await;
+    }
+}
+
+fn write_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, MasterKey::generate()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn vault_round_trip_resolves_config_references_and_names_a_wrong_key() {
+    for db in TestDb::all("vault_round_trip_resolves_config_references_and_names_a_wrong_key").await
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = write_key(dir.path(), "master.key");
+        let store = db.open().await;
+        let key = MasterKey::from_file(&key_file).unwrap();
+        let vault = Vault::new(store.clone(), key.clone());
+        vault
+            .set("hubspot_token", "pat-eu1-secret", at(0))
+            .await
+            .unwrap();
+        vault
+            .set("hook_url", "https://hooks.example.com/abc", at(0))
+            .await
+            .unwrap();
+        assert_eq!(
+            vault.get("hubspot_token").await.unwrap().expose_secret(),
+            "pat-eu1-secret"
+        );
+        let sealed = store.secret("hubspot_token").await.unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("pat-eu1"));
+        let names: Vec<String> = vault
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["hook_url", "hubspot_token"]);
+
+        let mut settings = db.settings();
+        settings.vault.key_file = key_file.clone();
+        settings.crm.token = "vault:hubspot_token".to_string().into();
+        settings.erp.password = "plain".to_string().into();
+        syncwarden::vault::resolve_settings(&mut settings)
+            .await
+            .unwrap();
+        assert_eq!(settings.crm.token.expose_secret(), "pat-eu1-secret");
+        assert_eq!(settings.erp.password.expose_secret(), "plain");
+
+        let mut wrong = db.settings();
+        wrong.vault.key_file = write_key(dir.path(), "other.key");
+        wrong.crm.token = "vault:hubspot_token".to_string().into();
+        let err = syncwarden::vault::resolve_settings(&mut wrong)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("crm.token") && err.contains("hubspot_token"),
+            "{err}"
+        );
+        assert!(
+            err.contains(key.id()),
+            "names the key it was sealed with: {err}"
+        );
+
+        let mut missing = db.settings();
+        missing.vault.key_file = key_file.clone();
+        missing.ingest.token = "vault:nope".to_string().into();
+        let err = syncwarden::vault::resolve_settings(&mut missing)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ingest.token") && err.contains("`nope`"),
+            "{err}"
+        );
+
+        let mut no_key = db.settings();
+        no_key.crm.token = "vault:hubspot_token".to_string().into();
+        let err = syncwarden::vault::resolve_settings(&mut no_key)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, VaultError::Field { source, .. } if matches!(**source, VaultError::NoKey)),
+            "{err}"
+        );
+
+        // Rotation: every secret under the new key, none readable with the old one.
+        let new_file = write_key(dir.path(), "new.key");
+        let new = MasterKey::from_file(&new_file).unwrap();
+        assert_eq!(vault.rotate(&new, at(1)).await.unwrap(), 2);
+        assert!(vault.get("hubspot_token").await.is_err());
+        let rotated = Vault::new(store.clone(), new);
+        assert_eq!(
+            rotated.get("hook_url").await.unwrap().expose_secret(),
+            "https://hooks.example.com/abc"
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+fn syncwarden(dir: &std::path::Path, key: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_syncwarden"));
+    command
+        .arg("--data-dir")
+        .arg(dir)
+        .env("SYNCWARDEN_MASTER_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn secret_cli_reads_the_value_from_stdin_and_never_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let mut child = syncwarden(dir.path(), &key)
+        .args(["secret", "set", "erp_password"])
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"manager-pw\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = syncwarden(dir.path(), &key)
+        .args(["secret", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("erp_password") && !listed.contains("manager-pw"),
+        "{listed}"
+    );
+
+    // A wrong key fails naming the secret, when the configuration refers to it.
+    let out = syncwarden(dir.path(), &MasterKey::generate())
+        .args(["connectors", "check"])
+        .env("SYNCWARDEN_ERP__PASSWORD", "vault:erp_password")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("erp.password") && stderr.contains("erp_password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("manager-pw"));
+
+    let out = syncwarden(dir.path(), &key)
+        .args(["secret", "delete", "erp_password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = syncwarden(dir.path(), &key)
+        .args(["secret", "list"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("erp_password"));
+}
+
+#[tokio::test]
+async fn erase_cli_erases_a_record_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite();
+    let url = db.url.clone();
+    let store = db.open().await;
+    seed_people(store.as_ref()).await;
+    store.close().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args([
+            "erase",
+            "--endpoint",
+            "contacts",
+            "--key",
+            "C0001/1",
+            "--reason",
+            "ticket 7",
+            "--by",
+            "dpo",
+        ])
+        .env("SYNCWARDEN_DATABASE__URL", &url)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["erased"]["events"], 4, "{report}");
+    let store = db.open().await;
+    let events = crate::helpers::all_events(store.as_ref()).await;
+    assert_no_ana("the event log", &format!("{events:?}"));
+    let tombstone = events
+        .iter()
+        .find(|e| e.event.outcome == Outcome::Erased)
+        .unwrap();
+    assert_eq!(
+        tombstone.event.error.as_deref(),
+        Some("erased by dpo: ticket 7")
+    );
+}
+
+#[tokio::test]
+async fn tls_serves_https_with_the_configured_certificate() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let db = TestDb::sqlite();
+    let app = start(&db, |s| {
+        s.server.tls_cert = cert_path.clone();
+        s.server.tls_key = key_path.clone();
+    })
+    .await;
+    assert!(app.base.starts_with("https://"), "{}", app.base);
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let response = trusting
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let metrics = trusting
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(&app.tokens[&Role::Viewer])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    // Plain HTTP on the same port gets no answer, and an untrusting client refuses the certificate.
+    let plain = app.base.replacen("https", "http", 1);
+    let refused = reqwest::Client::new()
+        .get(format!("{plain}/healthz"))
+        .send()
+        .await;
+    assert!(refused.map(|r| !r.status().is_success()).unwrap_or(true));
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .is_err()
+    );
+
+    let mut half = db.settings();
+    half.server.tls_cert = cert_path;
+    let err = Application::build(&half, Clock::system())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("server.tls_key"), "{err}");
+}
+
+/// The value of the series `line_prefix` in a Prometheus text body (0 when absent).
+fn series(metrics: &str, line_prefix: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn metrics_count_sync_calls_notifications_and_requests() {
+    use syncwarden::sandbox::{Sandbox, SeedScale};
+    let db = TestDb::sqlite();
+    let app = start(&db, |_| {}).await;
+    let (_, before) = app.get(Role::Viewer, "/metrics").await;
+
+    let clock = Clock::system();
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let mut settings = db.settings();
+    sandbox.configure(&mut settings);
+    for connector in syncwarden::sync::service::connectors(&settings).unwrap() {
+        connector.check().await.unwrap();
+    }
+
+    // A receiver nobody listens on: its delivery attempt fails and is counted.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let alerting = Settings::from_toml_str(&format!(
+        r#"
+        [alerting.route]
+        receiver = "sec-hook"
+        group_wait_secs = 0
+        [[alerting.receivers]]
+        type = "webhook"
+        name = "sec-hook"
+        url = "http://{closed}/hook"
+        "#
+    ))
+    .unwrap()
+    .alerting;
+    let (alerting, worker) = syncwarden::alert::service::build(
+        &alerting,
+        &syncwarden::dedup::llm::LlmSettings::default(),
+        app.store.clone(),
+        clock.clone(),
+    )
+    .unwrap()
+    .unwrap();
+    app.store
+        .upsert_finding(&syncwarden::monitor::NewFinding {
+            kind: "freshness".into(),
+            severity: syncwarden::monitor::Severity::Critical,
+            fingerprint: "freshness:items:erp".into(),
+            title: "items stopped arriving".into(),
+            evidence: json!({}),
+            started_at: clock.now(),
+            detected_at: clock.now(),
+        })
+        .await
+        .unwrap();
+    syncwarden::alert::service::flush(&alerting, &worker, &clock, 1).await;
+    let _ = app.get(Role::Viewer, "/v1/findings").await;
+
+    let (_, after) = app.get(Role::Viewer, "/metrics").await;
+    for prefix in [
+        "syncwarden_sync_calls_total{connector=\"hubspot\",outcome=\"ok\"}",
+        "syncwarden_sync_calls_total{connector=\"sap_b1\",outcome=\"ok\"}",
+        "syncwarden_notifications_total{receiver=\"sec-hook\",outcome=\"retry\"}",
+        "syncwarden_http_requests_total{route=\"/v1/findings\",method=\"GET\",status=\"200\"}",
+    ] {
+        assert!(
+            series(&after, prefix) > series(&before, prefix),
+            "{prefix} did not move:\n{after}"
+        );
+    }
+}

@@ -13,6 +13,8 @@ use crate::bench::{self, IngestBenchOptions};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_CONFIG_TOML, Settings, redact_url};
 use crate::domain::{Endpoint, EndpointControl, Role};
+use crate::lease::Leases;
+use crate::maintenance::Maintenance;
 use crate::sandbox::{Sandbox, SeedScale};
 use crate::startup::{self, Application};
 use crate::store::Store;
@@ -415,12 +417,25 @@ async fn run_app(
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
-    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One holder per process for the jobs that run on one instance at a time.
+    let leases = Leases::new(
+        store.clone(),
+        clock.clone(),
+        Duration::from_secs(settings.sync.lease_secs.max(1)),
+    );
+    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now())
+        .with_leases(leases.clone());
+    let maintenance = tokio::spawn(crate::maintenance::run(
+        Maintenance::new(store.clone(), &settings.maintenance, &settings.data_dir),
+        leases.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    ));
     let app =
         Application::with_store(settings, clock.clone(), store.clone(), engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
     println!("syncwarden listening on http://{}", app.local_addr());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
     let monitoring = tokio::spawn(crate::monitor::live::run(
         monitor,
@@ -434,6 +449,7 @@ async fn run_app(
                 alerting,
                 worker,
                 clock.clone(),
+                leases.clone(),
                 every,
                 stop_rx.clone(),
             ))
@@ -442,6 +458,7 @@ async fn run_app(
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
     let _ = monitoring.await;
+    let _ = maintenance.await;
     if let Some(alerting) = alerting {
         let _ = alerting.await;
     }

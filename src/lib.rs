@@ -9,6 +9,8 @@ pub mod clock;
 pub mod config;
 pub mod dedup;
 pub mod domain;
+pub mod lease;
+pub mod maintenance;
 pub mod monitor;
 pub mod sandbox;
 pub mod startup;

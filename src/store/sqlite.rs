@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::common::{INSERT_EVENTS_HEAD, impl_store, migrator};
-use super::{Backend, StoreError};
+use super::{Backend, EventPartition, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
 
@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "policy changes",
         include_str!("migrations/sqlite/0008_policy_changes.sql"),
+    ),
+    (
+        12,
+        "job marks",
+        include_str!("migrations/sqlite/0012_job_marks.sql"),
     ),
 ];
 
@@ -149,6 +154,32 @@ impl SqliteStore {
             inserted += done.rows_affected() as usize;
         }
         Ok(inserted)
+    }
+}
+
+/// SQLite keeps the event log in one table: no partitions to make or drop.
+impl SqliteStore {
+    async fn ensure_partitions(
+        &self,
+        _from: Timestamp,
+        _months: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn partitions(&self) -> Result<Vec<EventPartition>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn drop_partition(
+        &self,
+        partition: &EventPartition,
+        _archived: i64,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt(format!(
+            "SQLite has no event partition {}",
+            partition.name
+        )))
     }
 }
 

@@ -477,7 +477,10 @@ fn check_replays(unique: &[Indexed<'_>], stored: &[FieldEvent]) -> Result<(), St
     for (index, event) in unique {
         match by_key.get(event.idempotency_key.as_str()) {
             Some(existing) if *existing == *event => {}
-            _ => {
+            // Archived by retention: the row is in the archive, the key still in the database,
+            // so this is a replay of an event already recorded.
+            None => {}
+            Some(_) => {
                 return Err(StoreError::IdempotencyConflict {
                     key: event.idempotency_key.clone(),
                     index: *index,

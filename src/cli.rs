@@ -14,6 +14,8 @@ use crate::bench::{self, IngestBenchOptions};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_CONFIG_TOML, Settings, redact_url};
 use crate::domain::{Endpoint, EndpointControl, Role};
+use crate::lease::Leases;
+use crate::maintenance::Maintenance;
 use crate::sandbox::{Sandbox, SeedScale};
 use crate::startup::{self, Application};
 use crate::store::Store;
@@ -218,6 +220,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5_000)]
         notifications: usize,
     },
+    /// One versus two `serve` instances on one PostgreSQL database: ingest events/s, initial
+    /// sync records/s, and the takeover time after the holder of an endpoint is killed.
+    Instances {
+        /// The PostgreSQL server (an admin URL); scratch databases are created on it and dropped.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+        /// Field events ingested per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Events per request.
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+        /// Lease length for the takeover, in seconds.
+        #[arg(long, default_value_t = 5)]
+        lease_secs: u64,
+    },
     /// Field events through the store versus plain prepared INSERTs, and over HTTP.
     Ingest {
         /// Number of field events to write.
@@ -343,6 +361,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench {
             which:
+                BenchCommand::Instances {
+                    database_url,
+                    events,
+                    batch,
+                    lease_secs,
+                },
+        } => {
+            let options = bench::InstancesBenchOptions {
+                database_url,
+                events,
+                batch_size: batch,
+                lease_secs,
+                data_dir: settings.data_dir.join("bench-instances"),
+            };
+            let report = bench::run_instances_bench(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            which:
                 BenchCommand::Ingest {
                     events,
                     batch,
@@ -448,7 +486,21 @@ async fn run_app(
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
-    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One holder per process for the jobs that run on one instance at a time.
+    let leases = Leases::new(
+        store.clone(),
+        clock.clone(),
+        Duration::from_secs(settings.sync.lease_secs.max(1)),
+    );
+    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now())
+        .with_leases(leases.clone());
+    let maintenance = tokio::spawn(crate::maintenance::run(
+        Maintenance::new(store.clone(), &settings.maintenance, &settings.data_dir),
+        leases.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    ));
     let app =
         Application::with_store(settings, clock.clone(), store.clone(), engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
@@ -476,6 +528,7 @@ async fn run_app(
             alerting,
             worker,
             clock.clone(),
+            leases.clone(),
             every,
             stop_rx.clone(),
         ))
@@ -491,6 +544,7 @@ async fn run_app(
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
     let _ = monitoring.await;
+    let _ = maintenance.await;
     if let Some(alerting) = alerting {
         let _ = alerting.await;
     }

@@ -14,6 +14,7 @@ use crate::dedup::DedupSettings;
 use crate::dedup::llm::LlmSettings;
 use crate::digest::DigestSettings;
 use crate::privacy::PrivacySettings;
+use crate::maintenance::MaintenanceSettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
 use crate::sync::connectors::tryton::TrytonSettings;
@@ -46,6 +47,8 @@ pub struct Settings {
     /// The ERP connector for Tryton, used when `sync.erp = "tryton"`.
     pub tryton: TrytonSettings,
     pub sync: SyncSettings,
+    /// Event-log partitions and retention.
+    pub maintenance: MaintenanceSettings,
     /// The deduper's decision bands and clustering.
     pub dedup: DedupSettings,
     /// The LLM that adjudicates uncertain duplicate pairs (off when `base_url` is empty).
@@ -72,6 +75,7 @@ impl Default for Settings {
             erp: SapB1Settings::default(),
             tryton: TrytonSettings::default(),
             sync: SyncSettings::default(),
+            maintenance: MaintenanceSettings::default(),
             dedup: DedupSettings::default(),
             llm: LlmSettings::default(),
             alerting: AlertingSettings::default(),

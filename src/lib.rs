@@ -10,6 +10,8 @@ pub mod config;
 pub mod dedup;
 pub mod digest;
 pub mod domain;
+pub mod lease;
+pub mod maintenance;
 pub mod monitor;
 pub mod privacy;
 pub mod sandbox;

@@ -11,7 +11,11 @@ use super::settings::AlertingSettings;
 use super::worker::DeliveryWorker;
 use crate::clock::Clock;
 use crate::dedup::llm::LlmSettings;
+use crate::lease::{LeaseError, Leases};
 use crate::store::Store;
+
+/// The lease job of the alert evaluation.
+const EVALUATION_JOB: &str = "alert:evaluate";
 
 /// Builds the evaluator and the worker; `None` when no receiver is configured (nothing to tell).
 /// Alerts are explained by the LLM of `llm` when one is configured.
@@ -34,17 +38,26 @@ pub fn build(
 }
 
 /// Runs until `stop` turns true; a failed pass is logged and the next one tries again, since the
-/// outbox and the notification log keep whatever was decided.
+/// outbox and the notification log keep whatever was decided. The evaluation runs under a lease,
+/// so of several instances on one database only one decides at a time (two deciding at once
+/// would both enqueue a due group); delivery runs on every instance, its claims keep a
+/// notification to one sender.
 pub async fn run(
     alerting: Alerting,
     worker: DeliveryWorker,
     clock: Clock,
+    leases: Leases,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = alerting.run_once(clock.now()).await {
-            tracing::error!(error = %e, "alert evaluation failed");
+        match leases
+            .hold(EVALUATION_JOB, alerting.run_once(clock.now()))
+            .await
+        {
+            Ok(Ok(_)) | Err(LeaseError::Busy { .. }) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "alert evaluation failed"),
+            Err(LeaseError::Store(e)) => tracing::error!(error = %e, "alert evaluation lease"),
         }
         if let Err(e) = worker.run_once().await {
             tracing::error!(error = %e, "notification delivery failed");

@@ -1,6 +1,9 @@
 //! The monitor in the running service: every minute it reads the field events of the minutes
 //! that have ended since its last pass, feeds them per scope to the watcher (a quiet minute is fed
-//! too, or a silent stop would go unseen) and records the findings in the store.
+//! too, or a silent stop would go unseen) and records the findings in the store. With several
+//! instances on one database every instance watches (so a standby's baselines are warm when it
+//! takes over), but only the holder of the monitor's lease records, and only the minutes past the
+//! shared mark: each minute's findings are recorded once across instances.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,10 +12,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::metrics::{Bucket, Scope, bucket_events, events_between};
+use super::watch::Report;
 use super::watch::{Watcher, record};
 use crate::clock::Clock;
 use crate::domain::Timestamp;
+use crate::lease::{LeaseError, Leases};
 use crate::store::{Store, StoreError};
+
+/// The lease and mark of the live monitor.
+const JOB: &str = "monitor:live";
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -35,6 +43,10 @@ pub struct LiveMonitor {
     /// Every scope that ever had an event (by name, for a stable order): each is fed every
     /// minute from then on.
     scopes: BTreeMap<String, Scope>,
+    /// Findings of watched minutes not yet recorded, by minute.
+    pending: Vec<(Timestamp, Vec<Report>)>,
+    /// Set when instances share the store: record only under the lease, past the mark.
+    leases: Option<Leases>,
 }
 
 impl LiveMonitor {
@@ -45,14 +57,63 @@ impl LiveMonitor {
             watcher,
             next: minute_floor(start),
             scopes: BTreeMap::new(),
+            pending: Vec::new(),
+            leases: None,
         }
     }
 
-    /// Reads and judges every minute that ended at least [`GRACE`] before `now`; returns how many
-    /// findings were opened or resolved.
+    /// Shares the recording with other instances on the same store (see the module comment).
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// Reads and judges every minute that ended at least [`GRACE`] before `now`, and records the
+    /// findings (when this instance holds the monitor); returns how many it recorded.
     pub async fn run_once(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        self.watch(now).await?;
+        let Some(leases) = self.leases.clone() else {
+            return self.record_pending(None).await;
+        };
+        match leases.hold(JOB, self.record_shared()).await {
+            Ok(recorded) => recorded,
+            Err(LeaseError::Busy { .. }) => {
+                // The holder records; what it has covered need not be kept for a takeover.
+                let mark = self.store.job_mark(JOB).await?;
+                self.pending.retain(|(at, _)| mark.is_none_or(|m| *at >= m));
+                Ok(0)
+            }
+            Err(LeaseError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Records the pending minutes past the shared mark, then moves the mark to what this
+    /// instance has watched.
+    async fn record_shared(&mut self) -> Result<usize, StoreError> {
+        let mark = self.store.job_mark(JOB).await?;
+        let recorded = self.record_pending(mark).await?;
+        self.store.advance_job_mark(JOB, self.next).await?;
+        Ok(recorded)
+    }
+
+    /// Records the pending findings of minutes from `from` on (all without it). A failure keeps
+    /// them all for the next pass.
+    async fn record_pending(&mut self, from: Option<Timestamp>) -> Result<usize, StoreError> {
+        let mut recorded = 0;
+        for (at, found) in &self.pending {
+            if from.is_none_or(|m| *at >= m) {
+                record(self.store.as_ref(), found).await?;
+                recorded += found.len();
+            }
+        }
+        self.pending.clear();
+        Ok(recorded)
+    }
+
+    /// Feeds every minute that ended at least [`GRACE`] before `now` to the watcher; the findings
+    /// wait in `pending`.
+    async fn watch(&mut self, now: Timestamp) -> Result<(), StoreError> {
         let until = minute_floor(now - GRACE);
-        let mut reports = 0;
         while self.next < until {
             let span_end = (self.next + MINUTE * SPAN_MINUTES as u32).min(until);
             let events = events_between(self.store.as_ref(), self.next, span_end).await?;
@@ -71,14 +132,15 @@ impl LiveMonitor {
                         })
                         .unwrap_or_else(|| Bucket::empty(at));
                     let found = self.watcher.observe(*scope, &bucket);
-                    reports += found.len();
-                    record(self.store.as_ref(), &found).await?;
+                    if !found.is_empty() {
+                        self.pending.push((at, found));
+                    }
                 }
                 at = at + MINUTE;
             }
             self.next = span_end;
         }
-        Ok(reports)
+        Ok(())
     }
 }
 

@@ -40,6 +40,8 @@ pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_con
 pub(super) const ACQUIRE_LEASE: &str = include_str!("sql/acquire_lease.sql");
 pub(super) const RELEASE_LEASE: &str = include_str!("sql/release_lease.sql");
 pub(super) const SELECT_LEASE: &str = include_str!("sql/select_lease.sql");
+pub(super) const SELECT_JOB_MARK: &str = include_str!("sql/select_job_mark.sql");
+pub(super) const ADVANCE_JOB_MARK: &str = include_str!("sql/advance_job_mark.sql");
 pub(super) const INSERT_TOKEN: &str = include_str!("sql/insert_token.sql");
 pub(super) const SELECT_TOKEN_BY_HASH: &str = include_str!("sql/select_token_by_hash.sql");
 pub(super) const SELECT_TOKENS: &str = include_str!("sql/select_tokens.sql");
@@ -1036,6 +1038,52 @@ macro_rules! impl_store {
                     ))
                 })
                 .transpose()
+            }
+
+            async fn job_mark(
+                &self,
+                job: &str,
+            ) -> Result<Option<$crate::domain::Timestamp>, StoreError> {
+                let mark: Option<i64> = sqlx::query_scalar($crate::store::common::SELECT_JOB_MARK)
+                    .bind(job)
+                    .fetch_optional(self.writer())
+                    .await?;
+                Ok(mark.map($crate::domain::Timestamp::from_micros))
+            }
+
+            async fn advance_job_mark(
+                &self,
+                job: &str,
+                mark: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::ADVANCE_JOB_MARK)
+                    .bind(job)
+                    .bind(mark.as_micros())
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn ensure_event_partitions(
+                &self,
+                from: $crate::domain::Timestamp,
+                months: u32,
+            ) -> Result<Vec<String>, StoreError> {
+                self.ensure_partitions(from, months).await
+            }
+
+            async fn event_partitions(
+                &self,
+            ) -> Result<Vec<$crate::store::EventPartition>, StoreError> {
+                self.partitions().await
+            }
+
+            async fn drop_event_partition(
+                &self,
+                partition: &$crate::store::EventPartition,
+                archived: i64,
+            ) -> Result<(), StoreError> {
+                self.drop_partition(partition, archived).await
             }
 
             async fn create_token(

@@ -42,6 +42,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url `{0}` (expected sqlite://... or postgres://...)")]
     UnsupportedUrl(String),
+    #[error("partition {partition} holds {found} rows, {archived} were archived; not dropped")]
+    ArchiveMismatch {
+        partition: String,
+        found: i64,
+        archived: i64,
+    },
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
     #[error("cannot create the data directory {path}: {source}")]
@@ -75,6 +81,14 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
+}
+
+/// One monthly partition of the event log: the events with `from <= occurred_at < to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPartition {
+    pub name: String,
+    pub from: Timestamp,
+    pub to: Timestamp,
 }
 
 /// What an append did: `accepted` new events stored, `duplicates` replays of events already stored.
@@ -278,6 +292,31 @@ pub trait Store: DigestStore + SecurityStore + Send + Sync + 'static {
     /// Who holds the lease on `job`, and until when.
     async fn lease(&self, job: &str) -> Result<Option<(String, Timestamp)>, StoreError>;
 
+    /// How far `job` has got, when it ever said (see `advance_job_mark`).
+    async fn job_mark(&self, job: &str) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Moves `job`'s mark to `mark`; never backwards.
+    async fn advance_job_mark(&self, job: &str, mark: Timestamp) -> Result<(), StoreError>;
+
+    /// PostgreSQL: creates the event log's monthly partitions (those missing) for `months` months
+    /// from the one holding `from`; returns their names. SQLite keeps one table: none.
+    async fn ensure_event_partitions(
+        &self,
+        from: Timestamp,
+        months: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// The event log's monthly partitions, oldest first (none on SQLite).
+    async fn event_partitions(&self) -> Result<Vec<EventPartition>, StoreError>;
+
+    /// Detaches and drops a monthly partition that has been archived; refused (nothing dropped)
+    /// unless it holds exactly `archived` rows.
+    async fn drop_event_partition(
+        &self,
+        partition: &EventPartition,
+        archived: i64,
+    ) -> Result<(), StoreError>;
+
     /// Records a finding of the monitor: a new fingerprint opens one, a known one is updated (and
     /// reopened when it had been resolved). Returns the finding as stored.
     async fn upsert_finding(&self, finding: &NewFinding) -> Result<Finding, StoreError>;
@@ -451,7 +490,10 @@ fn check_replays(unique: &[Indexed<'_>], stored: &[FieldEvent]) -> Result<(), St
     for (index, event) in unique {
         match by_key.get(event.idempotency_key.as_str()) {
             Some(existing) if *existing == *event => {}
-            _ => {
+            // Archived by retention: the row is in the archive, the key still in the database,
+            // so this is a replay of an event already recorded.
+            None => {}
+            Some(_) => {
                 return Err(StoreError::IdempotencyConflict {
                     key: event.idempotency_key.clone(),
                     index: *index,

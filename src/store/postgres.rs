@@ -9,7 +9,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, Transaction};
 
 use super::common::{impl_store, migrator};
 use super::digest::impl_digest_store;
-use super::{Backend, StoreError};
+use super::{Backend, EventPartition, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
 
@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0009_digest_sends.sql"),
     ),
     (
+        12,
+        "event partitions",
+        include_str!("migrations/postgres/0012_event_partitions.sql"),
+    ),
+    (
         13,
         "secrets and erasure",
         include_str!("migrations/postgres/0013_security.sql"),
@@ -67,6 +72,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
+const ENSURE_EVENT_PARTITIONS: &str = include_str!("sql/ensure_event_partitions.postgres.sql");
+const SELECT_EVENT_PARTITIONS: &str = include_str!("sql/select_event_partitions.postgres.sql");
+const COUNT_EVENT_PARTITION: &str = include_str!("sql/count_event_partition.postgres.sql");
+const DROP_EVENT_PARTITION: &str = include_str!("sql/drop_event_partition.postgres.sql");
 
 /// Rows per UNNEST insert; the arrays travel as 14 parameters whatever the row count.
 const ROWS_PER_INSERT: usize = 10_000;
@@ -137,6 +146,73 @@ impl PostgresStore {
             inserted += done.rows_affected() as usize;
         }
         Ok(inserted)
+    }
+}
+
+/// The event log's monthly partitions.
+impl PostgresStore {
+    async fn ensure_partitions(
+        &self,
+        from: Timestamp,
+        months: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(ENSURE_EVENT_PARTITIONS)
+            .bind(from.as_micros())
+            .bind(i32::try_from(months).unwrap_or(i32::MAX))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn partitions(&self) -> Result<Vec<EventPartition>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(SELECT_EVENT_PARTITIONS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, from, to)| EventPartition {
+                name,
+                from: Timestamp::from_micros(from),
+                to: Timestamp::from_micros(to),
+            })
+            .collect())
+    }
+
+    async fn drop_partition(
+        &self,
+        partition: &EventPartition,
+        archived: i64,
+    ) -> Result<(), StoreError> {
+        let name = &partition.name;
+        // The name goes into DDL: only names the partition function makes are accepted.
+        let valid = name.len() == "field_events_y0000m00".len()
+            && name.starts_with("field_events_y")
+            && name[14..18].bytes().all(|b| b.is_ascii_digit())
+            && &name[18..19] == "m"
+            && name[19..].bytes().all(|b| b.is_ascii_digit());
+        if !valid {
+            return Err(StoreError::Corrupt(format!(
+                "not an event partition: {name}"
+            )));
+        }
+        let sql = |template: &str| sqlx::AssertSqlSafe(template.replace("{partition}", name));
+        let mut tx = self.pool.begin().await?;
+        let (lock, count) = COUNT_EVENT_PARTITION
+            .split_once(';')
+            .unwrap_or(("", COUNT_EVENT_PARTITION));
+        sqlx::raw_sql(sql(lock)).execute(&mut *tx).await?;
+        let found: i64 = sqlx::query_scalar(sql(count)).fetch_one(&mut *tx).await?;
+        if found != archived {
+            return Err(StoreError::ArchiveMismatch {
+                partition: name.clone(),
+                found,
+                archived,
+            });
+        }
+        sqlx::raw_sql(sql(DROP_EVENT_PARTITION))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::common::{INSERT_EVENTS_HEAD, impl_store, migrator};
 use super::digest::impl_digest_store;
-use super::{Backend, StoreError};
+use super::{Backend, EventPartition, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{NewFieldEvent, Timestamp};
 
@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "digest sends",
         include_str!("migrations/sqlite/0009_digest_sends.sql"),
+    ),
+    (
+        12,
+        "job marks",
+        include_str!("migrations/sqlite/0012_job_marks.sql"),
     ),
     (
         13,
@@ -160,6 +165,32 @@ impl SqliteStore {
             inserted += done.rows_affected() as usize;
         }
         Ok(inserted)
+    }
+}
+
+/// SQLite keeps the event log in one table: no partitions to make or drop.
+impl SqliteStore {
+    async fn ensure_partitions(
+        &self,
+        _from: Timestamp,
+        _months: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn partitions(&self) -> Result<Vec<EventPartition>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn drop_partition(
+        &self,
+        partition: &EventPartition,
+        _archived: i64,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt(format!(
+            "SQLite has no event partition {}",
+            partition.name
+        )))
     }
 }
 

@@ -19,6 +19,7 @@ use crate::domain::{
     Conflict, DeadLetter, Endpoint, NewFieldEvent, Outcome, RecordState, RunStatus, SyncRun,
     SyncRunCounts, System, Timestamp,
 };
+use crate::lease::{DEFAULT_LEASE, LeaseError, Leases};
 use crate::store::{Store, StoreError, SyncCommit};
 use crate::sync::connectors::{CallCounts, Connector, ConnectorError, WriteResult};
 use crate::sync::documents::FieldSet;
@@ -113,15 +114,10 @@ pub struct Engine {
     erp: Arc<dyn Connector>,
     endpoints: BTreeMap<Endpoint, EndpointSettings>,
     clock: Clock,
-    /// Who this engine is when it takes a lease on an endpoint (unique per process).
-    holder: String,
-    /// How long a lease lasts unless renewed: another instance takes an endpoint over this long
-    /// after its holder died.
-    lease: std::time::Duration,
+    /// This engine's leases on endpoints: another instance takes an endpoint over one lease
+    /// length after its holder died.
+    leases: Leases,
 }
-
-/// The default lease on an endpoint's sync.
-pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How far behind the newest record read a cursor is kept. A record changed while a run pages
 /// through the results moves and may be missed by offset paging; re-reading the last minutes is
@@ -646,87 +642,37 @@ impl Engine {
         clock: Clock,
     ) -> Self {
         Self {
+            leases: Leases::new(store.clone(), clock.clone(), DEFAULT_LEASE),
             store,
             crm,
             erp,
             endpoints,
             clock,
-            holder: format!(
-                "{}-{}",
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-            lease: DEFAULT_LEASE,
         }
     }
 
     /// Sets how long this engine's lease on an endpoint lasts without renewal.
     pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
-        self.lease = lease;
+        self.leases = self.leases.with_ttl(lease);
         self
     }
 
-    fn lease_job(endpoint: Endpoint) -> String {
-        format!("sync:{}", endpoint.as_str())
-    }
-
-    /// Takes (or renews) this engine's lease on an endpoint, or says who has it.
-    async fn take_lease(&self, endpoint: Endpoint) -> Result<(), SyncError> {
-        let (job, now) = (Self::lease_job(endpoint), self.clock.now());
-        if self
-            .store
-            .acquire_lease(&job, &self.holder, now + self.lease, now)
-            .await?
-        {
-            return Ok(());
-        }
-        let (holder, until) = self
-            .store
-            .lease(&job)
-            .await?
-            .unwrap_or_else(|| ("another instance".into(), now));
-        Err(SyncError::Busy {
-            endpoint,
-            holder,
-            until,
-        })
-    }
-
-    /// Runs `work` while renewing the endpoint's lease at a third of its length, so a long run
-    /// keeps it and a dead process loses it.
+    /// Runs `work` under the endpoint's lease (see [`Leases::hold`]).
     async fn leased<T>(
         &self,
         endpoint: Endpoint,
         work: impl std::future::Future<Output = Result<T, SyncError>>,
     ) -> Result<T, SyncError> {
-        self.take_lease(endpoint).await?;
-        // Renewals run beside the work, not between its steps: a renewal waiting for the store
-        // must not stop the work that holds the store's one writer.
-        let renewals = async {
-            loop {
-                self.clock.sleep(self.lease / 3).await;
-                match self.take_lease(endpoint).await {
-                    Ok(()) => {}
-                    // Another instance took the endpoint over (this one stalled past the lease):
-                    // stop here, as a crash would, rather than sync it twice at once.
-                    Err(e @ SyncError::Busy { .. }) => {
-                        tracing::error!(%endpoint, error = %e, "lost the lease; abandoning the run");
-                        return e;
-                    }
-                    // The lease is still ours until it expires; the next renewal tries again.
-                    Err(e) => tracing::warn!(%endpoint, error = %e, "could not renew the lease"),
-                }
-            }
-        };
-        let result = tokio::select! {
-            result = work => result,
-            lost = renewals => Err(lost),
-        };
-        let job = Self::lease_job(endpoint);
-        if let Err(e) = self.store.release_lease(&job, &self.holder).await {
-            tracing::warn!(%endpoint, error = %e, "could not release the lease");
+        let job = format!("sync:{}", endpoint.as_str());
+        match self.leases.hold(&job, work).await {
+            Ok(result) => result,
+            Err(LeaseError::Busy { holder, until }) => Err(SyncError::Busy {
+                endpoint,
+                holder,
+                until,
+            }),
+            Err(LeaseError::Store(e)) => Err(SyncError::Store(e)),
         }
-        result
     }
 
     pub fn endpoints(&self) -> impl Iterator<Item = (&Endpoint, &EndpointSettings)> {

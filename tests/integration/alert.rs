@@ -907,10 +907,16 @@ async fn the_serve_loop_evaluates_and_delivers_on_its_interval_until_stopped() {
     .unwrap()
     .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let leases = syncwarden::lease::Leases::new(
+        store.clone(),
+        clock.clone(),
+        syncwarden::lease::DEFAULT_LEASE,
+    );
     let task = tokio::spawn(syncwarden::alert::service::run(
         alerting,
         worker,
         clock.clone(),
+        leases,
         Duration::from_secs(5),
         stop_rx,
     ));

@@ -2,14 +2,13 @@
 //! no duplicate; retried batches land exactly once.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use syncwarden::sync::events::to_wire_json;
 
-use crate::helpers::{TestDb, all_events, events};
+use crate::helpers::{TestDb, all_events, events, spawn_serve};
 
 const BATCHES: usize = 60;
 const BATCH: usize = 2_000;
@@ -21,25 +20,7 @@ struct Server {
 }
 
 fn start_server(db: &TestDb, data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_syncwarden"))
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .env("SYNCWARDEN_DATABASE__URL", &db.url)
-        .env("SYNCWARDEN_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SYNCWARDEN_LOG__LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("syncwarden listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (child, base) = spawn_serve(&db.url, data_dir, None);
     Server { child, base }
 }
 

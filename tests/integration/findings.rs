@@ -8,7 +8,7 @@ use syncwarden::monitor::{FindingState, NewFinding, Severity};
 
 use crate::helpers::TestDb;
 
-fn at(minutes: u64) -> Timestamp {
+pub fn at(minutes: u64) -> Timestamp {
     Timestamp::parse_rfc3339("2026-11-28T12:00:00Z").unwrap() + Duration::from_secs(60 * minutes)
 }
 
@@ -197,15 +197,10 @@ async fn the_watcher_turns_an_event_stream_into_findings() {
     store.close().await;
 }
 
-/// The live monitor reads the log minute by minute: a failure burst, then silence, become findings.
-#[tokio::test]
-async fn the_live_monitor_reads_the_log_and_records_findings() {
+/// An hour of ~17 writes a minute to the CRM's items, then half of them failing for 20 minutes,
+/// then nothing.
+pub fn burst_then_silence() -> Vec<syncwarden::domain::NewFieldEvent> {
     use syncwarden::domain::{Endpoint, Outcome, System};
-    use syncwarden::monitor::{LiveMonitor, Watcher};
-
-    let db = TestDb::sqlite();
-    let store = db.open().await;
-    // An hour of ~17 writes a minute, then half of them failing for 20 minutes, then nothing.
     let mut rng = fastrand::Rng::with_seed(9);
     let mut events = Vec::new();
     for minute in 0..80u64 {
@@ -222,6 +217,17 @@ async fn the_live_monitor_reads_the_log_and_records_findings() {
             events.push(e);
         }
     }
+    events
+}
+
+/// The live monitor reads the log minute by minute: a failure burst, then silence, become findings.
+#[tokio::test]
+async fn the_live_monitor_reads_the_log_and_records_findings() {
+    use syncwarden::monitor::{LiveMonitor, Watcher};
+
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let events = burst_then_silence();
     store.append_events(&events, at(0)).await.unwrap();
 
     let mut monitor = LiveMonitor::new(store.clone(), Watcher::default(), at(0));

@@ -180,3 +180,36 @@ pub async fn all_events(store: &dyn Store) -> Vec<syncwarden::domain::FieldEvent
 pub fn events(range: std::ops::Range<usize>) -> Vec<NewFieldEvent> {
     range.map(event).collect()
 }
+
+/// `syncwarden serve` as its own process on `db_url`, with an optional config file; returns the
+/// child and the API's base URL (read from its first line).
+pub fn spawn_serve(
+    db_url: &str,
+    data_dir: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"));
+    command.args(["serve", "--data-dir"]).arg(data_dir);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
+        .env("SYNCWARDEN_DATABASE__URL", db_url)
+        .env("SYNCWARDEN_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SYNCWARDEN_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("syncwarden listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}

@@ -1,0 +1,1 @@
+SELECT field_events_ensure_partitions($1, $2)

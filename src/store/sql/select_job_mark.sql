@@ -1,0 +1,1 @@
+SELECT mark FROM job_marks WHERE job = $1

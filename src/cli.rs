@@ -509,7 +509,6 @@ async fn run_app(
         app.scheme(),
         app.local_addr()
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let every = Duration::from_secs(settings.sync.reconcile_interval_secs.max(1));
     let monitoring = tokio::spawn(crate::monitor::live::run(
         monitor,

@@ -236,6 +236,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         lease_secs: u64,
     },
+    /// The admin API under load on loopback: requests/s and p50/p99 latency of listing findings,
+    /// proposals and the audit trail with many field events stored, beside /healthz.
+    Api {
+        /// Field events in the store.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Requests per route.
+        #[arg(long, default_value_t = 2_000)]
+        requests: usize,
+        /// Clients sending at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// A PostgreSQL server to measure instead of SQLite; a scratch database is created on it.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
     /// Field events through the store versus plain prepared INSERTs, and over HTTP.
     Ingest {
         /// Number of field events to write.
@@ -376,6 +392,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: settings.data_dir.join("bench-instances"),
             };
             let report = bench::run_instances_bench(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Api {
+                    events,
+                    requests,
+                    concurrency,
+                    database_url,
+                },
+        } => {
+            let options = bench::ApiBenchOptions {
+                events,
+                requests,
+                concurrency,
+                database_url,
+                data_dir: settings.data_dir.clone(),
+            };
+            let report = bench::run_api_bench(&options).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

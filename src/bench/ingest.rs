@@ -40,7 +40,7 @@ pub struct IngestBenchReport {
 }
 
 /// A scratch database: a file under the data dir, or a new PostgreSQL database.
-struct Scratch {
+pub(super) struct Scratch {
     url: String,
     admin_url: Option<String>,
     dir: Option<PathBuf>,
@@ -48,16 +48,22 @@ struct Scratch {
 
 impl Scratch {
     async fn create(options: &IngestBenchOptions) -> anyhow::Result<Self> {
-        match &options.database_url {
+        Self::create_in(options.database_url.as_deref(), &options.data_dir).await
+    }
+
+    /// On the PostgreSQL server `database_url` names, else a SQLite file under `data_dir`.
+    pub(super) async fn create_in(
+        database_url: Option<&str>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        match database_url {
             Some(admin) => Ok(Self {
                 url: store::create_scratch_database(admin, "sw_bench").await?,
-                admin_url: Some(admin.clone()),
+                admin_url: Some(admin.to_string()),
                 dir: None,
             }),
             None => {
-                let dir = options
-                    .data_dir
-                    .join(format!("bench-{}", uuid::Uuid::new_v4().simple()));
+                let dir = data_dir.join(format!("bench-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 Ok(Self {
@@ -69,13 +75,17 @@ impl Scratch {
         }
     }
 
-    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(super) async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
         let store = store::connect(&self.url.clone().into(), &DatabaseSettings::default()).await?;
         store.migrate().await?;
         Ok(store)
     }
 
-    async fn remove(self) -> anyhow::Result<()> {
+    pub(super) async fn remove(self) -> anyhow::Result<()> {
         if let Some(admin) = &self.admin_url {
             store::drop_database(admin, &self.url).await?;
         }

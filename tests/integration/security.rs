@@ -743,6 +743,8 @@ async fn metrics_count_sync_calls_notifications_and_requests() {
     ))
     .unwrap()
     .alerting;
+    // A manual clock: evaluation then sees the finding at the instant it runs.
+    let clock = Clock::manual(Timestamp::now_utc());
     let (alerting, worker) = syncwarden::alert::service::build(
         &alerting,
         &syncwarden::dedup::llm::LlmSettings::default(),
@@ -763,7 +765,7 @@ async fn metrics_count_sync_calls_notifications_and_requests() {
         })
         .await
         .unwrap();
-    syncwarden::alert::service::flush(&alerting, &worker, &clock, 1).await;
+    syncwarden::alert::service::flush(&alerting, &worker, &clock, 5).await;
     let _ = app.get(Role::Viewer, "/v1/findings").await;
 
     let (_, after) = app.get(Role::Viewer, "/metrics").await;

@@ -252,6 +252,13 @@ enum BenchCommand {
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
     },
+    /// Building one week's digest over a SQLite store holding that many events in the week,
+    /// beside a plain COUNT(*) over the same rows.
+    Digest {
+        /// Field events in the week.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
     /// Field events through the store versus plain prepared INSERTs, and over HTTP.
     Ingest {
         /// Number of field events to write.
@@ -372,6 +379,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: settings.data_dir.clone(),
             };
             let report = crate::alert::run_alert_bench(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            which: BenchCommand::Digest { events },
+        } => {
+            let options = crate::digest::DigestBenchOptions {
+                events,
+                data_dir: settings.data_dir.clone(),
+            };
+            let report = crate::digest::run_digest_bench(&options).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

@@ -4,6 +4,7 @@
 //! as JSON, plain text or mail-client-safe HTML and sent by email on a schedule from `serve`, at
 //! most once per week across restarts and instances.
 
+mod bench;
 mod charts;
 pub mod command;
 mod kpis;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use bench::{DigestBenchOptions, DigestBenchReport, run_digest_bench};
 pub use charts::{Chart, charts};
 pub use command::{DigestArgs, Format, resolve_week};
 pub use kpis::{Day, Digest, Kpi, TopFinding, build};

@@ -1133,3 +1133,185 @@ async fn a_mute_window_holds_a_route_and_says_so() {
     assert_eq!(types, ["freshness", "latency"]);
     db.cleanup().await;
 }
+
+const EXPLAINED: &str = "The CRM rejected 17 of 120 item writes. An expired API token is the likely cause. Renew the token and re-drive the failed writes.";
+
+/// Webhook, Slack, Teams, PagerDuty and email, all on one route with a group wait.
+fn every_receiver(url: &str, smtp: u16, prompt: &std::path::Path, group_wait: u64) -> String {
+    let http = http_receivers(url)
+        .replace(
+            "group_wait_secs = 0",
+            &format!("group_wait_secs = {group_wait}"),
+        )
+        .replacen(
+            "[[alerting.route.routes]]",
+            "[[alerting.route.routes]]\nreceiver = \"mail\"\ncontinue = true\n[[alerting.route.routes]]",
+            1,
+        );
+    format!(
+        "[alerting]\nexplanation_prompt = \"{}\"\n{http}\n{}",
+        prompt.display(),
+        email_receiver(smtp, "")
+    )
+}
+
+async fn explained_rig(db: &TestDb, llm: &crate::llm::LlmServer, toml: &str) -> Rig {
+    let store = db.open().await;
+    let clock = Clock::manual(start_time());
+    let settings = alerting_settings(toml);
+    let alerting = Alerting::new(&settings, store.clone(), clock.clone())
+        .unwrap()
+        .with_llm(&llm.settings("unused".into()))
+        .unwrap();
+    let worker = Rig::worker(&store, &clock, &settings);
+    Rig {
+        store,
+        clock,
+        alerting,
+        worker,
+    }
+}
+
+async fn finding_with_personal_evidence(rig: &Rig) {
+    rig.store
+        .upsert_finding(&NewFinding {
+            kind: "success_rate_drop".into(),
+            severity: Severity::Critical,
+            fingerprint: "success_rate_drop:items:crm".into(),
+            title: "Item writes to the CRM are failing".into(),
+            evidence: serde_json::json!({"failures": 17, "calls": 120, "last_contact_email": "jane@x.test"}),
+            started_at: rig.clock.now() - Duration::from_secs(600),
+            detected_at: rig.clock.now(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn alerts_carry_the_llm_explanation_to_every_receiver() {
+    let db = TestDb::sqlite();
+    let listener = Listener::start().await;
+    let smtp = SmtpServer::start().await;
+    let llm = crate::llm::LlmServer::start().await;
+    llm.reply(crate::llm::Reply::Text(EXPLAINED.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = dir.path().join("explain.md");
+    std::fs::write(&prompt, "Explain this alert:\n{{alert}}").unwrap();
+    let rig = explained_rig(
+        &db,
+        &llm,
+        &every_receiver(&listener.url, smtp.port, &prompt, 30),
+    )
+    .await;
+    finding_with_personal_evidence(&rig).await;
+    // The group waits; meanwhile the explanation is asked for.
+    assert_eq!(rig.evaluate().await, 0);
+    rig.alerting.settle_explanations().await;
+    rig.advance(30);
+    assert_eq!(rig.evaluate().await, 5);
+    assert_eq!(rig.deliver().await.sent, 5);
+
+    let asked = llm.prompts();
+    assert_eq!(asked.len(), 1);
+    assert!(asked[0].starts_with("Explain this alert:"), "{}", asked[0]);
+    assert!(asked[0].contains("\"failures\": 17"), "{}", asked[0]);
+    assert!(!asked[0].contains("jane@x.test"), "{}", asked[0]);
+    assert!(
+        asked[0].contains("[redacted last_contact_email #1]"),
+        "{}",
+        asked[0]
+    );
+
+    let hook = listener.on("/hook")[0].json();
+    let annotations = &hook["alerts"][0]["annotations"];
+    assert_eq!(annotations["explanation"], EXPLAINED);
+    assert_eq!(annotations["explanation_source"], "llm");
+    let slack = listener.on("/slack")[0].json();
+    assert!(slack["text"].as_str().unwrap().contains(EXPLAINED));
+    let teams = listener.on("/teams")[0].json();
+    assert!(
+        teams["attachments"][0]["content"]["body"][1]["text"]
+            .as_str()
+            .unwrap()
+            .contains(EXPLAINED)
+    );
+    let pd = listener.on("/v2/enqueue")[0].json();
+    assert_eq!(pd["payload"]["custom_details"]["explanation"], EXPLAINED);
+    let mail = smtp.messages()[0].decoded().replace("\r\n", " ");
+    assert!(mail.contains(EXPLAINED), "{mail}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn without_an_llm_answer_alerts_carry_the_template_and_are_not_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = dir.path().join("explain.md");
+    std::fs::write(&prompt, "Explain:\n{{alert}}").unwrap();
+    for reply in [
+        crate::llm::Reply::Slow,
+        crate::llm::Reply::Broken,
+        crate::llm::Reply::Garbage,
+    ] {
+        let db = TestDb::sqlite();
+        let listener = Listener::start().await;
+        let smtp = SmtpServer::start().await;
+        let llm = crate::llm::LlmServer::start().await;
+        llm.reply(reply.clone());
+        let toml = every_receiver(&listener.url, smtp.port, &prompt, 0);
+        let rig = explained_rig(&db, &llm, &toml).await;
+        finding_with_personal_evidence(&rig).await;
+        // No group wait: the notifications go now, whatever the LLM is doing.
+        assert_eq!(rig.evaluate().await, 5, "{reply:?}");
+        assert_eq!(rig.deliver().await.sent, 5);
+        rig.alerting.settle_explanations().await;
+        let hook = listener.on("/hook")[0].json();
+        let annotations = &hook["alerts"][0]["annotations"];
+        assert_eq!(annotations["explanation_source"], "template", "{reply:?}");
+        let text = annotations["explanation"].as_str().unwrap();
+        assert!(
+            text.starts_with(
+                "What happened: Item writes to the CRM are failing on items crm (critical severity)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Likely cause: the connector's API is failing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Suggested action: check the connector"),
+            "{text}"
+        );
+        assert!(
+            listener.on("/slack")[0].json()["text"]
+                .as_str()
+                .unwrap()
+                .contains("Likely cause:")
+        );
+        // The failed answer is not stored: the next notification still carries the template.
+        let alerts = rig.store.alerts(start_time()).await.unwrap();
+        assert!(
+            !alerts[0].annotations.contains_key("explanation"),
+            "{reply:?}"
+        );
+        db.cleanup().await;
+    }
+    // No LLM configured: the template too, and no prompt file needed.
+    let db = TestDb::sqlite();
+    let listener = Listener::start().await;
+    let toml = format!(
+        "[alerting]\nexplanation_prompt = \"/nonexistent.md\"\n{}",
+        webhook_only(&listener.url, "group_wait_secs = 0")
+    );
+    let rig = Rig::new(db.open().await, Clock::manual(start_time()), &toml).await;
+    rig.finding("success_rate_drop:items:crm", Severity::Warning)
+        .await;
+    rig.evaluate().await;
+    rig.deliver().await;
+    let hook = listener.on("/hook")[0].json();
+    assert_eq!(
+        hook["alerts"][0]["annotations"]["explanation_source"],
+        "template"
+    );
+    db.cleanup().await;
+}

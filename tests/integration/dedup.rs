@@ -4,20 +4,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use syncwarden::dedup::command::{dedup_table, training_set};
 use syncwarden::dedup::llm::{Adjudicator, LlmSettings};
 use syncwarden::dedup::model::Model;
 use syncwarden::dedup::profile::Profile;
 use syncwarden::dedup::{Decision, DedupSettings, ScoredPair, features, read_table};
+
+use crate::llm::LlmServer;
 
 const PEOPLE: &str = r#"
 entity = "persons"
@@ -340,66 +336,9 @@ fn cli_trains_runs_and_proposes_merges() {
     );
 }
 
-/// What the test LLM server saw and how it answers: by a marker in the prompt.
-#[derive(Clone, Default)]
-struct LlmServer {
-    prompts: Arc<Mutex<Vec<String>>>,
-}
-
-async fn chat(
-    State(server): State<LlmServer>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer test-key") {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let prompt = body["messages"][0]["content"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    server.prompts.lock().unwrap().push(prompt.clone());
-    let content = if prompt.contains("garbage") {
-        "they look alike to me".to_string()
-    } else if prompt.contains("slow") {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        String::new()
-    } else if prompt.contains("broken") {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
-    } else if prompt.contains("unsure") {
-        json!({"answer": "same", "confidence": 0.4, "reason": "hard to say"}).to_string()
-    } else if prompt.contains("different") {
-        json!({"answer": "different", "confidence": 0.9, "reason": "other birth date"}).to_string()
-    } else {
-        format!(
-            "```json\n{}\n```",
-            json!({"answer": "same", "confidence": 0.95, "reason": "typo in the surname"})
-        )
-    };
-    Json(json!({
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": body["model"],
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-    }))
-    .into_response()
-}
-
-async fn start_llm() -> (String, LlmServer) {
-    let server = LlmServer::default();
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .with_state(server.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/v1"), server)
-}
-
 #[tokio::test]
 async fn llm_decides_the_uncertain_band_and_every_failure_waits_for_review() {
-    let (base_url, server) = start_llm().await;
+    let server = LlmServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let prompt = dir.path().join("prompt.md");
     let mut f = std::fs::File::create(&prompt).unwrap();
@@ -408,13 +347,7 @@ async fn llm_decides_the_uncertain_band_and_every_failure_waits_for_review() {
         "Same {{{{entity}}}}?\nA:\n{{{{left}}}}\nB:\n{{{{right}}}}"
     )
     .unwrap();
-    let settings = LlmSettings {
-        base_url,
-        api_key: "test-key".to_string().into(),
-        timeout_ms: 500,
-        prompt,
-        ..LlmSettings::default()
-    };
+    let settings = server.settings(prompt);
     let llm = Adjudicator::from_settings(&settings).unwrap().unwrap();
     let kinds = [
         "good",
@@ -477,7 +410,7 @@ async fn llm_decides_the_uncertain_band_and_every_failure_waits_for_review() {
         (Decision::NonMatch, None)
     );
     // async-openai retries a 500 within the timeout, so count distinct prompts.
-    let mut prompts = server.prompts.lock().unwrap().clone();
+    let mut prompts = server.prompts();
     prompts.sort();
     prompts.dedup();
     assert_eq!(prompts.len(), 6);

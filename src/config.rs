@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::alert::AlertingSettings;
 use crate::dedup::DedupSettings;
 use crate::dedup::llm::LlmSettings;
+use crate::monitor::MonitorSettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
 use crate::sync::connectors::tryton::TrytonSettings;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub llm: LlmSettings,
     /// Alerting: routing, grouping, receivers, delivery.
     pub alerting: AlertingSettings,
+    /// The monitor: detector parameters, price checks.
+    pub monitor: MonitorSettings,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             dedup: DedupSettings::default(),
             llm: LlmSettings::default(),
             alerting: AlertingSettings::default(),
+            monitor: MonitorSettings::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The monitor in the running service: every minute it reads the field events of the minutes
 //! that have ended since its last pass, feeds them per scope to the watcher (a quiet minute is fed
-//! too, or a silent stop would go unseen) and records the findings in the store.
+//! too, or a silent stop would go unseen) and records the findings in the store. Each pass also
+//! brings the stored metric roll-ups up to date and, with the sync running, judges the
+//! reconciliations finished since and, every price-check interval, the prices on both sides.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,8 +10,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::checks::SystemChecks;
 use super::metrics::{Bucket, Scope, bucket_events, events_between};
-use super::watch::{Watcher, record};
+use super::rollup;
+use super::watch::{Report, Watcher, record};
 use crate::clock::Clock;
 use crate::domain::Timestamp;
 use crate::store::{Store, StoreError};
@@ -35,6 +39,9 @@ pub struct LiveMonitor {
     /// Every scope that ever had an event (by name, for a stable order): each is fed every
     /// minute from then on.
     scopes: BTreeMap<String, Scope>,
+    /// The checks of the CRM and ERP themselves (when the sync runs), how often prices are
+    /// checked, and when next.
+    checks: Option<(SystemChecks, Duration, Timestamp)>,
 }
 
 impl LiveMonitor {
@@ -45,7 +52,32 @@ impl LiveMonitor {
             watcher,
             next: minute_floor(start),
             scopes: BTreeMap::new(),
+            checks: None,
         }
+    }
+
+    /// Adds the price and drift checks; prices are first checked at the next pass.
+    pub fn with_checks(mut self, checks: SystemChecks, price_every: Duration) -> Self {
+        self.checks = Some((checks, price_every, self.next));
+        self
+    }
+
+    /// Checks prices now (whatever the interval); returns how many findings it opened or resolved.
+    /// A check that could not read both sides reports nothing and is logged.
+    pub async fn check_prices(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let Some((checks, every, next)) = &mut self.checks else {
+            return Ok(0);
+        };
+        *next = now + *every;
+        let reports = match checks.check_prices(now).await {
+            Ok(reports) => reports,
+            Err(e) => {
+                tracing::warn!(error = %e, "price check failed");
+                Vec::new()
+            }
+        };
+        record(self.store.as_ref(), &reports).await?;
+        Ok(reports.len())
     }
 
     /// Reads and judges every minute that ended at least [`GRACE`] before `now`; returns how many
@@ -77,6 +109,15 @@ impl LiveMonitor {
                 at = at + MINUTE;
             }
             self.next = span_end;
+        }
+        rollup::run_once(self.store.as_ref(), now).await?;
+        if let Some((checks, _, next)) = &mut self.checks {
+            let drift: Vec<Report> = checks.check_drift();
+            reports += drift.len();
+            record(self.store.as_ref(), &drift).await?;
+            if now >= *next {
+                reports += self.check_prices(now).await?;
+            }
         }
         Ok(reports)
     }

@@ -3,6 +3,7 @@
 //! reconciliation drift), the findings they raise, offline scoring of recorded series with exactly
 //! the code that runs live, and the evaluations behind BENCHMARKS.md.
 
+pub mod checks;
 pub mod command;
 pub mod detector;
 pub mod drift;
@@ -12,8 +13,11 @@ pub mod freshness;
 pub mod live;
 pub mod metrics;
 pub mod prices;
+pub mod rollup;
+pub mod sandbox_eval;
 pub mod score;
 pub mod seasonal;
+pub mod settings;
 pub mod success_rate;
 pub mod watch;
 
@@ -23,12 +27,13 @@ pub use drift::{Difference, DriftEvidence, DriftWatch};
 pub use findings::{Finding, FindingState, FindingsReport, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use live::LiveMonitor;
-pub use metrics::{Bucket, BucketSummary, Scope, bucket_events, events_between, roll_up};
+pub use metrics::{Bucket, Scope, bucket_events, events_between};
 pub use prices::{
     PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
 };
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
 pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};
+pub use settings::MonitorSettings;
 pub use success_rate::{
     Calls, SuccessRateChange, SuccessRateDetector, SuccessRateIncident, SuccessRateParams,
 };

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy changes",
         include_str!("migrations/postgres/0008_policy_changes.sql"),
     ),
+    (
+        14,
+        "metric roll-ups",
+        include_str!("migrations/postgres/0014_metric_rollups.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy changes",
         include_str!("migrations/sqlite/0008_policy_changes.sql"),
     ),
+    (
+        14,
+        "metric roll-ups",
+        include_str!("migrations/sqlite/0014_metric_rollups.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

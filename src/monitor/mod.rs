@@ -2,6 +2,15 @@
 //! metric-stream detector, success rate, latency and volume, freshness, price mismatch,
 //! reconciliation drift), the findings they raise, offline scoring of recorded series with exactly
 //! the code that runs live, and the evaluations behind BENCHMARKS.md.
+//!
+//! Why no linfa model here (the deduper's classifier is linfa's logistic regression): every
+//! detector is streaming and causal, its baseline updated in O(1) per point (exponentially weighted
+//! hour-of-week slots, a forgetting Beta posterior, ranked nonconformity windows). linfa's
+//! estimators fit in batch over a dataset; refitting one per bucket would cost O(history) per
+//! point and answer the same question the running means answer. The one fit that could add
+//! something, a calibration of the anomaly score into a probability, needs labelled anomalies at
+//! run time, which a live sync does not have (and NAB's labels may set one global parameter set,
+//! never be fitted to).
 
 pub mod checks;
 pub mod command;

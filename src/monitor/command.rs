@@ -37,7 +37,8 @@ pub enum MonitorCommand {
         /// With --sandbox: hours each run learns before it is scored.
         #[arg(long, default_value_t = 24, requires = "sandbox")]
         learn_hours: u64,
-        /// With --sandbox: scored hours of an incident run (the incident starts an hour in).
+        /// With --sandbox: scored hours of an incident run (the incident starts an hour in, or a
+        /// third in when shorter).
         #[arg(long, default_value_t = 6, requires = "sandbox")]
         scored_hours: u64,
         /// With --sandbox: scored hours of the clean run.

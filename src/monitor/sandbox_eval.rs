@@ -60,7 +60,8 @@ pub struct SandboxEvalOptions {
     pub runs: usize,
     /// Hours before the scored part of a run (never scored).
     pub learn_hours: u64,
-    /// Scored hours of an incident run; the incident starts an hour in.
+    /// Scored hours of an incident run; the incident starts an hour in (a third in, when
+    /// shorter than three hours).
     pub scored_hours: u64,
     /// Scored hours of the clean run (after its own learning hours); 0: none.
     pub clean_hours: u64,
@@ -82,7 +83,6 @@ pub struct SandboxEvalReport {
 
 /// Monday 2026-11-23 00:00 UTC.
 const START: Timestamp = Timestamp::from_micros(1_795_392_000_000_000);
-const INCIDENT_OFFSET_MINUTES: u64 = 60;
 const DRIFTED_ITEMS: usize = 5;
 
 /// The CRM's faults in minute `minute` of a run with `incident`.
@@ -263,7 +263,8 @@ pub async fn run_sandbox_eval(
     for kind in IncidentKind::ALL {
         let (mut detected, mut false_findings, mut delays) = (0, 0, Vec::new());
         for _ in 0..options.runs {
-            let start = learn + INCIDENT_OFFSET_MINUTES;
+            // An hour into the scored part, or a third of it when that is shorter.
+            let start = learn + (scored / 3).min(60);
             let (began, scored_from) = (at(start), at(learn));
             let ends = at(start + kind.minutes().min(scored) + 60);
             let scenario = Scenario::start(rng.u64(..), watch.clone()).await?;

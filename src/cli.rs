@@ -547,14 +547,17 @@ async fn run_app(
         clock.clone(),
         Duration::from_secs(settings.sync.lease_secs.max(1)),
     );
-    let monitor = crate::monitor::LiveMonitor::new(store.clone(), Default::default(), clock.now())
-        .with_leases(leases.clone());
+    let mut monitor =
+        live_monitor(settings, &clock, store.clone(), engine.clone())?.with_leases(leases.clone());
     let maintenance = tokio::spawn(crate::maintenance::run(
         Maintenance::new(store.clone(), &settings.maintenance, &settings.data_dir),
         leases.clone(),
         clock.clone(),
         stop_rx.clone(),
     ));
+    // Before the scheduler's first run, so a mismatch present at start is on record even when the
+    // first sync corrects it (the next check then resolves it).
+    monitor.check_prices(clock.now()).await?;
     let app =
         Application::with_store(settings, clock.clone(), store.clone(), engine.clone()).await?;
     // Scripts and tests read this line to learn the port when it was 0.
@@ -609,6 +612,37 @@ async fn run_app(
         let _ = scheduler.await;
     }
     Ok(served?)
+}
+
+/// The live monitor with the configured detectors and, when the sync runs, the price and drift
+/// checks.
+fn live_monitor(
+    settings: &Settings,
+    clock: &Clock,
+    store: Arc<dyn Store>,
+    engine: Option<Arc<Engine>>,
+) -> anyhow::Result<crate::monitor::LiveMonitor> {
+    use crate::monitor::checks::{Currencies, SystemChecks};
+    let watcher = crate::monitor::Watcher::new(settings.monitor.watch_params());
+    let monitor = crate::monitor::LiveMonitor::new(store, watcher, clock.now());
+    let Some(engine) = engine else {
+        return Ok(monitor);
+    };
+    let currency = |name: &str, value: &str| {
+        crate::domain::Currency::parse(value).with_context(|| format!("{name}: `{value}`"))
+    };
+    let currencies = Currencies {
+        crm: currency("crm.default_currency", &settings.crm.default_currency)?,
+        erp: currency("erp.default_currency", &settings.erp.default_currency)?,
+    };
+    let checks = SystemChecks::new(
+        engine,
+        settings.monitor.price_tolerance(),
+        settings.monitor.line_price_book.clone(),
+        currencies,
+    );
+    let every = Duration::from_secs(settings.monitor.price_check_interval_secs.max(1));
+    Ok(monitor.with_checks(checks, every))
 }
 
 async fn sync_engine(settings: &Settings) -> anyhow::Result<Engine> {

@@ -13,8 +13,9 @@ use crate::alert::AlertingSettings;
 use crate::dedup::DedupSettings;
 use crate::dedup::llm::LlmSettings;
 use crate::digest::DigestSettings;
-use crate::privacy::PrivacySettings;
 use crate::maintenance::MaintenanceSettings;
+use crate::monitor::MonitorSettings;
+use crate::privacy::PrivacySettings;
 use crate::sync::connectors::hubspot::HubSpotSettings;
 use crate::sync::connectors::sap_b1::SapB1Settings;
 use crate::sync::connectors::tryton::TrytonSettings;
@@ -61,6 +62,8 @@ pub struct Settings {
     pub vault: VaultSettings,
     /// Personal data: which fields hold it and who sees it.
     pub privacy: PrivacySettings,
+    /// The monitor: detector parameters, price checks.
+    pub monitor: MonitorSettings,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             digest: DigestSettings::default(),
             vault: VaultSettings::default(),
             privacy: PrivacySettings::default(),
+            monitor: MonitorSettings::default(),
         }
     }
 }

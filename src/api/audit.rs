@@ -157,65 +157,65 @@ mod tests {
     }
 }
 
-/// `GET /v1/metrics/series`: per endpoint and target system, buckets of a minute, an hour or a
-/// day over [from, to) (default: the last day): write attempts, failures, success rate, events
-/// and latency percentiles, computed from the event log.
+/// `GET /v1/metrics/series`: per scope (overall, `endpoint:<e>`, `connector:<s>` and
+/// `<endpoint>:<system>`), buckets of a minute, an hour or a day over [from, to) (default: the last
+/// day), read from the stored roll-ups the live monitor maintains: API calls, field writes,
+/// success rates, latency percentiles, records, conflicts, reconciliation differences, duplicates
+/// and freshness.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SeriesQuery {
     endpoint: Option<String>,
+    scope: Option<String>,
     from: Option<String>,
     to: Option<String>,
     resolution: Option<String>,
 }
-
-/// The longest range one request may cover: the buckets come from reading every event in it.
-const MAX_SERIES_DAYS: u64 = 31;
 
 pub(super) async fn series(
     State(state): State<AppState>,
     caller: Caller,
     Params(q): Params<SeriesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    use crate::monitor::{BucketSummary, bucket_events, events_between};
+    use crate::monitor::rollup::{Resolution, series};
     use std::time::Duration;
     caller.require(Role::Viewer)?;
-    let width = match q.resolution.as_deref().unwrap_or("hour") {
-        "minute" => Duration::from_secs(60),
-        "hour" => Duration::from_secs(3600),
-        "day" => Duration::from_secs(86_400),
-        other => {
-            return Err(ApiError::bad(
-                "resolution",
-                format!("unknown resolution `{other}` (expected minute, hour or day)"),
-            ));
-        }
-    };
+    let name = q.resolution.as_deref().unwrap_or("hour");
+    let resolution = Resolution::parse(name).ok_or_else(|| {
+        ApiError::bad(
+            "resolution",
+            format!("unknown resolution `{name}` (expected minute, hour or day)"),
+        )
+    })?;
     let to = time_param("to", q.to.as_deref())?.unwrap_or_else(|| state.clock.now());
     let from = time_param("from", q.from.as_deref())?.unwrap_or(to - Duration::from_secs(86_400));
     if from >= to {
         return Err(ApiError::bad("from", "must be before to"));
     }
-    if to.since(from) > Duration::from_secs(MAX_SERIES_DAYS * 86_400) {
+    if to.since(from) > resolution.max_span() {
         return Err(ApiError::bad(
             "from",
-            format!("a series covers at most {MAX_SERIES_DAYS} days"),
+            format!(
+                "a series by the {name} covers at most {} days",
+                resolution.max_span().as_secs() / 86_400
+            ),
         ));
     }
     let endpoint = endpoint_param(q.endpoint.as_deref())?;
-    let events = events_between(state.store.as_ref(), from, to).await?;
-    let mut series: Vec<Value> = bucket_events(
-        events
-            .iter()
-            .filter(|e| endpoint.is_none_or(|x| x == e.endpoint)),
-        width,
-    )
-    .into_iter()
-    .map(|(scope, buckets)| {
-        let points: Vec<BucketSummary> = buckets.iter().map(BucketSummary::from).collect();
-        json!({"endpoint": scope.endpoint, "target": scope.target, "points": points})
-    })
-    .collect();
-    series.sort_by_key(|s| s.to_string());
-    Ok(Json(json!({ "from": from, "to": to, "series": series })))
+    let rows = state
+        .store
+        .rollups(resolution, resolution.floor(from), to)
+        .await?;
+    let series: Vec<_> = series(&rows)
+        .into_iter()
+        .filter(|s| q.scope.as_ref().is_none_or(|scope| &s.scope == scope))
+        .filter(|s| {
+            endpoint.is_none_or(|e| {
+                s.endpoint == Some(e) || s.scope == format!("endpoint:{}", e.as_str())
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "from": from, "to": to, "resolution": resolution, "series": series }),
+    ))
 }

@@ -1,7 +1,6 @@
 //! `syncwarden monitor score|eval|metrics|findings|ack|resolve`: the command line of the monitor
 //! (the edge, so errors become anyhow).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::findings::{FindingState, FindingsReport};
-use super::metrics::{BucketSummary, bucket_events, events_between, roll_up};
+use super::rollup;
 use super::score::{DetectorKind, score_file, score_tree};
 use crate::config::Settings;
 use crate::domain::Timestamp;
@@ -31,6 +30,23 @@ pub enum MonitorCommand {
         clean_weeks: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Against the sandbox servers on a manual clock (faults injected into the real sandbox
+        /// CRM and ERP while the engine syncs) instead of the simulated metric stream.
+        #[arg(long)]
+        sandbox: bool,
+        /// With --sandbox: hours each run learns before it is scored.
+        #[arg(long, default_value_t = 24, requires = "sandbox")]
+        learn_hours: u64,
+        /// With --sandbox: scored hours of an incident run (the incident starts an hour in, or a
+        /// third in when shorter).
+        #[arg(long, default_value_t = 6, requires = "sandbox")]
+        scored_hours: u64,
+        /// With --sandbox: scored hours of the clean run.
+        #[arg(long, default_value_t = 48, requires = "sandbox")]
+        clean_hours: u64,
+        /// With --sandbox: ERP item edits per minute, on average.
+        #[arg(long, default_value_t = 8, requires = "sandbox")]
+        writes_per_minute: usize,
     },
     /// The findings in the store, newest first, with mean time to detect and to recover.
     Findings {
@@ -38,8 +54,9 @@ pub enum MonitorCommand {
         #[arg(long, value_parser = parse_state)]
         state: Option<FindingState>,
     },
-    /// Metrics from the event log: per endpoint and target system, writes attempted and failed,
-    /// success rate, events and latency percentiles per minute, hour or day, as JSON.
+    /// The stored metric roll-ups (brought up to date first) per scope, per minute, hour or day:
+    /// API calls, writes, success rates, latency percentiles, records, conflicts, reconciliation
+    /// differences, duplicates and freshness, as JSON.
     Metrics {
         /// From this instant (RFC 3339), inclusive; default: a day before `--to`.
         #[arg(long, value_parser = parse_time)]
@@ -64,12 +81,12 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    fn width(self) -> Duration {
-        Duration::from_secs(match self {
-            Resolution::Minute => 60,
-            Resolution::Hour => 3600,
-            Resolution::Day => 86_400,
-        })
+    fn rollup(self) -> rollup::Resolution {
+        match self {
+            Resolution::Minute => rollup::Resolution::Minute,
+            Resolution::Hour => rollup::Resolution::Hour,
+            Resolution::Day => rollup::Resolution::Day,
+        }
     }
 }
 
@@ -139,21 +156,16 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
         } => {
             let to = to.unwrap_or_else(Timestamp::now_utc);
             let from = from.unwrap_or(to - Duration::from_secs(86_400));
+            let resolution = resolution.rollup();
             let store = startup::open_store(settings).await?;
-            let events = events_between(store.as_ref(), from, to).await?;
+            // Brings the roll-ups up to date first, so the command answers without a running
+            // `serve` too.
+            rollup::run_once(store.as_ref(), Timestamp::now_utc()).await?;
+            let rows = store
+                .rollups(resolution, resolution.floor(from), to)
+                .await?;
             store.close().await;
-            let series: BTreeMap<String, Vec<BucketSummary>> =
-                bucket_events(&events, Duration::from_secs(60))
-                    .into_iter()
-                    .map(|(scope, minutes)| {
-                        let buckets = roll_up(&minutes, resolution.width());
-                        (
-                            scope.to_string(),
-                            buckets.iter().map(BucketSummary::from).collect(),
-                        )
-                    })
-                    .collect();
-            println!("{}", serde_json::to_string_pretty(&series)?);
+            println!("{}", serde_json::to_string_pretty(&rollup::series(&rows))?);
             return Ok(());
         }
         MonitorCommand::Ack { id } | MonitorCommand::Resolve { id } => {
@@ -173,8 +185,33 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
         }
         MonitorCommand::Eval {
             runs,
+            seed,
+            sandbox: true,
+            learn_hours,
+            scored_hours,
+            clean_hours,
+            writes_per_minute,
+            ..
+        } => {
+            let options = super::sandbox_eval::SandboxEvalOptions {
+                runs,
+                learn_hours,
+                scored_hours,
+                clean_hours,
+                writes_per_minute,
+                seed,
+            };
+            let report =
+                super::sandbox_eval::run_sandbox_eval(options, settings.monitor.watch_params())
+                    .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        MonitorCommand::Eval {
+            runs,
             clean_weeks,
             seed,
+            ..
         } => {
             let report = super::eval::run_eval(runs, clean_weeks, seed)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -183,13 +220,19 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
     };
     let kind = DetectorKind::from(args.detector);
     let summary = match (args.input, args.output, args.input_dir, args.output_dir) {
-        (Some(input), Some(output), _, _) => score_file(kind, &input, &output)?,
-        (_, _, Some(input_dir), Some(output_dir)) => {
-            score_tree(kind, &input_dir, &output_dir, |done, total, path| {
-                eprintln!("[{done}/{total}] {}", path.display());
-            })
-            .with_context(|| format!("scoring the series under {}", input_dir.display()))?
+        (Some(input), Some(output), _, _) => {
+            score_file(kind, &settings.monitor.detector, &input, &output)?
         }
+        (_, _, Some(input_dir), Some(output_dir)) => score_tree(
+            kind,
+            &settings.monitor.detector,
+            &input_dir,
+            &output_dir,
+            |done, total, path| {
+                eprintln!("[{done}/{total}] {}", path.display());
+            },
+        )
+        .with_context(|| format!("scoring the series under {}", input_dir.display()))?,
         // clap's groups and `requires` make every other combination unreachable.
         _ => anyhow::bail!("give --input and --output, or --input-dir and --output-dir"),
     };

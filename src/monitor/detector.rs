@@ -71,7 +71,8 @@ impl StreamDetector for WindowedGaussian {
 }
 
 /// One parameter set for every series: nothing here is tuned per stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorParams {
     /// Points learned before any score above zero is given.
     pub warmup: usize,

@@ -61,7 +61,7 @@ impl IncidentKind {
     ];
 
     /// Minutes the incident lasts (price drift lasts until the end of the run).
-    fn minutes(self) -> u64 {
+    pub(super) fn minutes(self) -> u64 {
         match self {
             IncidentKind::SuccessRateDrop => 120,
             IncidentKind::SilentStop => 180,
@@ -73,12 +73,17 @@ impl IncidentKind {
     /// The finding kinds that detect it: a silent stop is a freshness finding, and the volume
     /// dropping to nothing is the same incident seen by another detector.
     fn detected_by(self, finding: &NewFinding) -> bool {
+        self.detects(&finding.kind)
+    }
+
+    /// Whether a finding of kind `finding` detects this incident.
+    pub(super) fn detects(self, finding: &str) -> bool {
         match self {
-            IncidentKind::SuccessRateDrop => finding.kind == "success_rate_drop",
-            IncidentKind::SilentStop => finding.kind == "freshness" || finding.kind == "volume",
-            IncidentKind::LatencyX5 => finding.kind == "latency_p95",
-            IncidentKind::PriceDrift => finding.kind == "price_mismatch",
-            IncidentKind::DroppedPage => finding.kind == "reconciliation_drift",
+            IncidentKind::SuccessRateDrop => finding == "success_rate_drop",
+            IncidentKind::SilentStop => finding == "freshness" || finding == "volume",
+            IncidentKind::LatencyX5 => finding == "latency_p95",
+            IncidentKind::PriceDrift => finding == "price_mismatch",
+            IncidentKind::DroppedPage => finding == "reconciliation_drift",
         }
     }
 }
@@ -338,7 +343,7 @@ pub fn run_eval(runs: usize, clean_weeks: usize, seed: u64) -> Result<EvalReport
     })
 }
 
-fn median(sorted: &[u64]) -> Option<f64> {
+pub(super) fn median(sorted: &[u64]) -> Option<f64> {
     match sorted.len() {
         0 => None,
         n if n % 2 == 1 => Some(sorted[n / 2] as f64),

@@ -14,7 +14,8 @@ use serde::Serialize;
 use super::findings::{NewFinding, Severity};
 use crate::domain::Timestamp;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FreshnessParams {
     /// Gaps remembered to know the usual one.
     pub history: usize,
@@ -23,7 +24,12 @@ pub struct FreshnessParams {
     /// Silence, in usual gaps, that makes an endpoint stale.
     pub factor: f64,
     /// Never stale before this much silence, however fast the usual rhythm.
+    #[serde(rename = "min_silence_secs", deserialize_with = "seconds")]
     pub min_silence: Duration,
+}
+
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_secs)
 }
 
 impl Default for FreshnessParams {

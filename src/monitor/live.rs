@@ -4,6 +4,9 @@
 //! instances on one database every instance watches (so a standby's baselines are warm when it
 //! takes over), but only the holder of the monitor's lease records, and only the minutes past the
 //! shared mark: each minute's findings are recorded once across instances.
+//! Each pass also brings the stored metric roll-ups up to date and, with the sync running, judges
+//! the reconciliations this instance finished since and, every price-check interval, the prices on
+//! both sides (findings have fingerprints, so two instances checking prices update one finding).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,9 +14,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::checks::SystemChecks;
 use super::metrics::{Bucket, Scope, bucket_events, events_between};
-use super::watch::Report;
-use super::watch::{Watcher, record};
+use super::rollup;
+use super::watch::{Report, Watcher, record};
 use crate::clock::Clock;
 use crate::domain::Timestamp;
 use crate::lease::{LeaseError, Leases};
@@ -47,6 +51,9 @@ pub struct LiveMonitor {
     pending: Vec<(Timestamp, Vec<Report>)>,
     /// Set when instances share the store: record only under the lease, past the mark.
     leases: Option<Leases>,
+    /// The checks of the CRM and ERP themselves (when the sync runs), how often prices are
+    /// checked, and when next.
+    checks: Option<(SystemChecks, Duration, Timestamp)>,
 }
 
 impl LiveMonitor {
@@ -59,6 +66,7 @@ impl LiveMonitor {
             scopes: BTreeMap::new(),
             pending: Vec::new(),
             leases: None,
+            checks: None,
         }
     }
 
@@ -68,10 +76,41 @@ impl LiveMonitor {
         self
     }
 
+    /// Adds the price and drift checks; prices are first checked at the next pass.
+    pub fn with_checks(mut self, checks: SystemChecks, price_every: Duration) -> Self {
+        self.checks = Some((checks, price_every, self.next));
+        self
+    }
+
+    /// Checks prices now (whatever the interval); returns how many findings it opened or resolved.
+    /// A check that could not read both sides reports nothing and is logged.
+    pub async fn check_prices(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let Some((checks, every, next)) = &mut self.checks else {
+            return Ok(0);
+        };
+        *next = now + *every;
+        let reports = match checks.check_prices(now).await {
+            Ok(reports) => reports,
+            Err(e) => {
+                tracing::warn!(error = %e, "price check failed");
+                Vec::new()
+            }
+        };
+        record(self.store.as_ref(), &reports).await?;
+        Ok(reports.len())
+    }
+
     /// Reads and judges every minute that ended at least [`GRACE`] before `now`, and records the
     /// findings (when this instance holds the monitor); returns how many it recorded.
     pub async fn run_once(&mut self, now: Timestamp) -> Result<usize, StoreError> {
         self.watch(now).await?;
+        let recorded = self.record_watched().await?;
+        Ok(recorded + self.check_systems(now).await?)
+    }
+
+    /// Records the watched minutes' findings: all of them, or with instances sharing the store,
+    /// those of the minutes past the shared mark when this instance holds the monitor.
+    async fn record_watched(&mut self) -> Result<usize, StoreError> {
         let Some(leases) = self.leases.clone() else {
             return self.record_pending(None).await;
         };
@@ -85,6 +124,22 @@ impl LiveMonitor {
             }
             Err(LeaseError::Store(e)) => Err(e),
         }
+    }
+
+    /// Brings the roll-ups up to date and judges drift and (when due) prices; returns how many
+    /// findings were opened or resolved.
+    async fn check_systems(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        rollup::run_once(self.store.as_ref(), now).await?;
+        let mut reports = 0;
+        if let Some((checks, _, next)) = &mut self.checks {
+            let drift: Vec<Report> = checks.check_drift();
+            reports += drift.len();
+            record(self.store.as_ref(), &drift).await?;
+            if now >= *next {
+                reports += self.check_prices(now).await?;
+            }
+        }
+        Ok(reports)
     }
 
     /// Records the pending minutes past the shared mark, then moves the mark to what this

@@ -1,5 +1,6 @@
-//! Metrics from the field-event log: per endpoint and target system, fixed-width buckets of writes
-//! attempted and failed, field events and write latencies, rolled up to coarser buckets by merging.
+//! Metrics from the field-event log as the watcher reads them: per endpoint and target system,
+//! fixed-width buckets of writes attempted and failed, field events and write latencies. (The
+//! stored roll-ups the rest of the app reads are in `rollup`.)
 //!
 //! A write attempt is a field event with outcome `applied` or `failed`; the other outcomes
 //! (skipped, conflicts, dry runs, reconciliation differences) are not calls. Attempts are counted
@@ -91,36 +92,6 @@ impl Bucket {
     }
 }
 
-/// One bucket as the rest of the app reads it: counts, success rate and latency percentiles.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BucketSummary {
-    pub start: Timestamp,
-    pub attempts: u64,
-    pub failures: u64,
-    /// Share of attempts that succeeded; none without attempts.
-    pub success_rate: Option<f64>,
-    pub events: u64,
-    pub latency_p50_ms: Option<i64>,
-    pub latency_p95_ms: Option<i64>,
-    pub latency_p99_ms: Option<i64>,
-}
-
-impl From<&Bucket> for BucketSummary {
-    fn from(b: &Bucket) -> Self {
-        Self {
-            start: b.start,
-            attempts: b.attempts,
-            failures: b.failures,
-            success_rate: (b.attempts > 0)
-                .then(|| (b.attempts - b.failures) as f64 / b.attempts as f64),
-            events: b.events,
-            latency_p50_ms: b.latency_percentile(0.50),
-            latency_p95_ms: b.latency_percentile(0.95),
-            latency_p99_ms: b.latency_percentile(0.99),
-        }
-    }
-}
-
 /// Every event of the log that occurred in [from, to), read page by page.
 pub async fn events_between(
     store: &dyn Store,
@@ -190,26 +161,6 @@ pub fn bucket_events<'a>(
         .collect()
 }
 
-/// Merges buckets (in time order) into buckets of `width`, aligned on multiples of it since the
-/// epoch (minutes into clock hours: 10:00-10:59 is one hour however the minutes began); the first
-/// and last may be partial.
-pub fn roll_up(buckets: &[Bucket], width: Duration) -> Vec<Bucket> {
-    let w = micros(width);
-    let mut merged: Vec<Bucket> = Vec::new();
-    for b in buckets {
-        let start = Timestamp::from_micros(b.start.as_micros().div_euclid(w) * w);
-        match merged.last_mut() {
-            Some(last) if last.start == start => last.merge(b),
-            _ => {
-                let mut bucket = Bucket::empty(start);
-                bucket.merge(b);
-                merged.push(bucket);
-            }
-        }
-    }
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,56 +210,12 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_has_the_success_rate_and_percentiles() {
-        let mut bucket = Bucket::empty(Timestamp::from_micros(0));
-        assert_eq!(BucketSummary::from(&bucket).success_rate, None);
-        bucket.attempts = 200;
-        bucket.failures = 3;
-        bucket.latencies_ms = (1..=200).collect();
-        let summary = BucketSummary::from(&bucket);
-        assert_eq!(summary.success_rate, Some(0.985));
-        assert_eq!(
-            (
-                summary.latency_p50_ms,
-                summary.latency_p95_ms,
-                summary.latency_p99_ms
-            ),
-            (Some(100), Some(190), Some(198))
-        );
-    }
-
-    #[test]
-    fn percentiles_and_roll_ups() {
+    fn percentiles_rank_the_write_latencies() {
         let mut bucket = Bucket::empty(Timestamp::from_micros(0));
         bucket.latencies_ms = (1..=100).rev().collect();
         assert_eq!(bucket.latency_percentile(0.5), Some(50));
         assert_eq!(bucket.latency_percentile(0.95), Some(95));
         assert_eq!(bucket.latency_percentile(1.0), Some(100));
         assert_eq!(Bucket::empty(bucket.start).latency_percentile(0.5), None);
-
-        // From 00:30 for 150 minutes: the second half of one hour, then two full hours.
-        let minutes: Vec<Bucket> = (30..180)
-            .map(|i| Bucket {
-                start: Timestamp::from_micros(i * 60_000_000),
-                attempts: 2,
-                failures: u64::from(i % 10 == 0),
-                events: 3,
-                latencies_ms: vec![i],
-            })
-            .collect();
-        let hours = roll_up(&minutes, Duration::from_secs(3600));
-        assert_eq!(hours.len(), 3);
-        assert_eq!(
-            hours[0].start,
-            Timestamp::from_micros(0),
-            "aligned on the hour"
-        );
-        assert_eq!(hours[0].attempts, 60, "the first, partial hour");
-        assert_eq!(
-            (hours[1].attempts, hours[1].failures, hours[1].events),
-            (120, 6, 180)
-        );
-        assert_eq!(hours[2].start, Timestamp::from_micros(2 * 3600 * 1_000_000));
-        assert_eq!(hours[2].latencies_ms.len(), 60);
     }
 }

@@ -2,7 +2,17 @@
 //! metric-stream detector, success rate, latency and volume, freshness, price mismatch,
 //! reconciliation drift), the findings they raise, offline scoring of recorded series with exactly
 //! the code that runs live, and the evaluations behind BENCHMARKS.md.
+//!
+//! Why no linfa model here (the deduper's classifier is linfa's logistic regression): every
+//! detector is streaming and causal, its baseline updated in O(1) per point (exponentially weighted
+//! hour-of-week slots, a forgetting Beta posterior, ranked nonconformity windows). linfa's
+//! estimators fit in batch over a dataset; refitting one per bucket would cost O(history) per
+//! point and answer the same question the running means answer. The one fit that could add
+//! something, a calibration of the anomaly score into a probability, needs labelled anomalies at
+//! run time, which a live sync does not have (and NAB's labels may set one global parameter set,
+//! never be fitted to).
 
+pub mod checks;
 pub mod command;
 pub mod detector;
 pub mod drift;
@@ -12,8 +22,11 @@ pub mod freshness;
 pub mod live;
 pub mod metrics;
 pub mod prices;
+pub mod rollup;
+pub mod sandbox_eval;
 pub mod score;
 pub mod seasonal;
+pub mod settings;
 pub mod success_rate;
 pub mod watch;
 
@@ -23,12 +36,13 @@ pub use drift::{Difference, DriftEvidence, DriftWatch};
 pub use findings::{Finding, FindingState, FindingsReport, NewFinding, Severity};
 pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleIncident};
 pub use live::LiveMonitor;
-pub use metrics::{Bucket, BucketSummary, Scope, bucket_events, events_between, roll_up};
+pub use metrics::{Bucket, Scope, bucket_events, events_between};
 pub use prices::{
     PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
 };
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
 pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};
+pub use settings::MonitorSettings;
 pub use success_rate::{
     Calls, SuccessRateChange, SuccessRateDetector, SuccessRateIncident, SuccessRateParams,
 };

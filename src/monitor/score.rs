@@ -20,9 +20,10 @@ pub enum DetectorKind {
 }
 
 impl DetectorKind {
-    pub fn build(self) -> Box<dyn StreamDetector> {
+    /// A fresh detector; `params` are the ensemble's (`[monitor.detector]`).
+    pub fn build(self, params: &DetectorParams) -> Box<dyn StreamDetector> {
         match self {
-            DetectorKind::Ensemble => Box::new(Detector::new(DetectorParams::default())),
+            DetectorKind::Ensemble => Box::new(Detector::new(params.clone())),
             DetectorKind::WindowedGaussian => Box::new(WindowedGaussian::default()),
         }
     }
@@ -153,12 +154,13 @@ fn write(path: &Path, text: &str) -> Result<(), MonitorError> {
 /// Scores one series file; returns the number of points and the time spent in the detector.
 fn score_one(
     kind: DetectorKind,
+    params: &DetectorParams,
     input: &Path,
     output: &Path,
 ) -> Result<(usize, Duration), MonitorError> {
     let text = read(input)?;
     let rows = parse(input, &text)?;
-    let mut detector = kind.build();
+    let mut detector = kind.build(params);
     let started = Instant::now();
     let scores: Vec<f64> = rows.iter().map(|r| detector.update(r.value)).collect();
     let spent = started.elapsed();
@@ -175,10 +177,11 @@ fn score_one(
 /// `monitor score --input --output`.
 pub fn score_file(
     kind: DetectorKind,
+    params: &DetectorParams,
     input: &Path,
     output: &Path,
 ) -> Result<ScoreSummary, MonitorError> {
-    let (points, spent) = score_one(kind, input, output)?;
+    let (points, spent) = score_one(kind, params, input, output)?;
     Ok(ScoreSummary::new(kind, 1, points, spent))
 }
 
@@ -203,6 +206,7 @@ fn collect_series(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), MonitorErr
 /// as it is done.
 pub fn score_tree(
     kind: DetectorKind,
+    params: &DetectorParams,
     input_dir: &Path,
     output_dir: &Path,
     mut progress: impl FnMut(usize, usize, &Path),
@@ -217,7 +221,7 @@ pub fn score_tree(
     let (mut points, mut spent) = (0, Duration::ZERO);
     for (i, input) in files.iter().enumerate() {
         let relative = input.strip_prefix(input_dir).unwrap_or(input);
-        let (n, t) = score_one(kind, input, &output_dir.join(relative))?;
+        let (n, t) = score_one(kind, params, input, &output_dir.join(relative))?;
         points += n;
         spent += t;
         progress(i + 1, files.len(), relative);
@@ -266,6 +270,7 @@ mod tests {
         let mut seen = Vec::new();
         let summary = score_tree(
             DetectorKind::Ensemble,
+            &DetectorParams::default(),
             input.path(),
             output.path(),
             |done, total, p| seen.push((done, total, p.to_path_buf())),

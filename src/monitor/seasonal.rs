@@ -15,7 +15,8 @@ use crate::domain::Timestamp;
 
 const HOURS_PER_WEEK: usize = 168;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SeasonalParams {
     /// Weight of a new value in its hour-of-week and hour-of-day means.
     pub slot_weight: f64,

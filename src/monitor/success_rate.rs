@@ -25,7 +25,8 @@ use serde::Serialize;
 use super::findings::{NewFinding, Severity};
 use crate::domain::Timestamp;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SuccessRateParams {
     pub short_buckets: usize,
     pub long_buckets: usize,

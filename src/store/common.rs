@@ -49,6 +49,98 @@ pub(super) const REVOKE_TOKEN: &str = include_str!("sql/revoke_token.sql");
 pub(super) const INSERT_POLICY_CHANGE: &str = include_str!("sql/insert_policy_change.sql");
 pub(super) const SELECT_POLICY_CHANGES: &str = include_str!("sql/select_policy_changes.sql");
 
+pub(super) const INSERT_API_CALLS: &str = include_str!("sql/insert_api_calls.sql");
+pub(super) const SELECT_API_CALLS_AFTER: &str = include_str!("sql/select_api_calls_after.sql");
+pub(super) const SELECT_API_CALLS_BETWEEN: &str = include_str!("sql/select_api_calls_between.sql");
+pub(super) const UPSERT_ROLLUP: &str = include_str!("sql/upsert_rollup.sql");
+pub(super) const SELECT_ROLLUPS: &str = include_str!("sql/select_rollups.sql");
+pub(super) const SELECT_ROLLUP_PROGRESS: &str = include_str!("sql/select_rollup_progress.sql");
+pub(super) const UPSERT_ROLLUP_PROGRESS: &str = include_str!("sql/upsert_rollup_progress.sql");
+
+/// A latency histogram as stored: JSON `[[ms, count], ...]`.
+pub(super) fn latencies_json(latencies: &crate::monitor::rollup::Latencies) -> String {
+    let pairs: Vec<(i64, u64)> = latencies.iter().map(|(k, v)| (*k, *v)).collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+}
+
+fn latencies_from(
+    column: &str,
+    text: &str,
+) -> Result<crate::monitor::rollup::Latencies, StoreError> {
+    let pairs: Vec<(i64, u64)> = serde_json::from_str(text).map_err(|_| corrupt(column, text))?;
+    Ok(pairs.into_iter().collect())
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// An `api_calls` row, in `select_api_calls_*.sql` order.
+pub(super) fn api_calls_from_row<R: sqlx::Row>(
+    row: &R,
+) -> Result<crate::monitor::rollup::ApiCalls, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let system: String = row.try_get(2)?;
+    let endpoint: Option<String> = row.try_get(3)?;
+    let latencies: String = row.try_get(6)?;
+    Ok(crate::monitor::rollup::ApiCalls {
+        id: row.try_get(0)?,
+        at: Timestamp::from_micros(row.try_get(1)?),
+        system: parse_system("system", &system)?,
+        endpoint: endpoint.as_deref().map(parse_endpoint).transpose()?,
+        attempted: count(row.try_get(4)?),
+        succeeded: count(row.try_get(5)?),
+        latencies_ms: latencies_from("latencies", &latencies)?,
+    })
+}
+
+/// A `metric_rollups` row, in `select_rollups.sql` order.
+pub(super) fn rollup_from_row<R: sqlx::Row>(
+    row: &R,
+) -> Result<crate::monitor::rollup::RollupRow, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    use crate::monitor::rollup::{Resolution, Rollup, RollupRow};
+    let resolution: String = row.try_get(0)?;
+    let n = |i: usize| -> Result<u64, StoreError> { Ok(count(row.try_get(i)?)) };
+    let histogram = |i: usize, column: &str| -> Result<_, StoreError> {
+        let text: String = row.try_get(i)?;
+        latencies_from(column, &text)
+    };
+    Ok(RollupRow {
+        resolution: Resolution::parse(&resolution)
+            .ok_or_else(|| corrupt("resolution", &resolution))?,
+        scope: row.try_get(1)?,
+        start: Timestamp::from_micros(row.try_get(2)?),
+        values: Rollup {
+            api_attempted: n(3)?,
+            api_succeeded: n(4)?,
+            api_latencies: histogram(5, "api_latencies")?,
+            writes_attempted: n(6)?,
+            writes_failed: n(7)?,
+            events: n(8)?,
+            records: n(9)?,
+            conflicts_opened: n(10)?,
+            conflicts_resolved: n(11)?,
+            reconcile_differences: n(12)?,
+            duplicates: row.try_get::<Option<i64>, _>(13)?.map(count),
+            last_success_at: row
+                .try_get::<Option<i64>, _>(14)?
+                .map(Timestamp::from_micros),
+            sync_latencies: histogram(15, "sync_latencies")?,
+        },
+    })
+}
+
 /// An `api_tokens` row: id, name, role, created_at, expires_at, revoked_at.
 pub(super) fn token_from_row<R: sqlx::Row>(row: &R) -> Result<crate::domain::ApiToken, StoreError>
 where
@@ -1546,6 +1638,126 @@ macro_rules! impl_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn record_api_calls(
+                &self,
+                system: $crate::domain::System,
+                tallies: &[$crate::sync::connectors::CallTally],
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                for t in tallies {
+                    sqlx::query($crate::store::common::INSERT_API_CALLS)
+                        .bind(at.as_micros())
+                        .bind(system.as_str())
+                        .bind(t.endpoint.map(|e| e.as_str()))
+                        .bind(i64::try_from(t.attempted).unwrap_or(i64::MAX))
+                        .bind(i64::try_from(t.succeeded).unwrap_or(i64::MAX))
+                        .bind($crate::store::common::latencies_json(&t.latencies_ms))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn api_calls_after(
+                &self,
+                after: Option<i64>,
+            ) -> Result<Vec<$crate::monitor::rollup::ApiCalls>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_API_CALLS_AFTER)
+                    .bind(after.unwrap_or(0))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::store::common::api_calls_from_row)
+                    .collect()
+            }
+
+            async fn api_calls_between(
+                &self,
+                from: $crate::domain::Timestamp,
+                to: $crate::domain::Timestamp,
+            ) -> Result<Vec<$crate::monitor::rollup::ApiCalls>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_API_CALLS_BETWEEN)
+                    .bind(from.as_micros())
+                    .bind(to.as_micros())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::store::common::api_calls_from_row)
+                    .collect()
+            }
+
+            async fn upsert_rollups(
+                &self,
+                rows: &[$crate::monitor::rollup::RollupRow],
+            ) -> Result<(), StoreError> {
+                use $crate::store::common::latencies_json;
+                let big = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                let mut tx = self.begin_write().await?;
+                for r in rows {
+                    let v = &r.values;
+                    sqlx::query($crate::store::common::UPSERT_ROLLUP)
+                        .bind(r.resolution.as_str())
+                        .bind(r.scope.as_str())
+                        .bind(r.start.as_micros())
+                        .bind(big(v.api_attempted))
+                        .bind(big(v.api_succeeded))
+                        .bind(latencies_json(&v.api_latencies))
+                        .bind(big(v.writes_attempted))
+                        .bind(big(v.writes_failed))
+                        .bind(big(v.events))
+                        .bind(big(v.records))
+                        .bind(big(v.conflicts_opened))
+                        .bind(big(v.conflicts_resolved))
+                        .bind(big(v.reconcile_differences))
+                        .bind(v.duplicates.map(big))
+                        .bind(v.last_success_at.map(|t| t.as_micros()))
+                        .bind(latencies_json(&v.sync_latencies))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rollups(
+                &self,
+                resolution: $crate::monitor::rollup::Resolution,
+                from: $crate::domain::Timestamp,
+                to: $crate::domain::Timestamp,
+            ) -> Result<Vec<$crate::monitor::rollup::RollupRow>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_ROLLUPS)
+                    .bind(resolution.as_str())
+                    .bind(from.as_micros())
+                    .bind(to.as_micros())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map($crate::store::common::rollup_from_row)
+                    .collect()
+            }
+
+            async fn rollup_progress(&self, job: &str) -> Result<Option<i64>, StoreError> {
+                use sqlx::Row;
+                sqlx::query($crate::store::common::SELECT_ROLLUP_PROGRESS)
+                    .bind(job)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| row.try_get(0))
+                    .transpose()
+                    .map_err(StoreError::from)
+            }
+
+            async fn set_rollup_progress(&self, job: &str, last_id: i64) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::UPSERT_ROLLUP_PROGRESS)
+                    .bind(job)
+                    .bind(last_id)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
             }
 
             async fn close(&self) {

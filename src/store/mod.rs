@@ -23,6 +23,7 @@ use crate::domain::{
     Conflict, DeadLetter, Endpoint, EndpointControl, FieldEvent, NewFieldEvent, RecordLink,
     RecordState, RunStatus, SyncRun, SyncRunCounts, System, Timestamp,
 };
+use crate::monitor::rollup::{ApiCalls, Resolution, RollupRow};
 use crate::monitor::{Finding, FindingState, NewFinding};
 
 pub use digest::{DayRow, DigestSend, DigestStore, WeekBounds};
@@ -425,6 +426,40 @@ pub trait Store: DigestStore + SecurityStore + Send + Sync + 'static {
 
     /// Every silence, expired ones included.
     async fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+
+    /// Stores the API calls one connector counted, per endpoint, as of `at`.
+    async fn record_api_calls(
+        &self,
+        system: System,
+        tallies: &[crate::sync::connectors::CallTally],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Stored API calls with an id above `after` (all without), in id order.
+    async fn api_calls_after(&self, after: Option<i64>) -> Result<Vec<ApiCalls>, StoreError>;
+
+    /// Stored API calls counted in [from, to).
+    async fn api_calls_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ApiCalls>, StoreError>;
+
+    /// Inserts or replaces metric roll-up rows (one transaction).
+    async fn upsert_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError>;
+
+    /// The roll-up rows of `resolution` whose bucket starts in [from, to), by scope then time.
+    async fn rollups(
+        &self,
+        resolution: Resolution,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// The last id roll-up job `job` has taken in, if any.
+    async fn rollup_progress(&self, job: &str) -> Result<Option<i64>, StoreError>;
+
+    async fn set_rollup_progress(&self, job: &str, last_id: i64) -> Result<(), StoreError>;
 
     async fn close(&self);
 }

@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "secrets and erasure",
         include_str!("migrations/postgres/0013_security.sql"),
     ),
+    (
+        14,
+        "metric roll-ups",
+        include_str!("migrations/postgres/0014_metric_rollups.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

@@ -73,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "secrets and erasure",
         include_str!("migrations/sqlite/0013_security.sql"),
     ),
+    (
+        14,
+        "metric roll-ups",
+        include_str!("migrations/sqlite/0014_metric_rollups.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::lease::{DEFAULT_LEASE, LeaseError, Leases};
 use crate::store::{Store, StoreError, SyncCommit};
-use crate::sync::connectors::{CallCounts, Connector, ConnectorError, WriteResult};
+use crate::sync::connectors::{CALL_ENDPOINT, CallCounts, Connector, ConnectorError, WriteResult};
 use crate::sync::documents::FieldSet;
 use crate::sync::linking;
 use crate::sync::record::{Fields, Record, Rejected, Write, is_archived};
@@ -117,6 +117,17 @@ pub struct Engine {
     /// This engine's leases on endpoints: another instance takes an endpoint over one lease
     /// length after its holder died.
     leases: Leases,
+    /// Every finished reconciliation, for the live monitor's drift check (a check that found
+    /// nothing leaves no event in the log, yet it is what resolves a drift finding).
+    reconciled: tokio::sync::broadcast::Sender<Reconciled>,
+}
+
+/// One finished reconciliation of an endpoint: when, and the differences it recorded.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    pub endpoint: Endpoint,
+    pub at: Timestamp,
+    pub differences: Arc<Vec<NewFieldEvent>>,
 }
 
 /// How far behind the newest record read a cursor is kept. A record changed while a run pages
@@ -648,6 +659,50 @@ impl Engine {
             erp,
             endpoints,
             clock,
+            reconciled: tokio::sync::broadcast::channel(64).0,
+        }
+    }
+
+    /// Hears every reconciliation this engine finishes from now on.
+    pub fn subscribe_reconciliations(&self) -> tokio::sync::broadcast::Receiver<Reconciled> {
+        self.reconciled.subscribe()
+    }
+
+    /// Every record of `endpoint` on one side, read in full (the price check's view).
+    pub async fn read_all(
+        &self,
+        system: System,
+        endpoint: Endpoint,
+    ) -> Result<Vec<Record>, SyncError> {
+        let read = pull_all(self.connector(system).as_ref(), endpoint, None);
+        let (records, _) = CALL_ENDPOINT.scope(endpoint, read).await?;
+        self.record_calls().await;
+        Ok(records)
+    }
+
+    /// The canonical fields one side's connector maps for `endpoint`.
+    pub fn mapped_fields(
+        &self,
+        system: System,
+        endpoint: Endpoint,
+    ) -> Result<Vec<String>, SyncError> {
+        self.connector(system)
+            .fields(endpoint)
+            .map_err(|source| SyncError::Connector { system, source })
+    }
+
+    /// Stores the API calls both connectors made since the last time, for the metric roll-ups.
+    /// A failure to store them is logged, never fails the run that made them.
+    async fn record_calls(&self) {
+        let at = self.clock.now();
+        for (system, connector) in [(System::Crm, &self.crm), (System::Erp, &self.erp)] {
+            let tallies = connector.take_call_tallies();
+            if tallies.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.store.record_api_calls(system, &tallies, at).await {
+                tracing::warn!(%system, error = %e, "could not store the API call counts");
+            }
         }
     }
 
@@ -704,8 +759,10 @@ impl Engine {
         endpoint: Endpoint,
         dry_run: bool,
     ) -> Result<RunSummary, SyncError> {
-        self.leased(endpoint, self.run_endpoint_unleased(endpoint, dry_run))
-            .await
+        let run = self.leased(endpoint, self.run_endpoint_unleased(endpoint, dry_run));
+        let result = CALL_ENDPOINT.scope(endpoint, run).await;
+        self.record_calls().await;
+        result
     }
 
     async fn run_endpoint_unleased(
@@ -1208,8 +1265,10 @@ impl Engine {
     /// succeeded. It changes nothing on either side.
     /// Under the endpoint's lease, like a sync run.
     pub async fn reconcile(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
-        self.leased(endpoint, self.reconcile_unleased(endpoint))
-            .await
+        let check = self.leased(endpoint, self.reconcile_unleased(endpoint));
+        let result = CALL_ENDPOINT.scope(endpoint, check).await;
+        self.record_calls().await;
+        result
     }
 
     async fn reconcile_unleased(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
@@ -1303,15 +1362,17 @@ impl Engine {
                 _ => {}
             }
         }
-        self.store
-            .commit_sync(
-                &SyncCommit {
-                    events,
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?;
+        let mut commit = SyncCommit {
+            events,
+            ..Default::default()
+        };
+        self.store.commit_sync(&commit, now).await?;
+        // No one listening (no live monitor) is fine.
+        let _ = self.reconciled.send(Reconciled {
+            endpoint,
+            at: now,
+            differences: Arc::new(std::mem::take(&mut commit.events)),
+        });
         Ok(summary)
     }
 }

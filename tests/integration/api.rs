@@ -888,7 +888,7 @@ async fn a_request_past_its_deadline_is_answered_in_the_error_shape() {
 }
 
 #[tokio::test]
-async fn metric_series_come_from_the_event_log_per_endpoint_and_target() {
+async fn metric_series_come_from_the_rollups_per_endpoint_and_target() {
     let app = admin_app().await;
     app.sandbox.crm.faults.set(FaultConfig {
         write_error_rate: 1.0,
@@ -900,6 +900,10 @@ async fn metric_series_come_from_the_event_log_per_endpoint_and_target() {
         .await
         .unwrap();
     assert!(run.failed_writes > 0);
+    // The live monitor's roll-up pass, which `serve` runs every minute.
+    syncwarden::monitor::rollup::run_once(app.store.as_ref(), Clock::system().now())
+        .await
+        .unwrap();
     let (status, body) = app
         .call(
             Some(Role::Viewer),
@@ -922,6 +926,18 @@ async fn metric_series_come_from_the_event_log_per_endpoint_and_target() {
         "every write failed: {to_crm}"
     );
     assert!(points.iter().any(|p| p["success_rate"] == json!(0.0)));
+    let calls: u64 = points
+        .iter()
+        .map(|p| p["api_calls_attempted"].as_u64().unwrap())
+        .sum();
+    let ok: u64 = points
+        .iter()
+        .map(|p| p["api_calls_succeeded"].as_u64().unwrap())
+        .sum();
+    assert!(
+        calls > ok && ok > 0,
+        "reads succeed, writes fail, per call: {to_crm}"
+    );
     for (query, field) in [
         ("resolution=fortnight", "resolution"),
         ("from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z", "from"),

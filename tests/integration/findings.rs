@@ -263,3 +263,179 @@ async fn the_live_monitor_reads_the_log_and_records_findings() {
     );
     store.close().await;
 }
+
+/// The live monitor with the price and drift checks on a fresh sandbox, on a manual clock.
+struct LiveSandbox {
+    clock: syncwarden::clock::Clock,
+    sandbox: syncwarden::sandbox::Sandbox,
+    store: std::sync::Arc<dyn syncwarden::store::Store>,
+    engine: std::sync::Arc<syncwarden::sync::engine::Engine>,
+    monitor: syncwarden::monitor::LiveMonitor,
+    _db: TestDb,
+}
+
+async fn live_sandbox() -> LiveSandbox {
+    use std::sync::Arc;
+    use syncwarden::clock::Clock;
+    use syncwarden::domain::Currency;
+    use syncwarden::monitor::checks::{Currencies, SystemChecks};
+    use syncwarden::monitor::{LiveMonitor, PriceTolerance, Watcher};
+    use syncwarden::sandbox::{Sandbox, SeedScale};
+
+    let clock = Clock::manual(at(0));
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let mut settings = db.settings();
+    sandbox.configure(&mut settings);
+    settings.sync.retry.base_delay_ms = 1;
+    let engine = Arc::new(
+        syncwarden::sync::service::engine(&settings, store.clone(), clock.clone()).unwrap(),
+    );
+    let eur = Currency::parse("EUR").unwrap();
+    let checks = SystemChecks::new(
+        engine.clone(),
+        PriceTolerance::default(),
+        "1".into(),
+        Currencies { crm: eur, erp: eur },
+    );
+    let monitor = LiveMonitor::new(store.clone(), Watcher::default(), clock.now())
+        .with_checks(checks, Duration::from_secs(300));
+    LiveSandbox {
+        clock,
+        sandbox,
+        store,
+        engine,
+        monitor,
+        _db: db,
+    }
+}
+
+/// The sandbox's planted price drift is found before the first sync, with its evidence; the
+/// item prices resolve once the sync has put the ERP's back, the quote lines (the CRM owns
+/// quotes) stay open; a CRM that reports a skewed price raises the finding again until the skew
+/// is gone.
+#[tokio::test]
+async fn price_mismatches_from_the_sandbox_open_with_evidence_and_resolve_when_fixed() {
+    use syncwarden::domain::Endpoint;
+    use syncwarden::sandbox::faults::FaultConfig;
+
+    let mut live = live_sandbox().await;
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    let (lines, items): (Vec<_>, Vec<_>) = open
+        .iter()
+        .filter(|f| f.kind == "price_mismatch")
+        .partition(|f| f.fingerprint.contains(":line:"));
+    assert!(!items.is_empty(), "no planted item drift found: {open:#?}");
+    assert!(!lines.is_empty(), "no planted quote line found: {open:#?}");
+    for f in &items {
+        let e = &f.evidence;
+        assert_eq!(e["issue"]["kind"], "different", "{f:#?}");
+        assert_eq!(e["price_book"], "1");
+        let (crm, erp) = (
+            e["issue"]["crm"]["minor"].as_i64().unwrap(),
+            e["issue"]["erp"]["minor"].as_i64().unwrap(),
+        );
+        assert!((crm - erp * 11 / 10).abs() <= 1, "10% too high: {e}");
+        assert!(
+            e["crm_record"].is_string() && e["erp_record"].is_string(),
+            "{e}"
+        );
+        assert_eq!(f.started_at, at(0));
+    }
+    assert_eq!(lines[0].severity, Severity::Critical);
+
+    live.clock.advance(Duration::from_secs(600));
+    live.engine
+        .run_endpoint(Endpoint::Items, false)
+        .await
+        .unwrap();
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let all = live.store.findings(None).await.unwrap();
+    let state = |fingerprint: &str| {
+        all.iter()
+            .find(|f| f.fingerprint == fingerprint)
+            .map(|f| (f.state, f.resolved_at))
+            .unwrap()
+    };
+    for f in &items {
+        assert_eq!(
+            state(&f.fingerprint),
+            (FindingState::Resolved, Some(at(10))),
+            "the sync fixed it"
+        );
+    }
+    assert_eq!(state(&lines[0].fingerprint).0, FindingState::Open);
+
+    let code = items[0].evidence["item_code"].as_str().unwrap().to_string();
+    live.sandbox.crm.faults.set(FaultConfig {
+        skewed_prices: [(code.clone(), 120)].into(),
+        ..Default::default()
+    });
+    live.clock.advance(Duration::from_secs(300));
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let again = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    let skewed = again
+        .iter()
+        .find(|f| f.fingerprint == items[0].fingerprint)
+        .expect("the skew reopens the finding");
+    assert_eq!(skewed.started_at, at(15));
+    live.sandbox.crm.faults.set(FaultConfig::default());
+    live.clock.advance(Duration::from_secs(300));
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    assert!(
+        open.iter().all(|f| f.fingerprint != items[0].fingerprint),
+        "{open:#?}"
+    );
+}
+
+/// A page the CRM drops shows in two reconciliations running as drift, from the live loop; once
+/// the page is back the next reconciliation resolves it.
+#[tokio::test]
+async fn reconciliation_drift_is_judged_in_the_live_loop_and_resolves() {
+    use syncwarden::domain::Endpoint;
+    use syncwarden::sandbox::faults::FaultConfig;
+
+    let mut live = live_sandbox().await;
+    live.engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    live.sandbox.crm.faults.set(FaultConfig {
+        drop_page: Some(1),
+        ..Default::default()
+    });
+    for minutes in [5, 10] {
+        live.clock.advance(Duration::from_secs(300));
+        live.engine.reconcile(Endpoint::Accounts).await.unwrap();
+        live.monitor.run_once(at(minutes)).await.unwrap();
+    }
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    let drift = open
+        .iter()
+        .find(|f| f.fingerprint == "reconciliation_drift:accounts")
+        .unwrap_or_else(|| panic!("no drift finding: {open:#?}"));
+    assert!(
+        drift.evidence["missing_records"].as_u64().unwrap() > 0,
+        "{drift:#?}"
+    );
+    assert_eq!((drift.started_at, drift.detected_at), (at(10), at(10)));
+
+    live.sandbox.crm.faults.set(FaultConfig::default());
+    live.clock.advance(Duration::from_secs(300));
+    live.engine.reconcile(Endpoint::Accounts).await.unwrap();
+    live.monitor.run_once(at(15)).await.unwrap();
+    let all = live.store.findings(None).await.unwrap();
+    let drift = all
+        .iter()
+        .find(|f| f.fingerprint == "reconciliation_drift:accounts")
+        .unwrap();
+    assert_eq!(
+        (drift.state, drift.resolved_at),
+        (FindingState::Resolved, Some(at(15)))
+    );
+}

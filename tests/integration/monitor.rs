@@ -202,7 +202,7 @@ async fn findings_are_listed_acknowledged_and_resolved_from_the_command_line() {
 }
 
 #[tokio::test]
-async fn metrics_come_from_the_event_log_per_scope_and_hour() {
+async fn metrics_come_from_the_rollups_per_scope_and_hour() {
     use syncwarden::config::DatabaseSettings;
     use syncwarden::domain::Timestamp;
 
@@ -253,11 +253,239 @@ async fn metrics_come_from_the_event_log_per_scope_and_hour() {
         String::from_utf8_lossy(&out.stderr)
     );
     let series: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let hours = series["items:crm"].as_array().unwrap();
+    let hours = series
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "items:crm")
+        .unwrap_or_else(|| panic!("no items:crm series: {series}"))["points"]
+        .as_array()
+        .unwrap();
     assert_eq!(hours.len(), 2, "{series}");
     assert_eq!(hours[0]["attempts"], 60);
     assert_eq!(hours[0]["failures"], 12);
     assert_eq!(hours[0]["success_rate"], 0.8);
     assert_eq!(hours[0]["latency_p50_ms"], 129);
     assert_eq!(hours[1]["start"], "2026-11-23T01:00:00Z");
+}
+
+#[test]
+fn detector_keys_of_the_configuration_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = series(1200, 1000);
+    std::fs::write(dir.path().join("in.csv"), &text).unwrap();
+    let score = |warmup: Option<&str>| {
+        let mut command = syncwarden();
+        command
+            .args(["monitor", "score", "--input"])
+            .arg(dir.path().join("in.csv"))
+            .arg("--output")
+            .arg(dir.path().join("out.csv"));
+        if let Some(warmup) = warmup {
+            command.env("SYNCWARDEN_MONITOR__DETECTOR__WARMUP", warmup);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check_scored(&text, &dir.path().join("out.csv"))
+    };
+    assert!(score(None)[1000] >= 0.4, "the spike alarms by default");
+    assert!(
+        score(Some("5000")).iter().all(|s| *s == 0.0),
+        "a warm-up longer than the series silences every point"
+    );
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[monitor.seasonal]\nthreshhold = 3.0\n").unwrap();
+    let out = syncwarden()
+        .args(["monitor", "findings", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("threshhold"),
+        "{stderr}"
+    );
+}
+
+/// The stored roll-ups equal counts made directly from the inserted events, per hour and scope,
+/// after a pass, a late batch into hours already rolled up, and a repeated pass; the day adds up
+/// its hours; API calls count per call under their endpoint and connector.
+#[tokio::test]
+async fn rollups_equal_a_direct_computation_from_the_events() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use syncwarden::domain::{Endpoint, Outcome, System, Timestamp};
+    use syncwarden::monitor::rollup::{self, Resolution, series};
+    use syncwarden::sync::connectors::CallTally;
+
+    for db in
+        crate::helpers::TestDb::all("monitor::rollups_equal_a_direct_computation_from_the_events")
+            .await
+    {
+        let store = db.open().await;
+        let t0 = Timestamp::parse_rfc3339("2026-11-23T00:00:00Z").unwrap();
+        let outcomes = [
+            Outcome::Applied,
+            Outcome::Applied,
+            Outcome::Failed,
+            Outcome::Conflict,
+            Outcome::ConflictResolved,
+            Outcome::Drift,
+            Outcome::Missing,
+            Outcome::SkippedNotOwner,
+        ];
+        let mut rng = fastrand::Rng::with_seed(3);
+        let events: Vec<_> = (0..1500)
+            .map(|n| {
+                let mut e = crate::helpers::event(n);
+                e.endpoint = Endpoint::ALL[rng.usize(..3)];
+                e.target_system = if rng.bool() { System::Crm } else { System::Erp };
+                e.outcome = outcomes[rng.usize(..outcomes.len())];
+                e.latency_ms = Some(rng.i64(1..1000));
+                e.occurred_at = t0 + Duration::from_secs(rng.u64(0..3 * 3600));
+                e
+            })
+            .collect();
+        let later = t0 + Duration::from_secs(4 * 3600);
+        store.append_events(&events[..1000], later).await.unwrap();
+        let calls = CallTally {
+            endpoint: Some(Endpoint::Items),
+            attempted: 10,
+            succeeded: 7,
+            latencies_ms: [(50, 3), (80, 7)].into(),
+        };
+        store
+            .record_api_calls(System::Crm, &[calls], t0 + Duration::from_secs(1800))
+            .await
+            .unwrap();
+        rollup::run_once(store.as_ref(), later).await.unwrap();
+        store.append_events(&events[1000..], later).await.unwrap();
+        rollup::run_once(store.as_ref(), later).await.unwrap();
+        rollup::run_once(store.as_ref(), later).await.unwrap();
+
+        // (hour, scope) -> attempts, failures, events, conflicts opened and resolved,
+        // differences, latencies of the writes.
+        type Counts = (u64, u64, u64, u64, u64, u64, Vec<i64>);
+        let mut direct: BTreeMap<(i64, String), Counts> = BTreeMap::new();
+        for e in &events {
+            let hour = e.occurred_at.as_micros().div_euclid(3_600_000_000);
+            let (endpoint, system) = (e.endpoint.as_str(), e.target_system.as_str());
+            for scope in [
+                "overall".to_string(),
+                format!("endpoint:{endpoint}"),
+                format!("connector:{system}"),
+                format!("{endpoint}:{system}"),
+            ] {
+                let c = direct.entry((hour, scope)).or_default();
+                c.2 += 1;
+                match e.outcome {
+                    Outcome::Applied | Outcome::Failed => {
+                        c.0 += 1;
+                        c.1 += u64::from(e.outcome == Outcome::Failed);
+                        c.6.push(e.latency_ms.unwrap());
+                    }
+                    Outcome::Conflict => c.3 += 1,
+                    Outcome::ConflictResolved => c.4 += 1,
+                    Outcome::Drift | Outcome::Missing => c.5 += 1,
+                    _ => {}
+                }
+            }
+        }
+        let rows = store.rollups(Resolution::Hour, t0, later).await.unwrap();
+        let mut checked = 0;
+        for s in series(&rows) {
+            for p in &s.points {
+                let hour = p.start.as_micros().div_euclid(3_600_000_000);
+                let Some(c) = direct.get_mut(&(hour, s.scope.clone())) else {
+                    assert!(
+                        p.api_calls_attempted > 0,
+                        "a row of neither events nor calls: {s:?}"
+                    );
+                    continue;
+                };
+                c.6.sort_unstable();
+                let p95 = (!c.6.is_empty()).then(|| {
+                    let rank = ((0.95 * c.6.len() as f64).ceil() as usize).max(1);
+                    c.6[rank - 1]
+                });
+                assert_eq!(
+                    (
+                        p.attempts,
+                        p.failures,
+                        p.events,
+                        p.conflicts_opened,
+                        p.conflicts_resolved,
+                        p.reconcile_differences,
+                        p.latency_p95_ms
+                    ),
+                    (c.0, c.1, c.2, c.3, c.4, c.5, p95),
+                    "{} at {}",
+                    s.scope,
+                    p.start
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, direct.len(), "every hour and scope has its row");
+        let api = |scope: &str| {
+            series(&rows)
+                .into_iter()
+                .find(|s| s.scope == scope)
+                .map(|s| {
+                    (
+                        s.points[0].api_calls_attempted,
+                        s.points[0].api_calls_succeeded,
+                        s.points[0].api_latency_p50_ms,
+                    )
+                })
+        };
+        assert_eq!(api("items:crm"), Some((10, 7, Some(80))));
+        assert_eq!(api("connector:crm"), Some((10, 7, Some(80))));
+        assert_eq!(api("overall"), Some((10, 7, Some(80))));
+
+        let day = store.rollups(Resolution::Day, t0, later).await.unwrap();
+        let overall = day.iter().find(|r| r.scope == "overall").unwrap();
+        assert_eq!(overall.values.events, 1500);
+        assert_eq!(
+            overall.values.writes_attempted,
+            direct
+                .iter()
+                .filter(|((_, s), _)| s == "overall")
+                .map(|(_, c)| c.0)
+                .sum::<u64>()
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+/// The sandbox scenario runner end to end on a tiny scenario: every incident kind is run against
+/// the sandbox servers, and the price drift injected into the CRM is detected at the next price
+/// check.
+#[tokio::test]
+async fn the_sandbox_eval_runs_a_tiny_scenario_of_every_incident_kind() {
+    use syncwarden::monitor::sandbox_eval::{SandboxEvalOptions, run_sandbox_eval};
+
+    let options = SandboxEvalOptions {
+        runs: 1,
+        learn_hours: 1,
+        scored_hours: 1,
+        clean_hours: 1,
+        writes_per_minute: 2,
+        seed: 7,
+    };
+    let report = run_sandbox_eval(options, Default::default()).await.unwrap();
+    assert_eq!(report.incidents.len(), 5);
+    let drift = report
+        .incidents
+        .iter()
+        .find(|i| serde_json::to_value(i.kind).unwrap() == "price_drift")
+        .unwrap();
+    assert_eq!(drift.detected, 1, "{report:#?}");
+    assert!(drift.max_minutes_to_detect.unwrap() <= 15, "{report:#?}");
+    assert!(report.false_findings_per_clean_week.is_some());
 }

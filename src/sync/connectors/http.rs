@@ -1,13 +1,15 @@
 //! The HTTP plumbing every connector shares: timeouts, bounded retry with jittered exponential
 //! backoff on 429, 5xx and transport errors (honouring Retry-After), and per-call accounting.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::ConnectorError;
+use crate::domain::Endpoint;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -40,12 +42,31 @@ impl RetryPolicy {
     }
 }
 
+tokio::task_local! {
+    /// The endpoint the calls made in this task are for: the engine sets it around each run, so
+    /// every API call is counted under its endpoint without the connectors passing it around.
+    pub static CALL_ENDPOINT: Endpoint;
+}
+
 /// API calls made by one connector: every attempt counts, a retried failure as a failure.
 #[derive(Debug, Default)]
 pub struct CallStats {
     ok: AtomicU64,
     failed: AtomicU64,
     latency_micros: AtomicU64,
+    /// The calls not yet taken by [`CallStats::take_tallies`], per endpoint (none: made outside
+    /// any run, e.g. a connector check).
+    tallies: Mutex<BTreeMap<Option<Endpoint>, CallTally>>,
+}
+
+/// API calls of one connector for one endpoint: how many, how many succeeded, and how long each
+/// took (milliseconds -> calls).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallTally {
+    pub endpoint: Option<Endpoint>,
+    pub attempted: u64,
+    pub succeeded: u64,
+    pub latencies_ms: BTreeMap<i64, u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +82,22 @@ impl CallStats {
         counter.fetch_add(1, Ordering::Relaxed);
         self.latency_micros
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+        let endpoint = CALL_ENDPOINT.try_with(|e| *e).ok();
+        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let tally = tallies.entry(endpoint).or_insert_with(|| CallTally {
+            endpoint,
+            ..CallTally::default()
+        });
+        tally.attempted += 1;
+        tally.succeeded += u64::from(ok);
+        let ms = i64::try_from(latency.as_millis()).unwrap_or(i64::MAX);
+        *tally.latencies_ms.entry(ms).or_default() += 1;
+    }
+
+    /// The calls made since the last take, per endpoint; the tallies start again from nothing.
+    pub fn take_tallies(&self) -> Vec<CallTally> {
+        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *tallies).into_values().collect()
     }
 
     pub fn snapshot(&self) -> CallCounts {

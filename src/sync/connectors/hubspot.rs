@@ -755,4 +755,8 @@ impl Connector for HubSpotConnector {
     fn calls(&self) -> CallCounts {
         self.http.stats.snapshot()
     }
+
+    fn take_call_tallies(&self) -> Vec<super::CallTally> {
+        self.http.stats.take_tallies()
+    }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::domain::{Endpoint, System, Timestamp};
 use crate::sync::record::{Page, Write};
 
-pub use http::{CallCounts, RetryPolicy};
+pub use http::{CALL_ENDPOINT, CallCounts, CallTally, RetryPolicy};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectorError {
@@ -86,4 +86,7 @@ pub trait Connector: Send + Sync {
 
     /// API calls made so far.
     fn calls(&self) -> CallCounts;
+
+    /// The API calls made since the last take, per endpoint, for the metric roll-ups.
+    fn take_call_tallies(&self) -> Vec<CallTally>;
 }

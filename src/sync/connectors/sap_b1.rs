@@ -767,4 +767,8 @@ impl Connector for SapB1Connector {
     fn calls(&self) -> CallCounts {
         self.http.stats.snapshot()
     }
+
+    fn take_call_tallies(&self) -> Vec<super::CallTally> {
+        self.http.stats.take_tallies()
+    }
 }

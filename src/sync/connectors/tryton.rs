@@ -668,4 +668,8 @@ impl Connector for TrytonConnector {
     fn calls(&self) -> CallCounts {
         self.http.stats.snapshot()
     }
+
+    fn take_call_tallies(&self) -> Vec<super::CallTally> {
+        self.http.stats.take_tallies()
+    }
 }

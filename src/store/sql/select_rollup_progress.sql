@@ -1,0 +1,1 @@
+SELECT last_id FROM rollup_progress WHERE job = $1

@@ -172,7 +172,7 @@ async fn trained_classifier_beats_a_fixed_jaro_winkler_threshold_on_unseen_peopl
         let r = &table.records[i];
         [0, 1]
             .iter()
-            .filter_map(|f| r.values[*f].as_ref().map(|v| v.text.clone()))
+            .filter_map(|f| r.value(*f).map(|v| v.text.to_string()))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -730,7 +730,7 @@ async fn scan_proposes_merges_once_and_decisions_become_training_pairs() {
         let pairs = syncwarden::dedup::read_pairs(&profile, &feedback).unwrap();
         assert_eq!(pairs.labels, Some(vec![true, false]));
         assert_eq!(
-            pairs.left[0].values[0].as_ref().map(|v| !v.text.is_empty()),
+            pairs.left[0].value(0).map(|v| !v.text.is_empty()),
             Some(true)
         );
         let open = store
@@ -740,4 +740,282 @@ async fn scan_proposes_merges_once_and_decisions_become_training_pairs() {
         assert_eq!(open.len(), proposals.len() - 2);
         db.cleanup().await;
     }
+}
+
+/// Labelled product pairs as in the products data sets; the non-matches say "different" so the
+/// test LLM answers them as an adjudicator should.
+const PRODUCT_PAIRS: &[(&str, &str, &str, &str, u8)] = &[
+    (
+        "Sony KDL-40EX500 40in Bravia LCD HDTV",
+        "899.00",
+        "Sony Bravia KDL40EX500 40 inch LCD television",
+        "899.00",
+        1,
+    ),
+    (
+        "Logitech Cordless Desktop Wave 920-000264",
+        "79.99",
+        "Logitech Wave cordless desktop keyboard mouse 920000264",
+        "79.99",
+        1,
+    ),
+    (
+        "Toshiba D-R560 DVD recorder",
+        "149.99",
+        "Toshiba DR560 DVD recorder with digital tuner",
+        "149.99",
+        1,
+    ),
+    (
+        "Garmin nuvi 260W portable GPS",
+        "199.99",
+        "Garmin nuvi 260W 3.5in GPS navigator",
+        "189.00",
+        1,
+    ),
+    (
+        "Canon PowerShot SX110 IS digital camera silver",
+        "249.00",
+        "Canon PowerShot SX120 IS, a different model",
+        "279.00",
+        0,
+    ),
+    (
+        "Netgear ProSafe FS105 ethernet switch",
+        "39.99",
+        "Netgear ProSafe FS108 switch, different port count",
+        "59.99",
+        0,
+    ),
+    (
+        "Sony MDR-NC22 noise cancelling earphones black",
+        "49.99",
+        "Sony MDR-NC22 earphones white, a different colour",
+        "49.99",
+        0,
+    ),
+    (
+        "Weber Genesis E-320 gas grill",
+        "799.00",
+        "Kodak EasyShare M552 digital camera pink, different",
+        "99.00",
+        0,
+    ),
+];
+
+#[tokio::test]
+async fn eval_with_llm_reports_the_adjudicated_f1_beside_the_classifier_alone() {
+    let (base_url, server) = start_llm().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("valid.csv");
+    let mut csv = String::from("left_title,left_price,right_title,right_price,label\n");
+    for (lt, lp, rt, rp, label) in PRODUCT_PAIRS {
+        csv.push_str(&format!("\"{lt}\",{lp},\"{rt}\",{rp},{label}\n"));
+    }
+    std::fs::write(&pairs, csv).unwrap();
+    let eval = |llm: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_syncwarden"));
+        command
+            .args([
+                "dedup",
+                "eval",
+                "--profile",
+                "config/dedup/products.toml",
+                "--pairs",
+            ])
+            .arg(&pairs)
+            .env("SYNCWARDEN_LLM__BASE_URL", &base_url)
+            .env("SYNCWARDEN_LLM__API_KEY", "test-key")
+            // Every pair below the confident band goes to the LLM.
+            .env("SYNCWARDEN_DEDUP__REVIEW_BELOW", "0");
+        if llm {
+            command.arg("--llm");
+        }
+        async move {
+            let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        }
+    };
+    let alone = eval(false).await;
+    assert_eq!(alone["llm_asked"], 0, "{alone}");
+    assert!(server.prompts.lock().unwrap().is_empty());
+
+    let judged = eval(true).await;
+    let asked = judged["llm_asked"].as_u64().unwrap();
+    assert!(asked >= 4, "{judged}");
+    // The classifier's own figures do not move; the final decisions are the LLM's.
+    assert_eq!(judged["classifier"], alone["classifier"]);
+    assert_eq!(judged["final_decisions"]["f1"], 1.0, "{judged}");
+    let prompts = server.prompts.lock().unwrap().clone();
+    assert_eq!(prompts.len() as u64, asked);
+    assert!(prompts.iter().all(|p| p.contains("title: ")), "{prompts:?}");
+}
+
+/// The sandbox ERP's items, read through the SAP B1 connector and stored as a sync leaves them.
+async fn sandbox_items(scale: &SeedScale) -> Vec<syncwarden::domain::RecordState> {
+    use syncwarden::sync::connectors::Connector;
+    use syncwarden::sync::connectors::sap_b1::{SapB1Connector, SapB1Settings};
+
+    let sandbox = Sandbox::start(Clock::system(), scale).await.unwrap();
+    let settings = SapB1Settings {
+        base_url: sandbox.erp.base_url(),
+        company_db: sandbox::SAP_COMPANY_DB.into(),
+        username: sandbox::SAP_USER.into(),
+        password: sandbox::SAP_PASSWORD.to_string().into(),
+        ..Default::default()
+    };
+    let erp = SapB1Connector::new(settings, Default::default()).unwrap();
+    let mut states = Vec::new();
+    let mut page = None;
+    loop {
+        let p = erp.pull(Endpoint::Items, None, page).await.unwrap();
+        states.extend(p.records.into_iter().map(|r| RecordState {
+            endpoint: Endpoint::Items,
+            key: r.id.clone(),
+            crm_id: None,
+            erp_id: Some(r.id),
+            fields: r.fields,
+            synced_at: Timestamp::from_micros(1_000_000),
+        }));
+        match p.next {
+            Some(next) => page = Some(next),
+            None => return states,
+        }
+    }
+}
+
+#[tokio::test]
+async fn items_scan_of_the_sandbox_proposes_the_planted_duplicates_and_no_others() {
+    use crate::helpers::TestDb;
+
+    // Enough items that many share a product and a series number (`Motor 26-1`, `Motor 26-486`):
+    // items of one series, not duplicates.
+    let scale = SeedScale {
+        items: 300,
+        duplicate_items: 4,
+        ..SeedScale::small()
+    };
+    let states = sandbox_items(&scale).await;
+    assert_eq!(states.len(), scale.items);
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    store
+        .commit_sync(
+            &SyncCommit {
+                states,
+                ..Default::default()
+            },
+            Timestamp::from_micros(1_000_000),
+        )
+        .await
+        .unwrap();
+    let profile = Profile::load(Path::new("config/dedup/products.toml")).unwrap();
+    let model = syncwarden::dedup::load_model(&profile).unwrap();
+    let report = syncwarden::dedup::scan::scan(
+        store.as_ref(),
+        &profile,
+        &model,
+        &DedupSettings::default(),
+        None,
+        Endpoint::Items,
+        Timestamp::from_micros(2_000_000),
+    )
+    .await
+    .unwrap();
+    let mut proposed: Vec<Vec<String>> = store
+        .dedup_proposals(Some(Endpoint::Items), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.proposal.members)
+        .collect();
+    proposed.sort();
+    // The seed's last items are its first ones keyed again.
+    let planted: Vec<Vec<String>> = (1..=scale.duplicate_items)
+        .map(|k| {
+            vec![
+                format!("I{k:05}"),
+                format!("I{:05}", scale.items - scale.duplicate_items + k),
+            ]
+        })
+        .collect();
+    assert_eq!(proposed, planted, "{report:?}");
+    db.cleanup().await;
+}
+
+#[test]
+fn streamed_bounded_scoring_agrees_with_scoring_every_pair_of_every_block() {
+    use std::collections::HashMap;
+
+    use syncwarden::dedup::{block, score_candidates};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("people.csv");
+    syncwarden::dedup::bench::generate(&path, 4_000, 11).unwrap();
+    let profile = Profile::load(Path::new("config/dedup/people.toml")).unwrap();
+    let model = syncwarden::dedup::load_model(&profile).unwrap();
+    let settings = DedupSettings::default();
+    let table = read_table(&profile, &path, Some("entity_id")).unwrap();
+    let (records, truth) = (&table.records, table.truth.as_ref().unwrap());
+
+    // The previous pipeline: all pairs of every block, each pair's features and probability
+    // computed on its own, the non-matches dropped afterwards.
+    let mut exhaustive = profile.clone();
+    exhaustive.blocking.all_pairs_up_to = None;
+    let all = block::candidates(&exhaustive, records);
+    let previous: HashMap<(usize, usize), Decision> = all
+        .pairs
+        .iter()
+        .map(|(a, b)| (*a as usize, *b as usize))
+        .filter_map(|(a, b)| {
+            let p = model.probability(&features::pair(&profile, &records[a], &records[b]));
+            let d = Decision::from_probability(p, model.threshold, &settings);
+            (d != Decision::NonMatch).then_some(((a, b), d))
+        })
+        .collect();
+    let streamed = score_candidates(&profile, &model, &settings, records, &all.pairs);
+    assert_eq!(streamed.len(), previous.len());
+    assert!(
+        streamed
+            .iter()
+            .all(|p| previous.get(&(p.a, p.b)) == Some(&p.decision))
+    );
+
+    // Bounded: blocks over three records compared in a sorted window only.
+    let mut bounded = profile.clone();
+    bounded.blocking.all_pairs_up_to = Some(3);
+    let some = block::candidates(&bounded, records);
+    assert!(some.windowed_blocks > 0);
+    assert!(some.pairs.len() < all.pairs.len());
+    let kept = score_candidates(&profile, &model, &settings, records, &some.pairs);
+    assert!(
+        kept.iter()
+            .all(|p| previous.get(&(p.a, p.b)) == Some(&p.decision))
+    );
+    let true_matches = |pairs: &mut dyn Iterator<Item = (usize, usize)>| {
+        pairs.filter(|(a, b)| truth[*a] == truth[*b]).count()
+    };
+    let before = true_matches(
+        &mut previous
+            .iter()
+            .filter(|(_, d)| **d == Decision::Match)
+            .map(|(k, _)| *k),
+    );
+    let after = true_matches(
+        &mut kept
+            .iter()
+            .filter(|p| p.decision == Decision::Match)
+            .map(|p| (p.a, p.b)),
+    );
+    assert!(
+        after as f64 >= 0.99 * before as f64,
+        "bounded blocking kept {after} of {before} true matches"
+    );
 }

@@ -171,7 +171,6 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "measure_conflict",
             "number_conflict",
             "first_word_same",
-            "other_numbers",
         ],
         FieldKind::Date => &[
             "missing",
@@ -329,7 +328,6 @@ fn codes(a: Value, b: Value, out: &mut Vec<f64>) {
         flag(disjoint(&numbers(a), &numbers(b))),
         // Usually the brand, which catalogues without a brand column still put first.
         flag(first(a) == first(b)),
-        flag(other_numbers(a.text, b.text)),
     ];
     if a.codes().len() == 0 || b.codes().len() == 0 {
         out.extend_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
@@ -358,26 +356,6 @@ fn codes(a: Value, b: Value, out: &mut Vec<f64>) {
         flag(shared == 0 && !contained),
     ]);
     out.extend_from_slice(&variants);
-}
-
-/// The same words with other numbers (`motor 26 1` and `motor 26 486`): two items of one
-/// series, which every text similarity rates as near-identical.
-fn other_numbers(a: &str, b: &str) -> bool {
-    fn words(s: &str) -> Vec<&str> {
-        s.split(|c: char| c.is_ascii_digit() || c == ' ')
-            .filter(|w| !w.is_empty())
-            .collect()
-    }
-    fn numbers(s: &str) -> Vec<&str> {
-        let mut n: Vec<&str> = s
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|w| !w.is_empty())
-            .collect();
-        n.sort_unstable();
-        n
-    }
-    let (na, nb) = (numbers(a), numbers(b));
-    !na.is_empty() && !nb.is_empty() && na != nb && words(a) == words(b)
 }
 
 /// Plain numbers of two to four digits (sizes, series, pack counts, short part numbers): longer
@@ -552,23 +530,5 @@ columns = ["title"]
         // Same model, other capacity: a measure conflict but no colour conflict.
         let de = pair(&p, &d, &e);
         assert_eq!((de[i], de[i + 5], de[i + 6]), (1.0, 0.0, 1.0));
-    }
-
-    #[test]
-    fn the_same_words_with_other_numbers_are_a_series_not_one_item() {
-        let p = profile();
-        let names = names(&p);
-        let other = names
-            .iter()
-            .position(|x| x == "title.other_numbers")
-            .unwrap();
-        let item = |id: &str, title: &str| rec(&p, id, &[("title", title)]);
-        let motor = item("a", "Motor 26-1");
-        assert_eq!(pair(&p, &motor, &item("b", "Motor 26-486"))[other], 1.0);
-        assert_eq!(pair(&p, &motor, &item("c", "MOTOR 26/1"))[other], 0.0);
-        assert_eq!(pair(&p, &motor, &item("d", "Pump 26-1 spare"))[other], 0.0);
-        let tv = item("e", "Sony KDL-40EX500");
-        assert_eq!(pair(&p, &tv, &item("f", "sony kdl40ex500"))[other], 0.0);
-        assert_eq!(pair(&p, &tv, &item("g", "Sony KDL-46EX500"))[other], 1.0);
     }
 }

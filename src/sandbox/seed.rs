@@ -31,9 +31,6 @@ pub struct SeedScale {
     pub duplicate_contacts: usize,
     /// CRM products whose price differs from the ERP's.
     pub drifted_prices: usize,
-    /// ERP items keyed twice: the last ones are the first ones again under another code, their
-    /// names written another way (`MOTOR 26/1` for `Motor 26-1`), same prices.
-    pub duplicate_items: usize,
     /// CRM quotes (none in the ERP yet).
     pub quotes: usize,
     /// ERP sales orders (none in the CRM yet).
@@ -57,7 +54,6 @@ impl Default for SeedScale {
             contacts_per_account: 3,
             duplicate_contacts: 60,
             drifted_prices: 5,
-            duplicate_items: 5,
             quotes: 1_000,
             orders: 800,
             invoices: 700,
@@ -75,7 +71,6 @@ impl SeedScale {
             duplicate_accounts: 4,
             duplicate_contacts: 4,
             drifted_prices: 2,
-            duplicate_items: 2,
             quotes: 10,
             orders: 8,
             invoices: 6,
@@ -302,25 +297,16 @@ fn seed_items(
     crm: &mut HsData,
     erp: &mut SapData,
 ) -> Vec<(String, i64)> {
-    let mut items: Vec<(String, i64)> = Vec::with_capacity(scale.items);
-    let mut names: Vec<String> = Vec::with_capacity(scale.items);
-    let first_duplicate = scale.items - scale.duplicate_items.min(scale.items / 2);
+    let mut items = Vec::with_capacity(scale.items);
     for i in 1..=scale.items {
         let code = format!("I{i:05}");
-        let mut name = format!(
+        let name = format!(
             "{} {}-{}",
             PRODUCTS[rng.usize(..PRODUCTS.len())],
             rng.u32(10..99),
             i
         );
-        let mut base_cents = rng.i64(500..50_000);
-        // Drawn as for any item (the rest of the seed stays the same), then made a copy.
-        if i > first_duplicate {
-            let original = i - first_duplicate - 1;
-            name = names[original].to_uppercase().replace('-', "/");
-            base_cents = items[original].1;
-        }
-        names.push(name.clone());
+        let base_cents = rng.i64(500..50_000);
         items.push((code.clone(), base_cents));
         let prices: Vec<Value> = (1..=scale.price_lists)
             .map(|list| {

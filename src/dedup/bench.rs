@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::command::dedup_table;
+use super::command::{Phases, dedup_table};
 use super::model::Model;
 use super::profile::Profile;
 use super::{Decision, DedupError, DedupSettings, block, read_table};
@@ -164,14 +164,21 @@ pub struct ScaleReport {
     pub seconds: f64,
     /// Of which reading the CSV, normalising and weighing tokens.
     pub read_seconds: f64,
+    /// And the rest.
+    pub phase_seconds: Phases,
     pub pairs_per_sec: f64,
+    /// Blocks compared in a sorted window rather than all against all.
+    pub windowed_blocks: usize,
+    /// Resident memory once the records are read (Linux).
+    pub rss_after_read_mib: Option<f64>,
     /// Peak resident memory of the process (Linux), generation included.
     pub peak_rss_mib: Option<f64>,
 }
 
-fn peak_rss_mib() -> Option<f64> {
+/// A memory figure of this process from `/proc/self/status` (`VmHWM` peak, `VmRSS` now), MiB.
+fn rss_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
@@ -208,6 +215,7 @@ pub async fn run(
     }
     let table = table?;
     let read_seconds = started.elapsed().as_secs_f64();
+    let rss_after_read_mib = rss_mib("VmRSS:");
     let run = dedup_table(profile, model, settings, None, &table).await;
     let seconds = started.elapsed().as_secs_f64();
     let truth = table.truth.as_deref().unwrap_or_default();
@@ -234,8 +242,11 @@ pub async fn run(
         },
         seconds,
         read_seconds,
+        phase_seconds: run.seconds,
         pairs_per_sec: run.candidates.len() as f64 / seconds,
-        peak_rss_mib: peak_rss_mib(),
+        windowed_blocks: run.windowed_blocks,
+        rss_after_read_mib,
+        peak_rss_mib: rss_mib("VmHWM:"),
     })
 }
 

@@ -16,7 +16,7 @@ use super::profile::{FieldKind, Profile};
 use super::scan;
 use super::{
     Decision, DedupError, DedupSettings, PairFile, ScoredPair, Table, block, classify, load_model,
-    probabilities, read_pairs, read_table,
+    read_pairs, read_table, score_candidates,
 };
 use crate::config::Settings;
 use crate::domain::{Endpoint, ProposalStatus, Timestamp};
@@ -382,7 +382,19 @@ pub struct TableRun {
     pub candidates: Vec<(u32, u32)>,
     pub clusters: Vec<Vec<usize>>,
     pub skipped_blocks: usize,
+    pub windowed_blocks: usize,
     pub llm_asked: usize,
+    pub seconds: Phases,
+}
+
+/// Where a run's time went.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Phases {
+    pub blocking: f64,
+    /// Features and classifier for every candidate pair.
+    pub scoring: f64,
+    /// LLM adjudication, clustering and the pairs clusters imply.
+    pub clustering: f64,
 }
 
 impl TableRun {
@@ -401,32 +413,33 @@ pub async fn dedup_table(
     llm: Option<&Adjudicator>,
     table: &Table,
 ) -> TableRun {
+    let mut clock = Instant::now();
+    let mut lap = || {
+        let seconds = clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        seconds
+    };
     let blocked = block::candidates(profile, &table.records);
+    let blocking = lap();
     // Long runs report their phases so an operator sees it moving.
     tracing::info!(
         records = table.records.len(),
         candidates = blocked.pairs.len(),
         skipped_blocks = blocked.skipped_blocks,
+        windowed_blocks = blocked.windowed_blocks,
         "blocking done, scoring"
     );
-    let probabilities = probabilities(profile, model, &table.records, &blocked.pairs);
-    let mut pairs: Vec<ScoredPair> = classify(
-        model,
-        settings,
-        blocked
-            .pairs
-            .iter()
-            .map(|(a, b)| (*a as usize, *b as usize)),
-        &probabilities,
-    )
-    .into_iter()
-    .filter(|p| p.decision != Decision::NonMatch)
-    .collect();
-    drop(probabilities);
+    let mut pairs = score_candidates(profile, model, settings, &table.records, &blocked.pairs);
+    let scoring = lap();
     let llm_asked = match llm {
         Some(llm) => {
             llm.adjudicate(&profile.entity, settings, &mut pairs, |p| {
-                llm::render_pair(profile, &table.raw[p.a], &table.raw[p.b], llm.redact)
+                llm::render_pair(
+                    profile,
+                    &table.raw.get(p.a),
+                    &table.raw.get(p.b),
+                    llm.redact,
+                )
             })
             .await
         }
@@ -467,7 +480,13 @@ pub async fn dedup_table(
         candidates: blocked.pairs,
         clusters,
         skipped_blocks: blocked.skipped_blocks,
+        windowed_blocks: blocked.windowed_blocks,
         llm_asked,
+        seconds: Phases {
+            blocking,
+            scoring,
+            clustering: lap(),
+        },
     }
 }
 
@@ -484,7 +503,7 @@ pub async fn link_tables(
     let split = left.records.len();
     let mut table = Table {
         records: left.records.into_iter().chain(right.records).collect(),
-        raw: left.raw.into_iter().chain(right.raw).collect(),
+        raw: left.raw.concat(right.raw),
         truth: None,
     };
     // Token rarity over both tables together: a name common on either side is common.
@@ -497,19 +516,15 @@ pub async fn link_tables(
         .into_iter()
         .filter(|(a, b)| (*a as usize) < split && (*b as usize) >= split)
         .collect();
-    let probabilities = probabilities(profile, model, &table.records, &cross);
-    let mut pairs: Vec<ScoredPair> = classify(
-        model,
-        settings,
-        cross.iter().map(|(a, b)| (*a as usize, *b as usize)),
-        &probabilities,
-    )
-    .into_iter()
-    .filter(|p| p.decision != Decision::NonMatch)
-    .collect();
+    let mut pairs = score_candidates(profile, model, settings, &table.records, &cross);
     if let Some(llm) = llm {
         llm.adjudicate(&profile.entity, settings, &mut pairs, |p| {
-            llm::render_pair(profile, &table.raw[p.a], &table.raw[p.b], llm.redact)
+            llm::render_pair(
+                profile,
+                &table.raw.get(p.a),
+                &table.raw.get(p.b),
+                llm.redact,
+            )
         })
         .await;
     }
@@ -556,7 +571,7 @@ pub fn proposals_of(table: &Table, clusters: &[Vec<usize>]) -> Vec<cluster::Prop
                     id: table.records[*i].id.clone(),
                     system: None,
                     modified_at: None,
-                    fields: table.raw[*i].clone(),
+                    fields: table.raw.get(*i),
                 })
                 .collect();
             cluster::propose(&members, &Default::default())
@@ -726,7 +741,7 @@ fn baseline_text(profile: &Profile, record: &super::profile::Prepared) -> String
     };
     fields
         .iter()
-        .filter_map(|i| record.values[*i].as_ref().map(|v| v.text.as_str()))
+        .filter_map(|i| record.value(*i).map(|v| v.text))
         .collect::<Vec<_>>()
         .join(" ")
 }

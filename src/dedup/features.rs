@@ -3,73 +3,115 @@
 
 use std::collections::HashMap;
 
-use strsim::{jaro_winkler, osa_distance, sorensen_dice};
-
 use super::profile::{FieldKind, Prepared, Profile, Value};
+use super::similarity::{jaro_winkler, osa_distance, sorensen_dice};
 
-/// Marks whole-value entries in the frequency table, apart from single tokens.
-const WHOLE: char = '\u{1}';
+type Counts<'a> = HashMap<&'a str, u32>;
 
-/// How many records each token (and each whole value) occurs in, per field: a match on a rare
-/// surname is stronger evidence than a match on "smith". Counted once per data set, then written
-/// into every value ([`TokenStats::weigh`]) so comparing a pair never looks anything up.
-#[derive(Debug, Default)]
-pub struct TokenStats {
-    records: f64,
-    per_field: Vec<HashMap<String, u32>>,
+/// Inverse document frequency, at least 1 so a common token still counts a little.
+fn idf(records: f64, counts: &Counts, token: &str) -> f64 {
+    let df = counts.get(token).copied().unwrap_or(0);
+    ((records + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0
 }
 
-impl TokenStats {
-    pub fn build<'a>(fields: usize, records: impl IntoIterator<Item = &'a Prepared>) -> Self {
-        let mut stats = Self {
-            records: 0.0,
-            per_field: vec![HashMap::new(); fields],
-        };
-        for record in records {
-            stats.records += 1.0;
-            for (counts, value) in stats.per_field.iter_mut().zip(&record.values) {
-                let Some(value) = value else { continue };
-                for token in &value.tokens {
-                    *counts.entry(token.clone()).or_default() += 1;
-                }
-                *counts.entry(format!("{WHOLE}{}", value.text)).or_default() += 1;
-            }
+/// How many records each token (and each whole value) of one field occurs in.
+fn count_field<'a>(field: usize, records: &[&'a Prepared]) -> (Counts<'a>, Counts<'a>) {
+    let (mut tokens, mut whole) = (Counts::default(), Counts::default());
+    for value in records.iter().filter_map(|r| r.value(field)) {
+        for token in value.tokens() {
+            *tokens.entry(token).or_default() += 1;
         }
-        stats
+        *whole.entry(value.text).or_default() += 1;
     }
-
-    /// Inverse document frequency, at least 1 so a common token still counts a little.
-    fn idf(&self, field: usize, token: &str) -> f64 {
-        let df = self.per_field[field].get(token).copied().unwrap_or(0);
-        ((self.records + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0
-    }
-
-    /// Writes each token's weight and each value's rarity (in [0, 1], 1 for a value seen once).
-    pub fn weigh<'a>(&self, records: impl IntoIterator<Item = &'a mut Prepared>) {
-        let max = (self.records + 1.0).ln() + 1.0;
-        for record in records {
-            for (field, value) in record.values.iter_mut().enumerate() {
-                let Some(value) = value else { continue };
-                value.weights = value.tokens.iter().map(|t| self.idf(field, t)).collect();
-                value.rarity = self.idf(field, &format!("{WHOLE}{}", value.text)) / max;
-            }
-        }
-    }
+    (tokens, whole)
 }
 
-/// Counts token frequencies over `records` and writes the weights into them.
+/// Token-frequency weighting: a match on a rare surname is stronger evidence than a match on
+/// "smith". Counted once per data set (per field, on all cores), then written into every value
+/// so comparing a pair never looks anything up.
 pub fn weigh_all(fields: usize, records: &mut [&mut Prepared]) {
-    let stats = TokenStats::build(fields, records.iter().map(|r| &**r));
-    stats.weigh(records.iter_mut().map(|r| &mut **r));
+    let n = records.len() as f64;
+    let max = (n + 1.0).ln() + 1.0;
+    let threads = parallelism();
+    let weights: Vec<(Vec<f64>, Vec<f64>)> = {
+        let view: Vec<&Prepared> = records.iter().map(|r| &**r).collect();
+        let view = &view;
+        let counts: Vec<(Counts, Counts)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        (t..fields)
+                            .step_by(threads)
+                            .map(|f| (f, count_field(f, view)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<_> = handles.into_iter().flat_map(join).collect();
+            all.sort_by_key(|(f, _)| *f);
+            all.into_iter().map(|(_, c)| c).collect()
+        });
+        let counts = &counts;
+        let chunk = view.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = view
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|r| record_weights(r, counts, n, max))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(join).collect()
+        })
+    };
+    for (record, (w, rarity)) in records.iter_mut().zip(weights) {
+        record.set_weights(&w, &rarity);
+    }
+}
+
+/// One record's token weights (every field's, in order) and each field's rarity.
+fn record_weights(
+    r: &Prepared,
+    counts: &[(Counts, Counts)],
+    n: f64,
+    max: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut weights = Vec::new();
+    let mut rarity = Vec::with_capacity(counts.len());
+    for (f, (tokens, whole)) in counts.iter().enumerate() {
+        match r.value(f) {
+            Some(v) => {
+                weights.extend(v.tokens().map(|t| idf(n, tokens, t)));
+                rarity.push(idf(n, whole, v.text) / max);
+            }
+            None => rarity.push(0.0),
+        }
+    }
+    (weights, rarity)
+}
+
+/// Worker threads for the data-parallel steps: one per core.
+pub fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A scoped thread's result; its panic goes on in the caller.
+pub fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Shared-token weight over all-token weight, each token weighted by its rarity.
-fn weighted_overlap(a: &Value, b: &Value) -> f64 {
+fn weighted_overlap(a: Value, b: Value) -> f64 {
     let (mut shared, mut all) = (0.0, 0.0);
     let (mut i, mut j) = (0, 0);
     // Both token lists are sorted: one merge pass finds the intersection and the union.
-    while i < a.tokens.len() || j < b.tokens.len() {
-        let ord = match (a.tokens.get(i), b.tokens.get(j)) {
+    while i < a.token_count() || j < b.token_count() {
+        let ord = match (a.token(i), b.token(j)) {
             (Some(x), Some(y)) => x.cmp(y),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
@@ -158,14 +200,30 @@ pub fn names(profile: &Profile) -> Vec<String> {
 }
 
 /// Sorensen-Dice on token sets.
-fn token_dice(a: &[String], b: &[String]) -> f64 {
-    let shared = a.iter().filter(|t| b.binary_search(t).is_ok()).count();
-    let total = a.len() + b.len();
+fn token_dice(a: Value, b: Value) -> f64 {
+    let total = a.token_count() + b.token_count();
     if total == 0 {
-        0.0
-    } else {
-        2.0 * shared as f64 / total as f64
+        return 0.0;
     }
+    // Both sorted and distinct: one merge pass counts the shared tokens.
+    let (mut x, mut y) = (a.tokens().peekable(), b.tokens().peekable());
+    let mut shared = 0;
+    while let (Some(s), Some(t)) = (x.peek(), y.peek()) {
+        match s.cmp(t) {
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                x.next();
+                y.next();
+            }
+            std::cmp::Ordering::Less => {
+                x.next();
+            }
+            std::cmp::Ordering::Greater => {
+                y.next();
+            }
+        }
+    }
+    2.0 * shared as f64 / total as f64
 }
 
 fn flag(b: bool) -> f64 {
@@ -181,26 +239,30 @@ fn head(s: &str) -> &str {
     }
 }
 
-fn compare(kind: FieldKind, a: &Value, b: &Value, out: &mut Vec<f64>) {
+fn compare(kind: FieldKind, a: Value, b: Value, out: &mut Vec<f64>) {
     let exact = a.text == b.text;
+    // Equal texts score 1 on every similarity: the common case at scale, skipped cheaply.
+    let similar = |f: fn(&str, &str) -> f64, x: &str, y: &str| if exact { 1.0 } else { f(x, y) };
     match kind {
         FieldKind::Name => out.extend_from_slice(&[
             0.0,
             flag(exact),
-            jaro_winkler(&a.text, &b.text),
-            damerau(&a.text, &b.text),
-            token_dice(&a.tokens, &b.tokens),
-            weighted_overlap(a, b),
+            similar(jaro_winkler, a.text, b.text),
+            similar(damerau, a.text, b.text),
+            if exact { 1.0 } else { token_dice(a, b) },
+            if exact { 1.0 } else { weighted_overlap(a, b) },
             if exact { a.rarity } else { 0.0 },
         ]),
         FieldKind::Text => out.extend_from_slice(&[
             0.0,
-            token_dice(&a.tokens, &b.tokens),
-            weighted_overlap(a, b),
-            jaro_winkler(head(&a.text), head(&b.text)),
+            if exact { 1.0 } else { token_dice(a, b) },
+            if exact { 1.0 } else { weighted_overlap(a, b) },
+            similar(jaro_winkler, head(a.text), head(b.text)),
         ]),
-        FieldKind::Code => out.extend_from_slice(&[0.0, flag(exact), damerau(&a.text, &b.text)]),
-        FieldKind::Codes => out.extend(codes(a, b)),
+        FieldKind::Code => {
+            out.extend_from_slice(&[0.0, flag(exact), similar(damerau, a.text, b.text)])
+        }
+        FieldKind::Codes => codes(a, b, out),
         FieldKind::Date => {
             let swapped = match (a.date, b.date) {
                 (Some((ya, ma, da)), Some((yb, mb, db))) => ya == yb && ma == db && da == mb,
@@ -209,7 +271,7 @@ fn compare(kind: FieldKind, a: &Value, b: &Value, out: &mut Vec<f64>) {
             out.extend_from_slice(&[
                 0.0,
                 flag(exact),
-                damerau(&a.text, &b.text),
+                similar(damerau, a.text, b.text),
                 flag(a.date.zip(b.date).is_some_and(|(x, y)| x.0 == y.0)),
                 flag(swapped && !exact),
             ]);
@@ -219,12 +281,12 @@ fn compare(kind: FieldKind, a: &Value, b: &Value, out: &mut Vec<f64>) {
             out.extend_from_slice(&[
                 0.0,
                 flag(exact),
-                flag(long && last7(&a.text) == last7(&b.text)),
+                flag(long && last7(a.text) == last7(b.text)),
             ]);
         }
         FieldKind::Email => {
-            let (la, da) = a.text.split_once('@').unwrap_or((&a.text, ""));
-            let (lb, db) = b.text.split_once('@').unwrap_or((&b.text, ""));
+            let (la, da) = a.text.split_once('@').unwrap_or((a.text, ""));
+            let (lb, db) = b.text.split_once('@').unwrap_or((b.text, ""));
             out.extend_from_slice(&[
                 0.0,
                 flag(exact),
@@ -234,9 +296,9 @@ fn compare(kind: FieldKind, a: &Value, b: &Value, out: &mut Vec<f64>) {
         }
         FieldKind::Address => out.extend_from_slice(&[
             0.0,
-            jaro_winkler(&a.text, &b.text),
-            sorensen_dice(&a.text, &b.text),
-            weighted_overlap(a, b),
+            similar(jaro_winkler, a.text, b.text),
+            similar(sorensen_dice, a.text, b.text),
+            if exact { 1.0 } else { weighted_overlap(a, b) },
         ]),
         FieldKind::Price => match (a.number, b.number) {
             (Some(x), Some(y)) if x.max(y) > 0.0 => {
@@ -256,8 +318,10 @@ fn last7(s: &str) -> &str {
 /// other side's text with separators removed (`htz510` in "samsung ht-z510 home theater"), and a
 /// conflict flag when both carry codes and none agrees in any of these ways, which usually means
 /// two models of one product line.
-fn codes(a: &Value, b: &Value) -> Vec<f64> {
-    let first = |v: &Value| v.text.split(' ').next().map(str::to_string);
+fn codes(a: Value, b: Value, out: &mut Vec<f64>) {
+    fn first<'a>(v: Value<'a>) -> Option<&'a str> {
+        v.text.split(' ').next()
+    }
     let variants = [
         flag(disjoint(&colours(a), &colours(b))),
         flag(disjoint(&measures(a), &measures(b))),
@@ -265,53 +329,40 @@ fn codes(a: &Value, b: &Value) -> Vec<f64> {
         // Usually the brand, which catalogues without a brand column still put first.
         flag(first(a) == first(b)),
     ];
-    if a.codes.is_empty() || b.codes.is_empty() {
-        let mut out = vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-        out.extend(variants);
-        return out;
+    if a.codes().len() == 0 || b.codes().len() == 0 {
+        out.extend_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        out.extend_from_slice(&variants);
+        return;
     }
     // A code may be another's prefix (a colour or region suffix appended).
-    let same = |x: &String, y: &String| {
-        x == y
-            || (x.len().min(y.len()) >= 5
-                && (x.starts_with(y.as_str()) || y.starts_with(x.as_str())))
+    let same = |x: &str, y: &str| {
+        x == y || (x.len().min(y.len()) >= 5 && (x.starts_with(y) || y.starts_with(x)))
     };
-    let shared = a
-        .codes
-        .iter()
-        .filter(|x| b.codes.iter().any(|y| same(x, y)))
-        .count();
-    let union = (a.codes.len() + b.codes.len()).saturating_sub(shared);
+    let shared = a.codes().filter(|x| b.codes().any(|y| same(x, y))).count();
+    let union = (a.codes().len() + b.codes().len()).saturating_sub(shared);
     let best = a
-        .codes
-        .iter()
-        .flat_map(|x| b.codes.iter().map(move |y| damerau(x, y)))
+        .codes()
+        .flat_map(|x| b.codes().map(move |y| damerau(x, y)))
         .fold(0.0, f64::max);
-    let compact = |v: &Value| v.text.replace(' ', "");
+    let compact = |v: Value| v.text.replace(' ', "");
     let (ca, cb) = (compact(a), compact(b));
-    let contained = a.codes.iter().any(|x| cb.contains(x.as_str()))
-        || b.codes.iter().any(|y| ca.contains(y.as_str()));
-    vec![
+    let contained = a.codes().any(|x| cb.contains(x)) || b.codes().any(|y| ca.contains(y));
+    out.extend_from_slice(&[
         0.0,
         flag(shared > 0),
         shared as f64 / union.max(1) as f64,
         best,
         flag(contained),
         flag(shared == 0 && !contained),
-        variants[0],
-        variants[1],
-        variants[2],
-        variants[3],
-    ]
+    ]);
+    out.extend_from_slice(&variants);
 }
 
 /// Plain numbers of two to four digits (sizes, series, pack counts, short part numbers): longer
 /// ones are already codes.
-fn numbers(v: &Value) -> Vec<&str> {
-    v.tokens
-        .iter()
+fn numbers(v: Value<'_>) -> Vec<&str> {
+    v.tokens()
         .filter(|t| (2..=4).contains(&t.len()) && t.chars().all(|c| c.is_ascii_digit()))
-        .map(String::as_str)
         .collect()
 }
 
@@ -321,7 +372,7 @@ fn disjoint(a: &[&str], b: &[&str]) -> bool {
 }
 
 /// Colour words, abbreviations written out (`blk` is black).
-fn colours(v: &Value) -> Vec<&'static str> {
+fn colours(v: Value) -> Vec<&'static str> {
     const COLOURS: &[(&str, &str)] = &[
         ("black", "black"),
         ("blk", "black"),
@@ -350,27 +401,24 @@ fn colours(v: &Value) -> Vec<&'static str> {
         ("chrome", "chrome"),
     ];
     let mut out: Vec<&str> = v
-        .tokens
-        .iter()
-        .filter_map(|t| COLOURS.iter().find(|(w, _)| w == t).map(|(_, c)| *c))
+        .tokens()
+        .filter_map(|t| COLOURS.iter().find(|(w, _)| *w == t).map(|(_, c)| *c))
         .collect();
     out.dedup();
     out
 }
 
 /// Sizes and capacities (`16gb`, `50in`, `12mp`): a number glued to a unit.
-fn measures(v: &Value) -> Vec<&str> {
+fn measures(v: Value<'_>) -> Vec<&str> {
     const UNITS: &[&str] = &[
         "gb", "tb", "mb", "mp", "mm", "cm", "ft", "in", "inch", "w", "hz", "ghz", "mhz", "oz",
         "lb", "lbs", "pk", "pack", "ml",
     ];
-    v.tokens
-        .iter()
+    v.tokens()
         .filter(|t| {
             let unit = t.trim_start_matches(|c: char| c.is_ascii_digit());
             unit.len() < t.len() && UNITS.contains(&unit)
         })
-        .map(String::as_str)
         .collect()
 }
 
@@ -378,7 +426,7 @@ fn measures(v: &Value) -> Vec<&str> {
 /// token weights must have been written ([`TokenStats::weigh`]).
 pub fn pair_into(profile: &Profile, a: &Prepared, b: &Prepared, out: &mut Vec<f64>) {
     for (i, field) in profile.fields.iter().enumerate() {
-        match (&a.values[i], &b.values[i]) {
+        match (a.value(i), b.value(i)) {
             (Some(x), Some(y)) => compare(field.kind, x, y, out),
             _ => {
                 // Missing on either side: only the missing flag is set.

@@ -133,7 +133,7 @@ pub fn render_pair(
                 let n = *tokens.entry((i, normalise::fold(&raw))).or_insert(next);
                 format!("[redacted {} #{n}]", field.name)
             } else {
-                raw
+                raw.into_owned()
             };
             out.push_str(&format!("{}: {shown}\n", field.name));
         }

@@ -15,9 +15,12 @@ pub mod model;
 pub mod normalise;
 pub mod profile;
 pub mod scan;
+pub mod similarity;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use serde::{Deserialize, Serialize};
 
@@ -133,10 +136,7 @@ pub fn read_csv(path: &Path) -> Result<Rows, DedupError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(csv_err)?;
+    let mut reader = csv_reader(path)?;
     let headers = reader
         .headers()
         .map_err(csv_err)?
@@ -152,16 +152,6 @@ pub fn read_csv(path: &Path) -> Result<Rows, DedupError> {
 }
 
 impl Rows {
-    fn column(&self, path: &Path, name: &str) -> Result<usize, DedupError> {
-        self.headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DedupError::MissingColumn {
-                path: path.to_path_buf(),
-                column: name.to_string(),
-            })
-    }
-
     /// Row `i` as `column -> value`, the columns renamed by `rename` (those it maps to `None`
     /// are left out).
     fn map<'a>(
@@ -181,78 +171,220 @@ impl Rows {
 pub struct Table {
     pub records: Vec<Prepared>,
     /// Every record's original columns, for merge proposals and LLM prompts.
-    pub raw: Vec<BTreeMap<String, String>>,
+    pub raw: RawRows,
     pub truth: Option<Vec<String>>,
 }
 
+/// Records' original columns, kept compactly (one byte string a record, column names shared)
+/// and given back exactly as they were read, empty values and all.
+#[derive(Debug, Default)]
+pub struct RawRows {
+    columns: Vec<String>,
+    rows: Vec<Box<[u8]>>,
+}
+
+impl RawRows {
+    /// `(column index, value)` pairs as one byte string: index and length, then the value.
+    fn encode<'a>(values: impl Iterator<Item = (usize, &'a str)>) -> Box<[u8]> {
+        let mut out = Vec::new();
+        for (column, value) in values {
+            out.extend_from_slice(&(column as u32).to_le_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.into_boxed_slice()
+    }
+
+    pub fn from_maps<'a>(maps: impl IntoIterator<Item = &'a BTreeMap<String, String>>) -> Self {
+        let mut out = Self::default();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for map in maps {
+            let values: Vec<(usize, &str)> = map
+                .iter()
+                .map(|(k, v)| {
+                    let next = index.len();
+                    let column = *index.entry(k.clone()).or_insert_with(|| {
+                        out.columns.push(k.clone());
+                        next
+                    });
+                    (column, v.as_str())
+                })
+                .collect();
+            out.rows.push(Self::encode(values.into_iter()));
+        }
+        out
+    }
+
+    /// Record `i`'s columns.
+    pub fn get(&self, i: usize) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut rest = self.rows.get(i).map_or(&[][..], |r| &r[..]);
+        while rest.len() >= 8 {
+            let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+            let (column, len) = (word(&rest[..4]), word(&rest[4..8]));
+            let value = String::from_utf8_lossy(&rest[8..8 + len]).into_owned();
+            out.insert(self.columns[column].clone(), value);
+            rest = &rest[8 + len..];
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// `self`'s rows, then `other`'s.
+    pub fn concat(self, other: Self) -> Self {
+        let maps: Vec<BTreeMap<String, String>> = (0..self.len())
+            .map(|i| self.get(i))
+            .chain((0..other.len()).map(|i| other.get(i)))
+            .collect();
+        Self::from_maps(&maps)
+    }
+}
+
+/// One row as read: the prepared record, its original columns and its truth label.
+type ReadRow = (Prepared, Box<[u8]>, Option<String>);
+
+/// Rows handed from the reading thread to the normalising ones at a time.
+const BATCH: usize = 4096;
+
 /// Reads a table; `truth` names a column that says which records are the same (evaluation and
-/// training only: it is never a feature).
+/// training only: it is never a feature). The file is read on this thread while the other cores
+/// normalise what was read, batch by batch, so a large file is never held twice.
 pub fn read_table(
     profile: &Profile,
     path: &Path,
     truth: Option<&str>,
 ) -> Result<Table, DedupError> {
-    let rows = read_csv(path)?;
-    let id = profile
-        .id
-        .as_deref()
-        .map(|c| rows.column(path, c))
-        .transpose()?;
-    let truth_col = truth.map(|c| rows.column(path, c)).transpose()?;
-    let prepare = |(i, row): (usize, &Vec<String>)| {
+    let csv_err = |source| DedupError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv_reader(path)?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| DedupError::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+            })
+    };
+    let id = profile.id.as_deref().map(column).transpose()?;
+    let truth_col = truth.map(column).transpose()?;
+    // A repeated header name keeps its last column, as a map of the row would.
+    let index: HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| Some(h.as_str()) != truth)
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
+    let prepare = |i: usize, row: &csv::StringRecord| -> ReadRow {
         let id = id
-            .and_then(|c| row.get(c).cloned())
-            .unwrap_or_else(|| (i + 1).to_string());
-        let map = rows.map(i, |h| (Some(h) != truth).then_some(h));
-        let record = profile.prepare(id, &map);
-        let raw: BTreeMap<String, String> = map
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        (record, raw)
+            .and_then(|c| row.get(c))
+            .map_or_else(|| (i + 1).to_string(), str::to_string);
+        let record = profile.prepare_with(id, |c| index.get(c).and_then(|k| row.get(*k)));
+        let raw = RawRows::encode(row.iter().enumerate().filter(|(k, _)| {
+            headers
+                .get(*k)
+                .is_some_and(|h| index.get(h.as_str()) == Some(k))
+        }));
+        let label = truth_col.map(|c| row.get(c).unwrap_or_default().to_string());
+        (record, raw, label)
     };
-    // Normalising is most of the cost of reading a large table, and rows are independent.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = rows.rows.len().div_ceil(threads).max(1024);
-    let prepared: Vec<Vec<(Prepared, BTreeMap<String, String>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .rows
-            .chunks(chunk)
-            .enumerate()
-            .map(|(k, part)| {
-                let prepare = &prepare;
-                scope.spawn(move || {
-                    part.iter()
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<(usize, Vec<csv::StringRecord>)>(4);
+    let batch_rx = Mutex::new(batch_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Vec<ReadRow>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..features::parallelism() {
+            let (batch_rx, done_tx, prepare) = (&batch_rx, done_tx.clone(), &prepare);
+            scope.spawn(move || {
+                // The lock is held only while taking the next batch.
+                while let Some((first, rows)) = next_batch(batch_rx) {
+                    let rows = rows
+                        .iter()
                         .enumerate()
-                        .map(|(j, row)| prepare((k * chunk + j, row)))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let (records, raw) = prepared.into_iter().flatten().unzip();
+                        .map(|(j, r)| prepare(first + j, r))
+                        .collect();
+                    if done_tx.send((first, rows)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        // Dropping the sender (also on a read error) lets the workers finish.
+        send_batches(&mut reader, batch_tx)
+    })
+    .map_err(csv_err)?;
+    drop(done_tx);
+    let mut batches: Vec<(usize, Vec<ReadRow>)> = done_rx.into_iter().collect();
+    batches.sort_unstable_by_key(|(first, _)| *first);
+    let n = batches.iter().map(|(_, b)| b.len()).sum();
     let mut table = Table {
-        records,
-        raw,
-        truth: truth_col.map(|c| {
-            rows.rows
-                .iter()
-                .map(|row| row.get(c).cloned().unwrap_or_default())
-                .collect()
-        }),
+        records: Vec::with_capacity(n),
+        raw: RawRows {
+            columns: headers.clone(),
+            rows: Vec::with_capacity(n),
+        },
+        truth: truth_col.map(|_| Vec::with_capacity(n)),
     };
+    for (record, raw, label) in batches.into_iter().flat_map(|(_, b)| b) {
+        table.records.push(record);
+        table.raw.rows.push(raw);
+        if let (Some(truth), Some(label)) = (table.truth.as_mut(), label) {
+            truth.push(label);
+        }
+    }
     features::weigh_all(
         profile.fields.len(),
         &mut table.records.iter_mut().collect::<Vec<_>>(),
     );
     Ok(table)
+}
+
+fn next_batch<T>(rx: &Mutex<mpsc::Receiver<T>>) -> Option<T> {
+    rx.lock().ok()?.recv().ok()
+}
+
+/// Reads every row, in batches numbered by their first row.
+fn send_batches(
+    reader: &mut csv::Reader<std::fs::File>,
+    tx: mpsc::SyncSender<(usize, Vec<csv::StringRecord>)>,
+) -> Result<(), csv::Error> {
+    let mut first = 0;
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut row = csv::StringRecord::new();
+        while batch.len() < BATCH && reader.read_record(&mut row)? {
+            batch.push(std::mem::take(&mut row));
+        }
+        let len = batch.len();
+        if len == 0 || tx.send((first, batch)).is_err() {
+            return Ok(());
+        }
+        first += len;
+    }
+}
+
+fn csv_reader(path: &Path) -> Result<csv::Reader<std::fs::File>, DedupError> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|source| DedupError::Csv {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// A candidate-pair file (`left_*`, `right_*`, optional `label`).
@@ -317,35 +449,63 @@ impl PairFile {
     }
 }
 
-/// The match probability of every candidate pair, computed on all cores: this is where a large
-/// run spends its time, and each pair is independent.
-pub fn probabilities(
+/// Pairs a scoring thread takes at a time: small enough to share the work evenly on a busy
+/// machine, large enough that taking one costs nothing.
+const SCORE_CHUNK: usize = 1 << 16;
+
+/// Scores candidate pairs on all cores and keeps the matches and the pairs that wait for review,
+/// in candidate order. This is where a large run spends its time; each pair is independent and
+/// the non-matches, most of them, are dropped as they are scored.
+pub fn score_candidates(
     profile: &Profile,
     model: &Model,
+    settings: &DedupSettings,
     records: &[Prepared],
     pairs: &[(u32, u32)],
-) -> Vec<f64> {
-    let mut out = vec![0.0; pairs.len()];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = pairs.len().div_ceil(threads).max(1024);
-    std::thread::scope(|scope| {
-        for (pairs, out) in pairs.chunks(chunk).zip(out.chunks_mut(chunk)) {
-            scope.spawn(move || {
-                let mut x = Vec::with_capacity(model.features.len());
-                for ((a, b), p) in pairs.iter().zip(out.iter_mut()) {
-                    x.clear();
-                    features::pair_into(
-                        profile,
-                        &records[*a as usize],
-                        &records[*b as usize],
-                        &mut x,
-                    );
-                    *p = model.probability(&x);
-                }
-            });
+) -> Vec<ScoredPair> {
+    let chunks: Vec<&[(u32, u32)]> = pairs.chunks(SCORE_CHUNK).collect();
+    let next = AtomicUsize::new(0);
+    let score = |chunk: &[(u32, u32)]| {
+        let mut x = Vec::with_capacity(model.features.len());
+        let mut kept = Vec::new();
+        for (a, b) in chunk {
+            let (a, b) = (*a as usize, *b as usize);
+            x.clear();
+            features::pair_into(profile, &records[a], &records[b], &mut x);
+            let probability = model.probability(&x);
+            let decision = Decision::from_probability(probability, model.threshold, settings);
+            if decision != Decision::NonMatch {
+                kept.push(ScoredPair {
+                    a,
+                    b,
+                    probability,
+                    decision,
+                    reason: None,
+                });
+            }
         }
+        kept
+    };
+    let mut done: Vec<(usize, Vec<ScoredPair>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..features::parallelism())
+            .map(|_| {
+                let (chunks, next, score) = (&chunks, &next, &score);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, score(chunk)));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(features::join).collect()
     });
-    out
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().flat_map(|(_, kept)| kept).collect()
 }
 
 /// Classifier decisions for scored pairs.

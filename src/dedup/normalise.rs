@@ -5,9 +5,18 @@ use unicode_normalization::char::is_combining_mark;
 
 /// Lower case, accents removed (é -> e, ß -> ss), every run of non-alphanumerics one space.
 pub fn fold(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
+    // Decomposing ASCII changes nothing: most values skip it.
+    if raw.is_ascii() {
+        fold_chars(raw.chars(), raw.len())
+    } else {
+        fold_chars(raw.nfkd().filter(|c| !is_combining_mark(*c)), raw.len())
+    }
+}
+
+fn fold_chars(chars: impl Iterator<Item = char>, len: usize) -> String {
+    let mut out = String::with_capacity(len);
     let mut space = true;
-    for c in raw.nfkd().filter(|c| !is_combining_mark(*c)) {
+    for c in chars {
         if c == 'ß' {
             out.push_str("ss");
             space = false;
@@ -112,24 +121,25 @@ const ADDRESS_ABBREVIATIONS: &[(&str, &str)] = &[
     ("ste", "unit"),
 ];
 
-fn expand(word: &str, table: &[(&str, &str)]) -> String {
+fn expand<'a>(word: &'a str, table: &[(&str, &'static str)]) -> &'a str {
     table
         .iter()
         .find(|(short, _)| *short == word)
-        .map_or_else(|| word.to_string(), |(_, long)| long.to_string())
+        .map_or(word, |(_, long)| long)
 }
 
 /// A person's or an organisation's name: folded, abbreviations written out, legal forms dropped
 /// (but never the whole name: "Co" alone stays).
 pub fn name(raw: &str) -> String {
-    let words: Vec<String> = fold(raw)
+    let folded = fold(raw);
+    let words: Vec<&str> = folded
         .split(' ')
         .filter(|w| !w.is_empty())
         .map(|w| expand(w, NAME_ABBREVIATIONS))
         .collect();
     let kept: Vec<&str> = words
         .iter()
-        .map(String::as_str)
+        .copied()
         .filter(|w| !LEGAL_SUFFIXES.contains(w))
         .collect();
     if kept.is_empty() {

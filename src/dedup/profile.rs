@@ -1,6 +1,7 @@
 //! A dedup profile: which columns hold which kind of field, how to block, which model scores.
 //! Records are read into `Prepared` values once, so every comparison works on normalised data.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,20 @@ pub struct BlockingSpec {
     /// empty-ish surname), which keeps the candidate count near-linear.
     #[serde(default = "default_max_block")]
     pub max_block: usize,
+    /// Blocks of up to this many records are compared all against all; larger ones (a birth
+    /// date shared by dozens in a million people) are sorted by `order` and each record compared
+    /// with the next `window - 1` only. Default: `max_block` (all pairs in every block kept).
+    #[serde(default)]
+    pub all_pairs_up_to: Option<usize>,
+    /// The order inside a large block: records that agree on it sit side by side.
+    #[serde(default)]
+    pub order: Vec<KeyPart>,
+    #[serde(default = "default_window")]
+    pub window: usize,
+}
+
+fn default_window() -> usize {
+    4
 }
 
 fn default_max_block() -> usize {
@@ -105,33 +120,192 @@ pub enum Transform {
     FirstToken,
 }
 
-/// One field of one record, normalised once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Value {
-    pub text: String,
-    pub tokens: Vec<String>,
-    pub codes: Vec<String>,
+/// A token or product code of one record: a span of the record's text, with its rarity weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    start: u32,
+    len: u32,
+    weight: f64,
+}
+
+/// What a field holds besides its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Extra {
+    None,
+    Number(f64),
+    Date(u32, u32, u32),
+}
+
+/// Where one field's text, tokens and codes are in its record (an empty text range: missing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Field {
+    text: (u32, u32),
+    /// Token spans `tokens.0..tokens.1`, sorted by token, then the codes up to `codes_end`.
+    tokens: (u32, u32),
+    codes_end: u32,
+    extra: Extra,
+    rarity: f64,
+}
+
+/// One field of one record, normalised once: a view into the record's compact storage.
+#[derive(Debug, Clone, Copy)]
+pub struct Value<'a> {
+    pub text: &'a str,
+    arena: &'a str,
+    tokens: &'a [Span],
+    codes: &'a [Span],
     pub number: Option<f64>,
     pub date: Option<(u32, u32, u32)>,
-    /// Each token's rarity weight (aligned with `tokens`), written once the whole data set is
-    /// known; empty until then.
-    pub weights: Vec<f64>,
-    /// How rare the whole value is, in [0, 1].
+    /// How rare the whole value is, in [0, 1] (0 until the data set is weighed).
     pub rarity: f64,
 }
 
-impl Value {
-    /// The weight of token `i`: its rarity when known, else 1 (every token alike).
+fn span<'a>(arena: &'a str, s: &Span) -> &'a str {
+    &arena[s.start as usize..(s.start + s.len) as usize]
+}
+
+impl<'a> Value<'a> {
+    /// The distinct words of the value, sorted.
+    pub fn tokens(&self) -> impl ExactSizeIterator<Item = &'a str> + Clone + 'a {
+        let arena = self.arena;
+        self.tokens.iter().map(move |s| span(arena, s))
+    }
+
+    pub fn token(&self, i: usize) -> Option<&'a str> {
+        self.tokens.get(i).map(|s| span(self.arena, s))
+    }
+
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The weight of token `i`: its rarity once the data set is weighed, else 1 (all alike).
     pub fn weight(&self, i: usize) -> f64 {
-        self.weights.get(i).copied().unwrap_or(1.0)
+        self.tokens.get(i).map_or(1.0, |s| s.weight)
+    }
+
+    /// Product codes found in the value (fields of kind `codes` only).
+    pub fn codes(&self) -> impl ExactSizeIterator<Item = &'a str> + Clone + 'a {
+        let arena = self.arena;
+        self.codes.iter().map(move |s| span(arena, s))
     }
 }
 
-/// A record ready for blocking and comparison: one optional value per profile field.
+/// A record ready for blocking and comparison: one optional value per profile field. Every
+/// string of the record lives in one allocation, so a million records fit in memory.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub id: String,
-    pub values: Vec<Option<Value>>,
+    text: Box<str>,
+    fields: Box<[Field]>,
+    spans: Box<[Span]>,
+}
+
+impl Prepared {
+    /// Field `i`, `None` when the record has no usable value for it.
+    pub fn value(&self, i: usize) -> Option<Value<'_>> {
+        let f = self.fields.get(i)?;
+        if f.text.0 == f.text.1 {
+            return None;
+        }
+        let (number, date) = match f.extra {
+            Extra::None => (None, None),
+            Extra::Number(n) => (Some(n), None),
+            Extra::Date(y, m, d) => (None, Some((y, m, d))),
+        };
+        Some(Value {
+            text: &self.text[f.text.0 as usize..f.text.1 as usize],
+            arena: &self.text,
+            tokens: &self.spans[f.tokens.0 as usize..f.tokens.1 as usize],
+            codes: &self.spans[f.tokens.1 as usize..f.codes_end as usize],
+            number,
+            date,
+            rarity: f.rarity,
+        })
+    }
+
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Writes the rarity weights: `weights` holds one per token of every field, in order.
+    pub(crate) fn set_weights(&mut self, weights: &[f64], rarities: &[f64]) {
+        let mut next = weights.iter();
+        for (f, rarity) in self.fields.iter_mut().zip(rarities) {
+            f.rarity = *rarity;
+            for s in &mut self.spans[f.tokens.0 as usize..f.tokens.1 as usize] {
+                s.weight = next.next().copied().unwrap_or(1.0);
+            }
+        }
+    }
+}
+
+/// Builds one record's compact storage field by field.
+#[derive(Default)]
+struct Builder {
+    text: String,
+    fields: Vec<Field>,
+    spans: Vec<Span>,
+}
+
+impl Builder {
+    fn missing(&mut self) {
+        let at = self.text.len() as u32;
+        let n = self.spans.len() as u32;
+        self.fields.push(Field {
+            text: (at, at),
+            tokens: (n, n),
+            codes_end: n,
+            extra: Extra::None,
+            rarity: 0.0,
+        });
+    }
+
+    fn push(&mut self, kind: FieldKind, text: &str, extra: Extra) {
+        let start = self.text.len();
+        self.text.push_str(text);
+        let first = self.spans.len();
+        let mut offset = start;
+        for word in text.split(' ') {
+            self.spans.push(Span {
+                start: offset as u32,
+                len: word.len() as u32,
+                weight: 1.0,
+            });
+            offset += word.len() + 1;
+        }
+        let arena = &self.text;
+        let word = |s: &Span| &arena[s.start as usize..(s.start + s.len) as usize];
+        self.spans[first..].sort_by(|x, y| word(x).cmp(word(y)));
+        self.spans.dedup_by(|x, y| word(x) == word(y));
+        let tokens_end = self.spans.len();
+        if kind == FieldKind::Codes {
+            for code in normalise::product_codes(text) {
+                self.spans.push(Span {
+                    start: self.text.len() as u32,
+                    len: code.len() as u32,
+                    weight: 1.0,
+                });
+                self.text.push_str(&code);
+            }
+        }
+        self.fields.push(Field {
+            text: (start as u32, (start + text.len()) as u32),
+            tokens: (first as u32, tokens_end as u32),
+            codes_end: self.spans.len() as u32,
+            extra,
+            rarity: 0.0,
+        });
+    }
+
+    fn finish(self, id: String) -> Prepared {
+        Prepared {
+            id,
+            text: self.text.into_boxed_str(),
+            fields: self.fields.into_boxed_slice(),
+            spans: self.spans.into_boxed_slice(),
+        }
+    }
 }
 
 impl Profile {
@@ -157,6 +331,7 @@ impl Profile {
             .iter()
             .flatten()
             .chain(profile.blocking.sorted.iter().flat_map(|s| &s.key))
+            .chain(&profile.blocking.order)
         {
             if profile.field_index(&part.field).is_none() {
                 return Err(DedupError::Profile {
@@ -173,28 +348,46 @@ impl Profile {
     }
 
     /// The raw value of one field: the present columns joined.
-    pub fn raw_value<'a>(field: &FieldSpec, get: impl Fn(&str) -> Option<&'a str>) -> String {
-        field
+    pub fn raw_value<'a>(field: &FieldSpec, get: impl Fn(&str) -> Option<&'a str>) -> Cow<'a, str> {
+        let mut present = field
             .columns
             .iter()
             .filter_map(|c| get(c))
             .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+            .filter(|v| !v.is_empty());
+        let Some(first) = present.next() else {
+            return Cow::Borrowed("");
+        };
+        // One column is the usual case: no copy.
+        match present.next() {
+            None => Cow::Borrowed(first),
+            Some(second) => {
+                let mut joined = format!("{first} {second}");
+                for v in present {
+                    joined.push(' ');
+                    joined.push_str(v);
+                }
+                Cow::Owned(joined)
+            }
+        }
     }
 
     /// Prepares one record from `column -> raw value` (columns the file lacks are simply absent).
     pub fn prepare(&self, id: String, row: &BTreeMap<&str, &str>) -> Prepared {
-        let values = self
-            .fields
-            .iter()
-            .map(|field| {
-                let raw = Self::raw_value(field, |c| row.get(c).copied());
-                (!raw.is_empty()).then(|| prepare_value(field.kind, &raw))?
-            })
-            .collect();
-        Prepared { id, values }
+        self.prepare_with(id, |c| row.get(c).copied())
+    }
+
+    /// Prepares one record, reading its columns through `get`.
+    pub fn prepare_with<'a>(&self, id: String, get: impl Fn(&str) -> Option<&'a str>) -> Prepared {
+        let mut record = Builder::default();
+        for field in &self.fields {
+            let raw = Self::raw_value(field, &get);
+            match prepare_value(field.kind, &raw) {
+                Some((text, extra)) => record.push(field.kind, &text, extra),
+                None => record.missing(),
+            }
+        }
+        record.finish(id)
     }
 }
 
@@ -210,13 +403,20 @@ fn toml_from_str(text: &str) -> Result<Profile, DedupError> {
         })
 }
 
-/// `None` when nothing usable is left after normalising (e.g. a phone with no digits).
-fn prepare_value(kind: FieldKind, raw: &str) -> Option<Value> {
+/// The normalised text and what else the kind carries; `None` when nothing usable is left
+/// after normalising (e.g. a phone with no digits).
+fn prepare_value(kind: FieldKind, raw: &str) -> Option<(String, Extra)> {
+    if raw.is_empty() {
+        return None;
+    }
+    let date = (kind == FieldKind::Date)
+        .then(|| normalise::date(raw))
+        .flatten();
     let text = match kind {
         FieldKind::Name => normalise::name(raw),
         FieldKind::Text | FieldKind::Codes | FieldKind::Price => normalise::fold(raw),
         FieldKind::Code => normalise::code(raw),
-        FieldKind::Date => normalise::date(raw)
+        FieldKind::Date => date
             .map(|(y, m, d)| format!("{y:04}{m:02}{d:02}"))
             .unwrap_or_else(|| normalise::code(raw)),
         FieldKind::Phone => normalise::phone(raw),
@@ -226,27 +426,12 @@ fn prepare_value(kind: FieldKind, raw: &str) -> Option<Value> {
     if text.is_empty() {
         return None;
     }
-    let codes = if kind == FieldKind::Codes {
-        normalise::product_codes(&text)
-    } else {
-        Vec::new()
+    let extra = match (kind, date) {
+        (FieldKind::Price, _) => normalise::number(raw).map_or(Extra::None, Extra::Number),
+        (_, Some((y, m, d))) => Extra::Date(y, m, d),
+        _ => Extra::None,
     };
-    let mut tokens: Vec<String> = text.split(' ').map(str::to_string).collect();
-    tokens.sort();
-    tokens.dedup();
-    Some(Value {
-        number: (kind == FieldKind::Price)
-            .then(|| normalise::number(raw))
-            .flatten(),
-        date: (kind == FieldKind::Date)
-            .then(|| normalise::date(raw))
-            .flatten(),
-        text,
-        tokens,
-        codes,
-        weights: Vec::new(),
-        rarity: 0.0,
-    })
+    Some((text, extra))
 }
 
 #[cfg(test)]
@@ -275,8 +460,8 @@ sorted = [{ key = [{ field = "name", transform = "soundex" }], window = 4 }]
         let profile = Profile::parse(PROFILE).unwrap();
         let row = BTreeMap::from([("first", "José"), ("last", "García Ltd"), ("x", "1")]);
         let p = profile.prepare("1".into(), &row);
-        assert_eq!(p.values[0].as_ref().unwrap().text, "jose garcia");
-        assert_eq!(p.values[1], None);
+        assert_eq!(p.value(0).unwrap().text, "jose garcia");
+        assert!(p.value(1).is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::command::dedup_table;
 use super::llm::Adjudicator;
 use super::model::Model;
 use super::profile::Profile;
-use super::{Decision, DedupError, DedupSettings, Table};
+use super::{Decision, DedupError, DedupSettings, RawRows, Table};
 use crate::domain::{
     DedupProposal, Endpoint, MergeField, NewDedupProposal, RecordState, Timestamp,
 };
@@ -35,7 +35,7 @@ pub fn table_from_states(
         .collect();
     let table = Table {
         records,
-        raw: sorted.iter().map(|s| s.fields.clone()).collect(),
+        raw: RawRows::from_maps(sorted.iter().map(|s| &s.fields)),
         truth: None,
     };
     (table, sorted.iter().map(|s| s.synced_at).collect())
@@ -79,7 +79,7 @@ pub async fn scan(
                     // A record state holds both systems' agreed values: the last sync is the
                     // best "most recent" there is.
                     modified_at: Some(synced_at[*i]),
-                    fields: table.raw[*i].clone(),
+                    fields: table.raw.get(*i),
                 })
                 .collect();
             let proposal = cluster::propose(&members, &BTreeMap::new())?;

@@ -168,7 +168,7 @@ async fn trained_classifier_beats_a_fixed_jaro_winkler_threshold_on_unseen_peopl
         let r = &table.records[i];
         [0, 1]
             .iter()
-            .filter_map(|f| r.values[*f].as_ref().map(|v| v.text.clone()))
+            .filter_map(|f| r.value(*f).map(|v| v.text.to_string()))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -663,7 +663,7 @@ async fn scan_proposes_merges_once_and_decisions_become_training_pairs() {
         let pairs = syncwarden::dedup::read_pairs(&profile, &feedback).unwrap();
         assert_eq!(pairs.labels, Some(vec![true, false]));
         assert_eq!(
-            pairs.left[0].values[0].as_ref().map(|v| !v.text.is_empty()),
+            pairs.left[0].value(0).map(|v| !v.text.is_empty()),
             Some(true)
         );
         let open = store
@@ -673,4 +673,74 @@ async fn scan_proposes_merges_once_and_decisions_become_training_pairs() {
         assert_eq!(open.len(), proposals.len() - 2);
         db.cleanup().await;
     }
+}
+
+#[test]
+fn streamed_bounded_scoring_agrees_with_scoring_every_pair_of_every_block() {
+    use std::collections::HashMap;
+
+    use syncwarden::dedup::{block, score_candidates};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("people.csv");
+    syncwarden::dedup::bench::generate(&path, 4_000, 11).unwrap();
+    let profile = Profile::load(Path::new("config/dedup/people.toml")).unwrap();
+    let model = syncwarden::dedup::load_model(&profile).unwrap();
+    let settings = DedupSettings::default();
+    let table = read_table(&profile, &path, Some("entity_id")).unwrap();
+    let (records, truth) = (&table.records, table.truth.as_ref().unwrap());
+
+    // The previous pipeline: all pairs of every block, each pair's features and probability
+    // computed on its own, the non-matches dropped afterwards.
+    let mut exhaustive = profile.clone();
+    exhaustive.blocking.all_pairs_up_to = None;
+    let all = block::candidates(&exhaustive, records);
+    let previous: HashMap<(usize, usize), Decision> = all
+        .pairs
+        .iter()
+        .map(|(a, b)| (*a as usize, *b as usize))
+        .filter_map(|(a, b)| {
+            let p = model.probability(&features::pair(&profile, &records[a], &records[b]));
+            let d = Decision::from_probability(p, model.threshold, &settings);
+            (d != Decision::NonMatch).then_some(((a, b), d))
+        })
+        .collect();
+    let streamed = score_candidates(&profile, &model, &settings, records, &all.pairs);
+    assert_eq!(streamed.len(), previous.len());
+    assert!(
+        streamed
+            .iter()
+            .all(|p| previous.get(&(p.a, p.b)) == Some(&p.decision))
+    );
+
+    // Bounded: blocks over three records compared in a sorted window only.
+    let mut bounded = profile.clone();
+    bounded.blocking.all_pairs_up_to = Some(3);
+    let some = block::candidates(&bounded, records);
+    assert!(some.windowed_blocks > 0);
+    assert!(some.pairs.len() < all.pairs.len());
+    let kept = score_candidates(&profile, &model, &settings, records, &some.pairs);
+    assert!(
+        kept.iter()
+            .all(|p| previous.get(&(p.a, p.b)) == Some(&p.decision))
+    );
+    let true_matches = |pairs: &mut dyn Iterator<Item = (usize, usize)>| {
+        pairs.filter(|(a, b)| truth[*a] == truth[*b]).count()
+    };
+    let before = true_matches(
+        &mut previous
+            .iter()
+            .filter(|(_, d)| **d == Decision::Match)
+            .map(|(k, _)| *k),
+    );
+    let after = true_matches(
+        &mut kept
+            .iter()
+            .filter(|p| p.decision == Decision::Match)
+            .map(|p| (p.a, p.b)),
+    );
+    assert!(
+        after as f64 >= 0.99 * before as f64,
+        "bounded blocking kept {after} of {before} true matches"
+    );
 }

@@ -1,0 +1,207 @@
+//! strsim's string similarities without allocating: the same arithmetic on ASCII bytes in stack
+//! buffers for the short strings a pair comparison almost always sees, strsim itself otherwise.
+//! Results are bit for bit strsim's, so trained models keep their meaning.
+
+/// Strings longer than this (in bytes) go to strsim.
+const SHORT: usize = 64;
+
+fn short_ascii(a: &str, b: &str) -> bool {
+    a.len() <= SHORT && b.len() <= SHORT && a.is_ascii() && b.is_ascii()
+}
+
+/// `strsim::jaro_winkler`.
+pub fn jaro_winkler(a: &str, b: &str) -> f64 {
+    if !short_ascii(a, b) {
+        return strsim::jaro_winkler(a, b);
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let sim = jaro(a, b);
+    if sim > 0.7 {
+        let prefix = a.iter().take(4).zip(b).take_while(|(x, y)| x == y).count();
+        sim + 0.1 * prefix as f64 * (1.0 - sim)
+    } else {
+        sim
+    }
+}
+
+fn jaro(a: &[u8], b: &[u8]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    } else if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let range = (a.len().max(b.len()) / 2).saturating_sub(1);
+    let mut a_flags = [false; SHORT];
+    let mut b_flags = [false; SHORT];
+    let mut matches = 0usize;
+    for (i, x) in a.iter().enumerate() {
+        let low = i.saturating_sub(range);
+        let high = b.len().min(i + range + 1);
+        for j in low..high {
+            if *x == b[j] && !b_flags[j] {
+                a_flags[i] = true;
+                b_flags[j] = true;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    let mut transpositions = 0usize;
+    let mut j = 0;
+    for (i, x) in a.iter().enumerate() {
+        if !a_flags[i] {
+            continue;
+        }
+        while !b_flags[j] {
+            j += 1;
+        }
+        if *x != b[j] {
+            transpositions += 1;
+        }
+        j += 1;
+    }
+    transpositions /= 2;
+    ((matches as f64 / a.len() as f64)
+        + (matches as f64 / b.len() as f64)
+        + ((matches - transpositions) as f64 / matches as f64))
+        / 3.0
+}
+
+/// `strsim::osa_distance`: edits with adjacent transpositions, each substring edited once.
+pub fn osa_distance(a: &str, b: &str) -> usize {
+    if !short_ascii(a, b) {
+        return strsim::osa_distance(a, b);
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = b.len();
+    let mut two_back = [0usize; SHORT + 1];
+    let mut prev = [0usize; SHORT + 1];
+    let mut curr = [0usize; SHORT + 1];
+    for j in 0..=n {
+        two_back[j] = j;
+        prev[j] = j;
+    }
+    for (i, x) in a.iter().enumerate() {
+        curr[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            let cost = usize::from(x != y);
+            curr[j + 1] = (curr[j] + 1).min(prev[j + 1] + 1).min(prev[j] + cost);
+            if i > 0 && j > 0 && x != y && *x == b[j - 1] && *y == a[i - 1] {
+                curr[j + 1] = curr[j + 1].min(two_back[j - 1] + 1);
+            }
+        }
+        std::mem::swap(&mut two_back, &mut prev);
+        std::mem::swap(&mut prev, &mut curr);
+    }
+    prev[n]
+}
+
+/// `strsim::sorensen_dice`: bigrams of the strings with their whitespace removed.
+pub fn sorensen_dice(a: &str, b: &str) -> f64 {
+    if !short_ascii(a, b) {
+        return strsim::sorensen_dice(a, b);
+    }
+    let mut buf_a = [0u8; SHORT];
+    let mut buf_b = [0u8; SHORT];
+    let a = squeeze(a, &mut buf_a);
+    let b = squeeze(b, &mut buf_b);
+    if a == b {
+        return 1.0;
+    }
+    if a.len() < 2 || b.len() < 2 {
+        return 0.0;
+    }
+    let mut grams_a = [0u16; SHORT];
+    let mut grams_b = [0u16; SHORT];
+    let grams_a = bigrams(a, &mut grams_a);
+    let grams_b = bigrams(b, &mut grams_b);
+    // Both sorted: one merge pass counts the shared bigrams, repeats included.
+    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    while i < grams_a.len() && j < grams_b.len() {
+        match grams_a[i].cmp(&grams_b[j]) {
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+        }
+    }
+    (2 * shared) as f64 / (a.len() + b.len() - 2) as f64
+}
+
+fn squeeze<'a>(s: &str, buf: &'a mut [u8; SHORT]) -> &'a [u8] {
+    let mut n = 0;
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != 0x0b) {
+        buf[n] = c;
+        n += 1;
+    }
+    &buf[..n]
+}
+
+fn bigrams<'a>(s: &[u8], buf: &'a mut [u16; SHORT]) -> &'a [u16] {
+    let n = s.len() - 1;
+    for (k, w) in s.windows(2).enumerate() {
+        buf[k] = u16::from(w[0]) << 8 | u16::from(w[1]);
+    }
+    buf[..n].sort_unstable();
+    &buf[..n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_word(rng: &mut fastrand::Rng) -> String {
+        const ALPHABET: &[u8] = b"abcdeeeinorst  -1";
+        let len = rng.usize(0..14);
+        (0..len)
+            .map(|_| char::from(ALPHABET[rng.usize(..ALPHABET.len())]))
+            .collect()
+    }
+
+    #[test]
+    fn same_results_as_strsim_bit_for_bit() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut words: Vec<String> = (0..300).map(|_| random_word(&mut rng)).collect();
+        words.extend(
+            [
+                "",
+                "a",
+                "martha",
+                "marhta",
+                "dixon",
+                "dicksonx",
+                "ab cd",
+                "a\tb",
+                "ß straße",
+            ]
+            .map(String::from),
+        );
+        words.push("x".repeat(70));
+        words.push("y".repeat(65) + "x");
+        for a in &words {
+            for b in words.iter().step_by(7) {
+                assert_eq!(
+                    jaro_winkler(a, b).to_bits(),
+                    strsim::jaro_winkler(a, b).to_bits(),
+                    "jaro_winkler {a:?} {b:?}"
+                );
+                assert_eq!(
+                    osa_distance(a, b),
+                    strsim::osa_distance(a, b),
+                    "{a:?} {b:?}"
+                );
+                assert_eq!(
+                    sorensen_dice(a, b).to_bits(),
+                    strsim::sorensen_dice(a, b).to_bits(),
+                    "sorensen_dice {a:?} {b:?}"
+                );
+            }
+        }
+    }
+}

@@ -6,12 +6,13 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::{ApiError, AppState, Params, endpoint_param, time_param};
-use crate::domain::{FieldEvent, Role};
+use crate::domain::{Endpoint, FieldEvent, Role, System, Timestamp};
+use crate::monitor::BucketSummary;
 use crate::store::{EventQuery, MAX_QUERY_LIMIT};
 
 pub fn router() -> Router<AppState> {
@@ -22,17 +23,34 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Filters of the audit trail; `after` is the cursor the previous page gave as `next`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    #[param(value_type = Option<Endpoint>)]
     endpoint: Option<String>,
+    /// A record id on either side (CRM id or ERP key).
     record_id: Option<String>,
     field: Option<String>,
     run_id: Option<String>,
+    /// Events that occurred at or after this time.
+    #[param(value_type = Option<Timestamp>)]
     from: Option<String>,
+    /// Events that occurred before this time.
+    #[param(value_type = Option<Timestamp>)]
     to: Option<String>,
+    /// The cursor: the `next` of the previous page.
     after: Option<i64>,
+    /// Events a page (default 500, clamped to 1..=10000).
     limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct EventPage {
+    /// Oldest first.
+    events: Vec<FieldEvent>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<i64>,
 }
 
 impl AuditQuery {
@@ -50,11 +68,14 @@ impl AuditQuery {
     }
 }
 
-async fn events(
+/// The audit trail: field events matching every filter given, a keyset page at a time.
+#[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "A page of events (viewer)", body = EventPage)))]
+pub(super) async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Params(audit): Params<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let query = audit.to_query()?;
     let limit = query.limit.unwrap_or(MAX_QUERY_LIMIT) as usize;
@@ -62,11 +83,14 @@ async fn events(
     let next = (events.len() == limit)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(EventPage { events, next }))
 }
 
-/// Every matching event (all pages) as CSV, one row per field change.
-async fn events_csv(
+/// Every matching event (all pages; `after` and `limit` are ignored) as CSV for finance, one row
+/// per field change, spreadsheet-safe.
+#[utoipa::path(get, path = "/v1/audit/events.csv", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "The events as CSV (viewer)", content_type = "text/csv", body = String)))]
+pub(super) async fn events_csv(
     State(state): State<AppState>,
     caller: Caller,
     Params(audit): Params<AuditQuery>,
@@ -154,37 +178,84 @@ mod tests {
 /// `GET /v1/metrics/series`: per endpoint and target system, buckets of a minute, an hour or a
 /// day over [from, to) (default: the last day): write attempts, failures, success rate, events
 /// and latency percentiles, computed from the event log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SeriesQuery {
+    #[param(value_type = Option<Endpoint>)]
     endpoint: Option<String>,
+    /// Default: a day before `to`; at most 31 days before it.
+    #[param(value_type = Option<Timestamp>)]
     from: Option<String>,
+    /// Default: now.
+    #[param(value_type = Option<Timestamp>)]
     to: Option<String>,
+    /// Bucket width (default hour).
+    #[param(value_type = Option<Resolution>, inline)]
     resolution: Option<String>,
+}
+
+/// The widths a series can be bucketed by.
+#[derive(Clone, Copy, ToSchema)]
+#[schema(as = SeriesResolution, rename_all = "lowercase")]
+enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "minute" => Ok(Self::Minute),
+            "hour" => Ok(Self::Hour),
+            "day" => Ok(Self::Day),
+            other => Err(ApiError::bad(
+                "resolution",
+                format!("unknown resolution `{other}` (expected minute, hour or day)"),
+            )),
+        }
+    }
+
+    fn width(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Self::Minute => 60,
+            Self::Hour => 3600,
+            Self::Day => 86_400,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Series {
+    from: Timestamp,
+    to: Timestamp,
+    /// One line per endpoint and target system, ordered by both.
+    series: Vec<SeriesLine>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct SeriesLine {
+    endpoint: Endpoint,
+    target: System,
+    /// Contiguous buckets from the line's first event to its last, oldest first.
+    points: Vec<BucketSummary>,
 }
 
 /// The longest range one request may cover: the buckets come from reading every event in it.
 const MAX_SERIES_DAYS: u64 = 31;
 
+#[utoipa::path(get, path = "/v1/metrics/series", tag = "audit", params(SeriesQuery),
+    responses((status = 200, description = "Metric series (viewer)", body = Series)))]
 pub(super) async fn series(
     State(state): State<AppState>,
     caller: Caller,
     Params(q): Params<SeriesQuery>,
-) -> Result<Json<Value>, ApiError> {
-    use crate::monitor::{BucketSummary, bucket_events, events_between};
+) -> Result<Json<Series>, ApiError> {
+    use crate::monitor::{bucket_events, events_between};
     use std::time::Duration;
     caller.require(Role::Viewer)?;
-    let width = match q.resolution.as_deref().unwrap_or("hour") {
-        "minute" => Duration::from_secs(60),
-        "hour" => Duration::from_secs(3600),
-        "day" => Duration::from_secs(86_400),
-        other => {
-            return Err(ApiError::bad(
-                "resolution",
-                format!("unknown resolution `{other}` (expected minute, hour or day)"),
-            ));
-        }
-    };
+    let width = Resolution::parse(q.resolution.as_deref().unwrap_or("hour"))?.width();
     let to = time_param("to", q.to.as_deref())?.unwrap_or_else(|| state.clock.now());
     let from = time_param("from", q.from.as_deref())?.unwrap_or(to - Duration::from_secs(86_400));
     if from >= to {
@@ -198,18 +269,19 @@ pub(super) async fn series(
     }
     let endpoint = endpoint_param(q.endpoint.as_deref())?;
     let events = events_between(state.store.as_ref(), from, to).await?;
-    let mut series: Vec<Value> = bucket_events(
+    let mut series: Vec<SeriesLine> = bucket_events(
         events
             .iter()
             .filter(|e| endpoint.is_none_or(|x| x == e.endpoint)),
         width,
     )
     .into_iter()
-    .map(|(scope, buckets)| {
-        let points: Vec<BucketSummary> = buckets.iter().map(BucketSummary::from).collect();
-        json!({"endpoint": scope.endpoint, "target": scope.target, "points": points})
+    .map(|(scope, buckets)| SeriesLine {
+        endpoint: scope.endpoint,
+        target: scope.target,
+        points: buckets.iter().map(BucketSummary::from).collect(),
     })
     .collect();
-    series.sort_by_key(|s| s.to_string());
-    Ok(Json(json!({ "from": from, "to": to, "series": series })))
+    series.sort_by_key(|s| (s.endpoint.as_str(), s.target.as_str()));
+    Ok(Json(Series { from, to, series }))
 }

@@ -92,7 +92,7 @@ impl Bucket {
 }
 
 /// One bucket as the rest of the app reads it: counts, success rate and latency percentiles.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BucketSummary {
     pub start: Timestamp,
     pub attempts: u64,

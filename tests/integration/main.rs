@@ -3,6 +3,7 @@
 
 mod alert;
 mod api;
+mod browser;
 mod cli;
 mod connectors;
 mod crash;
@@ -12,6 +13,7 @@ mod findings;
 mod helpers;
 mod ingest;
 mod monitor;
+mod openapi;
 mod outage;
 mod smtp;
 mod store;

@@ -237,6 +237,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_contract() {
     crate::browser::seed(&app).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let report = root.join("target/schemathesis");
+    std::fs::create_dir_all(&report).unwrap();
     let mut command = std::process::Command::new(&binary);
     command
         .args([
@@ -260,7 +261,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_contract() {
             "--report-dir",
             &report.display().to_string(),
         ])
-        .current_dir(root)
+        // Its caches go under target/, not into the checkout.
+        .current_dir(&report)
     ;
     // Off the runtime's thread: the app under test is served from it meanwhile.
     let output = tokio::task::spawn_blocking(move || command.output())

@@ -247,6 +247,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_contract() {
             &format!("Authorization: Bearer {}", app.tokens[&Role::Admin]),
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            // The coverage phase trips over an internal error of hypothesis on Python 3.11
+            // ("AST constructor recursion depth mismatch") on POST /v1/events, not on an answer.
+            "--phases",
+            "examples,fuzzing,stateful",
             "--max-examples",
             "20",
             "--workers",

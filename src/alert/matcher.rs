@@ -109,6 +109,18 @@ impl<'de> Deserialize<'de> for Matcher {
     }
 }
 
+/// In the API contract a matcher is its text, e.g. `type=freshness` or `endpoint=~acc.*`.
+impl utoipa::PartialSchema for Matcher {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .examples(["type=freshness"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Matcher {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

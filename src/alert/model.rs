@@ -165,7 +165,7 @@ pub struct NewSilence {
     pub comment: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Silence {
     pub id: i64,
     pub matchers: Vec<Matcher>,

@@ -6,12 +6,13 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::{ApiError, AppState, Params, endpoint_param, time_param};
-use crate::domain::{FieldEvent, Role};
+use crate::domain::{Endpoint, FieldEvent, Role, Timestamp};
 use crate::store::{EventQuery, MAX_QUERY_LIMIT};
 
 pub fn router() -> Router<AppState> {
@@ -22,17 +23,34 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Filters of the audit trail; `after` is the cursor the previous page gave as `next`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    #[param(value_type = Option<Endpoint>)]
     endpoint: Option<String>,
+    /// A record id on either side (CRM id or ERP key).
     record_id: Option<String>,
     field: Option<String>,
     run_id: Option<String>,
+    /// Events that occurred at or after this time.
+    #[param(value_type = Option<Timestamp>)]
     from: Option<String>,
+    /// Events that occurred before this time.
+    #[param(value_type = Option<Timestamp>)]
     to: Option<String>,
+    /// The cursor: the `next` of the previous page.
     after: Option<i64>,
+    /// Events a page (default 500, clamped to 1..=10000).
     limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct EventPage {
+    /// Oldest first.
+    events: Vec<FieldEvent>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<i64>,
 }
 
 impl AuditQuery {
@@ -50,11 +68,14 @@ impl AuditQuery {
     }
 }
 
-async fn events(
+/// The audit trail: field events matching every filter given, a keyset page at a time.
+#[utoipa::path(get, path = "/v1/audit/events", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "A page of events (viewer)", body = EventPage)))]
+pub(super) async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Params(audit): Params<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventPage>, ApiError> {
     caller.require(Role::Viewer)?;
     let query = audit.to_query()?;
     let limit = query.limit.unwrap_or(MAX_QUERY_LIMIT) as usize;
@@ -65,11 +86,14 @@ async fn events(
     let next = (events.len() == limit)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    Ok(Json(json!({ "events": events, "next": next })))
+    Ok(Json(EventPage { events, next }))
 }
 
-/// Every matching event (all pages) as CSV, one row per field change.
-async fn events_csv(
+/// Every matching event (all pages; `after` and `limit` are ignored) as CSV for finance, one row
+/// per field change, spreadsheet-safe.
+#[utoipa::path(get, path = "/v1/audit/events.csv", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "The events as CSV (viewer)", content_type = "text/csv", body = String)))]
+pub(super) async fn events_csv(
     State(state): State<AppState>,
     caller: Caller,
     Params(audit): Params<AuditQuery>,
@@ -162,16 +186,37 @@ mod tests {
 /// day), read from the stored roll-ups the live monitor maintains: API calls, field writes,
 /// success rates, latency percentiles, records, conflicts, reconciliation differences, duplicates
 /// and freshness.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SeriesQuery {
+    #[param(value_type = Option<Endpoint>)]
     endpoint: Option<String>,
+    /// Only this scope: `overall`, `endpoint:<e>`, `connector:<s>` or `<endpoint>:<system>`.
     scope: Option<String>,
+    /// Default: a day before `to`; at most 7 days before it by the minute, 93 by the hour, 1,096 by the day.
+    #[param(value_type = Option<Timestamp>)]
     from: Option<String>,
+    /// Default: now.
+    #[param(value_type = Option<Timestamp>)]
     to: Option<String>,
+    /// Bucket width (default hour).
+    #[param(value_type = Option<Resolution>, inline)]
     resolution: Option<String>,
 }
 
+/// The widths a series can be bucketed by (only describes the parameter in the OpenAPI document).
+#[derive(Clone, Copy, ToSchema)]
+#[schema(as = SeriesResolution, rename_all = "lowercase")]
+#[allow(dead_code)]
+enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+#[utoipa::path(get, path = "/v1/metrics/series", tag = "audit", params(SeriesQuery),
+    responses((status = 200, description = "Metric series from the roll-ups (viewer): `from`, `to`, `resolution` and `series`, each with `scope`, `endpoint`, `target` and `points`", body = serde_json::Value)))]
 pub(super) async fn series(
     State(state): State<AppState>,
     caller: Caller,

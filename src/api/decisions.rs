@@ -1,17 +1,17 @@
 //! What people decide about the agent's work: findings (acknowledge, resolve), silences, and the
 //! deduper's merge proposals (approve, reject with a reason).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::{ApiError, AppState, Params, endpoint_param, parse_body, time_param};
-use crate::alert::{Matcher, NewSilence};
-use crate::domain::{ProposalStatus, Role, Timestamp};
-use crate::monitor::FindingState;
+use super::{ApiError, AppState, Id, Params, endpoint_param, parse_body, time_param};
+use crate::alert::{Matcher, NewSilence, Silence};
+use crate::domain::{DedupProposal, ProposalStatus, Role, Timestamp};
+use crate::monitor::{Finding, FindingState, Severity};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,19 +24,51 @@ pub fn router() -> Router<AppState> {
         .route("/v1/actions/{id}/reject", post(reject))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct StateFilter {
+#[into_params(parameter_in = Query)]
+pub(super) struct FindingFilter {
+    /// Only findings in this state.
+    #[param(value_type = Option<FindingState>)]
     state: Option<String>,
-    endpoint: Option<String>,
+    /// Only findings of this kind, e.g. `price_mismatch`.
+    kind: Option<String>,
+    /// Only findings of this severity.
+    #[param(value_type = Option<Severity>)]
+    severity: Option<String>,
 }
 
-async fn findings(
+#[derive(Serialize, ToSchema)]
+pub(super) struct FindingList {
+    findings: Vec<Finding>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneFinding {
+    finding: Finding,
+}
+
+/// The monitor's findings, newest first, with their evidence.
+#[utoipa::path(get, path = "/v1/findings", tag = "decisions", params(FindingFilter),
+    responses((status = 200, description = "Findings (viewer)", body = FindingList)))]
+pub(super) async fn findings(
     State(state): State<AppState>,
     caller: Caller,
-    Params(filter): Params<StateFilter>,
-) -> Result<Json<Value>, ApiError> {
+    Params(filter): Params<FindingFilter>,
+) -> Result<Json<FindingList>, ApiError> {
     caller.require(Role::Viewer)?;
+    let severity = filter
+        .severity
+        .as_deref()
+        .map(|s| {
+            Severity::parse(s).ok_or_else(|| {
+                ApiError::bad(
+                    "severity",
+                    format!("unknown severity `{s}` (expected info, warning or critical)"),
+                )
+            })
+        })
+        .transpose()?;
     let wanted = match filter.state.as_deref() {
         None => None,
         Some("open") => Some(FindingState::Open),
@@ -49,24 +81,40 @@ async fn findings(
             ));
         }
     };
-    Ok(Json(
-        json!({ "findings": state.store.findings(wanted).await? }),
-    ))
+    let findings = state
+        .store
+        .findings(wanted)
+        .await?
+        .into_iter()
+        .filter(|f| filter.kind.as_ref().is_none_or(|k| *k == f.kind))
+        .filter(|f| severity.is_none_or(|s| s == f.severity))
+        .collect();
+    Ok(Json(FindingList { findings }))
 }
 
-async fn acknowledge(
+/// Someone is on it (approver). Only an open finding can be acknowledged.
+#[utoipa::path(post, path = "/v1/findings/{id}/acknowledge", tag = "decisions",
+    params(("id" = i64, Path, description = "The finding's id")),
+    responses((status = 200, description = "The finding, acknowledged", body = OneFinding),
+        (status = 404, description = "No such finding, or not open", body = super::error::ErrorBody)))]
+pub(super) async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+    Id(id): Id,
+) -> Result<Json<OneFinding>, ApiError> {
     move_finding(&state, &caller, id, FindingState::Acknowledged).await
 }
 
-async fn resolve(
+/// It is over (approver).
+#[utoipa::path(post, path = "/v1/findings/{id}/resolve", tag = "decisions",
+    params(("id" = i64, Path, description = "The finding's id")),
+    responses((status = 200, description = "The finding, resolved", body = OneFinding),
+        (status = 404, description = "No such finding, or already resolved", body = super::error::ErrorBody)))]
+pub(super) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+    Id(id): Id,
+) -> Result<Json<OneFinding>, ApiError> {
     move_finding(&state, &caller, id, FindingState::Resolved).await
 }
 
@@ -76,7 +124,7 @@ async fn move_finding(
     caller: &Caller,
     id: i64,
     to: FindingState,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OneFinding>, ApiError> {
     caller.require(Role::Approver)?;
     let now = state.clock.now();
     let moved = match to {
@@ -86,29 +134,57 @@ async fn move_finding(
     let finding =
         moved.ok_or_else(|| ApiError::NotFound(format!("finding {id} to {}", to.as_str())))?;
     tracing::info!(finding = id, by = %caller.name, state = to.as_str(), "finding moved");
-    Ok(Json(json!({ "finding": finding })))
+    Ok(Json(OneFinding { finding }))
 }
 
-async fn silences(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct SilenceList {
+    silences: Vec<Silence>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneSilence {
+    silence: Silence,
+}
+
+/// Every silence, past, present and future.
+#[utoipa::path(get, path = "/v1/silences", tag = "decisions",
+    responses((status = 200, description = "Silences (viewer)", body = SilenceList)))]
+pub(super) async fn silences(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SilenceList>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(json!({ "silences": state.store.silences().await? })))
+    let silences = state.store.silences().await?;
+    Ok(Json(SilenceList { silences }))
 }
 
 /// A silence needs matchers, an end and a comment; its author is the token's holder.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SilenceRequest {
+pub(super) struct SilenceRequest {
+    /// Alertmanager-style label matchers, all of which must hold: `name=value`, `name!=value`,
+    /// `name=~regex`, `name!~regex`.
+    #[schema(min_items = 1, value_type = Vec<Matcher>)]
     matchers: Vec<String>,
+    /// Default: now.
+    #[schema(value_type = Option<Timestamp>)]
     starts_at: Option<String>,
+    #[schema(value_type = Timestamp)]
     ends_at: String,
+    /// Why the alerts are silenced.
+    #[schema(min_length = 1, pattern = "\\S")]
     comment: String,
 }
 
-async fn add_silence(
+/// Silences the alerts the matchers select until `ends_at` (approver).
+#[utoipa::path(post, path = "/v1/silences", tag = "decisions", request_body = SilenceRequest,
+    responses((status = 200, description = "The silence stored", body = OneSilence)))]
+pub(super) async fn add_silence(
     State(state): State<AppState>,
     caller: Caller,
     super::RawBody(body): super::RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OneSilence>, ApiError> {
     caller.require(Role::Approver)?;
     let request: SilenceRequest = parse_body(&body)?;
     if request.matchers.is_empty() {
@@ -138,14 +214,40 @@ async fn add_silence(
         comment: request.comment,
     };
     let stored = state.store.add_silence(&silence, now).await?;
-    Ok(Json(json!({ "silence": stored })))
+    Ok(Json(OneSilence { silence: stored }))
 }
 
-async fn actions(
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ActionFilter {
+    /// Only actions in this state.
+    #[param(value_type = Option<ProposalStatus>)]
+    state: Option<String>,
+    /// Only actions on this endpoint.
+    #[param(value_type = Option<crate::domain::Endpoint>)]
+    endpoint: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct ActionList {
+    actions: Vec<DedupProposal>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneAction {
+    action: DedupProposal,
+}
+
+/// The agent's proposed actions (merges of duplicate records), with every member's fields and
+/// the proposed survivor's per-field choices.
+#[utoipa::path(get, path = "/v1/actions", tag = "decisions", params(ActionFilter),
+    responses((status = 200, description = "Actions (viewer)", body = ActionList)))]
+pub(super) async fn actions(
     State(state): State<AppState>,
     caller: Caller,
-    Params(filter): Params<StateFilter>,
-) -> Result<Json<Value>, ApiError> {
+    Params(filter): Params<ActionFilter>,
+) -> Result<Json<ActionList>, ApiError> {
     caller.require(Role::Viewer)?;
     let status = filter
         .state
@@ -161,30 +263,42 @@ async fn actions(
         .transpose()?;
     let endpoint = endpoint_param(filter.endpoint.as_deref())?;
     let proposals = state.store.dedup_proposals(endpoint, status).await?;
-    Ok(Json(json!({ "actions": proposals })))
+    Ok(Json(ActionList { actions: proposals }))
 }
 
-async fn approve(
+/// Approves an open action (approver).
+#[utoipa::path(post, path = "/v1/actions/{id}/approve", tag = "decisions",
+    params(("id" = i64, Path, description = "The action's id")),
+    responses((status = 200, description = "The action, approved", body = OneAction),
+        (status = 404, description = "No such open action", body = super::error::ErrorBody)))]
+pub(super) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+    Id(id): Id,
+) -> Result<Json<OneAction>, ApiError> {
     caller.require(Role::Approver)?;
     decide(&state, id, ProposalStatus::Approved, caller.name).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Rejection {
+pub(super) struct Rejection {
+    /// Why the action is wrong.
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
 }
 
-async fn reject(
+/// Rejects an open action with a reason (approver).
+#[utoipa::path(post, path = "/v1/actions/{id}/reject", tag = "decisions",
+    params(("id" = i64, Path, description = "The action's id")), request_body = Rejection,
+    responses((status = 200, description = "The action, rejected", body = OneAction),
+        (status = 404, description = "No such open action", body = super::error::ErrorBody)))]
+pub(super) async fn reject(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Id(id): Id,
     super::RawBody(body): super::RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OneAction>, ApiError> {
     caller.require(Role::Approver)?;
     let rejection: Rejection = parse_body(&body)?;
     if rejection.reason.trim().is_empty() {
@@ -200,11 +314,11 @@ async fn decide(
     id: i64,
     status: ProposalStatus,
     by: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OneAction>, ApiError> {
     let decided = state
         .store
         .decide_dedup_proposal(id, status, &by, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("open action {id}")))?;
-    Ok(Json(json!({ "action": decided })))
+    Ok(Json(OneAction { action: decided }))
 }

@@ -49,18 +49,28 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error answer of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorDetail<'a> {
+    /// Stable, for programs: `unauthorized`, `forbidden`, `invalid_request`, `not_found`,
+    /// `rate_limited`, `payload_too_large`, `timeout`, `store_unavailable`, `busy`,
+    /// `sync_not_configured`, `connector_failed`, `internal`, and the ingest codes
+    /// `malformed_json`, `missing_field`, `unknown_field`, `invalid_type`, `invalid_event`,
+    /// `idempotency_conflict`.
     code: &'a str,
+    /// For people: what was wrong and, where it helps, what to do.
     message: String,
+    /// The parameter, body member or event field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// The 1-based NDJSON line or array position of the event at fault (ingest).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     line: Option<usize>,
 }
 
@@ -177,8 +187,8 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        let body = Body {
-            error: Detail {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code,
                 message,
                 field,

@@ -1,7 +1,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{ApiError, AppState};
 
@@ -11,13 +12,24 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+#[derive(Serialize, ToSchema)]
+pub(super) struct Status {
+    /// `ok` (up) or `ready` (can serve).
+    status: &'static str,
+}
+
 /// The process is up.
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Up", body = Status)))]
+pub(super) async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
 /// The process can serve: the database answers.
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready", body = Status),
+        (status = 503, description = "The database does not answer", body = super::error::ErrorBody)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     state.events.store().ping().await?;
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(Status { status: "ready" }))
 }

@@ -14,7 +14,22 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/events", post(ingest))
 }
 
-async fn ingest(
+/// Field events from any integration platform: a JSON array of events, or NDJSON, the same
+/// events one a line (chosen by `Content-Type: application/x-ndjson` or by the body's first byte).
+/// Answered only once the batch is committed; a replayed `idempotency_key` counts as a duplicate.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest",
+    request_body(content = Vec<crate::sync::events::EventInput>, content_type = "application/json",
+        description = "The events; also accepted as NDJSON (`application/x-ndjson`)"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored", body = AppendResult),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = super::error::ErrorBody),
+        (status = 401, description = "The ingest token is set and was not presented", body = super::error::ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: a replayed key with other content", body = super::error::ErrorBody),
+        (status = 413, description = "The body is larger than `server.body_limit_bytes`", body = super::error::ErrorBody),
+        (status = 422, description = "An event is wrong; `field` and `line` name it", body = super::error::ErrorBody),
+        (status = 503, description = "The database is unavailable", body = super::error::ErrorBody)))]
+pub(super) async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,

@@ -16,13 +16,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/kpis", get(kpis))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct KpiQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct KpiQuery {
+    /// An ISO week like `2026-W47`, `current` (the default) or `last`.
     week: Option<String>,
 }
 
-async fn kpis(
+/// The week's KPIs, each `{"value", "previous"}`, with the records synced per endpoint, the top
+/// findings, the days and the template summary (viewer).
+#[utoipa::path(get, path = "/v1/kpis", tag = "audit", params(KpiQuery),
+    responses((status = 200, description = "The digest's JSON for the week (viewer)", body = serde_json::Value)))]
+pub(super) async fn kpis(
     State(state): State<AppState>,
     caller: Caller,
     Params(query): Params<KpiQuery>,

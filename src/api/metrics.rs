@@ -52,7 +52,14 @@ pub async fn track(State(counts): State<HttpCounts>, request: Request, next: Nex
     response
 }
 
-async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+/// Prometheus text: HTTP requests by route, method and status, events, findings by state, open
+/// conflicts and dead letters.
+#[utoipa::path(get, path = "/metrics", tag = "audit",
+    responses((status = 200, description = "Prometheus text format (viewer)", content_type = "text/plain", body = String)))]
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
     let mut out = String::new();
     let _ = writeln!(

@@ -8,8 +8,10 @@ mod health;
 mod ingest;
 mod kpis;
 mod metrics;
+pub mod openapi;
 mod operations;
 mod privacy;
+mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -77,6 +79,55 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<AppState> f
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Params(q.0))
             .map_err(|e| ApiError::bad("query", e.body_text()))
+    }
+}
+
+/// Path parameters, refused in the one error shape naming the parameter that does not read.
+struct PathParams<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<AppState>
+    for PathParams<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        use axum::extract::path::{ErrorKind, Path};
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(PathParams(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key } => key.clone(),
+                    _ => "path".to_string(),
+                };
+                Err(ApiError::bad(&field, e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad("path", e.body_text())),
+        }
+    }
+}
+
+/// The numeric `{id}` of a finding, action or conflict.
+struct Id(i64);
+
+impl axum::extract::FromRequestParts<AppState> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        // Read by name, so a wrong id is refused naming `id`.
+        #[derive(serde::Deserialize)]
+        struct Named {
+            id: i64,
+        }
+        let PathParams(Named { id }) = PathParams::from_request_parts(parts, state).await?;
+        Ok(Id(id))
     }
 }
 
@@ -176,6 +227,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingest::router())
+        .merge(openapi::router())
+        .merge(ui::router())
         .merge(
             Router::new()
                 .merge(operations::router())

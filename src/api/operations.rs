@@ -1,16 +1,19 @@
 //! Operations on the sync: conflicts to settle, failed writes to re-drive, sync runs, and the
 //! run-time switches of each endpoint.
 
-use axum::extract::{Path, State};
+use std::collections::BTreeMap;
+
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::{ApiError, AppState, Params, endpoint_param};
-use crate::domain::{Endpoint, EndpointControl, Role};
-use crate::sync::engine::{Resolution, SyncError};
+use super::{ApiError, AppState, Params, PathParams, endpoint_param};
+use crate::domain::{Conflict, DeadLetter, Endpoint, EndpointControl, PolicyChange, Role, SyncRun};
+use crate::sync::engine::{RedriveSummary, Resolution, SyncError};
+use crate::sync::rules::EndpointSettings;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,29 +28,57 @@ pub fn router() -> Router<AppState> {
         .route("/v1/policies/{endpoint}", axum::routing::put(change_policy))
 }
 
-async fn policies(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Policies {
+    /// Every endpoint's ownership and conflict rules in force.
+    rules: BTreeMap<Endpoint, EndpointSettings>,
+    /// Every change made at run time, with who and when.
+    history: Vec<PolicyChange>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointPolicy {
+    endpoint: Endpoint,
+    rules: EndpointSettings,
+}
+
+/// Ownership and conflict rules, and their history.
+#[utoipa::path(get, path = "/v1/policies", tag = "operations",
+    responses((status = 200, description = "Rules (viewer)", body = Policies),
+        (status = 409, description = "The sync is not configured here", body = super::error::ErrorBody)))]
+pub(super) async fn policies(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Policies>, ApiError> {
     caller.require(Role::Viewer)?;
     let rules = state.engine()?.all_rules().await?;
     let history = state.store.policy_changes().await?;
-    Ok(Json(json!({ "rules": rules, "history": history })))
+    Ok(Json(Policies { rules, history }))
 }
 
-/// Replaces one endpoint's rules as a whole; recorded with the token's holder and the time.
-async fn change_policy(
+/// Replaces one endpoint's rules as a whole (admin), in the shape of its
+/// `[sync.endpoints.<name>]` table; recorded with the token's holder and the time.
+#[utoipa::path(put, path = "/v1/policies/{endpoint}", tag = "operations",
+    params(("endpoint" = Endpoint, Path, description = "The endpoint")),
+    request_body = EndpointSettings,
+    responses((status = 200, description = "The rules now in force", body = EndpointPolicy),
+        (status = 404, description = "The endpoint is not synced here", body = super::error::ErrorBody),
+        (status = 409, description = "The sync is not configured here", body = super::error::ErrorBody)))]
+pub(super) async fn change_policy(
     State(state): State<AppState>,
     caller: Caller,
-    Path(endpoint): Path<String>,
+    PathParams(endpoint): PathParams<String>,
     super::RawBody(body): super::RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EndpointPolicy>, ApiError> {
     caller.require(Role::Admin)?;
     let endpoint = Endpoint::parse(&endpoint).map_err(|e| ApiError::bad("endpoint", e))?;
-    let settings: Value = super::parse_body(&body)?;
+    let settings: serde_json::Value = super::parse_body(&body)?;
     match state
         .engine()?
         .change_rules(endpoint, settings, &caller.name)
         .await
     {
-        Ok(rules) => Ok(Json(json!({ "endpoint": endpoint, "rules": rules }))),
+        Ok(rules) => Ok(Json(EndpointPolicy { endpoint, rules })),
         Err(SyncError::InvalidPolicy { message, .. }) => {
             let (path, why) = message.split_once(": ").unwrap_or((".", &message));
             let field = if path == "." { "body" } else { path };
@@ -58,7 +89,23 @@ async fn change_policy(
     }
 }
 
-async fn conflicts(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConflictList {
+    conflicts: Vec<Conflict>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneConflict {
+    conflict: Conflict,
+}
+
+/// Conflicts held for a person, with the base value and both sides' values.
+#[utoipa::path(get, path = "/v1/conflicts", tag = "operations",
+    responses((status = 200, description = "Open conflicts (viewer)", body = ConflictList)))]
+pub(super) async fn conflicts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ConflictList>, ApiError> {
     caller.require(Role::Viewer)?;
     let mut conflicts = state.store.open_conflicts().await?;
     if let Some(privacy) = state.masking_for(&caller) {
@@ -68,34 +115,59 @@ async fn conflicts(State(state): State<AppState>, caller: Caller) -> Result<Json
             }
         }
     }
-    Ok(Json(json!({ "conflicts": conflicts })))
+    Ok(Json(ConflictList { conflicts }))
 }
 
-async fn resolve(
+/// Settles a conflict with the CRM's value, the ERP's, or a value of one's own (approver): it is
+/// written where it differs and logged as `conflict_resolved` naming the token's holder.
+#[utoipa::path(post, path = "/v1/conflicts/{id}/resolve", tag = "operations",
+    params(("id" = i64, Path, description = "The conflict's id")), request_body = Resolution,
+    responses((status = 200, description = "The conflict, resolved", body = OneConflict),
+        (status = 404, description = "No such open conflict", body = super::error::ErrorBody),
+        (status = 409, description = "The sync is not configured here, or the endpoint is busy", body = super::error::ErrorBody),
+        (status = 502, description = "A connector refused the write", body = super::error::ErrorBody)))]
+pub(super) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    super::Id(id): super::Id,
     super::RawBody(body): super::RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OneConflict>, ApiError> {
     caller.require(Role::Approver)?;
     let resolution: Resolution = super::parse_body(&body)?;
     let engine = state.engine()?;
     let conflict = engine
         .resolve_conflict(id, resolution, &caller.name)
         .await?;
-    Ok(Json(json!({ "conflict": conflict })))
+    Ok(Json(OneConflict { conflict }))
 }
 
-#[derive(Deserialize)]
-struct EndpointFilter {
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EndpointFilter {
+    /// Only this endpoint.
+    #[param(value_type = Option<Endpoint>)]
     endpoint: Option<String>,
 }
 
-async fn dead_letters(
+#[derive(Serialize, ToSchema)]
+pub(super) struct DeadLetterList {
+    dead_letters: Vec<DeadLetter>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Redrive {
+    redrive: RedriveSummary,
+}
+
+/// Failed writes waiting for a re-drive.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "operations", params(EndpointFilter),
+    responses((status = 200, description = "Open dead letters (viewer)", body = DeadLetterList)))]
+pub(super) async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     Params(filter): Params<EndpointFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeadLetterList>, ApiError> {
     caller.require(Role::Viewer)?;
     let endpoint = endpoint_param(filter.endpoint.as_deref())?;
     let mut letters: Vec<_> = state
@@ -110,51 +182,88 @@ async fn dead_letters(
             privacy.mask_fields(d.endpoint, &mut d.fields);
         }
     }
-    Ok(Json(json!({ "dead_letters": letters })))
+    Ok(Json(DeadLetterList {
+        dead_letters: letters,
+    }))
 }
 
-async fn redrive(
+/// Sends every open dead letter (of one endpoint, or of all) again (admin).
+#[utoipa::path(post, path = "/v1/dead-letters/redrive", tag = "operations", params(EndpointFilter),
+    responses((status = 200, description = "What the re-drive did", body = Redrive),
+        (status = 409, description = "The sync is not configured here, or the endpoint is busy", body = super::error::ErrorBody),
+        (status = 502, description = "A connector failed", body = super::error::ErrorBody)))]
+pub(super) async fn redrive(
     State(state): State<AppState>,
     caller: Caller,
     Params(filter): Params<EndpointFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Redrive>, ApiError> {
     caller.require(Role::Admin)?;
     let endpoint = endpoint_param(filter.endpoint.as_deref())?;
     let summary = state.engine()?.retry_failed(endpoint).await?;
-    Ok(Json(json!({ "redrive": summary })))
+    Ok(Json(Redrive { redrive: summary }))
 }
 
-#[derive(Deserialize)]
-struct RunsQuery {
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RunsQuery {
+    /// How many of the latest runs (default 100, at most 1000).
     limit: Option<u32>,
 }
 
-async fn runs(
+#[derive(Serialize, ToSchema)]
+pub(super) struct RunList {
+    runs: Vec<SyncRun>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct ControlList {
+    controls: Vec<EndpointControl>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneControl {
+    control: EndpointControl,
+}
+
+/// The latest sync runs, newest first.
+#[utoipa::path(get, path = "/v1/runs", tag = "operations", params(RunsQuery),
+    responses((status = 200, description = "Sync runs (viewer)", body = RunList)))]
+pub(super) async fn runs(
     State(state): State<AppState>,
     caller: Caller,
     Params(q): Params<RunsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     caller.require(Role::Viewer)?;
     let runs = state
         .store
         .recent_runs(q.limit.unwrap_or(100).min(1000))
         .await?;
-    Ok(Json(json!({ "runs": runs })))
+    Ok(Json(RunList { runs }))
 }
 
-async fn endpoints(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Role::Viewer)?;
-    Ok(Json(
-        json!({"controls": state.store.endpoint_controls().await?}),
-    ))
-}
-
-/// `pause`, `resume`, `dry-run` or `live`: a running scheduler picks it up at its next run.
-async fn switch(
+/// The run-time switches set on endpoints (an endpoint never switched is absent: live, running).
+#[utoipa::path(get, path = "/v1/endpoints", tag = "operations",
+    responses((status = 200, description = "Endpoint switches (viewer)", body = ControlList)))]
+pub(super) async fn endpoints(
     State(state): State<AppState>,
     caller: Caller,
-    Path((endpoint, switch)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ControlList>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let controls = state.store.endpoint_controls().await?;
+    Ok(Json(ControlList { controls }))
+}
+
+/// `pause`, `resume`, `dry-run` or `live` (admin): a running scheduler picks it up at its next run.
+#[utoipa::path(post, path = "/v1/endpoints/{endpoint}/{switch}", tag = "operations",
+    params(("endpoint" = Endpoint, Path, description = "The endpoint"),
+        ("switch" = String, Path, description = "The switch", pattern = "^(pause|resume|dry-run|live)$")),
+    responses((status = 200, description = "The endpoint's switches now", body = OneControl)))]
+pub(super) async fn switch(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((endpoint, switch)): PathParams<(String, String)>,
+) -> Result<Json<OneControl>, ApiError> {
     caller.require(Role::Admin)?;
     let endpoint = Endpoint::parse(&endpoint).map_err(|e| ApiError::bad("endpoint", e))?;
     let mut control = state
@@ -185,5 +294,5 @@ async fn switch(
     control.changed_at = state.clock.now();
     control.changed_by = caller.name.clone();
     state.store.set_endpoint_control(&control).await?;
-    Ok(Json(json!({ "control": control })))
+    Ok(Json(OneControl { control }))
 }

@@ -15,7 +15,11 @@ pub fn router() -> Router<AppState> {
 
 /// `{"endpoint": "contacts", "key": "C0001/1", "reason": "..."}` or `{"email": "...", "reason":
 /// "..."}`; answers what was replaced. Recorded with the token's holder as who asked.
-async fn erase(
+#[utoipa::path(post, path = "/v1/erasure", tag = "operations",
+    request_body(content = serde_json::Value, description = "`{\"endpoint\", \"key\", \"reason\"}` or `{\"email\", \"reason\"}`"),
+    responses((status = 200, description = "What was replaced by the tombstone (admin)", body = serde_json::Value),
+        (status = 404, description = "No record matches", body = super::error::ErrorBody)))]
+pub(super) async fn erase(
     State(state): State<AppState>,
     caller: Caller,
     RawBody(body): RawBody,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Endpoint, Timestamp};
 
 /// One field of the merged record: the value kept, the member it comes from, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MergeField {
     pub field: String,
     pub value: String,
@@ -17,7 +17,7 @@ pub struct MergeField {
 }
 
 /// A proposal to merge the records of one duplicate cluster into its survivor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewDedupProposal {
     pub endpoint: Endpoint,
     /// Record keys of the cluster, sorted: the same cluster found twice is one proposal.
@@ -32,7 +32,7 @@ pub struct NewDedupProposal {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Open,
@@ -56,7 +56,7 @@ impl ProposalStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DedupProposal {
     pub id: i64,
     pub status: ProposalStatus,

@@ -5,7 +5,19 @@ use serde::{Deserialize, Serialize};
 use super::{DomainError, Endpoint, System, Timestamp};
 
 /// What happened to one field change. An open set: later features add their own outcomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Applied,
@@ -78,7 +90,7 @@ impl std::fmt::Display for Outcome {
 
 /// A field event before it is stored. Values are canonical JSON text (`"Acme"`, `12.5`, `null` is
 /// stored as no value) so any field type survives unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewFieldEvent {
     pub idempotency_key: String,
     pub run_id: Option<String>,
@@ -97,7 +109,7 @@ pub struct NewFieldEvent {
 }
 
 /// A stored field event: the event plus the id and time the log gave it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldEvent {
     pub id: i64,
     #[serde(flatten)]
@@ -105,7 +117,7 @@ pub struct FieldEvent {
     pub recorded_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
@@ -139,7 +151,7 @@ impl RunStatus {
 }
 
 /// What a sync run did, filled in when it ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncRunCounts {
     pub records_read: i64,
     pub records_written: i64,
@@ -149,7 +161,7 @@ pub struct SyncRunCounts {
 }
 
 /// One sync run of one endpoint (or of all, when `endpoint` is none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncRun {
     pub id: String,
     pub endpoint: Option<Endpoint>,

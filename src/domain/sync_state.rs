@@ -20,7 +20,7 @@ pub struct RecordState {
 }
 
 /// Run-time switches of one endpoint, set by an operator on top of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EndpointControl {
     pub endpoint: Endpoint,
     pub paused: bool,
@@ -31,7 +31,7 @@ pub struct EndpointControl {
 }
 
 /// A write that failed, kept with its error until it is re-driven.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: i64,
     pub endpoint: Endpoint,
@@ -46,7 +46,7 @@ pub struct DeadLetter {
 }
 
 /// A field both systems changed since the last sync, held for a human (policy `manual`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub id: i64,
     pub endpoint: Endpoint,
@@ -62,7 +62,7 @@ pub struct Conflict {
 
 /// A change of one endpoint's ownership and conflict rules made at run time: the settings as a
 /// whole (the `[sync.endpoints.<name>]` table's shape), who and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyChange {
     pub id: i64,
     pub endpoint: Endpoint,

@@ -93,7 +93,7 @@ pub struct EventPartition {
 }
 
 /// What an append did: `accepted` new events stored, `duplicates` replays of events already stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AppendResult {
     pub accepted: usize,
     pub duplicates: usize,

@@ -1148,7 +1148,7 @@ impl Engine {
 }
 
 /// What re-driving the dead letters did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct RedriveSummary {
     pub attempted: usize,
     pub succeeded: usize,
@@ -1401,7 +1401,7 @@ fn count(summary: &mut RunSummary, events: &[NewFieldEvent]) {
 }
 
 /// A person's decision on a held conflict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "choice", content = "value")]
 pub enum Resolution {
     /// The CRM's value, as held in the conflict.

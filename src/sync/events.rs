@@ -46,28 +46,38 @@ impl BatchFormat {
     }
 }
 
-/// One event as other platforms send it (the wire shape of `POST /v1/events`).
-#[derive(Debug, Deserialize)]
+/// One event as other platforms send it (the wire shape of `POST /v1/events`). The schema names
+/// the types the texts must parse as.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventInput {
+pub(crate) struct EventInput {
     idempotency_key: String,
+    #[schema(value_type = crate::domain::Endpoint)]
     endpoint: String,
     #[serde(default)]
     crm_id: Option<String>,
     #[serde(default)]
     erp_id: Option<String>,
     field: String,
+    /// Any JSON value, kept exactly as sent.
     #[serde(default)]
+    #[schema(value_type = Option<Value>)]
     old_value: Option<Box<RawValue>>,
+    /// Any JSON value, kept exactly as sent.
     #[serde(default)]
+    #[schema(value_type = Option<Value>)]
     new_value: Option<Box<RawValue>>,
+    #[schema(value_type = crate::domain::System)]
     source_system: String,
+    #[schema(value_type = crate::domain::System)]
     target_system: String,
+    #[schema(value_type = crate::domain::Outcome)]
     outcome: String,
     #[serde(default)]
     error: Option<String>,
     #[serde(default)]
     latency_ms: Option<i64>,
+    #[schema(value_type = crate::domain::Timestamp)]
     occurred_at: String,
     #[serde(default)]
     run_id: Option<String>,

@@ -19,14 +19,16 @@ use syncwarden::sync::service;
 
 use crate::helpers::TestDb;
 
-struct Admin {
-    base: String,
-    client: reqwest::Client,
-    store: Arc<dyn Store>,
-    engine: Arc<Engine>,
+/// The app over a sandbox-synced store, with a token per role (also used by the OpenAPI and
+/// browser tests).
+pub(crate) struct Admin {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) engine: Arc<Engine>,
     sandbox: Sandbox,
-    clock: Clock,
-    tokens: BTreeMap<Role, String>,
+    pub(crate) clock: Clock,
+    pub(crate) tokens: BTreeMap<Role, String>,
     _db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -43,7 +45,7 @@ async fn admin_app() -> Admin {
     admin_app_with(|_| {}).await
 }
 
-async fn admin_app_with(tweak: impl FnOnce(&mut syncwarden::config::Settings)) -> Admin {
+pub(crate) async fn admin_app_with(tweak: impl FnOnce(&mut syncwarden::config::Settings)) -> Admin {
     let clock = Clock::system();
     let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
         .await
@@ -155,7 +157,7 @@ impl Admin {
     }
 
     /// A held conflict on one company's street; returns its ERP key.
-    async fn conflict(&self) -> String {
+    pub(crate) async fn conflict(&self) -> String {
         self.engine
             .run_endpoint(Endpoint::Accounts, false)
             .await

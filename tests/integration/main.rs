@@ -3,6 +3,7 @@
 
 mod alert;
 mod api;
+mod browser;
 mod cli;
 mod connectors;
 mod crash;
@@ -15,6 +16,7 @@ mod ingest;
 mod invariants;
 mod llm;
 mod monitor;
+mod openapi;
 mod outage;
 mod scaleout;
 mod security;

@@ -1,0 +1,172 @@
+// Drives the web UI in headless Chromium; run by tests/integration/browser.rs, which starts the
+// app, seeds it and checks the store afterwards. Exits non-zero on the first failed step.
+"use strict";
+
+const { chromium } = require("playwright-core");
+const path = require("path");
+
+const base = process.env.SW_BASE;
+const approver = process.env.SW_APPROVER_TOKEN;
+const viewer = process.env.SW_VIEWER_TOKEN;
+const artefacts = process.env.SW_ARTEFACTS;
+const TIMEOUT = 15000;
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artefacts, name + ".png"), fullPage: true });
+  console.log("screenshot", name);
+}
+
+// Any script error or refused resource (a CSP violation shows as a console error) fails the run.
+function watch(page, problems) {
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/status of (401|403|404)/.test(m.text())) problems.push("console: " + m.text());
+  });
+}
+
+async function signIn(page, token) {
+  await page.goto(base + "/ui/");
+  await page.waitForSelector("#signin:not([hidden])", { timeout: TIMEOUT });
+  await page.fill("#token", token);
+  await page.click("#signin-form button[type=submit]");
+  await page.waitForSelector("#health table", { timeout: TIMEOUT });
+}
+
+async function notice(page, text) {
+  await page.waitForFunction(
+    (t) => {
+      const n = document.getElementById("notice");
+      return n && !n.hidden && n.textContent.includes(t);
+    },
+    text,
+    { timeout: TIMEOUT },
+  );
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu"],
+  });
+  const problems = [];
+  try {
+    // The page's security headers.
+    const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+    const page = await context.newPage();
+    watch(page, problems);
+    const response = await page.goto(base + "/ui/");
+    const headers = response.headers();
+    check(/frame-ancestors 'none'/.test(headers["content-security-policy"] || ""), "CSP without frame-ancestors");
+    check(!/unsafe-inline/.test(headers["content-security-policy"]), "CSP allows inline script");
+    check(headers["x-content-type-options"] === "nosniff", "no X-Content-Type-Options");
+
+    // A wrong token is refused with the API's message.
+    await page.fill("#token", "sw_wrong");
+    await page.click("#signin-form button[type=submit]");
+    await page.waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
+    check((await page.textContent("#error")).includes("unauthorized"), "no error for a wrong token");
+    await shot(page, "signin");
+
+    // Sign in and see the dashboard.
+    await signIn(page, approver);
+    const rows = await page.$$eval("#health tbody tr", (trs) => trs.map((tr) => tr.textContent));
+    check(rows.length === 7, "dashboard shows " + rows.length + " endpoints");
+    check(rows.some((r) => r.startsWith("accounts") && /succeeded|partial/.test(r)), "no accounts run on the dashboard: " + rows);
+    check((await page.textContent("#open-findings h2")).includes("(1)"), "the open finding is not counted");
+    await page.waitForSelector("#charts svg.chart", { timeout: TIMEOUT });
+    check(await page.isHidden("#kpis"), "the KPI panel shows although /v1/kpis answers 404");
+    await shot(page, "dashboard");
+
+    // The approval queue: side by side, approve one, reject one with a reason.
+    await page.click("a[data-page=actions]");
+    await page.waitForSelector("#action-list tbody tr", { timeout: TIMEOUT });
+    check((await page.$$("#action-list tbody tr")).length === 3, "three open actions expected");
+    await page.click("#action-list tbody tr:nth-child(1)");
+    await page.waitForSelector("#action-detail table th", { timeout: TIMEOUT });
+    const heads = await page.$$eval("#action-detail thead th", (ths) => ths.map((t) => t.textContent));
+    check(heads.length === 5 && heads[1].includes("(survivor)") && heads[3] === "merged", "no side-by-side diff: " + heads);
+    await shot(page, "actions");
+    await page.click("#approve");
+    await notice(page, "is now approved");
+    await page.waitForFunction(() => document.querySelectorAll("#action-list tbody tr").length === 2, null, { timeout: TIMEOUT });
+    await page.click("#action-list tbody tr:nth-child(1)");
+    await page.fill("#reject-reason", "not the same company");
+    await page.click("#reject");
+    await notice(page, "is now rejected");
+    await page.selectOption("#action-state", "approved");
+    await page.waitForSelector("#action-list tbody tr", { timeout: TIMEOUT });
+    await page.click("#action-list tbody tr:nth-child(1)");
+    await page.waitForSelector("#undo", { timeout: TIMEOUT });
+    check((await page.textContent("#action-detail")).includes("decided by approver"), "the decision's author is not shown");
+
+    // Findings: evidence, then acknowledge.
+    await page.click("a[data-page=findings]");
+    await page.waitForSelector("#finding-list tbody tr", { timeout: TIMEOUT });
+    await page.click("#finding-list tbody tr:nth-child(1)");
+    await page.waitForSelector("#finding-detail pre", { timeout: TIMEOUT });
+    check((await page.textContent("#finding-detail pre")).includes("crm_price"), "no evidence");
+    await shot(page, "findings");
+    await page.click("#acknowledge");
+    await notice(page, "is now acknowledged");
+
+    // The audit trail, a page at a time.
+    await page.click("a[data-page=audit]");
+    await page.waitForSelector("#audit-results tbody tr", { timeout: TIMEOUT });
+    const firstPage = await page.textContent("#audit-results tbody tr:nth-child(1) td:nth-child(1)");
+    check(!(await page.isDisabled("#audit-next")), "a second page is expected");
+    await page.click("#audit-next");
+    await page.waitForFunction(
+      (first) => document.querySelector("#audit-results tbody tr td").textContent !== first,
+      firstPage,
+      { timeout: TIMEOUT },
+    );
+    await page.selectOption("#audit-endpoint", "accounts");
+    await page.fill("#audit-field", "billing_street");
+    await page.click("#audit-form button[type=submit]");
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("#audit-results tbody tr td:nth-child(5)")].every((td) => td.textContent === "billing_street")
+        && document.querySelectorAll("#audit-results tbody tr").length > 0,
+      null,
+      { timeout: TIMEOUT },
+    );
+    await shot(page, "audit");
+
+    // Conflicts: keep the ERP's value.
+    await page.click("a[data-page=conflicts]");
+    await page.waitForSelector("#conflict-list tbody tr", { timeout: TIMEOUT });
+    await shot(page, "conflicts");
+    await page.click("#conflict-list tbody tr:nth-child(1) button:has-text('Keep ERP')");
+    await notice(page, "resolved");
+    await context.close();
+
+    // A viewer sees the API's role error on approve.
+    const viewerContext = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+    const viewerPage = await viewerContext.newPage();
+    watch(viewerPage, problems);
+    await signIn(viewerPage, viewer);
+    await viewerPage.goto(base + "/ui/#/actions");
+    await viewerPage.waitForSelector("#action-list tbody tr", { timeout: TIMEOUT });
+    await viewerPage.click("#action-list tbody tr:nth-child(1)");
+    await viewerPage.click("#approve");
+    await viewerPage.waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
+    const error = await viewerPage.textContent("#error");
+    check(error.includes("this needs the approver role; the token has viewer"), "no role error: " + error);
+    await shot(viewerPage, "viewer-forbidden");
+    await viewerContext.close();
+    check(problems.length === 0, "browser problems:\n" + problems.join("\n"));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => console.log("ui: all steps passed"),
+  (e) => {
+    console.error(e.stack || String(e));
+    process.exit(1);
+  },
+);

@@ -2,9 +2,7 @@
 //! measured in the same run.
 
 mod ingest;
-mod instances;
 mod sync;
 
 pub use ingest::{IngestBenchOptions, IngestBenchReport, run_ingest_bench};
-pub use instances::{InstancesBenchOptions, InstancesBenchReport, run_instances_bench};
 pub use sync::{SyncBenchOptions, SyncBenchReport, run_sync_bench};

@@ -220,22 +220,6 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5_000)]
         notifications: usize,
     },
-    /// One versus two `serve` instances on one PostgreSQL database: ingest events/s, initial
-    /// sync records/s, and the takeover time after the holder of an endpoint is killed.
-    Instances {
-        /// The PostgreSQL server (an admin URL); scratch databases are created on it and dropped.
-        #[arg(long, value_name = "URL")]
-        database_url: String,
-        /// Field events ingested per measurement.
-        #[arg(long, default_value_t = 200_000)]
-        events: usize,
-        /// Events per request.
-        #[arg(long, default_value_t = 5_000)]
-        batch: usize,
-        /// Lease length for the takeover, in seconds.
-        #[arg(long, default_value_t = 5)]
-        lease_secs: u64,
-    },
     /// The admin API under load on loopback: requests/s and p50/p99 latency of listing findings,
     /// proposals and the audit trail with many field events stored, beside /healthz.
     Api {
@@ -390,26 +374,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: settings.data_dir.clone(),
             };
             let report = crate::digest::run_digest_bench(&options).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
-        }
-        Command::Bench {
-            which:
-                BenchCommand::Instances {
-                    database_url,
-                    events,
-                    batch,
-                    lease_secs,
-                },
-        } => {
-            let options = bench::InstancesBenchOptions {
-                database_url,
-                events,
-                batch_size: batch,
-                lease_secs,
-                data_dir: settings.data_dir.join("bench-instances"),
-            };
-            let report = bench::run_instances_bench(&options).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

@@ -215,7 +215,7 @@ async fn timed_http_run(
     Ok(elapsed.as_secs_f64())
 }
 
-pub(super) fn ndjson(batch: &[NewFieldEvent]) -> String {
+fn ndjson(batch: &[NewFieldEvent]) -> String {
     let mut body = String::with_capacity(batch.len() * 400);
     for event in batch {
         body.push_str(&to_wire_json(event));

@@ -3,10 +3,8 @@
 
 mod api;
 mod ingest;
-mod instances;
 mod sync;
 
 pub use api::{ApiBenchOptions, ApiBenchReport, run_api_bench};
 pub use ingest::{IngestBenchOptions, IngestBenchReport, run_ingest_bench};
-pub use instances::{InstancesBenchOptions, InstancesBenchReport, run_instances_bench};
 pub use sync::{SyncBenchOptions, SyncBenchReport, run_sync_bench};

@@ -78,7 +78,8 @@ async function main() {
     check(rows.some((r) => r.startsWith("accounts") && /succeeded|partial/.test(r)), "no accounts run on the dashboard: " + rows);
     check((await page.textContent("#open-findings h2")).includes("(1)"), "the open finding is not counted");
     await page.waitForSelector("#charts svg.chart", { timeout: TIMEOUT });
-    check(await page.isHidden("#kpis"), "the KPI panel shows although /v1/kpis answers 404");
+    await page.waitForSelector('#kpis [data-kpi="api_call_success_rate"]', { timeout: TIMEOUT });
+    check(await page.isVisible('#kpis [data-kpi="records_synced"]'), "the KPI panel lacks records_synced");
     await shot(page, "dashboard");
 
     // The approval queue: side by side, approve one, reject one with a reason.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::json;
+use syncwarden::clock::Clock;
 use syncwarden::domain::{Endpoint, MergeField, NewDedupProposal, ProposalStatus, Role};
 use syncwarden::monitor::{FindingState, NewFinding, Severity};
 
@@ -32,6 +33,10 @@ pub(crate) async fn seed(app: &Admin) {
             started_at: now,
             detected_at: now,
         })
+        .await
+        .unwrap();
+    // The roll-up pass `serve` runs every minute, so the dashboard has series to chart.
+    syncwarden::monitor::rollup::run_once(app.store.as_ref(), Clock::system().now())
         .await
         .unwrap();
     let states = app.store.record_states(Endpoint::Accounts).await.unwrap();

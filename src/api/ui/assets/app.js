@@ -234,9 +234,11 @@ function charts(series) {
   const card = h("section", { class: "card", id: "charts" },
     h("h2", {}, "Last 24 hours per endpoint and target"),
     h("p", { class: "legend" }, "Bars: field events per hour. Line: write success rate (0 to 100 %)."));
-  if (!series.series.length) card.append(h("p", { class: "muted" }, "No events in the last 24 hours."));
+  // The per-endpoint-and-target lines; the overall and per-connector scopes are sums of them.
+  const lines = series.series.filter((l) => l.endpoint && l.target);
+  if (!lines.length) card.append(h("p", { class: "muted" }, "No events in the last 24 hours."));
   const grid = h("div", { class: "grid" });
-  for (const line of series.series) grid.append(chart(line));
+  for (const line of lines) grid.append(chart(line));
   card.append(grid);
   return card;
 }

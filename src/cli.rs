@@ -560,9 +560,29 @@ async fn run_app(
                 tokio::spawn(d.run(every, stop_rx.clone()))
             },
         );
+    let dedup = engine
+        .as_ref()
+        .filter(|_| settings.dedup.interval_secs > 0)
+        .map(|e| -> anyhow::Result<_> {
+            let dedup =
+                crate::dedup::service::build(settings, store.clone(), Some(e), clock.clone());
+            let llm = crate::dedup::llm::Adjudicator::from_settings(&settings.llm)?;
+            let every = Duration::from_secs(settings.dedup.interval_secs);
+            Ok(tokio::spawn(crate::dedup::service::run(
+                Arc::new(dedup),
+                llm,
+                every,
+                clock.clone(),
+                stop_rx.clone(),
+            )))
+        })
+        .transpose()?;
     let scheduler = engine.map(|e| tokio::spawn(service::run_scheduler(e, clock, every, stop_rx)));
     let served = app.run_until_stopped().await;
     let _ = stop_tx.send(true);
+    if let Some(dedup) = dedup {
+        let _ = dedup.await;
+    }
     let _ = monitoring.await;
     let _ = maintenance.await;
     if let Some(alerting) = alerting {

@@ -68,6 +68,12 @@ impl Application {
         let state = AppState {
             events: EventLog::new(store.clone(), clock.clone()),
             store: store.clone(),
+            dedup: Arc::new(crate::dedup::service::build(
+                settings,
+                store.clone(),
+                engine.as_deref(),
+                clock.clone(),
+            )),
             clock,
             engine,
             ingest_token: settings

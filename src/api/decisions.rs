@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
@@ -20,8 +21,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/findings/{id}/resolve", post(resolve))
         .route("/v1/silences", get(silences).post(add_silence))
         .route("/v1/actions", get(actions))
+        .route("/v1/actions/{id}", get(action))
         .route("/v1/actions/{id}/approve", post(approve))
         .route("/v1/actions/{id}/reject", post(reject))
+        .route("/v1/actions/{id}/undo", post(undo))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -234,11 +237,6 @@ pub(super) struct ActionList {
     actions: Vec<DedupProposal>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub(super) struct OneAction {
-    action: DedupProposal,
-}
-
 /// The agent's proposed actions (merges of duplicate records), with every member's fields and
 /// the proposed survivor's per-field choices.
 #[utoipa::path(get, path = "/v1/actions", tag = "decisions", params(ActionFilter),
@@ -266,18 +264,38 @@ pub(super) async fn actions(
     Ok(Json(ActionList { actions: proposals }))
 }
 
-/// Approves an open action (approver).
+/// One action: every member's fields side by side (`before`), the proposed survivor and the
+/// value chosen per field with why, and its merge and undo jobs with their steps.
+#[utoipa::path(get, path = "/v1/actions/{id}", tag = "decisions",
+    params(("id" = i64, Path, description = "The action's id")),
+    responses((status = 200, description = "`{\"action\"}`: the proposal with its jobs (viewer)", body = serde_json::Value),
+        (status = 404, description = "No such action", body = super::error::ErrorBody)))]
+pub(super) async fn action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(json!({ "action": state.dedup.action(id).await? })))
+}
+
+/// Approves an open action and merges its records through the CRM and ERP (approver).
 #[utoipa::path(post, path = "/v1/actions/{id}/approve", tag = "decisions",
     params(("id" = i64, Path, description = "The action's id")),
-    responses((status = 200, description = "The action, approved", body = OneAction),
-        (status = 404, description = "No such open action", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "`{\"action\"}`: the action, applied", body = serde_json::Value),
+        (status = 404, description = "No such open action", body = super::error::ErrorBody),
+        (status = 409, description = "The action is not open", body = super::error::ErrorBody),
+        (status = 422, description = "The records cannot be merged", body = super::error::ErrorBody),
+        (status = 502, description = "A connector failed", body = super::error::ErrorBody)))]
 pub(super) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Id(id): Id,
-) -> Result<Json<OneAction>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Approver)?;
-    decide(&state, id, ProposalStatus::Approved, caller.name).await
+    let action = state.dedup.approve(id, &caller.name).await?;
+    tracing::info!(action = id, by = %caller.name, "merge approved");
+    Ok(Json(json!({ "action": action })))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -291,14 +309,14 @@ pub(super) struct Rejection {
 /// Rejects an open action with a reason (approver).
 #[utoipa::path(post, path = "/v1/actions/{id}/reject", tag = "decisions",
     params(("id" = i64, Path, description = "The action's id")), request_body = Rejection,
-    responses((status = 200, description = "The action, rejected", body = OneAction),
+    responses((status = 200, description = "`{\"action\"}`: the action, rejected", body = serde_json::Value),
         (status = 404, description = "No such open action", body = super::error::ErrorBody)))]
 pub(super) async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Id(id): Id,
     super::RawBody(body): super::RawBody,
-) -> Result<Json<OneAction>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Approver)?;
     let rejection: Rejection = parse_body(&body)?;
     if rejection.reason.trim().is_empty() {
@@ -306,19 +324,25 @@ pub(super) async fn reject(
     }
     // The proposal keeps one "decided by" text: who, and why they said no.
     let by = format!("{} (reason: {})", caller.name, rejection.reason.trim());
-    decide(&state, id, ProposalStatus::Rejected, by).await
+    let action = state.dedup.reject(id, &by).await?;
+    tracing::info!(action = id, by = %caller.name, "merge rejected");
+    Ok(Json(json!({ "action": action })))
 }
 
-async fn decide(
-    state: &AppState,
-    id: i64,
-    status: ProposalStatus,
-    by: String,
-) -> Result<Json<OneAction>, ApiError> {
-    let decided = state
-        .store
-        .decide_dedup_proposal(id, status, &by, state.clock.now())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("open action {id}")))?;
-    Ok(Json(OneAction { action: decided }))
+/// Undoes an applied merge: every record back to its before-image (approver).
+#[utoipa::path(post, path = "/v1/actions/{id}/undo", tag = "decisions",
+    params(("id" = i64, Path, description = "The action's id")),
+    responses((status = 200, description = "`{\"action\"}`: the action, undone", body = serde_json::Value),
+        (status = 404, description = "No such action", body = super::error::ErrorBody),
+        (status = 409, description = "The action is not applied", body = super::error::ErrorBody),
+        (status = 502, description = "A connector failed", body = super::error::ErrorBody)))]
+pub(super) async fn undo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Approver)?;
+    let action = state.dedup.undo(id, &caller.name).await?;
+    tracing::info!(action = id, by = %caller.name, "merge undone");
+    Ok(Json(json!({ "action": action })))
 }

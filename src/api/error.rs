@@ -34,6 +34,8 @@ pub enum ApiError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Dedup(#[from] crate::dedup::DedupError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -121,6 +123,7 @@ impl ApiError {
                 None,
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            ApiError::Dedup(e) => dedup_parts(e),
             ApiError::Store(StoreError::IdempotencyConflict { index, .. }) => (
                 StatusCode::CONFLICT,
                 "idempotency_conflict",
@@ -170,6 +173,30 @@ fn privacy_parts(
             None,
         ),
         P::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
+    }
+}
+
+fn dedup_parts(
+    error: &crate::dedup::DedupError,
+) -> (
+    StatusCode,
+    &'static str,
+    Option<&'static str>,
+    Option<usize>,
+) {
+    use crate::dedup::DedupError;
+    match error {
+        DedupError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+        DedupError::WrongState { .. } => (StatusCode::CONFLICT, "wrong_state", None, None),
+        DedupError::Merge { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_merge", None, None),
+        DedupError::Connector(_) => (StatusCode::BAD_GATEWAY, "connector_failed", None, None),
+        DedupError::Store(StoreError::Unavailable(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            None,
+            None,
+        ),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None, None),
     }
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The sync engine, when both connectors are configured (conflicts and re-drives need it).
     pub engine: Option<Arc<Engine>>,
+    /// The deduper's decisions (approve merges, reject, undo).
+    pub dedup: Arc<crate::dedup::service::Dedup>,
     pub ingest_token: Option<SecretString>,
     pub body_limit: usize,
     /// Requests served, for `/metrics`.

@@ -32,6 +32,14 @@ pub(crate) fn key(profile: &Profile, parts: &[KeyPart], record: &Prepared) -> Op
             Transform::Soundex => out.push_str(&normalise::soundex(first)),
             Transform::Prefix3 => out.extend(text.chars().take(3)),
             Transform::FirstToken => out.push_str(first),
+            Transform::SortedTokens => {
+                let mut words: Vec<&str> = record
+                    .value(profile.field_index(&part.field)?)?
+                    .tokens()
+                    .collect();
+                words.sort_unstable();
+                out.push_str(&words.join(" "));
+            }
         }
         out.push('\u{1f}');
     }

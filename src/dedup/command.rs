@@ -13,13 +13,13 @@ use super::features;
 use super::llm::{self, Adjudicator};
 use super::model::{self, Model};
 use super::profile::{FieldKind, Profile};
-use super::scan;
+use super::service::Dedup;
 use super::{
     Decision, DedupError, DedupSettings, PairFile, ScoredPair, Table, block, classify, load_model,
     read_pairs, read_table, score_candidates,
 };
 use crate::config::Settings;
-use crate::domain::{Endpoint, ProposalStatus, Timestamp};
+use crate::domain::{Endpoint, ProposalStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum DedupCommand {
@@ -79,7 +79,8 @@ pub enum DedupCommand {
         #[arg(long, default_value_t = 0.01)]
         alpha: f64,
     },
-    /// Scan an endpoint's synced records in the store and store a merge proposal per cluster.
+    /// Scan an endpoint's synced records in the store (and the CRM's unlinked ones, when the CRM
+    /// is configured), store a merge proposal per cluster and merge what the policy allows.
     Scan {
         /// accounts, contacts or items.
         #[arg(long, value_parser = parse_endpoint)]
@@ -96,8 +97,13 @@ pub enum DedupCommand {
         #[arg(long, value_parser = parse_status)]
         status: Option<ProposalStatus>,
     },
-    /// Approve an open merge proposal.
+    /// Approve an open merge proposal and merge its records through the CRM and ERP (when they
+    /// are configured; otherwise the merge waits for `serve`).
     Approve(Decide),
+    /// Undo an applied merge: every record back as it was, re-linked.
+    Undo(Decide),
+    /// Run the merge and undo jobs left pending (e.g. by a process that was killed mid-merge).
+    Merges,
     /// Reject an open merge proposal.
     Reject(Decide),
     /// Generate Febrl-style person records (seeded), deduplicate them end to end and score the
@@ -143,12 +149,10 @@ pub enum DedupCommand {
 #[derive(Debug, clap::Args)]
 pub struct Decide {
     id: i64,
-    /// Who decides (recorded with the decision).
+    /// Who decides (recorded with the decision). Decisions are also kept as labelled pairs in
+    /// `dedup.feedback_dir`, for `dedup train --pairs`.
     #[arg(long, default_value = "cli")]
     by: String,
-    /// Append the decision as labelled pairs to this CSV, for `dedup train --pairs`.
-    #[arg(long)]
-    feedback: Option<PathBuf>,
 }
 
 fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
@@ -159,17 +163,34 @@ fn parse_status(s: &str) -> Result<ProposalStatus, String> {
     ProposalStatus::parse(s).ok_or_else(|| format!("unknown status {s} (open, approved, rejected)"))
 }
 
-async fn decide(settings: &Settings, d: Decide, status: ProposalStatus) -> anyhow::Result<()> {
+/// The deduper with the configured CRM and ERP (when they are configured).
+async fn service(settings: &Settings) -> anyhow::Result<Dedup> {
     let store = crate::startup::open_store(settings).await?;
-    let decided = store
-        .decide_dedup_proposal(d.id, status, &d.by, Timestamp::now_utc())
-        .await?
-        .with_context(|| format!("no open proposal {}", d.id))?;
-    if let Some(path) = d.feedback {
-        let added = scan::append_feedback(&path, &decided, status == ProposalStatus::Approved)?;
-        tracing::info!(pairs = added, file = %path.display(), "decision kept as labelled pairs");
-    }
-    println!("{}", serde_json::to_string_pretty(&decided)?);
+    let clock = crate::clock::Clock::system();
+    let engine = if crate::sync::service::is_configured(settings) {
+        Some(crate::sync::service::engine(
+            settings,
+            store.clone(),
+            clock.clone(),
+        )?)
+    } else {
+        None
+    };
+    Ok(super::service::build(
+        settings,
+        store,
+        engine.as_ref(),
+        clock,
+    ))
+}
+
+async fn decide(settings: &Settings, d: Decide, status: ProposalStatus) -> anyhow::Result<()> {
+    let dedup = service(settings).await?;
+    let action = match status {
+        ProposalStatus::Approved => dedup.approve(d.id, &d.by).await?,
+        _ => dedup.reject(d.id, &d.by).await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&action)?);
     Ok(())
 }
 
@@ -179,18 +200,21 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             let profile = Profile::load(&profile)?;
             let model = load_model(&profile)?;
             let llm = Adjudicator::from_settings(&settings.llm)?;
-            let store = crate::startup::open_store(settings).await?;
-            let report = scan::scan(
-                store.as_ref(),
-                &profile,
-                &model,
-                &settings.dedup,
-                llm.as_ref(),
-                endpoint,
-                Timestamp::now_utc(),
-            )
-            .await?;
+            let dedup = service(settings).await?;
+            let report = dedup
+                .scan_and_merge(endpoint, &profile, &model, llm.as_ref())
+                .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        DedupCommand::Undo(d) => {
+            let action = service(settings).await?.undo(d.id, &d.by).await?;
+            println!("{}", serde_json::to_string_pretty(&action)?);
+            Ok(())
+        }
+        DedupCommand::Merges => {
+            let ended = service(settings).await?.run_merges().await;
+            println!("{}", serde_json::json!({ "jobs_ended": ended }));
             Ok(())
         }
         DedupCommand::Proposals { endpoint, status } => {

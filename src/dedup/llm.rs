@@ -351,10 +351,15 @@ impl Adjudicator {
             })
             .map(|(i, _)| i)
             .collect();
-        let asks = band.iter().map(|i| {
-            let (left, right) = render(&pairs[*i]);
-            async move { (*i, self.judge(entity, &left, &right).await) }
-        });
+        // Collected first: a lazy map held across the await would make this future not `Send`
+        // (it runs inside spawned tasks in `serve`).
+        let asks: Vec<_> = band
+            .iter()
+            .map(|i| {
+                let (left, right) = render(&pairs[*i]);
+                async move { (*i, self.judge(entity, &left, &right).await) }
+            })
+            .collect();
         let answers: Vec<(usize, Result<Verdict, LlmError>)> = futures_util::stream::iter(asks)
             .buffer_unordered(self.concurrency)
             .collect()

@@ -11,10 +11,13 @@ pub mod cluster;
 pub mod command;
 pub mod features;
 pub mod llm;
+pub mod merge;
 pub mod model;
 pub mod normalise;
+pub mod policy;
 pub mod profile;
 pub mod scan;
+pub mod service;
 pub mod similarity;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +56,18 @@ pub enum DedupError {
     Training(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("proposal {proposal}: {message}")]
+    Merge { proposal: i64, message: String },
+    #[error("no action {0}")]
+    NotFound(i64),
+    #[error("action {id} is {status}: {message}")]
+    WrongState {
+        id: i64,
+        status: &'static str,
+        message: &'static str,
+    },
+    #[error(transparent)]
+    Connector(#[from] crate::sync::connectors::ConnectorError),
     #[error("{path} line {line}: label {value:?} is neither 0 nor 1")]
     BadLabel {
         path: PathBuf,
@@ -73,6 +88,17 @@ pub struct DedupSettings {
     /// A cluster only grows when this share of the pairs across the two joined groups are
     /// matches, so one weak link cannot chain two people together.
     pub min_link_density: f64,
+    /// Seconds between scans (with the auto-merge policy) in `serve` and the demo; 0: none.
+    pub interval_secs: u64,
+    /// The profile each scanned endpoint's records are compared with.
+    pub profiles: BTreeMap<crate::domain::Endpoint, String>,
+    /// Where people's approve/reject decisions are kept as labelled pairs (`<endpoint>.csv`);
+    /// empty: `<data_dir>/dedup-feedback`.
+    pub feedback_dir: String,
+    /// How long a worker holds a merge job between steps before another may take it over.
+    pub claim_secs: u64,
+    /// When the agent may merge on its own, per endpoint; endpoints not listed never auto-merge.
+    pub policy: BTreeMap<crate::domain::Endpoint, policy::MergePolicy>,
 }
 
 impl Default for DedupSettings {
@@ -81,6 +107,20 @@ impl Default for DedupSettings {
             review_below: 0.2,
             llm_above: 0.95,
             min_link_density: 0.5,
+            interval_secs: 3600,
+            profiles: BTreeMap::from([
+                (
+                    crate::domain::Endpoint::Accounts,
+                    "config/dedup/accounts.toml".to_string(),
+                ),
+                (
+                    crate::domain::Endpoint::Contacts,
+                    "config/dedup/contacts.toml".to_string(),
+                ),
+            ]),
+            feedback_dir: String::new(),
+            claim_secs: 60,
+            policy: policy::default_policies(),
         }
     }
 }

@@ -118,6 +118,8 @@ pub enum Transform {
     Prefix3,
     /// The first word.
     FirstToken,
+    /// The words in sorted order, so `Industries 17 Acme` and `Acme Industries 17` agree.
+    SortedTokens,
 }
 
 /// A token or product code of one record: a span of the record's text, with its rarity weight.

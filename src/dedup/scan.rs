@@ -54,7 +54,9 @@ pub struct ScanReport {
     pub new_proposals: usize,
 }
 
-/// Scans one endpoint and stores a merge proposal for every duplicate cluster.
+/// Scans one endpoint (its synced records and `extra` ones) and stores a merge proposal for
+/// every duplicate cluster.
+#[allow(clippy::too_many_arguments)]
 pub async fn scan(
     store: &dyn Store,
     profile: &Profile,
@@ -62,9 +64,12 @@ pub async fn scan(
     settings: &DedupSettings,
     llm: Option<&Adjudicator>,
     endpoint: Endpoint,
+    extra: Vec<RecordState>,
     now: Timestamp,
 ) -> Result<ScanReport, DedupError> {
-    let states = store.record_states(endpoint).await?;
+    let mut states = store.record_states(endpoint).await?;
+    // Records the store does not sync (the CRM's unlinked ones) are scanned with the others.
+    states.extend(extra.into_iter().map(|s| (s.key.clone(), s)));
     let (table, synced_at) = table_from_states(profile, &states);
     let run = dedup_table(profile, model, settings, llm, &table).await;
     let proposals: Vec<NewDedupProposal> = run

@@ -36,8 +36,13 @@ pub struct NewDedupProposal {
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Open,
+    /// Approved (by a person, or by the agent under policy); the merge is queued or running.
     Approved,
     Rejected,
+    /// Merged in both systems.
+    Applied,
+    /// Merged, then undone: every record is back as it was.
+    Undone,
 }
 
 impl ProposalStatus {
@@ -46,13 +51,21 @@ impl ProposalStatus {
             Self::Open => "open",
             Self::Approved => "approved",
             Self::Rejected => "rejected",
+            Self::Applied => "applied",
+            Self::Undone => "undone",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Open, Self::Approved, Self::Rejected]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            Self::Open,
+            Self::Approved,
+            Self::Rejected,
+            Self::Applied,
+            Self::Undone,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
@@ -64,4 +77,69 @@ pub struct DedupProposal {
     pub decided_by: Option<String>,
     #[serde(flatten)]
     pub proposal: NewDedupProposal,
+}
+
+/// A merge or its undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeKind {
+    Merge,
+    Undo,
+}
+
+impl MergeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Undo => "undo",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Merge, Self::Undo]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A merge (or undo) as a durable job: its steps, how far it got, and what the steps returned
+/// (ids of records created again), so a worker that dies mid-way is taken over where it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeJob {
+    pub id: i64,
+    pub proposal_id: i64,
+    pub kind: MergeKind,
+    pub plan: serde_json::Value,
+    pub next_step: usize,
+    pub results: BTreeMap<String, String>,
+    pub status: JobStatus,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }

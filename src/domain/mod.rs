@@ -9,7 +9,9 @@ mod sync_state;
 mod time;
 
 pub use access::{ApiToken, Role};
-pub use dedup::{DedupProposal, MergeField, NewDedupProposal, ProposalStatus};
+pub use dedup::{
+    DedupProposal, JobStatus, MergeField, MergeJob, MergeKind, NewDedupProposal, ProposalStatus,
+};
 pub use event::{FieldEvent, NewFieldEvent, Outcome, RunStatus, SyncRun, SyncRunCounts};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{

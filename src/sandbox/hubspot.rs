@@ -44,7 +44,11 @@ pub struct HsData {
 }
 
 /// The properties HubSpot portals declare unique here (upserts use them as `idProperty`).
-const UNIQUE_PROPERTIES: [&str; 2] = ["erp_number", "erp_line_key"];
+const UNIQUE_PROPERTIES: [&str; 3] = [
+    "erp_number",
+    "erp_line_key",
+    crate::sync::connectors::hubspot::RESTORE_PROPERTY,
+];
 
 impl HsData {
     /// Creates an object as the sandbox's seed or a test would, stamped `at`.
@@ -147,6 +151,35 @@ impl HsData {
             }
         }
         removed
+    }
+
+    /// Merges `loser` into `primary` as HubSpot does: the primary keeps its id and its values,
+    /// takes over the loser's associations, and the loser is gone.
+    pub fn merge(
+        &mut self,
+        object_type: &str,
+        primary: u64,
+        loser: u64,
+        at: Timestamp,
+    ) -> Result<(), String> {
+        if primary == loser {
+            return Err("an object cannot be merged into itself".into());
+        }
+        for id in [primary, loser] {
+            if self.get(object_type, id).is_none() {
+                return Err(format!("Object not found: {id}"));
+            }
+        }
+        let moved = self
+            .associations
+            .get(&(object_type.to_string(), loser))
+            .cloned();
+        self.archive(object_type, loser);
+        for (other_type, other) in moved.into_iter().flatten() {
+            self.associate((object_type, primary), (&other_type, other));
+        }
+        self.update(object_type, primary, BTreeMap::new(), at);
+        Ok(())
     }
 
     fn index(&mut self, object_type: &str, id: u64, properties: &BTreeMap<String, String>) {
@@ -348,6 +381,7 @@ pub fn router(sandbox: HubSpotSandbox) -> Router {
             post(batch_update),
         )
         .route("/crm/v3/objects/{object_type}/batch/read", post(batch_read))
+        .route("/crm/v3/objects/{object_type}/merge", post(merge))
         .route(
             "/crm/v3/objects/{object_type}/batch/archive",
             post(batch_archive),
@@ -717,6 +751,38 @@ async fn patch_one(
         return error_body(StatusCode::NOT_FOUND, "Object not found");
     };
     match data.get(&object_type, id) {
+        Some(object) => Json(sb.view(object, None)).into_response(),
+        None => error_body(StatusCode::NOT_FOUND, "Object not found"),
+    }
+}
+
+#[derive(Deserialize)]
+struct MergeBody {
+    #[serde(rename = "primaryObjectId")]
+    primary: String,
+    #[serde(rename = "objectIdToMerge")]
+    loser: String,
+}
+
+/// `POST /crm/v3/objects/{type}/merge`: the merged object is answered.
+async fn merge(
+    State(sb): State<HubSpotSandbox>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<MergeBody>,
+) -> Response {
+    if let Some(denied) = sb.deny(&headers) {
+        return denied;
+    }
+    let (Ok(primary), Ok(loser)) = (body.primary.parse(), body.loser.parse()) else {
+        return error_body(StatusCode::BAD_REQUEST, "object ids must be numeric");
+    };
+    let now = sb.faults.stamp(sb.clock.now());
+    let mut data = sb.data();
+    if let Err(message) = data.merge(&object_type, primary, loser, now) {
+        return error_body(StatusCode::BAD_REQUEST, &message);
+    }
+    match data.get(&object_type, primary) {
         Some(object) => Json(sb.view(object, None)).into_response(),
         None => error_body(StatusCode::NOT_FOUND, "Object not found"),
     }

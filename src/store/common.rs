@@ -187,6 +187,15 @@ pub(super) const SELECT_SILENCES: &str = include_str!("sql/select_silences.sql")
 pub(super) const INSERT_DEDUP_PROPOSAL: &str = include_str!("sql/insert_dedup_proposal.sql");
 pub(super) const SELECT_DEDUP_PROPOSALS: &str = include_str!("sql/select_dedup_proposals.sql");
 pub(super) const DECIDE_DEDUP_PROPOSAL: &str = include_str!("sql/decide_dedup_proposal.sql");
+pub(super) const SELECT_DEDUP_PROPOSAL: &str = include_str!("sql/select_dedup_proposal.sql");
+pub(super) const SET_PROPOSAL_STATUS: &str = include_str!("sql/set_proposal_status.sql");
+pub(super) const INSERT_MERGE_JOB: &str = include_str!("sql/insert_merge_job.sql");
+pub(super) const CLAIM_MERGE_JOB: &str = include_str!("sql/claim_merge_job.sql");
+pub(super) const ADVANCE_MERGE_JOB: &str = include_str!("sql/advance_merge_job.sql");
+pub(super) const FINISH_MERGE_JOB: &str = include_str!("sql/finish_merge_job.sql");
+pub(super) const RETRY_MERGE_JOB: &str = include_str!("sql/retry_merge_job.sql");
+pub(super) const SELECT_MERGE_JOBS: &str = include_str!("sql/select_merge_jobs.sql");
+pub(super) const DELETE_STATE: &str = include_str!("sql/delete_state.sql");
 
 /// Keys per `IN (...)` list when re-reading replayed events.
 pub(super) const KEYS_PER_LOOKUP: usize = 1000;
@@ -527,6 +536,34 @@ macro_rules! impl_store {
                         min_probability: row.try_get(6)?,
                         created_at: $crate::domain::Timestamp::from_micros(row.try_get(7)?),
                     },
+                })
+            }
+
+            fn merge_job_from_row(row: &$row) -> Result<$crate::domain::MergeJob, StoreError> {
+                use sqlx::Row;
+                use $crate::store::common::{corrupt, from_json};
+                let kind: String = row.try_get(2)?;
+                let plan: String = row.try_get(3)?;
+                let next_step: i64 = row.try_get(4)?;
+                let results: String = row.try_get(5)?;
+                let status: String = row.try_get(6)?;
+                let finished_at: Option<i64> = row.try_get(11)?;
+                Ok($crate::domain::MergeJob {
+                    id: row.try_get(0)?,
+                    proposal_id: row.try_get(1)?,
+                    kind: $crate::domain::MergeKind::parse(&kind)
+                        .ok_or_else(|| corrupt("kind", &kind))?,
+                    plan: from_json("plan", &plan)?,
+                    next_step: usize::try_from(next_step)
+                        .map_err(|_| corrupt("next_step", &next_step.to_string()))?,
+                    results: from_json("results", &results)?,
+                    status: $crate::domain::JobStatus::parse(&status)
+                        .ok_or_else(|| corrupt("status", &status))?,
+                    attempts: row.try_get(7)?,
+                    last_error: row.try_get(8)?,
+                    created_by: row.try_get(9)?,
+                    created_at: $crate::domain::Timestamp::from_micros(row.try_get(10)?),
+                    finished_at: finished_at.map($crate::domain::Timestamp::from_micros),
                 })
             }
 
@@ -1337,6 +1374,166 @@ macro_rules! impl_store {
                     .as_ref()
                     .map(Self::proposal_from_row)
                     .transpose()
+            }
+
+            async fn dedup_proposal(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::domain::DedupProposal>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_DEDUP_PROPOSAL)
+                    .bind(id)
+                    .fetch_optional(self.writer())
+                    .await?
+                    .as_ref()
+                    .map(Self::proposal_from_row)
+                    .transpose()
+            }
+
+            async fn enqueue_merge_job(
+                &self,
+                proposal_id: i64,
+                kind: $crate::domain::MergeKind,
+                plan: &serde_json::Value,
+                by: &str,
+                at: $crate::domain::Timestamp,
+            ) -> Result<Option<i64>, StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::common::INSERT_MERGE_JOB)
+                    .bind(proposal_id)
+                    .bind(kind.as_str())
+                    .bind($crate::store::common::to_json(plan)?)
+                    .bind(by)
+                    .bind(at.as_micros())
+                    .fetch_optional(self.writer())
+                    .await?;
+                Ok(row.map(|r| r.try_get(0)).transpose()?)
+            }
+
+            async fn claim_merge_job(
+                &self,
+                holder: &str,
+                until: $crate::domain::Timestamp,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::domain::MergeJob>, StoreError> {
+                sqlx::query($crate::store::common::CLAIM_MERGE_JOB)
+                    .bind(holder)
+                    .bind(until.as_micros())
+                    .bind(now.as_micros())
+                    .fetch_optional(self.writer())
+                    .await?
+                    .as_ref()
+                    .map(Self::merge_job_from_row)
+                    .transpose()
+            }
+
+            async fn advance_merge_job(
+                &self,
+                step: &$crate::store::MergeProgress,
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let moved = sqlx::query($crate::store::common::ADVANCE_MERGE_JOB)
+                    .bind(step.job)
+                    .bind(step.holder.as_str())
+                    .bind(step.next_step as i64)
+                    .bind($crate::store::common::to_json(&step.results)?)
+                    .bind(step.claimed_until.as_micros())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if !moved {
+                    return Ok(false);
+                }
+                Self::append_in(&mut tx, &step.events, recorded_at).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn finish_merge_job(
+                &self,
+                id: i64,
+                holder: &str,
+                finish: &$crate::store::MergeFinish,
+                at: $crate::domain::Timestamp,
+            ) -> Result<bool, StoreError> {
+                use $crate::store::common as q;
+                let mut tx = self.begin_write().await?;
+                let ended = sqlx::query(q::FINISH_MERGE_JOB)
+                    .bind(id)
+                    .bind(holder)
+                    .bind(finish.status.as_str())
+                    .bind(finish.error.as_deref())
+                    .bind(at.as_micros())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if !ended {
+                    return Ok(false);
+                }
+                Self::append_in(&mut tx, &finish.events, at).await?;
+                for s in &finish.states {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::UPSERT_STATES_HEAD);
+                    qb.push_values(std::iter::once(s), |mut row, s| {
+                        row.push_bind(s.endpoint.as_str())
+                            .push_bind(s.key.clone())
+                            .push_bind(s.crm_id.clone())
+                            .push_bind(s.erp_id.clone())
+                            .push_bind(q::fields_to_json(&s.fields))
+                            .push_bind(s.synced_at.as_micros());
+                    });
+                    qb.push(q::UPSERT_STATES_TAIL);
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for (endpoint, key) in &finish.dropped_states {
+                    sqlx::query(q::DELETE_STATE)
+                        .bind(endpoint.as_str())
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some((proposal, status, by)) = &finish.proposal {
+                    sqlx::query(q::SET_PROPOSAL_STATUS)
+                        .bind(*proposal)
+                        .bind(status.as_str())
+                        .bind(at.as_micros())
+                        .bind(by.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn retry_merge_job(
+                &self,
+                id: i64,
+                holder: &str,
+                error: &str,
+                not_before: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::RETRY_MERGE_JOB)
+                    .bind(id)
+                    .bind(holder)
+                    .bind(error)
+                    .bind(not_before.as_micros())
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn merge_jobs(
+                &self,
+                proposal_id: i64,
+            ) -> Result<Vec<$crate::domain::MergeJob>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_MERGE_JOBS)
+                    .bind(proposal_id)
+                    .fetch_all(self.writer())
+                    .await?
+                    .iter()
+                    .map(Self::merge_job_from_row)
+                    .collect()
             }
 
             async fn upsert_alert(&self, alert: &$crate::alert::Alert) -> Result<(), StoreError> {

@@ -99,6 +99,31 @@ pub struct AppendResult {
     pub duplicates: usize,
 }
 
+/// A merge job's step done: what to store with it.
+#[derive(Debug, Clone)]
+pub struct MergeProgress {
+    pub job: i64,
+    pub holder: String,
+    pub next_step: usize,
+    pub results: std::collections::BTreeMap<String, String>,
+    pub events: Vec<NewFieldEvent>,
+    pub claimed_until: Timestamp,
+}
+
+/// How a merge job ends and what it leaves in the store.
+#[derive(Debug, Clone)]
+pub struct MergeFinish {
+    pub status: crate::domain::JobStatus,
+    pub error: Option<String>,
+    pub events: Vec<NewFieldEvent>,
+    /// The records' agreed states after the merge (the survivor's new values, ids re-linked).
+    pub states: Vec<RecordState>,
+    /// Records that no longer exist as such (a merged-away loser).
+    pub dropped_states: Vec<(Endpoint, String)>,
+    /// The proposal's new status, and who is recorded as deciding it if nobody has yet.
+    pub proposal: Option<(i64, crate::domain::ProposalStatus, String)>,
+}
+
 /// Filters of the event-log queries (the audit trail). Every filter given must match.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -356,6 +381,64 @@ pub trait Store: DigestStore + SecurityStore + Send + Sync + 'static {
         by: &str,
         at: Timestamp,
     ) -> Result<Option<crate::domain::DedupProposal>, StoreError>;
+
+    /// One proposal by id, whatever its status.
+    async fn dedup_proposal(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::domain::DedupProposal>, StoreError>;
+
+    /// Queues a merge or undo job; `None` when the proposal already has one of that kind.
+    async fn enqueue_merge_job(
+        &self,
+        proposal_id: i64,
+        kind: crate::domain::MergeKind,
+        plan: &serde_json::Value,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Claims the oldest pending job nobody holds (or whose holder's claim ran out at `now`)
+    /// for `holder` until `until`.
+    async fn claim_merge_job(
+        &self,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<crate::domain::MergeJob>, StoreError>;
+
+    /// Records a finished step in one transaction: its events, the job's next step and results,
+    /// and a renewed claim. False when `holder` no longer holds the job.
+    async fn advance_merge_job(
+        &self,
+        step: &MergeProgress,
+        recorded_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends a job in one transaction with what it leaves behind. False when `holder` no longer
+    /// holds it.
+    async fn finish_merge_job(
+        &self,
+        id: i64,
+        holder: &str,
+        finish: &MergeFinish,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives a claimed job back after a failed attempt; nobody takes it before `not_before`.
+    async fn retry_merge_job(
+        &self,
+        id: i64,
+        holder: &str,
+        error: &str,
+        not_before: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The jobs of one proposal, oldest first.
+    async fn merge_jobs(
+        &self,
+        proposal_id: i64,
+    ) -> Result<Vec<crate::domain::MergeJob>, StoreError>;
 
     /// Stores an alert made from a finding (a new one, or its new state), keeping why it is muted.
     async fn upsert_alert(&self, alert: &Alert) -> Result<(), StoreError>;

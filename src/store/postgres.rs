@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/postgres/0009_digest_sends.sql"),
     ),
     (
+        10,
+        "merge jobs",
+        include_str!("migrations/postgres/0010_merge_jobs.sql"),
+    ),
+    (
         12,
         "event partitions",
         include_str!("migrations/postgres/0012_event_partitions.sql"),

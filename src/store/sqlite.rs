@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0009_digest_sends.sql"),
     ),
     (
+        10,
+        "merge jobs",
+        include_str!("migrations/sqlite/0010_merge_jobs.sql"),
+    ),
+    (
         12,
         "job marks",
         include_str!("migrations/sqlite/0012_job_marks.sql"),

@@ -730,6 +730,11 @@ impl Engine {
         }
     }
 
+    /// The CRM and ERP connectors, for work beside the sync (merges of duplicates).
+    pub fn connectors(&self) -> (Arc<dyn Connector>, Arc<dyn Connector>) {
+        (self.crm.clone(), self.erp.clone())
+    }
+
     pub fn endpoints(&self) -> impl Iterator<Item = (&Endpoint, &EndpointSettings)> {
         self.endpoints.iter()
     }

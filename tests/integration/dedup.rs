@@ -585,6 +585,7 @@ async fn scan_proposes_merges_once_and_decisions_become_training_pairs() {
                 &settings,
                 None,
                 Endpoint::Items,
+                Vec::new(),
                 Timestamp::from_micros(now),
             )
         };

@@ -15,6 +15,7 @@ mod helpers;
 mod ingest;
 mod invariants;
 mod llm;
+mod merge;
 mod monitor;
 mod openapi;
 mod outage;

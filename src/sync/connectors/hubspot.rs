@@ -22,6 +22,9 @@ const BATCH_LIMIT: usize = 100;
 /// The last-modified property of most object types; contacts have their own.
 const LAST_MODIFIED: &str = "hs_lastmodifieddate";
 const CONTACT_LAST_MODIFIED: &str = "lastmodifieddate";
+/// The unique property a record created again by an undo carries (the undo's marker), so
+/// re-creating it is an upsert and a replay never creates it twice.
+pub const RESTORE_PROPERTY: &str = "syncwarden_restore_key";
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -566,6 +569,17 @@ impl HubSpotConnector {
         Ok(id)
     }
 
+    /// The id an object reads as now (`None` when it is gone): HubSpot answers a merged-away
+    /// id with the record it was merged into.
+    async fn current_id(&self, object: &str, id: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.url(&format!("{object}/{id}"));
+        match self.call(|| self.http.client.get(&url)).await {
+            Ok(response) => Ok(Some(read_json::<HsObject>(response).await?.id)),
+            Err(ConnectorError::Api { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// One page of an incremental read of the objects of a type.
     async fn search(
         &self,
@@ -733,6 +747,70 @@ impl Connector for HubSpotConnector {
             Ok(self.write_records(&mapping, writes).await)
         } else {
             self.write_documents(&mapping, writes).await
+        }
+    }
+
+    async fn merge(
+        &self,
+        endpoint: Endpoint,
+        survivor: &str,
+        loser: &str,
+    ) -> Result<(), ConnectorError> {
+        let mapping = self.mapping(endpoint)?;
+        let url = self.url(&format!("{}/merge", mapping.object));
+        let body = json!({ "primaryObjectId": survivor, "objectIdToMerge": loser });
+        match self.call(|| self.http.client.post(&url).json(&body)).await {
+            Ok(_) => Ok(()),
+            // A replay after the merge went through: the loser is gone (or, as HubSpot does for
+            // merged ids, reads as the survivor).
+            Err(
+                error @ ConnectorError::Api {
+                    status: 400..=404, ..
+                },
+            ) => match self.current_id(mapping.object, loser).await? {
+                Some(id) if id == loser => Err(error),
+                _ => Ok(()),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn restore(
+        &self,
+        endpoint: Endpoint,
+        marker: &str,
+        key: Option<&str>,
+        fields: &Fields,
+    ) -> WriteResult {
+        let mapping = self.mapping(endpoint)?;
+        let mut properties: BTreeMap<&str, &str> = BTreeMap::new();
+        for (field, value) in fields {
+            if let Some((_, property)) = mapping.fields.iter().find(|(c, _)| c == field) {
+                properties.insert(property, value);
+            }
+        }
+        if let Some(key) = key {
+            properties.insert(&self.settings.erp_key_property, key);
+        }
+        properties.insert(RESTORE_PROPERTY, marker);
+        let body = json!({ "inputs": [BatchInput { id: marker, id_property: Some(RESTORE_PROPERTY), properties }] });
+        let url = self.url(&format!("{}/batch/upsert", mapping.object));
+        let response = self
+            .call(|| self.http.client.post(&url).json(&body))
+            .await?;
+        let batch: HsBatchResult = read_json(response).await?;
+        match (
+            batch.results.into_iter().next(),
+            batch.errors.into_iter().next(),
+        ) {
+            (Some(object), _) => Ok(object.id),
+            (None, error) => Err(ConnectorError::Api {
+                system: System::Crm,
+                status: 207,
+                message: error.map(|e| e.message).unwrap_or_default(),
+                code: None,
+                correlation_id: None,
+            }),
         }
     }
 

@@ -81,6 +81,38 @@ pub trait Connector: Send + Sync {
         writes: &[Write],
     ) -> Result<Vec<WriteResult>, ConnectorError>;
 
+    /// Merges the record `loser` into `survivor` on this side (HubSpot's merge endpoint): the
+    /// loser disappears and its associations move to the survivor. Merging a record that is
+    /// already gone into the survivor succeeds, so a replayed step is harmless.
+    async fn merge(
+        &self,
+        endpoint: Endpoint,
+        survivor: &str,
+        loser: &str,
+    ) -> Result<(), ConnectorError> {
+        let _ = (survivor, loser);
+        Err(ConnectorError::Unsupported {
+            system: self.system(),
+            endpoint,
+        })
+    }
+
+    /// Creates a merged-away record again with `fields` (and its ERP `key`, if it had one), once:
+    /// `marker` identifies the re-creation, so a replay finds the record made before.
+    async fn restore(
+        &self,
+        endpoint: Endpoint,
+        marker: &str,
+        key: Option<&str>,
+        fields: &crate::sync::record::Fields,
+    ) -> WriteResult {
+        let _ = (marker, key, fields);
+        Err(ConnectorError::Unsupported {
+            system: self.system(),
+            endpoint,
+        })
+    }
+
     /// The canonical fields this connector maps for `endpoint`.
     fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError>;
 

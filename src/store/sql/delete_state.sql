@@ -1,0 +1,1 @@
+DELETE FROM record_states WHERE endpoint = $1 AND record_key = $2

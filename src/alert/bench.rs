@@ -297,6 +297,7 @@ fn sample(i: usize) -> Notification {
             fingerprint: format!("bench:e{i}:crm"),
             generator_url: format!("http://127.0.0.1:8080/ui/findings/{i}"),
         }],
+        delivery_key: None,
     }
 }
 

@@ -210,5 +210,6 @@ fn test_notification(receiver: &str, base_url: &str) -> Notification {
             fingerprint: "test".into(),
             generator_url: format!("{}/ui/findings", base_url.trim_end_matches('/')),
         }],
+        delivery_key: None,
     }
 }

@@ -413,6 +413,7 @@ impl Alerting {
                         .unwrap_or_default(),
                 })
                 .collect(),
+            delivery_key: None,
         }
     }
 

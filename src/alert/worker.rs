@@ -103,7 +103,8 @@ impl DeliveryWorker {
             ))),
             Some(notifier) => match serde_json::from_value::<Notification>(entry.payload.clone()) {
                 Err(e) => Err(NotifyError::Permanent(format!("unreadable payload: {e}"))),
-                Ok(notification) => {
+                Ok(mut notification) => {
+                    notification.delivery_key = Some(delivery_key(entry.id));
                     let timeout = Duration::from_secs(self.settings.timeout_secs);
                     tokio::time::timeout(timeout, notifier.notify(&notification))
                         .await
@@ -236,4 +237,10 @@ impl DeliveryWorker {
 /// One finding per failing receiver; the `connector` part lets routes send it elsewhere.
 fn receiver_fingerprint(receiver: &str) -> String {
     format!("{RECEIVER_FAILING_KIND}:alerting:{receiver}")
+}
+
+/// The key every attempt at outbox entry `id` carries; outbox ids are unique in the database, so
+/// the key is unique across instances.
+pub fn delivery_key(id: i64) -> String {
+    format!("syncwarden-outbox-{id}")
 }

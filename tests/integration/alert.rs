@@ -44,6 +44,9 @@ struct Listener {
     status: Arc<AtomicU16>,
 }
 
+/// Status 0: the listener records the request and never answers it.
+const HOLD: u16 = 0;
+
 impl Listener {
     async fn start() -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -89,7 +92,11 @@ async fn record(
         headers,
         body,
     });
-    let code = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
+    let status = status.load(Ordering::SeqCst);
+    if status == HOLD {
+        std::future::pending::<()>().await;
+    }
+    let code = StatusCode::from_u16(status).unwrap();
     (code, if code.is_success() { "ok" } else { "nope" })
 }
 
@@ -228,6 +235,12 @@ async fn email_carries_the_evidence_and_a_link_to_the_finding() {
         assert_eq!(mail.to, ["<admin@example.test>", "<oncall@example.test>"]);
         let subject = mail.header("Subject").unwrap();
         assert_eq!(subject, "syncwarden [FIRING:1] success_rate_drop");
+        let outbox = rig.store.outbox(None).await.unwrap();
+        assert_eq!(
+            mail.header("Message-ID").unwrap(),
+            format!("<syncwarden-outbox-{}@syncwarden>", outbox[0].id),
+            "one Message-ID per outbox entry, the same on a resend"
+        );
         assert!(
             mail.header("From")
                 .unwrap()
@@ -329,6 +342,12 @@ async fn webhook_slack_teams_and_pagerduty_payloads() {
     mac.update(&hook.body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(hook.headers["x-syncwarden-signature"], expected.as_str());
+    let outbox = rig.store.outbox(None).await.unwrap();
+    let hook_entry = outbox.iter().find(|o| o.receiver == "hook").unwrap();
+    assert_eq!(
+        hook.headers["idempotency-key"],
+        format!("syncwarden-outbox-{}", hook_entry.id).as_str()
+    );
     let payload = hook.json();
     assert_eq!(payload["version"], "4");
     assert_eq!(payload["status"], "firing");
@@ -1314,4 +1333,109 @@ async fn without_an_llm_answer_alerts_carry_the_template_and_are_not_held_back()
         "template"
     );
     db.cleanup().await;
+}
+
+/// `serve` killed (SIGKILL) while a webhook is in flight: after a restart that notification is
+/// sent again with the same `Idempotency-Key` (the receiver can drop the repeat), every other one
+/// exactly once, and the outbox ends with all of them sent.
+#[tokio::test]
+async fn sigkill_during_a_notification_send_resends_it_under_the_same_key() {
+    for db in TestDb::all("sigkill_during_a_notification_send").await {
+        let listener = Listener::start().await;
+        listener.answer(HOLD);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("alerting.toml");
+        let route = webhook_only(
+            &listener.url,
+            "group_by = [\"connector\"]\ngroup_wait_secs = 0",
+        );
+        let toml = route
+            .replace(
+                "[alerting.route]",
+                "[alerting]\nevaluation_interval_secs = 1\n[alerting.route]",
+            )
+            .replace("max_attempts = 5", "max_attempts = 5\nclaim_secs = 2");
+        std::fs::write(&config, toml).unwrap();
+        let store = db.open().await;
+        let rig = Rig::new(store.clone(), Clock::system(), &route).await;
+        for fingerprint in [
+            "freshness:items:crm",
+            "freshness:items:erp",
+            "latency:quotes:tryton",
+        ] {
+            rig.finding(fingerprint, Severity::Critical).await;
+        }
+
+        let (mut serve, _) = crate::helpers::spawn_serve(&db.url, dir.path(), Some(&config));
+        let keys = |listener: &Listener| -> Vec<String> {
+            listener
+                .on("/hook")
+                .iter()
+                .map(|r| r.headers["idempotency-key"].to_str().unwrap().to_string())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while keys(&listener).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "nothing was sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+        let in_flight = keys(&listener);
+        assert!(
+            in_flight
+                .iter()
+                .all(|k| k.starts_with("syncwarden-outbox-")),
+            "{in_flight:?}"
+        );
+
+        listener.answer(200);
+        let answered_from = listener.on("/hook").len();
+        let (mut serve, _) = crate::helpers::spawn_serve(&db.url, dir.path(), Some(&config));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let sent = loop {
+            let outbox = store.outbox(None).await.unwrap();
+            if outbox.len() >= 3 && outbox.iter().all(|o| o.status == OutboxStatus::Sent) {
+                break outbox;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not all sent: {outbox:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+
+        let answered: Vec<Request> = listener.on("/hook")[answered_from..].to_vec();
+        let mut answered_keys: Vec<String> = answered
+            .iter()
+            .map(|r| r.headers["idempotency-key"].to_str().unwrap().to_string())
+            .collect();
+        for key in &in_flight {
+            assert!(answered_keys.contains(key), "{key} was never delivered");
+        }
+        answered_keys.sort();
+        let total = answered_keys.len();
+        answered_keys.dedup();
+        assert_eq!(
+            total,
+            answered_keys.len(),
+            "a notification was delivered twice"
+        );
+        assert_eq!(answered_keys.len(), sent.len());
+        let mut connectors: Vec<String> = answered
+            .iter()
+            .map(|r| {
+                r.json()["groupLabels"]["connector"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        connectors.sort();
+        assert_eq!(connectors, ["crm", "erp", "tryton"]);
+        store.close().await;
+        db.cleanup().await;
+    }
 }

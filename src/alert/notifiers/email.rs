@@ -81,13 +81,23 @@ impl EmailNotifier {
     }
 
     pub fn message(&self, n: &Notification) -> Result<Message, NotifyError> {
-        self.compose(
-            format!("syncwarden {}", n.title()),
-            MultiPart::alternative_plain_html(plain_text(n), html(n)),
-        )
+        let mut builder = self.builder(format!("syncwarden {}", n.title()));
+        if let Some(key) = &n.delivery_key {
+            // One Message-ID per outbox entry: a resend is the same message to mail clients.
+            builder = builder.message_id(Some(format!("<{key}@syncwarden>")));
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(plain_text(n), html(n)))
+            .map_err(|e| NotifyError::Permanent(format!("cannot build the email: {e}")))
     }
 
     fn compose(&self, subject: String, body: MultiPart) -> Result<Message, NotifyError> {
+        self.builder(subject)
+            .multipart(body)
+            .map_err(|e| NotifyError::Permanent(format!("cannot build the email: {e}")))
+    }
+
+    fn builder(&self, subject: String) -> lettre::message::MessageBuilder {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(subject)
@@ -96,8 +106,6 @@ impl EmailNotifier {
             builder = builder.to(to.clone());
         }
         builder
-            .multipart(body)
-            .map_err(|e| NotifyError::Permanent(format!("cannot build the email: {e}")))
     }
 
     /// Sends any message from this receiver's sender to its recipients.

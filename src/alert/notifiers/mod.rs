@@ -37,6 +37,11 @@ pub struct Notification {
     pub common_annotations: Labels,
     pub external_url: String,
     pub alerts: Vec<NotifiedAlert>,
+    /// The same on every attempt at one outbox entry (set by the worker, not stored): receivers
+    /// pass it on (`Idempotency-Key`, `Message-ID`) so a resend after a crash between the send
+    /// and its record can be recognised by the other side.
+    #[serde(skip)]
+    pub delivery_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use super::{HEALTH_TIMEOUT, Notification, Notifier, NotifyError, check_reachable
 use crate::alert::settings::WebhookSettings;
 
 pub const SIGNATURE_HEADER: &str = "X-Syncwarden-Signature";
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 pub struct WebhookNotifier {
     url: SecretString,
@@ -77,11 +78,13 @@ impl Notifier for WebhookNotifier {
         let body = serde_json::to_vec(&self.payload(n))
             .map_err(|e| NotifyError::Permanent(e.to_string()))?;
         let secret = self.secret.expose_secret();
-        let headers: Vec<(&str, String)> = if secret.is_empty() {
-            Vec::new()
-        } else {
-            vec![(SIGNATURE_HEADER, signature(secret, &body))]
-        };
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if !secret.is_empty() {
+            headers.push((SIGNATURE_HEADER, signature(secret, &body)));
+        }
+        if let Some(key) = &n.delivery_key {
+            headers.push((IDEMPOTENCY_HEADER, key.clone()));
+        }
         post(&self.client, self.url.expose_secret(), body, &headers).await?;
         Ok(())
     }

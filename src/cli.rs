@@ -261,6 +261,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sync of the sandbox by one and by two `serve` processes on one PostgreSQL database, and
+    /// the takeover of an endpoint after its instance is killed mid-run.
+    Instances {
+        /// Multiple of the default sandbox scale.
+        #[arg(long, default_value_t = 1)]
+        scale: usize,
+        /// The PostgreSQL server; scratch databases are created on it and dropped after.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+        /// `sync.lease_secs` of the instances (the takeover bound).
+        #[arg(long, default_value_t = 5)]
+        lease_secs: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -420,6 +433,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
+            Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Instances {
+                    scale,
+                    database_url,
+                    lease_secs,
+                },
+        } => {
+            let options = bench::InstancesBenchOptions {
+                scale,
+                database_url,
+                lease_secs,
+                data_dir: settings.data_dir.clone(),
+            };
+            let report = bench::run_instances_bench(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
     }

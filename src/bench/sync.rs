@@ -97,19 +97,7 @@ async fn phase(
 }
 
 pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBenchReport> {
-    let factor = options.scale.max(1);
-    let base = SeedScale::default();
-    let scale = SeedScale {
-        accounts: base.accounts * factor,
-        items: base.items * factor,
-        duplicate_accounts: base.duplicate_accounts * factor,
-        duplicate_contacts: base.duplicate_contacts * factor,
-        drifted_prices: base.drifted_prices * factor,
-        quotes: base.quotes * factor,
-        orders: base.orders * factor,
-        invoices: base.invoices * factor,
-        ..base
-    };
+    let scale = super::scaled(options.scale);
     let clock = Clock::system();
     eprintln!(
         "bench sync: seeding the sandbox ({} accounts, {} items, {} quotes, {} orders, {} invoices)",

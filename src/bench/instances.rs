@@ -159,13 +159,12 @@ async fn watch(
         if kill_one && kill.is_none() {
             kill = kill_a_holder(&leases, children)?;
         }
-        if let (Some(k), None) = (&kill, takeover) {
-            if leases
+        if let (Some(k), None) = (&kill, takeover)
+            && leases
                 .iter()
                 .any(|(job, holder)| *job == k.job && *holder != k.holder)
-            {
-                takeover = Some(k.at.elapsed().as_secs_f64());
-            }
+        {
+            takeover = Some(k.at.elapsed().as_secs_f64());
         }
         let runs: Vec<SyncRun> = store
             .recent_runs(10_000)
@@ -185,10 +184,10 @@ async fn held_leases(store: &dyn Store) -> anyhow::Result<Vec<(String, String)>>
     let mut held = Vec::new();
     for endpoint in Endpoint::ALL {
         let job = format!("sync:{}", endpoint.as_str());
-        if let Some((holder, until)) = store.lease(&job).await? {
-            if until > now {
-                held.push((job, holder));
-            }
+        if let Some((holder, until)) = store.lease(&job).await?
+            && until > now
+        {
+            held.push((job, holder));
         }
     }
     Ok(held)

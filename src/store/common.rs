@@ -5,6 +5,8 @@
 pub(super) const INSERT_EVENT: &str = include_str!("sql/insert_event.sql");
 pub(super) const INSERT_EVENTS_HEAD: &str = include_str!("sql/insert_events_head.sql");
 pub(super) const SELECT_EVENTS: &str = include_str!("sql/select_events.sql");
+pub(super) const SELECT_RECORD_EVENTS_HEAD: &str =
+    include_str!("sql/select_record_events_head.sql");
 pub(super) const COUNT_EVENTS: &str = include_str!("sql/count_events.sql");
 pub(super) const SELECT_EXISTING_KEYS: &str = include_str!("sql/select_existing_keys.sql");
 pub(super) const INSERT_RUN: &str = include_str!("sql/insert_run.sql");
@@ -701,13 +703,28 @@ macro_rules! impl_store {
                 &self,
                 query: &$crate::store::EventQuery,
             ) -> Result<Vec<$crate::domain::FieldEvent>, StoreError> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new($crate::store::common::SELECT_EVENTS);
+                let mut qb = match &query.record_id {
+                    None => sqlx::QueryBuilder::<$db>::new($crate::store::common::SELECT_EVENTS),
+                    Some(id) => {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            $crate::store::common::SELECT_RECORD_EVENTS_HEAD,
+                        );
+                        qb.push_bind(id.clone());
+                        qb.push(" UNION ALL SELECT * FROM field_events WHERE erp_id = ")
+                            .push_bind(id.clone());
+                        qb.push(" AND (crm_id IS NULL OR crm_id <> ")
+                            .push_bind(id.clone())
+                            .push(")) ");
+                        qb.push($crate::store::common::SELECT_EVENTS.replacen(
+                            "FROM field_events",
+                            "FROM matched",
+                            1,
+                        ));
+                        qb
+                    }
+                };
                 if let Some(endpoint) = query.endpoint {
                     qb.push(" AND endpoint = ").push_bind(endpoint.as_str());
-                }
-                if let Some(id) = &query.record_id {
-                    qb.push(" AND (crm_id = ").push_bind(id.clone());
-                    qb.push(" OR erp_id = ").push_bind(id.clone()).push(")");
                 }
                 if let Some(field) = &query.field {
                     qb.push(" AND field = ").push_bind(field.clone());

@@ -205,6 +205,36 @@ async fn queries_by_record_field_time_and_run() {
             seen.extend(page.into_iter().map(|e| e.event.idempotency_key));
         }
         assert_eq!(seen, expect(&|_| true));
+        // One id in either column, or in both: each event once, in id order, page by page.
+        let mut shared = events(100..103);
+        shared[0].crm_id = Some("X-1".into());
+        shared[1].erp_id = Some("X-1".into());
+        shared[2].crm_id = Some("X-1".into());
+        shared[2].erp_id = Some("X-1".into());
+        store.append_events(&shared, now()).await.unwrap();
+        let all_x = keys(EventQuery {
+            record_id: Some("X-1".into()),
+            ..Default::default()
+        })
+        .await;
+        let shared_keys: Vec<String> = shared.iter().map(|e| e.idempotency_key.clone()).collect();
+        assert_eq!(all_x, shared_keys);
+        let first = store
+            .query_events(&EventQuery {
+                record_id: Some("X-1".into()),
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let rest = keys(EventQuery {
+            record_id: Some("X-1".into()),
+            after_id: Some(first[1].id),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(rest, shared_keys[2..]);
+
         db.cleanup().await;
     }
 }

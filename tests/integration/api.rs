@@ -26,7 +26,7 @@ pub(crate) struct Admin {
     pub(crate) client: reqwest::Client,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Arc<Engine>,
-    sandbox: Sandbox,
+    pub(crate) sandbox: Sandbox,
     pub(crate) clock: Clock,
     pub(crate) tokens: BTreeMap<Role, String>,
     _db: TestDb,

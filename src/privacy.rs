@@ -629,4 +629,49 @@ mod tests {
         assert_eq!(fields["email"], MASKED);
         assert_eq!(fields["owner"], "7");
     }
+
+    #[test]
+    fn free_form_documents_are_masked_by_field_name_and_named_field() {
+        let settings = PrivacySettings::default();
+        let mut doc = serde_json::json!({
+            "endpoint": "contacts",
+            "examples": [{"record": "C1", "field": "email", "crm_value": "a@b.c", "count": 2}],
+            "before": [{"key": "C1", "fields": {"first_name": "Ana", "owner": "7"}}],
+            "items": {"endpoint": "items", "phone": "kept: not personal for items"},
+        });
+        settings.mask_json(None, &mut doc);
+        assert_eq!(doc["examples"][0]["crm_value"], MASKED);
+        assert_eq!(doc["examples"][0]["record"], "C1");
+        assert_eq!(doc["examples"][0]["count"], 2, "only value members are masked");
+        assert_eq!(doc["before"][0]["fields"]["first_name"], MASKED);
+        assert_eq!(doc["before"][0]["fields"]["owner"], "7");
+        assert_eq!(doc["items"]["phone"], "kept: not personal for items");
+        // Without an endpoint, a field personal anywhere is masked.
+        let mut doc = serde_json::json!({"contact": {"email": "a@b.c", "city": "Lisbon"}});
+        settings.mask_json(None, &mut doc);
+        assert_eq!(doc["contact"]["email"], MASKED);
+        assert_eq!(doc["contact"]["city"], "Lisbon");
+    }
+
+    #[test]
+    fn personal_values_are_scrubbed_from_free_text_as_whole_words() {
+        let mut values = PersonalValues::default();
+        values.add("Ana");
+        values.add_json_text("\"Ana.Silva@example.com\"");
+        values.add("+351 222");
+        values.add(ERASED);
+        values.add("");
+        assert!(values.contains(" ana.silva@EXAMPLE.com"));
+        assert!(!values.contains(ERASED));
+        assert_eq!(
+            values.scrub_text("ANA (ana.silva@example.com, +351 222) and Canada, Banana"),
+            Some("[erased] ([erased], [erased]) and Canada, Banana".to_string())
+        );
+        assert_eq!(values.scrub_text("Canada"), None);
+        let mut doc = serde_json::json!({"a": ["Ana wrote", {"b": "nothing"}], "n": 3});
+        assert!(values.scrub_json(&mut doc));
+        assert_eq!(doc["a"][0], "[erased] wrote");
+        assert_eq!(doc["a"][1]["b"], "nothing");
+        assert!(!values.scrub_json(&mut doc), "nothing left the second time");
+    }
 }

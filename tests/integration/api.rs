@@ -690,11 +690,30 @@ async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
             None,
         )
         .await;
+    // Approved, the merge runs at once (these records are not in the CRM or the ERP: nothing
+    // to send, the sync state only).
     assert_eq!(
         (status, body["action"]["status"].as_str()),
-        (200, Some("approved")),
+        (200, Some("applied")),
         "{body}"
     );
+    let undo = format!("/v1/actions/{}/undo", ids[0]);
+    assert_eq!(
+        app.call(Some(Role::Viewer), "POST", &undo, None).await.0,
+        403
+    );
+    let (status, body) = app.call(Some(Role::Approver), "POST", &undo, None).await;
+    assert_eq!(
+        (status, body["action"]["status"].as_str()),
+        (200, Some("undone")),
+        "{body}"
+    );
+    let (status, body) = app.call(Some(Role::Approver), "POST", &undo, None).await;
+    assert_eq!(status, 409, "only an applied merge can be undone: {body}");
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/actions?state=undone", None)
+        .await;
+    assert_eq!(body["actions"][0]["id"], ids[0], "{body}");
     let reject = format!("/v1/actions/{}/reject", ids[1]);
     let (status, body) = app
         .call(Some(Role::Approver), "POST", &reject, Some(json!({})))

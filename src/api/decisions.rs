@@ -293,9 +293,8 @@ pub(super) async fn actions_csv(
     Params(filter): Params<ActionFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(ActionList { actions }) = actions(State(state), caller, Params(filter)).await?;
-    let mut out = String::from(
-        "id,status,endpoint,survivor,member,field,value,kept_value,kept_from,why\n",
-    );
+    let mut out =
+        String::from("id,status,endpoint,survivor,member,field,value,kept_value,kept_from,why\n");
     for action in &actions {
         let p = &action.proposal;
         for (member, fields) in &p.before {

@@ -40,8 +40,7 @@ pub(super) const SELECT_INTENT_ROWS: &str = include_str!("sql/select_intent_rows
 pub(super) const UPDATE_INTENT_EVENT: &str = include_str!("sql/update_intent_event.sql");
 pub(super) const SELECT_OUTBOX_PAYLOADS: &str = include_str!("sql/select_outbox_payloads.sql");
 pub(super) const UPDATE_OUTBOX_PAYLOAD: &str = include_str!("sql/update_outbox_payload.sql");
-pub(super) const SELECT_ALERT_ANNOTATIONS: &str =
-    include_str!("sql/select_alert_annotations.sql");
+pub(super) const SELECT_ALERT_ANNOTATIONS: &str = include_str!("sql/select_alert_annotations.sql");
 pub(super) const UPDATE_ALERT_ANNOTATIONS_ERASED: &str =
     include_str!("sql/update_alert_annotations_erased.sql");
 pub(super) const SELECT_FINDING_EVIDENCE: &str = include_str!("sql/select_finding_evidence.sql");
@@ -215,7 +214,11 @@ pub(super) fn plan_values(plan: &mut Value, target: &ErasureTarget, values: &mut
 
 /// Erases from a merge job's plan (its before-images, the values its steps write and restore)
 /// the target's personal fields, and personal fields of other records holding one of `values`.
-pub(super) fn erase_plan(plan: &mut Value, target: &ErasureTarget, values: &PersonalValues) -> bool {
+pub(super) fn erase_plan(
+    plan: &mut Value,
+    target: &ErasureTarget,
+    values: &PersonalValues,
+) -> bool {
     if !plan_is_for(plan, target) {
         return false;
     }
@@ -330,7 +333,8 @@ macro_rules! impl_security_store {
                 use $crate::store::security as q;
                 let ids = || target.ids.iter().cloned();
                 let mut qb = sqlx::QueryBuilder::<$db>::new(q::SELECT_STATES_BY_IDS_HEAD);
-                qb.push(" AND endpoint = ").push_bind(target.endpoint.as_str());
+                qb.push(" AND endpoint = ")
+                    .push_bind(target.endpoint.as_str());
                 q::push_in(&mut qb.push(" AND ("), "record_key", ids());
                 q::push_in(&mut qb.push(" OR"), "crm_id", ids());
                 q::push_in(&mut qb.push(" OR"), "erp_id", ids());
@@ -351,7 +355,8 @@ macro_rules! impl_security_store {
                 use $crate::store::security as q;
                 let ids = || target.ids.iter().cloned();
                 let mut qb = sqlx::QueryBuilder::<$db>::new(q::SELECT_DEAD_LETTERS_BY_IDS_HEAD);
-                qb.push(" AND endpoint = ").push_bind(target.endpoint.as_str());
+                qb.push(" AND endpoint = ")
+                    .push_bind(target.endpoint.as_str());
                 q::push_in(&mut qb.push(" AND ("), "record_key", ids());
                 q::push_in(&mut qb.push(" OR"), "record_id", ids());
                 qb.push(")");
@@ -422,7 +427,8 @@ macro_rules! impl_security_store {
                 use $crate::store::security as q;
                 let ids = || target.ids.iter().cloned();
                 let mut qb = sqlx::QueryBuilder::<$db>::new(q::SELECT_ERASURE_EVENT_VALUES_HEAD);
-                qb.push(" AND endpoint = ").push_bind(target.endpoint.as_str());
+                qb.push(" AND endpoint = ")
+                    .push_bind(target.endpoint.as_str());
                 q::push_in(&mut qb.push(" AND"), "field", target.fields.iter().cloned());
                 q::push_in(&mut qb.push(" AND ("), "crm_id", ids());
                 q::push_in(&mut qb.push(" OR"), "erp_id", ids());
@@ -435,9 +441,9 @@ macro_rules! impl_security_store {
                         }
                     }
                 }
-                let mut qb =
-                    sqlx::QueryBuilder::<$db>::new(q::SELECT_ERASURE_CONFLICT_VALUES_HEAD);
-                qb.push(" AND endpoint = ").push_bind(target.endpoint.as_str());
+                let mut qb = sqlx::QueryBuilder::<$db>::new(q::SELECT_ERASURE_CONFLICT_VALUES_HEAD);
+                qb.push(" AND endpoint = ")
+                    .push_bind(target.endpoint.as_str());
                 q::push_in(&mut qb.push(" AND"), "field", target.fields.iter().cloned());
                 q::push_in(&mut qb.push(" AND"), "record_key", ids());
                 for row in qb.build().fetch_all(&mut **tx).await? {
@@ -461,8 +467,8 @@ macro_rules! impl_security_store {
                 for fields in maps {
                     for field in &target.fields {
                         if let Some(v) = fields.get(field) {
-                    values.add(v);
-                }
+                            values.add(v);
+                        }
                     }
                 }
                 let (proposals, mut plans, intents) =
@@ -576,14 +582,24 @@ macro_rules! impl_security_store {
                     return Ok(());
                 }
                 let tables: [(&'static str, &'static str, &mut u64); 3] = [
-                    (q::SELECT_OUTBOX_PAYLOADS, q::UPDATE_OUTBOX_PAYLOAD, &mut counts.notifications),
-                    (q::SELECT_ALERT_ANNOTATIONS, q::UPDATE_ALERT_ANNOTATIONS_ERASED, &mut counts.alerts),
-                    (q::SELECT_FINDING_EVIDENCE, q::UPDATE_FINDING_EVIDENCE, &mut counts.findings),
+                    (
+                        q::SELECT_OUTBOX_PAYLOADS,
+                        q::UPDATE_OUTBOX_PAYLOAD,
+                        &mut counts.notifications,
+                    ),
+                    (
+                        q::SELECT_ALERT_ANNOTATIONS,
+                        q::UPDATE_ALERT_ANNOTATIONS_ERASED,
+                        &mut counts.alerts,
+                    ),
+                    (
+                        q::SELECT_FINDING_EVIDENCE,
+                        q::UPDATE_FINDING_EVIDENCE,
+                        &mut counts.findings,
+                    ),
                 ];
                 for (select, update, count) in tables {
-                    let rows = sqlx::query(select)
-                        .fetch_all(&mut **tx)
-                        .await?;
+                    let rows = sqlx::query(select).fetch_all(&mut **tx).await?;
                     for row in &rows {
                         let text: String = row.try_get(1)?;
                         let mut doc: serde_json::Value =

@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use syncwarden::api::auth::{hash_token, new_token};
+use syncwarden::alert::{Alert, AlertStatus, NewNotification, NotificationLogEntry};
 use syncwarden::clock::Clock;
 use syncwarden::config::Settings;
-use syncwarden::alert::{Alert, AlertStatus, NewNotification, NotificationLogEntry};
 use syncwarden::domain::{
     Conflict, DeadLetter, Endpoint, MergeField, MergeKind, NewDedupProposal, NewFieldEvent,
     Outcome, RecordState, Role, System, Timestamp,
@@ -21,7 +20,7 @@ use syncwarden::startup::Application;
 use syncwarden::store::{Store, SyncCommit};
 use syncwarden::vault::{MasterKey, Vault, VaultError};
 
-use crate::helpers::TestDb;
+use crate::helpers::{Serving, TestDb, role_tokens};
 
 /// The app on `db` with `settings`, one token per role, stopped when dropped.
 struct App {
@@ -29,15 +28,7 @@ struct App {
     client: reqwest::Client,
     store: Arc<dyn Store>,
     tokens: BTreeMap<Role, String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    _serving: Serving,
 }
 
 async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> App {
@@ -45,30 +36,17 @@ async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> App {
     tweak(&mut settings);
     let store = db.open().await;
     let clock = Clock::system();
-    let app = Application::with_store(&settings, clock.clone(), store.clone(), None)
-        .await
-        .unwrap();
-    let base = format!("{}://{}", app.scheme(), app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
-    let mut tokens = BTreeMap::new();
-    for role in [Role::Viewer, Role::Approver, Role::Admin] {
-        let token = new_token();
-        let name = format!("{}-ana", role.as_str());
-        store
-            .create_token(&name, role, &hash_token(&token), clock.now(), None)
-            .await
-            .unwrap();
-        tokens.insert(role, token);
-    }
+    let serving = Serving::start(&settings, clock.clone(), store.clone(), None).await;
+    let tokens = role_tokens(store.as_ref(), clock.now(), |role| {
+        format!("{}-ana", role.as_str())
+    })
+    .await;
     App {
-        base,
+        base: serving.base.clone(),
         client: reqwest::Client::new(),
         store,
         tokens,
-        stop: Some(tx),
+        _serving: serving,
     }
 }
 
@@ -469,7 +447,10 @@ async fn viewers_see_merge_actions_and_finding_evidence_masked_admins_do_not() {
     assert_eq!(action["before"]["crm:555"]["owner"], "8", "{action}");
     assert_eq!(action["fields"][0]["value"], "[masked]", "{action}");
     assert_eq!(action["fields"][3]["value"], "8", "{action}");
-    assert_eq!(action["members"][1], "crm:555", "record ids are not personal");
+    assert_eq!(
+        action["members"][1], "crm:555",
+        "record ids are not personal"
+    );
 
     let (status, view) = app.get(Role::Viewer, &format!("/v1/actions/{id}")).await;
     assert_eq!(status, 200, "{view}");
@@ -490,13 +471,19 @@ async fn viewers_see_merge_actions_and_finding_evidence_masked_admins_do_not() {
     assert_no_ana("the viewer's findings", &findings);
     let findings: Value = serde_json::from_str(&findings).unwrap();
     let evidence = &findings["findings"][0]["evidence"];
-    assert_eq!(evidence["examples"][0]["crm_value"], "[masked]", "{evidence}");
+    assert_eq!(
+        evidence["examples"][0]["crm_value"], "[masked]",
+        "{evidence}"
+    );
     assert_eq!(evidence["examples"][0]["record"], "C0001/1", "{evidence}");
     assert_eq!(evidence["contact"]["owner"], "8", "{evidence}");
 
     for role in [Role::Approver, Role::Admin] {
         let (_, list) = app.get(role, "/v1/actions").await;
-        assert!(list.contains("+351 555") && !list.contains("[masked]"), "{list}");
+        assert!(
+            list.contains("+351 555") && !list.contains("[masked]"),
+            "{list}"
+        );
         let (_, view) = app.get(role, &format!("/v1/actions/{id}")).await;
         assert!(view.contains("ana.silva@example.com"), "{view}");
         let (_, csv) = app.get(role, "/v1/actions.csv").await;
@@ -512,7 +499,14 @@ async fn erasure_on(db: TestDb) {
     let merge = seed_merge(app.store.as_ref()).await;
     seed_alerting(app.store.as_ref()).await;
     let intents = [
-        contact_event(60, "C0001/1", "101", "email", "ana.silva@example.com", "ana@new.example"),
+        contact_event(
+            60,
+            "C0001/1",
+            "101",
+            "email",
+            "ana.silva@example.com",
+            "ana@new.example",
+        ),
         contact_event(61, "C0002/1", "102", "first_name", "Bo", "Bob"),
     ];
     app.store
@@ -585,7 +579,10 @@ async fn erasure_on(db: TestDb) {
     let proposals = app.store.dedup_proposals(None, None).await.unwrap();
     assert_no_ana("the merge proposals", &format!("{proposals:?}"));
     assert_eq!(proposals[0].proposal.before["crm:555"]["owner"], "8");
-    assert_eq!(proposals[1].proposal.before["crm:777"]["email"], "bo@example.com");
+    assert_eq!(
+        proposals[1].proposal.before["crm:777"]["email"],
+        "bo@example.com"
+    );
     let jobs = app.store.merge_jobs(merge).await.unwrap();
     assert_no_ana("the merge job's plan", &jobs[0].plan.to_string());
     assert_eq!(jobs[0].plan["before"][0]["fields"]["email"], "[erased]");
@@ -633,6 +630,10 @@ async fn erasure_on(db: TestDb) {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["erased"]["events"], 0, "{report}");
     assert_log_is_still_append_only(&db.url).await;
+    let subjects = erasure_subjects(&db.url).await;
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert_no_ana("the record of the erasures", &subjects.join(" "));
+    assert!(subjects[0].starts_with("email sha256:"), "{subjects:?}");
     drop(app);
     db.cleanup().await;
 }
@@ -687,7 +688,11 @@ async fn erasure_lookup_and_replay_on(db: TestDb) {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["erased"]["events"], 1, "{report}");
     let replay = ingest().await.unwrap();
-    assert_eq!(replay.status(), 409, "a replay must not bring the value back");
+    assert_eq!(
+        replay.status(),
+        409,
+        "a replay must not bring the value back"
+    );
     let answer: Value = replay.json().await.unwrap();
     assert_eq!(answer["error"]["code"], "idempotency_conflict", "{answer}");
     let (_, trail) = app
@@ -719,6 +724,22 @@ async fn erasure_finds_people_in_record_states_and_a_replay_does_not_resurrect_t
     .await
     {
         erasure_lookup_and_replay_on(db).await;
+    }
+}
+
+/// What the `erasures` rows say they erased, oldest first.
+async fn erasure_subjects(url: &str) -> Vec<String> {
+    let sql = "SELECT subject FROM erasures ORDER BY started_at";
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let subjects = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        subjects
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let subjects = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        subjects
     }
 }
 

@@ -125,15 +125,17 @@ pub(super) fn proposal_values(
     }
 }
 
-/// Erases from a proposal the target's members' personal fields, and any personal field (of
-/// another member, or the survivor's choice) holding one of `values`: a duplicate of the person
-/// is the person. True when one changed.
+/// Erases from a proposal that has one of the target's records as a member that member's
+/// personal fields, and any personal field (of another member, or the survivor's choice) holding
+/// one of `values`: a duplicate of the person is the person. Proposals of others are left alone,
+/// even where a value is the same (another person's first name). True when one changed.
 pub(super) fn erase_proposal(
     proposal: &mut NewDedupProposal,
     target: &ErasureTarget,
     values: &PersonalValues,
 ) -> bool {
-    if proposal.endpoint != target.endpoint {
+    let involved = proposal.members.iter().any(|m| is_target_member(m, target));
+    if proposal.endpoint != target.endpoint || !involved {
         return false;
     }
     let mut changed = false;
@@ -212,14 +214,15 @@ pub(super) fn plan_values(plan: &mut Value, target: &ErasureTarget, values: &mut
     });
 }
 
-/// Erases from a merge job's plan (its before-images, the values its steps write and restore)
-/// the target's personal fields, and personal fields of other records holding one of `values`.
+/// Erases from a merge job's plan that names one of the target's records (its before-images,
+/// the values its steps write and restore) the target's personal fields, and personal fields of
+/// the other records it merges holding one of `values`.
 pub(super) fn erase_plan(
     plan: &mut Value,
     target: &ErasureTarget,
     values: &PersonalValues,
 ) -> bool {
-    if !plan_is_for(plan, target) {
+    if !plan_is_for(plan, target) || !names_target(plan, target) {
         return false;
     }
     let mut changed = false;
@@ -235,6 +238,26 @@ pub(super) fn erase_plan(
         }
     });
     changed
+}
+
+/// Whether any object in `doc` names one of the target's records (a merge step names its
+/// records `survivor` and `loser`).
+fn names_target(doc: &Value, target: &ErasureTarget) -> bool {
+    match doc {
+        Value::Array(items) => items.iter().any(|v| names_target(v, target)),
+        Value::Object(map) => {
+            RECORD_ID_MEMBERS
+                .iter()
+                .chain(&["survivor", "loser"])
+                .any(|m| {
+                    map.get(*m)
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| target.ids.contains(id))
+                })
+                || map.values().any(|v| names_target(v, target))
+        }
+        _ => false,
+    }
 }
 
 fn plan_is_for(plan: &Value, target: &ErasureTarget) -> bool {

@@ -339,7 +339,10 @@ async fn seed_merge(store: &dyn Store) -> i64 {
             fields: vec![choice("email", "bo@example.com", "C0002/1")],
             before: BTreeMap::from([
                 ("C0002/1".into(), fields(&[("email", "bo@example.com")])),
-                ("crm:777".into(), fields(&[("email", "bo@example.com")])),
+                (
+                    "crm:777".into(),
+                    fields(&[("email", "bo@example.com"), ("last_name", "Silva")]),
+                ),
             ]),
             min_probability: 0.95,
             created_at: at(40),
@@ -577,11 +580,13 @@ async fn erasure_on(db: TestDb) {
 
     // The deduper's copies: proposals, the merge job's before-images, the sync's intents.
     let proposals = app.store.dedup_proposals(None, None).await.unwrap();
-    assert_no_ana("the merge proposals", &format!("{proposals:?}"));
+    assert_no_ana("Ana's merge proposal", &format!("{:?}", proposals[0]));
     assert_eq!(proposals[0].proposal.before["crm:555"]["owner"], "8");
+    let bo = &proposals[1].proposal.before["crm:777"];
+    assert_eq!(bo["email"], "bo@example.com");
     assert_eq!(
-        proposals[1].proposal.before["crm:777"]["email"],
-        "bo@example.com"
+        bo["last_name"], "Silva",
+        "another Silva, in a merge not hers, stays"
     );
     let jobs = app.store.merge_jobs(merge).await.unwrap();
     assert_no_ana("the merge job's plan", &jobs[0].plan.to_string());

@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::domain::{Endpoint, FieldEvent, NewFieldEvent, Outcome, Role, System, Timestamp};
+use crate::domain::{
+    Endpoint, FieldEvent, NewDedupProposal, NewFieldEvent, Outcome, Role, System, Timestamp,
+};
 use crate::store::{Store, StoreError};
 
 /// What an erased value becomes (JSON text in the event log, plain in snapshots).
@@ -115,6 +117,175 @@ impl PrivacySettings {
             }
         }
     }
+
+    /// Masks a merge proposal: the members' fields side by side and the survivor's choices.
+    pub fn mask_proposal(&self, proposal: &mut NewDedupProposal) {
+        let endpoint = proposal.endpoint;
+        for fields in proposal.before.values_mut() {
+            self.mask_fields(endpoint, fields);
+        }
+        for choice in &mut proposal.fields {
+            if self.is_personal(endpoint, &choice.field) {
+                choice.value = MASKED.to_string();
+            }
+        }
+    }
+
+    /// Masks personal values anywhere in a free-form JSON document (a finding's evidence, a merge
+    /// job's plan): a member named after a personal field, and the value members of an object
+    /// whose `field` is personal. The endpoint is the one the nearest `endpoint` member names,
+    /// else `endpoint`; when neither is known, a field personal on any endpoint counts.
+    pub fn mask_json(&self, endpoint: Option<Endpoint>, doc: &mut serde_json::Value) {
+        use serde_json::Value;
+        match doc {
+            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(endpoint, v)),
+            Value::Object(map) => {
+                let endpoint = map
+                    .get("endpoint")
+                    .and_then(Value::as_str)
+                    .and_then(|e| Endpoint::parse(e).ok())
+                    .or(endpoint);
+                let personal = |field: &str| match endpoint {
+                    Some(e) => self.is_personal(e, field),
+                    None => self
+                        .personal_fields
+                        .values()
+                        .any(|fields| fields.iter().any(|f| f == field)),
+                };
+                let names_personal = map
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .is_some_and(personal);
+                for (key, value) in map.iter_mut() {
+                    let holds = personal(key)
+                        || (names_personal && FIELD_VALUE_MEMBERS.contains(&key.as_str()));
+                    match value {
+                        Value::String(_) | Value::Number(_) | Value::Bool(_) if holds => {
+                            *value = Value::from(MASKED);
+                        }
+                        _ => self.mask_json(endpoint, value),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The members of an object naming a `field` that hold that field's values (events, conflicts,
+/// a survivor's per-field choices, evidence).
+const FIELD_VALUE_MEMBERS: [&str; 8] = [
+    "value",
+    "old_value",
+    "new_value",
+    "base_value",
+    "crm_value",
+    "erp_value",
+    "old",
+    "new",
+];
+
+/// Free text is searched for a personal value only when it is at least this long: shorter ones
+/// (initials) would match inside unrelated words' neighbours too often to mean anything.
+const MIN_TEXT_MATCH: usize = 2;
+
+/// The personal values an erasure found for its records (as stored, compared case-blind), to
+/// find them again where no field names them: notification payloads, alert annotations, finding
+/// evidence, and the field maps of records merged with an erased one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonalValues(BTreeSet<String>);
+
+impl PersonalValues {
+    /// Adds a plain value (a snapshot's); tombstones and masks are not values.
+    pub fn add(&mut self, value: &str) {
+        let value = value.trim();
+        if !value.is_empty() && value != ERASED && value != MASKED {
+            self.0.insert(value.to_lowercase());
+        }
+    }
+
+    /// Adds a value as the event log holds it (JSON text; a string is taken unquoted).
+    pub fn add_json_text(&mut self, text: &str) {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::String(s)) => self.add(&s),
+            Ok(serde_json::Value::Null) => {}
+            _ => self.add(text),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `value` is one of them (the whole value, case-blind).
+    pub fn contains(&self, value: &str) -> bool {
+        self.0.contains(&value.trim().to_lowercase())
+    }
+
+    /// Replaces each of them found in `text` as a whole word (not inside a longer word: `Ana`
+    /// is erased from `Ana Silva`, not from `Canada`) by the tombstone; `None` when there is none.
+    pub fn scrub_text(&self, text: &str) -> Option<String> {
+        let lower = text.to_lowercase();
+        // Lower-casing can change lengths outside ASCII; then only whole values are replaced.
+        if lower.len() != text.len() {
+            return self.contains(text).then(|| ERASED.to_string());
+        }
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for value in self
+            .0
+            .iter()
+            .filter(|v| v.chars().count() >= MIN_TEXT_MATCH)
+        {
+            let mut from = 0;
+            while let Some(at) = lower[from..].find(value.as_str()) {
+                let (start, end) = (from + at, from + at + value.len());
+                let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+                if !word(lower[..start].chars().next_back()) && !word(lower[end..].chars().next()) {
+                    spans.push((start, end));
+                }
+                from = end;
+            }
+        }
+        if spans.is_empty() {
+            return None;
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut done = 0;
+        for (start, end) in spans {
+            if start < done {
+                // Overlaps one already replaced: extend it.
+                done = done.max(end);
+                continue;
+            }
+            out.push_str(&text[done..start]);
+            out.push_str(ERASED);
+            done = end;
+        }
+        out.push_str(&text[done..]);
+        Some(out)
+    }
+
+    /// Scrubs every string of a JSON document; true when one changed.
+    pub fn scrub_json(&self, doc: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match doc {
+            Value::String(s) => match self.scrub_text(s) {
+                Some(scrubbed) => {
+                    *s = scrubbed;
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| self.scrub_json(v) | changed),
+            Value::Object(map) => map
+                .values_mut()
+                .fold(false, |changed, v| self.scrub_json(v) | changed),
+            _ => false,
+        }
+    }
 }
 
 /// Whose data to erase: a record (its key or id on either side) or every record holding an email.
@@ -159,6 +330,44 @@ pub struct ErasureCounts {
     pub record_states: u64,
     pub conflicts: u64,
     pub dead_letters: u64,
+    /// Merge proposals whose members' fields or survivor's choices held the values.
+    pub dedup_proposals: u64,
+    /// Merge and undo jobs whose plans (before-images) held them.
+    pub merge_jobs: u64,
+    /// Sync write intents (writes of an interrupted run) that held them.
+    pub intents: u64,
+    /// Notifications in the outbox whose payload held them.
+    pub notifications: u64,
+    pub alerts: u64,
+    pub findings: u64,
+}
+
+impl ErasureCounts {
+    pub fn add(&mut self, other: &Self) {
+        self.events += other.events;
+        self.record_states += other.record_states;
+        self.conflicts += other.conflicts;
+        self.dead_letters += other.dead_letters;
+        self.dedup_proposals += other.dedup_proposals;
+        self.merge_jobs += other.merge_jobs;
+        self.intents += other.intents;
+        self.notifications += other.notifications;
+        self.alerts += other.alerts;
+        self.findings += other.findings;
+    }
+
+    /// Rows replaced outside the event log.
+    pub fn snapshots(&self) -> u64 {
+        self.record_states
+            + self.conflicts
+            + self.dead_letters
+            + self.dedup_proposals
+            + self.merge_jobs
+            + self.intents
+            + self.notifications
+            + self.alerts
+            + self.findings
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -185,10 +394,13 @@ pub async fn erase(
             let target = target(store, *endpoint, key, fields).await?;
             (format!("{}/{key}", endpoint.as_str()), vec![target])
         }
-        (None, None, Some(email)) => (
-            format!("email {email}"),
-            email_targets(store, settings, email).await?,
-        ),
+        (None, None, Some(email)) => {
+            let targets = email_targets(store, settings, email).await?;
+            if targets.is_empty() {
+                return Err(PrivacyError::NotFound(format!("email {email}")));
+            }
+            (email_subject(email), targets)
+        }
         (None, None, None) => return Err(PrivacyError::NoSubject),
         _ => return Err(PrivacyError::AmbiguousSubject),
     };
@@ -219,6 +431,14 @@ pub async fn erase(
         records: erasure.targets.len(),
         erased,
     })
+}
+
+/// How the `erasures` row names an erased e-mail: by its digest, so the record of an erasure
+/// does not keep the address it erased, yet a later request for the same address can be matched.
+fn email_subject(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    format!("email sha256:{}", hex::encode(digest))
 }
 
 fn personal_fields(
@@ -304,6 +524,20 @@ async fn email_targets(
                 })
                 .map(|s| s.key.clone()),
         );
+        // A record only the CRM holds (or one merged away) may be known only to the deduper.
+        for proposal in store.dedup_proposals(Some(*endpoint), None).await? {
+            let members = proposal.proposal.before.iter().filter(|(_, fields)| {
+                fields
+                    .get("email")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case(email))
+            });
+            keys.extend(members.map(|(member, _)| {
+                member
+                    .strip_prefix(crate::dedup::merge::CRM_ONLY)
+                    .unwrap_or(member)
+                    .to_string()
+            }));
+        }
         let mut seen = BTreeSet::new();
         for key in keys {
             if seen.contains(&key) {
@@ -408,5 +642,60 @@ mod tests {
         settings.mask_fields(Endpoint::Contacts, &mut fields);
         assert_eq!(fields["email"], MASKED);
         assert_eq!(fields["owner"], "7");
+    }
+
+    #[test]
+    fn free_form_documents_are_masked_by_field_name_and_named_field() {
+        let settings = PrivacySettings::default();
+        let mut doc = serde_json::json!({
+            "endpoint": "contacts",
+            "examples": [{"record": "C1", "field": "email", "crm_value": "a@b.c", "count": 2}],
+            "before": [{"key": "C1", "fields": {"first_name": "Ana", "owner": "7"}}],
+            "items": {"endpoint": "items", "phone": "kept: not personal for items"},
+        });
+        settings.mask_json(None, &mut doc);
+        assert_eq!(doc["examples"][0]["crm_value"], MASKED);
+        assert_eq!(doc["examples"][0]["record"], "C1");
+        assert_eq!(
+            doc["examples"][0]["count"], 2,
+            "only value members are masked"
+        );
+        assert_eq!(doc["before"][0]["fields"]["first_name"], MASKED);
+        assert_eq!(doc["before"][0]["fields"]["owner"], "7");
+        assert_eq!(doc["items"]["phone"], "kept: not personal for items");
+        // Without an endpoint, a field personal anywhere is masked.
+        let mut doc = serde_json::json!({"contact": {"email": "a@b.c", "city": "Lisbon"}});
+        settings.mask_json(None, &mut doc);
+        assert_eq!(doc["contact"]["email"], MASKED);
+        assert_eq!(doc["contact"]["city"], "Lisbon");
+    }
+
+    #[test]
+    fn an_erased_email_is_recorded_by_its_digest_only() {
+        let subject = email_subject(" Ana.Silva@Example.com ");
+        assert_eq!(subject, email_subject("ana.silva@example.com"));
+        assert!(subject.starts_with("email sha256:") && !subject.contains("ana"));
+    }
+
+    #[test]
+    fn personal_values_are_scrubbed_from_free_text_as_whole_words() {
+        let mut values = PersonalValues::default();
+        values.add("Ana");
+        values.add_json_text("\"Ana.Silva@example.com\"");
+        values.add("+351 222");
+        values.add(ERASED);
+        values.add("");
+        assert!(values.contains(" ana.silva@EXAMPLE.com"));
+        assert!(!values.contains(ERASED));
+        assert_eq!(
+            values.scrub_text("ANA (ana.silva@example.com, +351 222) and Canada, Banana"),
+            Some("[erased] ([erased], [erased]) and Canada, Banana".to_string())
+        );
+        assert_eq!(values.scrub_text("Canada"), None);
+        let mut doc = serde_json::json!({"a": ["Ana wrote", {"b": "nothing"}], "n": 3});
+        assert!(values.scrub_json(&mut doc));
+        assert_eq!(doc["a"][0], "[erased] wrote");
+        assert_eq!(doc["a"][1]["b"], "nothing");
+        assert!(!values.scrub_json(&mut doc), "nothing left the second time");
     }
 }

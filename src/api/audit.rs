@@ -162,6 +162,11 @@ fn push_row(out: &mut String, e: &FieldEvent) {
         ev.error.clone().unwrap_or_default(),
         ev.run_id.clone().unwrap_or_default(),
     ];
+    push_cells(out, &cells);
+}
+
+/// One CSV row of `cells`, quoted and defused.
+pub(super) fn push_cells(out: &mut String, cells: &[String]) {
     let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
     out.push_str(&row.join(","));
     out.push('\n');

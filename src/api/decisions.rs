@@ -2,6 +2,8 @@
 //! deduper's merge proposals (approve, reject with a reason).
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::{ApiError, AppState, Id, Params, endpoint_param, parse_body, time_param};
 use crate::alert::{Matcher, NewSilence, Silence};
+use crate::dedup::service::Action;
 use crate::domain::{DedupProposal, ProposalStatus, Role, Timestamp};
 use crate::monitor::{Finding, FindingState, Severity};
 
@@ -21,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/findings/{id}/resolve", post(resolve))
         .route("/v1/silences", get(silences).post(add_silence))
         .route("/v1/actions", get(actions))
+        .route("/v1/actions.csv", get(actions_csv))
         .route("/v1/actions/{id}", get(action))
         .route("/v1/actions/{id}/approve", post(approve))
         .route("/v1/actions/{id}/reject", post(reject))
@@ -84,7 +88,7 @@ pub(super) async fn findings(
             ));
         }
     };
-    let findings = state
+    let mut findings: Vec<Finding> = state
         .store
         .findings(wanted)
         .await?
@@ -92,6 +96,11 @@ pub(super) async fn findings(
         .filter(|f| filter.kind.as_ref().is_none_or(|k| *k == f.kind))
         .filter(|f| severity.is_none_or(|s| s == f.severity))
         .collect();
+    if let Some(privacy) = state.masking_for(&caller) {
+        findings
+            .iter_mut()
+            .for_each(|f| privacy.mask_json(None, &mut f.evidence));
+    }
     Ok(Json(FindingList { findings }))
 }
 
@@ -134,9 +143,12 @@ async fn move_finding(
         FindingState::Acknowledged => state.store.acknowledge_finding(id, now).await?,
         _ => state.store.resolve_finding(id, now).await?,
     };
-    let finding =
+    let mut finding =
         moved.ok_or_else(|| ApiError::NotFound(format!("finding {id} to {}", to.as_str())))?;
     tracing::info!(finding = id, by = %caller.name, state = to.as_str(), "finding moved");
+    if let Some(privacy) = state.masking_for(caller) {
+        privacy.mask_json(None, &mut finding.evidence);
+    }
     Ok(Json(OneFinding { finding }))
 }
 
@@ -254,14 +266,79 @@ pub(super) async fn actions(
             ProposalStatus::parse(s).ok_or_else(|| {
                 ApiError::bad(
                     "state",
-                    format!("unknown state `{s}` (expected open, approved or rejected)"),
+                    format!(
+                        "unknown state `{s}` (expected open, approved, rejected, applied or undone)"
+                    ),
                 )
             })
         })
         .transpose()?;
     let endpoint = endpoint_param(filter.endpoint.as_deref())?;
-    let proposals = state.store.dedup_proposals(endpoint, status).await?;
+    let mut proposals = state.store.dedup_proposals(endpoint, status).await?;
+    if let Some(privacy) = state.masking_for(&caller) {
+        proposals
+            .iter_mut()
+            .for_each(|p| privacy.mask_proposal(&mut p.proposal));
+    }
     Ok(Json(ActionList { actions: proposals }))
+}
+
+/// The actions as CSV, one row per member and field: each member's value side by side with the
+/// value the survivor keeps, where it comes from and why.
+#[utoipa::path(get, path = "/v1/actions.csv", tag = "decisions", params(ActionFilter),
+    responses((status = 200, description = "The actions as CSV (viewer)", content_type = "text/csv", body = String)))]
+pub(super) async fn actions_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(filter): Params<ActionFilter>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(ActionList { actions }) = actions(State(state), caller, Params(filter)).await?;
+    let mut out =
+        String::from("id,status,endpoint,survivor,member,field,value,kept_value,kept_from,why\n");
+    for action in &actions {
+        let p = &action.proposal;
+        for (member, fields) in &p.before {
+            for (field, value) in fields {
+                let kept = p.fields.iter().find(|f| f.field == *field);
+                let cells = [
+                    action.id.to_string(),
+                    action.status.as_str().to_string(),
+                    p.endpoint.as_str().to_string(),
+                    p.survivor.clone(),
+                    member.clone(),
+                    field.clone(),
+                    value.clone(),
+                    kept.map(|k| k.value.clone()).unwrap_or_default(),
+                    kept.map(|k| k.from.clone()).unwrap_or_default(),
+                    kept.map(|k| k.why.clone()).unwrap_or_default(),
+                ];
+                super::audit::push_cells(&mut out, &cells);
+            }
+        }
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"syncwarden-actions.csv\"",
+            ),
+        ],
+        out,
+    ))
+}
+
+/// An action as the caller may see it: personal values masked for roles that do not need them,
+/// in the members' fields, the survivor's choices and the jobs' plans (before-images).
+fn shown(state: &AppState, caller: &Caller, mut action: Action) -> Value {
+    if let Some(privacy) = state.masking_for(caller) {
+        let endpoint = action.proposal.proposal.endpoint;
+        privacy.mask_proposal(&mut action.proposal.proposal);
+        for job in &mut action.jobs {
+            privacy.mask_json(Some(endpoint), &mut job.plan);
+        }
+    }
+    json!({ "action": action })
 }
 
 /// One action: every member's fields side by side (`before`), the proposed survivor and the
@@ -276,7 +353,8 @@ pub(super) async fn action(
     Id(id): Id,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(json!({ "action": state.dedup.action(id).await? })))
+    let action = state.dedup.action(id).await?;
+    Ok(Json(shown(&state, &caller, action)))
 }
 
 /// Approves an open action and merges its records through the CRM and ERP (approver).
@@ -295,7 +373,7 @@ pub(super) async fn approve(
     caller.require(Role::Approver)?;
     let action = state.dedup.approve(id, &caller.name).await?;
     tracing::info!(action = id, by = %caller.name, "merge approved");
-    Ok(Json(json!({ "action": action })))
+    Ok(Json(shown(&state, &caller, action)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -326,7 +404,7 @@ pub(super) async fn reject(
     let by = format!("{} (reason: {})", caller.name, rejection.reason.trim());
     let action = state.dedup.reject(id, &by).await?;
     tracing::info!(action = id, by = %caller.name, "merge rejected");
-    Ok(Json(json!({ "action": action })))
+    Ok(Json(shown(&state, &caller, action)))
 }
 
 /// Undoes an applied merge: every record back to its before-image (approver).
@@ -344,5 +422,5 @@ pub(super) async fn undo(
     caller.require(Role::Approver)?;
     let action = state.dedup.undo(id, &caller.name).await?;
     tracing::info!(action = id, by = %caller.name, "merge undone");
-    Ok(Json(json!({ "action": action })))
+    Ok(Json(shown(&state, &caller, action)))
 }

@@ -54,6 +54,7 @@ use super::{
         decisions::silences,
         decisions::add_silence,
         decisions::actions,
+        decisions::actions_csv,
         decisions::approve,
         decisions::action,
         decisions::reject,

@@ -47,6 +47,19 @@ async function notice(page, text) {
   );
 }
 
+// Waits until the approval queue lists `count` actions, all in `state` (the list is drawn again
+// after a filter change, so the old list must not pass for the new one).
+async function listed(page, state, count) {
+  await page.waitForFunction(
+    ([s, n]) => {
+      const rows = [...document.querySelectorAll("#action-list tbody tr")];
+      return rows.length === n && rows.every((r) => (r.querySelector(".badge") || {}).textContent === s);
+    },
+    [state, count],
+    { timeout: TIMEOUT },
+  );
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
@@ -91,18 +104,41 @@ async function main() {
     const heads = await page.$$eval("#action-detail thead th", (ths) => ths.map((t) => t.textContent));
     check(heads.length === 5 && heads[1].includes("(survivor)") && heads[3] === "merged", "no side-by-side diff: " + heads);
     await shot(page, "actions");
+    // Approving merges the records in the sandbox CRM and ERP at once.
     await page.click("#approve");
-    await notice(page, "is now approved");
+    await notice(page, "is now applied");
     await page.waitForFunction(() => document.querySelectorAll("#action-list tbody tr").length === 2, null, { timeout: TIMEOUT });
+    check(!(await page.isVisible("#undo")), "an open action offers undo");
     await page.click("#action-list tbody tr:nth-child(1)");
     await page.fill("#reject-reason", "not the same company");
     await page.click("#reject");
     await notice(page, "is now rejected");
-    await page.selectOption("#action-state", "approved");
-    await page.waitForSelector("#action-list tbody tr", { timeout: TIMEOUT });
+    await page.selectOption("#action-state", "rejected");
+    await listed(page, "rejected", 1);
+    await page.click("#action-list tbody tr:nth-child(1)");
+    await page.waitForSelector("#action-detail h2", { timeout: TIMEOUT });
+    check(!(await page.isVisible("#undo")), "a rejected action offers undo");
+
+    // The applied merge, found by its state, is undone.
+    const states = await page.$$eval("#action-state option", (os) => os.map((o) => o.value));
+    check(["applied", "undone"].every((s) => states.includes(s)), "the state filter lacks applied/undone: " + states);
+    await page.selectOption("#action-state", "applied");
+    await listed(page, "applied", 1);
     await page.click("#action-list tbody tr:nth-child(1)");
     await page.waitForSelector("#undo", { timeout: TIMEOUT });
     check((await page.textContent("#action-detail")).includes("decided by approver"), "the decision's author is not shown");
+    check((await page.textContent("#action-detail .badge")) === "applied", "the merge is not shown applied");
+    await shot(page, "action-applied");
+    await page.click("#undo");
+    await notice(page, "is now undone");
+    await listed(page, "applied", 0);
+    await page.selectOption("#action-state", "undone");
+    await listed(page, "undone", 1);
+    await page.click("#action-list tbody tr:nth-child(1)");
+    await page.waitForSelector("#action-detail h2", { timeout: TIMEOUT });
+    check((await page.textContent("#action-detail .badge")) === "undone", "the merge is not shown undone");
+    check(!(await page.isVisible("#undo")), "an undone merge offers undo again");
+    await shot(page, "action-undone");
 
     // Findings: evidence, then acknowledge.
     await page.click("a[data-page=findings]");

@@ -6,18 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use syncwarden::api::auth::{hash_token, new_token};
+use syncwarden::api::auth::hash_token;
 use syncwarden::clock::Clock;
-use syncwarden::domain::{Endpoint, Role, System};
+use syncwarden::domain::{Endpoint, Role};
 use syncwarden::sandbox::faults::FaultConfig;
 use syncwarden::sandbox::{Sandbox, SeedScale};
-use syncwarden::startup::Application;
 use syncwarden::store::Store;
 use syncwarden::sync::engine::{Engine, SyncError};
-use syncwarden::sync::rules::{ConflictPolicy, FieldRule, default_endpoints};
 use syncwarden::sync::service;
 
-use crate::helpers::TestDb;
+use crate::helpers::{Serving, TestDb, hold_conflicts, issue_token, role_tokens};
 
 /// The app over a sandbox-synced store, with a token per role (also used by the OpenAPI and
 /// browser tests).
@@ -26,19 +24,11 @@ pub(crate) struct Admin {
     pub(crate) client: reqwest::Client,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) engine: Arc<Engine>,
-    sandbox: Sandbox,
+    pub(crate) sandbox: Sandbox,
     pub(crate) clock: Clock,
     pub(crate) tokens: BTreeMap<Role, String>,
+    _serving: Serving,
     _db: TestDb,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Admin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 async fn admin_app() -> Admin {
@@ -55,49 +45,30 @@ pub(crate) async fn admin_app_with(tweak: impl FnOnce(&mut syncwarden::config::S
     let mut settings = db.settings();
     sandbox.configure(&mut settings);
     // Street conflicts are held for a person.
-    let mut rules = default_endpoints();
-    rules.get_mut(&Endpoint::Accounts).unwrap().fields.insert(
-        "billing_street".into(),
-        FieldRule {
-            owner: System::Erp,
-            conflict: ConflictPolicy::Manual,
-        },
-    );
-    settings.sync.endpoints = rules;
+    hold_conflicts(&mut settings, Endpoint::Accounts, "billing_street");
     tweak(&mut settings);
     let engine = Arc::new(service::engine(&settings, store.clone(), clock.clone()).unwrap());
-    let app = Application::with_store(
+    let serving = Serving::start(
         &settings,
         clock.clone(),
         store.clone(),
         Some(engine.clone()),
     )
-    .await
-    .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
-    let mut tokens = BTreeMap::new();
-    for role in [Role::Viewer, Role::Approver, Role::Admin] {
-        let token = new_token();
-        store
-            .create_token(role.as_str(), role, &hash_token(&token), clock.now(), None)
-            .await
-            .unwrap();
-        tokens.insert(role, token);
-    }
+    .await;
+    let tokens = role_tokens(store.as_ref(), clock.now(), |role| {
+        role.as_str().to_string()
+    })
+    .await;
     Admin {
-        base,
+        base: serving.base.clone(),
         client: reqwest::Client::new(),
         store,
         engine,
         sandbox,
         clock,
         tokens,
+        _serving: serving,
         _db: db,
-        stop: Some(tx),
     }
 }
 
@@ -203,12 +174,7 @@ async fn every_route_needs_a_valid_token_of_the_right_role() {
         ("revoked", None),
         ("expired", Some(now - Duration::from_secs(1))),
     ] {
-        let token = new_token();
-        let id = app
-            .store
-            .create_token(name, Role::Admin, &hash_token(&token), now, expires)
-            .await
-            .unwrap();
+        let (id, token) = issue_token(app.store.as_ref(), name, Role::Admin, now, expires).await;
         if name == "revoked" {
             assert!(app.store.revoke_token(id, now).await.unwrap());
         }
@@ -690,11 +656,30 @@ async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
             None,
         )
         .await;
+    // Approved, the merge runs at once (these records are not in the CRM or the ERP: nothing
+    // to send, the sync state only).
     assert_eq!(
         (status, body["action"]["status"].as_str()),
-        (200, Some("approved")),
+        (200, Some("applied")),
         "{body}"
     );
+    let undo = format!("/v1/actions/{}/undo", ids[0]);
+    assert_eq!(
+        app.call(Some(Role::Viewer), "POST", &undo, None).await.0,
+        403
+    );
+    let (status, body) = app.call(Some(Role::Approver), "POST", &undo, None).await;
+    assert_eq!(
+        (status, body["action"]["status"].as_str()),
+        (200, Some("undone")),
+        "{body}"
+    );
+    let (status, body) = app.call(Some(Role::Approver), "POST", &undo, None).await;
+    assert_eq!(status, 409, "only an applied merge can be undone: {body}");
+    let (_, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/actions?state=undone", None)
+        .await;
+    assert_eq!(body["actions"][0]["id"], ids[0], "{body}");
     let reject = format!("/v1/actions/{}/reject", ids[1]);
     let (status, body) = app
         .call(Some(Role::Approver), "POST", &reject, Some(json!({})))

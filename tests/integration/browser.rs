@@ -1,14 +1,17 @@
 //! The web UI in real headless Chromium (Debian `chromium`, driven by `playwright-core` from npm
-//! through tests/browser/ui.cjs) when `SW_TEST_BROWSER=1`: sign in, the dashboard, approving and
-//! rejecting merge proposals, acknowledging a finding, the audit trail, resolving a conflict, and
-//! a viewer's role error; a screenshot of each page goes to target/ui-artefacts/.
+//! through tests/browser/ui.cjs) when `SW_TEST_BROWSER=1`: sign in, the dashboard, approving a
+//! merge (applied in the sandbox CRM and ERP) and undoing it, rejecting one, acknowledging a
+//! finding, the audit trail, resolving a conflict, and a viewer's role error; a screenshot of
+//! each page goes to target/ui-artefacts/.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use syncwarden::clock::Clock;
-use syncwarden::domain::{Endpoint, MergeField, NewDedupProposal, ProposalStatus, Role};
+use syncwarden::domain::{
+    DedupProposal, Endpoint, MergeField, NewDedupProposal, ProposalStatus, Role,
+};
 use syncwarden::monitor::{FindingState, NewFinding, Severity};
 
 use crate::api::Admin;
@@ -21,7 +24,7 @@ pub const NODE_PATH_VAR: &str = "SW_TEST_BROWSER_NODE_PATH";
 /// What the UI tests act on, besides the synced sandbox data: a held conflict, an open finding
 /// and three merge proposals built from real synced accounts.
 pub(crate) async fn seed(app: &Admin) {
-    app.conflict().await;
+    let held = app.conflict().await;
     let now = app.clock.now();
     app.store
         .upsert_finding(&NewFinding {
@@ -40,7 +43,9 @@ pub(crate) async fn seed(app: &Admin) {
         .await
         .unwrap();
     let states = app.store.record_states(Endpoint::Accounts).await.unwrap();
-    let mut keys: Vec<&String> = states.keys().collect();
+    // Not the record whose conflict the browser resolves: the undo's check compares the merged
+    // records' values with those before the merge.
+    let mut keys: Vec<&String> = states.keys().filter(|k| **k != held).collect();
     keys.sort();
     let proposals: Vec<NewDedupProposal> = keys
         .chunks(2)
@@ -124,12 +129,13 @@ async fn people_use_the_web_ui_in_a_real_browser() {
     assert_eq!(
         statuses,
         [
-            ProposalStatus::Approved,
+            ProposalStatus::Undone,
             ProposalStatus::Rejected,
             ProposalStatus::Open
         ]
     );
     assert_eq!(actions[0].decided_by.as_deref(), Some("approver"));
+    records_are_back(&app, &actions[0]).await;
     assert!(
         actions[1]
             .decided_by
@@ -146,6 +152,8 @@ async fn people_use_the_web_ui_in_a_real_browser() {
         "signin",
         "dashboard",
         "actions",
+        "action-applied",
+        "action-undone",
         "findings",
         "audit",
         "conflicts",
@@ -154,6 +162,55 @@ async fn people_use_the_web_ui_in_a_real_browser() {
         assert!(
             artefacts.join(format!("{page}.png")).exists(),
             "no screenshot of {page}"
+        );
+    }
+}
+
+/// The merge the browser approved and undid, checked through the API (both jobs done) and in the
+/// sandbox CRM and the sync state: every member is a record of its own again, with the values it
+/// had before the merge.
+async fn records_are_back(app: &Admin, action: &DedupProposal) {
+    let response = app
+        .client
+        .get(format!("{}/v1/actions/{}", app.base, action.id))
+        .bearer_auth(&app.tokens[&Role::Approver])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["action"]["status"], "undone", "{body}");
+    let jobs: Vec<(&str, &str)> = body["action"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["kind"].as_str().unwrap(), j["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(jobs, [("merge", "done"), ("undo", "done")], "{body}");
+
+    let states = app.store.record_states(Endpoint::Accounts).await.unwrap();
+    let crm = app.sandbox.crm_data.lock().unwrap();
+    let companies = crm.all("companies");
+    for member in &action.proposal.members {
+        let before = &action.proposal.before[member];
+        let state = states
+            .get(member)
+            .unwrap_or_else(|| panic!("{member} has no sync state after the undo"));
+        assert_eq!(&state.fields, before, "{member}'s agreed values");
+        let crm_id = state.crm_id.as_deref().unwrap();
+        let company = companies
+            .iter()
+            .find(|c| c.id.to_string() == crm_id)
+            .unwrap_or_else(|| panic!("{member} ({crm_id}) is not in the CRM after the undo"));
+        assert_eq!(
+            company.properties.get("erp_number"),
+            Some(member),
+            "{member}'s CRM record lost its ERP key"
+        );
+        assert_eq!(
+            company.properties.get("name"),
+            before.get("name"),
+            "{member}'s name in the CRM"
         );
     }
 }

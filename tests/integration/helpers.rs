@@ -1,11 +1,15 @@
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use syncwarden::api::auth::{hash_token, new_token};
 use syncwarden::clock::Clock;
 use syncwarden::config::{DatabaseSettings, Settings};
-use syncwarden::domain::{Endpoint, NewFieldEvent, Outcome, System, Timestamp};
+use syncwarden::domain::{Endpoint, NewFieldEvent, Outcome, Role, System, Timestamp};
 use syncwarden::startup::Application;
 use syncwarden::store::{self, Store};
+use syncwarden::sync::engine::Engine;
+use syncwarden::sync::rules::{ConflictPolicy, FieldRule};
 
 pub const PG_VAR: &str = "SW_TEST_PG_URL";
 
@@ -130,6 +134,91 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// The app served on `store` (and `engine`, when the test syncs), on a random port, until dropped.
+pub struct Serving {
+    /// `http://` or `https://` and the address.
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Serving {
+    pub async fn start(
+        settings: &Settings,
+        clock: Clock,
+        store: Arc<dyn Store>,
+        engine: Option<Arc<Engine>>,
+    ) -> Self {
+        let app = Application::with_store(settings, clock, store, engine)
+            .await
+            .unwrap();
+        let base = format!("{}://{}", app.scheme(), app.local_addr());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            stop: Some(tx),
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An API token of `role` stored as `syncwarden token create` stores one; returns its id and
+/// the token.
+pub async fn issue_token(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    now: Timestamp,
+    expires: Option<Timestamp>,
+) -> (i64, String) {
+    let token = new_token();
+    let id = store
+        .create_token(name, role, &hash_token(&token), now, expires)
+        .await
+        .unwrap();
+    (id, token)
+}
+
+/// One token per person-facing role, named by `name`.
+pub async fn role_tokens(
+    store: &dyn Store,
+    now: Timestamp,
+    name: impl Fn(Role) -> String,
+) -> BTreeMap<Role, String> {
+    let mut tokens = BTreeMap::new();
+    for role in [Role::Viewer, Role::Approver, Role::Admin] {
+        let (_, token) = issue_token(store, &name(role), role, now, None).await;
+        tokens.insert(role, token);
+    }
+    tokens
+}
+
+/// Conflicts on `field` of `endpoint` are held for a person, the ERP owning the field.
+pub fn hold_conflicts(settings: &mut Settings, endpoint: Endpoint, field: &str) {
+    settings
+        .sync
+        .endpoints
+        .get_mut(&endpoint)
+        .unwrap()
+        .fields
+        .insert(
+            field.into(),
+            FieldRule {
+                owner: System::Erp,
+                conflict: ConflictPolicy::Manual,
+            },
+        );
 }
 
 /// A field event with every field set; `n` makes the key, the record and the time distinct.

@@ -8,17 +8,19 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use syncwarden::api::auth::{hash_token, new_token};
+use syncwarden::alert::{Alert, AlertStatus, NewNotification, NotificationLogEntry};
 use syncwarden::clock::Clock;
 use syncwarden::config::Settings;
 use syncwarden::domain::{
-    Conflict, DeadLetter, Endpoint, NewFieldEvent, Outcome, RecordState, Role, System, Timestamp,
+    Conflict, DeadLetter, Endpoint, MergeField, MergeKind, NewDedupProposal, NewFieldEvent,
+    Outcome, RecordState, Role, System, Timestamp,
 };
+use syncwarden::monitor::{NewFinding, Severity};
 use syncwarden::startup::Application;
 use syncwarden::store::{Store, SyncCommit};
 use syncwarden::vault::{MasterKey, Vault, VaultError};
 
-use crate::helpers::TestDb;
+use crate::helpers::{Serving, TestDb, role_tokens};
 
 /// The app on `db` with `settings`, one token per role, stopped when dropped.
 struct App {
@@ -26,15 +28,7 @@ struct App {
     client: reqwest::Client,
     store: Arc<dyn Store>,
     tokens: BTreeMap<Role, String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    _serving: Serving,
 }
 
 async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> App {
@@ -42,30 +36,17 @@ async fn start(db: &TestDb, tweak: impl FnOnce(&mut Settings)) -> App {
     tweak(&mut settings);
     let store = db.open().await;
     let clock = Clock::system();
-    let app = Application::with_store(&settings, clock.clone(), store.clone(), None)
-        .await
-        .unwrap();
-    let base = format!("{}://{}", app.scheme(), app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
-    let mut tokens = BTreeMap::new();
-    for role in [Role::Viewer, Role::Approver, Role::Admin] {
-        let token = new_token();
-        let name = format!("{}-ana", role.as_str());
-        store
-            .create_token(&name, role, &hash_token(&token), clock.now(), None)
-            .await
-            .unwrap();
-        tokens.insert(role, token);
-    }
+    let serving = Serving::start(&settings, clock.clone(), store.clone(), None).await;
+    let tokens = role_tokens(store.as_ref(), clock.now(), |role| {
+        format!("{}-ana", role.as_str())
+    })
+    .await;
     App {
-        base,
+        base: serving.base.clone(),
         client: reqwest::Client::new(),
         store,
         tokens,
-        stop: Some(tx),
+        _serving: serving,
     }
 }
 
@@ -307,9 +288,234 @@ async fn viewers_see_personal_fields_masked_in_json_and_csv_admins_do_not() {
     assert!(csv.contains("Silva") && csv.contains("10.50"), "{csv}");
 }
 
+fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What the deduper keeps of Ana: a merge of her record with a copy only the CRM holds, approved,
+/// with its job's plan (before-images, the values it writes), and a proposal of Bo's that stays.
+/// Returns the id of Ana's proposal.
+async fn seed_merge(store: &dyn Store) -> i64 {
+    let ana = fields(&[
+        ("first_name", "Anna"),
+        ("email", "ana.silva@example.com"),
+        ("owner", "8"),
+    ]);
+    let copy = fields(&[
+        ("first_name", "Ana"),
+        ("last_name", "Silva"),
+        ("email", "ana.silva@example.com"),
+        ("phone", "+351 555"),
+        ("owner", "8"),
+    ]);
+    let choice = |field: &str, value: &str, from: &str| MergeField {
+        field: field.into(),
+        value: value.into(),
+        from: from.into(),
+        why: "most_complete".into(),
+    };
+    let proposals = [
+        NewDedupProposal {
+            endpoint: Endpoint::Contacts,
+            members: vec!["C0001/1".into(), "crm:555".into()],
+            survivor: "C0001/1".into(),
+            fields: vec![
+                choice("first_name", "Ana", "crm:555"),
+                choice("last_name", "Silva", "crm:555"),
+                choice("email", "ana.silva@example.com", "C0001/1"),
+                choice("owner", "8", "C0001/1"),
+            ],
+            before: BTreeMap::from([("C0001/1".into(), ana.clone()), ("crm:555".into(), copy)]),
+            min_probability: 0.97,
+            created_at: at(40),
+        },
+        NewDedupProposal {
+            endpoint: Endpoint::Contacts,
+            members: vec!["C0002/1".into(), "crm:777".into()],
+            survivor: "C0002/1".into(),
+            fields: vec![choice("email", "bo@example.com", "C0002/1")],
+            before: BTreeMap::from([
+                ("C0002/1".into(), fields(&[("email", "bo@example.com")])),
+                (
+                    "crm:777".into(),
+                    fields(&[("email", "bo@example.com"), ("last_name", "Silva")]),
+                ),
+            ]),
+            min_probability: 0.95,
+            created_at: at(40),
+        },
+    ];
+    assert_eq!(store.save_dedup_proposals(&proposals).await.unwrap(), 2);
+    let id = store.dedup_proposals(None, None).await.unwrap()[0].id;
+    let state = RecordState {
+        endpoint: Endpoint::Contacts,
+        key: "C0001/1".into(),
+        crm_id: Some("101".into()),
+        erp_id: Some("C0001/1".into()),
+        fields: ana,
+        synced_at: at(20),
+    };
+    // The shape of the deduper's merge plan (steps, before and after states).
+    let plan = json!({
+        "endpoint": "contacts",
+        "steps": [
+            {"op": "merge", "survivor": "101", "loser": "555"},
+            {"op": "write", "system": "crm", "id": "101", "key": "C0001/1",
+             "fields": {"first_name": "Ana", "last_name": "Silva"},
+             "old": {"first_name": "Anna", "last_name": ""}},
+        ],
+        "before": [state],
+        "after": [],
+        "dropped": [],
+        "relink": {},
+    });
+    store
+        .enqueue_merge_job(id, MergeKind::Merge, &plan, "approver-ana", at(41))
+        .await
+        .unwrap();
+    id
+}
+
+/// A finding, its alert and a notification about Ana, in the words alerting uses.
+async fn seed_alerting(store: &dyn Store) {
+    store
+        .upsert_finding(&NewFinding {
+            kind: "reconciliation_drift".into(),
+            severity: Severity::Warning,
+            fingerprint: "reconciliation_drift:contacts".into(),
+            title: "contacts: 1 field different".into(),
+            evidence: json!({
+                "endpoint": "contacts",
+                "examples": [{"record": "C0001/1", "field": "email",
+                              "crm_value": "ana.silva@example.com", "erp_value": "ana.old@example.com"}],
+                "contact": {"first_name": "Anna", "last_name": "Silva", "owner": "8"},
+            }),
+            started_at: at(50),
+            detected_at: at(50),
+        })
+        .await
+        .unwrap();
+    store
+        .upsert_alert(&Alert {
+            fingerprint: "reconciliation_drift:contacts".into(),
+            finding_id: None,
+            labels: fields(&[("alertname", "reconciliation_drift")]),
+            annotations: fields(&[("summary", "Ana Silva (ana.silva@example.com) differs")]),
+            status: AlertStatus::Firing,
+            starts_at: at(50),
+            ends_at: None,
+            updated_at: at(50),
+            muted_by: None,
+        })
+        .await
+        .unwrap();
+    let log = NotificationLogEntry {
+        receiver: "ops".into(),
+        group_key: "contacts".into(),
+        hash: "h".into(),
+        firing: vec!["reconciliation_drift:contacts".into()],
+        resolved: Vec::new(),
+        sent_at: at(51),
+    };
+    let notification = NewNotification {
+        receiver: "ops".into(),
+        group_key: "contacts".into(),
+        payload: json!({
+            "text": "Contact Anna Silva-Lopes, +351 222, differs; Bo and Canada are fine",
+            "alerts": [{"annotations": {"summary": "Ana.Silva@example.com differs"}}],
+        }),
+    };
+    store
+        .record_notification(&log, Some(&notification), at(51))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn viewers_see_merge_actions_and_finding_evidence_masked_admins_do_not() {
+    let db = TestDb::sqlite();
+    let app = start(&db, |_| {}).await;
+    seed_people(app.store.as_ref()).await;
+    let id = seed_merge(app.store.as_ref()).await;
+    seed_alerting(app.store.as_ref()).await;
+
+    let (_, list) = app.get(Role::Viewer, "/v1/actions?endpoint=contacts").await;
+    assert_no_ana("the viewer's action list", &list);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let action = &list["actions"][0];
+    assert_eq!(action["before"]["crm:555"]["phone"], "[masked]", "{action}");
+    assert_eq!(action["before"]["crm:555"]["owner"], "8", "{action}");
+    assert_eq!(action["fields"][0]["value"], "[masked]", "{action}");
+    assert_eq!(action["fields"][3]["value"], "8", "{action}");
+    assert_eq!(
+        action["members"][1], "crm:555",
+        "record ids are not personal"
+    );
+
+    let (status, view) = app.get(Role::Viewer, &format!("/v1/actions/{id}")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_no_ana("the viewer's action view", &view);
+    let view: Value = serde_json::from_str(&view).unwrap();
+    let plan = &view["action"]["jobs"][0]["plan"];
+    assert_eq!(plan["before"][0]["fields"]["email"], "[masked]", "{plan}");
+    assert_eq!(plan["before"][0]["fields"]["owner"], "8", "{plan}");
+    assert_eq!(plan["before"][0]["key"], "C0001/1", "{plan}");
+    assert_eq!(plan["steps"][1]["old"]["first_name"], "[masked]", "{plan}");
+
+    let (status, csv) = app.get(Role::Viewer, "/v1/actions.csv").await;
+    assert_eq!(status, 200, "{csv}");
+    assert_no_ana("the viewer's action CSV", &csv);
+    assert!(csv.contains("[masked]") && csv.contains("crm:555"), "{csv}");
+
+    let (_, findings) = app.get(Role::Viewer, "/v1/findings").await;
+    assert_no_ana("the viewer's findings", &findings);
+    let findings: Value = serde_json::from_str(&findings).unwrap();
+    let evidence = &findings["findings"][0]["evidence"];
+    assert_eq!(
+        evidence["examples"][0]["crm_value"], "[masked]",
+        "{evidence}"
+    );
+    assert_eq!(evidence["examples"][0]["record"], "C0001/1", "{evidence}");
+    assert_eq!(evidence["contact"]["owner"], "8", "{evidence}");
+
+    for role in [Role::Approver, Role::Admin] {
+        let (_, list) = app.get(role, "/v1/actions").await;
+        assert!(
+            list.contains("+351 555") && !list.contains("[masked]"),
+            "{list}"
+        );
+        let (_, view) = app.get(role, &format!("/v1/actions/{id}")).await;
+        assert!(view.contains("ana.silva@example.com"), "{view}");
+        let (_, csv) = app.get(role, "/v1/actions.csv").await;
+        assert!(csv.contains("Silva") && !csv.contains("[masked]"), "{csv}");
+        let (_, findings) = app.get(role, "/v1/findings").await;
+        assert!(findings.contains("ana.old@example.com"), "{findings}");
+    }
+}
+
 async fn erasure_on(db: TestDb) {
     let app = start(&db, |_| {}).await;
     seed_people(app.store.as_ref()).await;
+    let merge = seed_merge(app.store.as_ref()).await;
+    seed_alerting(app.store.as_ref()).await;
+    let intents = [
+        contact_event(
+            60,
+            "C0001/1",
+            "101",
+            "email",
+            "ana.silva@example.com",
+            "ana@new.example",
+        ),
+        contact_event(61, "C0002/1", "102", "first_name", "Bo", "Bob"),
+    ];
+    app.store
+        .save_intents(Endpoint::Contacts, &intents, at(60))
+        .await
+        .unwrap();
     let request = json!({"email": "ANA.SILVA@example.com", "reason": "GDPR request 42"});
 
     let (status, _) = app
@@ -331,11 +537,22 @@ async fn erasure_on(db: TestDb) {
 
     let (status, report) = app.post(Role::Admin, "/v1/erasure", request.clone()).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["records"], 1);
+    // Her synced record, and the copy only the CRM holds that only the deduper knows of.
+    assert_eq!(report["records"], 2, "{report}");
     assert_eq!(report["erased"]["events"], 4, "{report}");
     assert_eq!(report["erased"]["record_states"], 1);
     assert_eq!(report["erased"]["conflicts"], 1);
     assert_eq!(report["erased"]["dead_letters"], 1);
+    for what in [
+        "dedup_proposals",
+        "merge_jobs",
+        "intents",
+        "notifications",
+        "alerts",
+        "findings",
+    ] {
+        assert_eq!(report["erased"][what], 1, "{what}: {report}");
+    }
 
     // Every read path, as the role that sees the most.
     let (_, json) = app
@@ -360,6 +577,36 @@ async fn erasure_on(db: TestDb) {
         "non-personal fields stay"
     );
     assert_eq!(states["C0002/1"].fields["first_name"], "Bo");
+
+    // The deduper's copies: proposals, the merge job's before-images, the sync's intents.
+    let proposals = app.store.dedup_proposals(None, None).await.unwrap();
+    assert_no_ana("Ana's merge proposal", &format!("{:?}", proposals[0]));
+    assert_eq!(proposals[0].proposal.before["crm:555"]["owner"], "8");
+    let bo = &proposals[1].proposal.before["crm:777"];
+    assert_eq!(bo["email"], "bo@example.com");
+    assert_eq!(
+        bo["last_name"], "Silva",
+        "another Silva, in a merge not hers, stays"
+    );
+    let jobs = app.store.merge_jobs(merge).await.unwrap();
+    assert_no_ana("the merge job's plan", &jobs[0].plan.to_string());
+    assert_eq!(jobs[0].plan["before"][0]["fields"]["email"], "[erased]");
+    let intents = app.store.intents(Endpoint::Contacts).await.unwrap();
+    assert_no_ana("the write intents", &format!("{intents:?}"));
+    assert_eq!(intents[1].new_value.as_deref(), Some("\"Bob\""));
+    let (_, view) = app.get(Role::Admin, &format!("/v1/actions/{merge}")).await;
+    assert_no_ana("the action view", &view);
+
+    // Alerting's free text: the words go, the rest of the sentence stays.
+    let outbox = app.store.outbox(None).await.unwrap();
+    let payload = outbox[0].payload.to_string();
+    assert_no_ana("the notification payload", &payload);
+    assert!(payload.contains("Bo and Canada are fine"), "{payload}");
+    let alerts = app.store.alerts(at(0)).await.unwrap();
+    assert_no_ana("the alert annotations", &format!("{alerts:?}"));
+    let (_, findings) = app.get(Role::Admin, "/v1/findings").await;
+    assert_no_ana("the finding evidence", &findings);
+    assert!(findings.contains("C0001/1"), "{findings}");
 
     // The erasure is itself an event: who, when, which fields, why.
     let json = app
@@ -388,8 +635,117 @@ async fn erasure_on(db: TestDb) {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["erased"]["events"], 0, "{report}");
     assert_log_is_still_append_only(&db.url).await;
+    let subjects = erasure_subjects(&db.url).await;
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert_no_ana("the record of the erasures", &subjects.join(" "));
+    assert!(subjects[0].starts_with("email sha256:"), "{subjects:?}");
     drop(app);
     db.cleanup().await;
+}
+
+/// A person the sync knows only from a record state (no event names her), and a replay of an
+/// erased event under its idempotency key.
+async fn erasure_lookup_and_replay_on(db: TestDb) {
+    let app = start(&db, |_| {}).await;
+    let commit = SyncCommit {
+        states: vec![RecordState {
+            endpoint: Endpoint::Contacts,
+            key: "C0009/1".into(),
+            crm_id: Some("109".into()),
+            erp_id: Some("C0009/1".into()),
+            fields: fields(&[("email", "zoe@example.com"), ("first_name", "Zoe")]),
+            synced_at: at(1),
+        }],
+        ..Default::default()
+    };
+    app.store.commit_sync(&commit, at(2)).await.unwrap();
+    let (status, report) = app
+        .post(
+            Role::Admin,
+            "/v1/erasure",
+            json!({"email": "ZOE@example.com", "reason": "asked"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["records"], 1, "{report}");
+    assert_eq!(report["erased"]["record_states"], 1, "{report}");
+    let states = app.store.record_states(Endpoint::Contacts).await.unwrap();
+    assert_eq!(states["C0009/1"].fields["email"], "[erased]");
+
+    // An event ingested, erased, then sent again by the platform that first sent it.
+    let event = contact_event(1, "C0008/1", "108", "email", "", "yann@example.com");
+    let body = format!("[{}]", syncwarden::sync::events::to_wire_json(&event));
+    let ingest = || {
+        app.client
+            .post(format!("{}/v1/events", app.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(ingest().await.unwrap().status(), 200);
+    let (status, report) = app
+        .post(
+            Role::Admin,
+            "/v1/erasure",
+            json!({"endpoint": "contacts", "key": "C0008/1", "reason": "asked"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["erased"]["events"], 1, "{report}");
+    let replay = ingest().await.unwrap();
+    assert_eq!(
+        replay.status(),
+        409,
+        "a replay must not bring the value back"
+    );
+    let answer: Value = replay.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "idempotency_conflict", "{answer}");
+    let (_, trail) = app
+        .get(Role::Admin, "/v1/audit/events?record_id=C0008/1")
+        .await;
+    assert!(!trail.contains("yann"), "{trail}");
+    let trail: Value = serde_json::from_str(&trail).unwrap();
+    let email = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "email")
+        .unwrap();
+    assert_eq!(email["new_value"], "\"[erased]\"");
+    drop(app);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn erasure_finds_people_in_record_states_and_a_replay_does_not_resurrect_them_sqlite() {
+    erasure_lookup_and_replay_on(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn erasure_finds_people_in_record_states_and_a_replay_does_not_resurrect_them_postgres() {
+    if let Some(db) = TestDb::postgres(
+        "erasure_finds_people_in_record_states_and_a_replay_does_not_resurrect_them_postgres",
+    )
+    .await
+    {
+        erasure_lookup_and_replay_on(db).await;
+    }
+}
+
+/// What the `erasures` rows say they erased, oldest first.
+async fn erasure_subjects(url: &str) -> Vec<String> {
+    let sql = "SELECT subject FROM erasures ORDER BY started_at";
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let subjects = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        subjects
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let subjects = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        subjects
+    }
 }
 
 async fn assert_log_is_still_append_only(url: &str) {

@@ -278,7 +278,7 @@ async function actionsPage(main, arg) {
   const filter = { state: params.get("state") ?? "open", endpoint: params.get("endpoint") || "" };
   const list = await api("GET", "/v1/actions" + query(filter));
   const stateSel = h("select", { id: "action-state" },
-    ["open", "approved", "rejected", ""].map((s) => h("option", { value: s, selected: s === filter.state }, s || "any")));
+    ["open", "approved", "applied", "undone", "rejected", ""].map((s) => h("option", { value: s, selected: s === filter.state }, s || "any")));
   const endpointSel = endpointSelect("action-endpoint", filter.endpoint);
   const apply = () => {
     location.hash = "#/actions/" + query({ state: stateSel.value || "", endpoint: endpointSel.value }) ;
@@ -336,7 +336,8 @@ function actionDetail(card, a) {
       h("button", { id: "approve", onclick: () => decide(a, "approve") }, "Approve"),
       reason,
       h("button", { id: "reject", class: "danger", onclick: () => decide(a, "reject", { reason: reason.value }) }, "Reject"));
-  } else {
+  } else if (a.status === "applied") {
+    // Undo needs the approver role; a viewer who tries is told so by the API.
     buttons.append(h("button", { id: "undo", class: "secondary", onclick: () => decide(a, "undo") }, "Undo"));
   }
   card.replaceChildren(

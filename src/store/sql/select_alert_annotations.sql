@@ -1,0 +1,1 @@
+SELECT fingerprint, annotations FROM alerts ORDER BY fingerprint

@@ -1,0 +1,1 @@
+UPDATE alerts SET annotations = $2 WHERE fingerprint = $1

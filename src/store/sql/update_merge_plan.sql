@@ -1,0 +1,1 @@
+UPDATE merge_jobs SET plan = $2 WHERE id = $1

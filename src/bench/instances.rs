@@ -66,6 +66,13 @@ pub struct InstancesBenchReport {
 
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(1_800);
 
+/// The endpoints `serve` schedules: item prices (the pricebook) travel with the items.
+fn scheduled() -> impl Iterator<Item = Endpoint> {
+    Endpoint::ALL
+        .into_iter()
+        .filter(|e| *e != Endpoint::Pricebook)
+}
+
 pub async fn run_instances_bench(
     options: &InstancesBenchOptions,
 ) -> anyhow::Result<InstancesBenchReport> {
@@ -182,7 +189,7 @@ async fn watch(
 async fn held_leases(store: &dyn Store) -> anyhow::Result<Vec<(String, String)>> {
     let now = Timestamp::now_utc();
     let mut held = Vec::new();
-    for endpoint in Endpoint::ALL {
+    for endpoint in scheduled() {
         let job = format!("sync:{}", endpoint.as_str());
         if let Some((holder, until)) = store.lease(&job).await?
             && until > now
@@ -216,8 +223,8 @@ fn kill_a_holder(
 }
 
 fn converged(runs: &[SyncRun]) -> bool {
-    Endpoint::ALL.iter().all(|endpoint| {
-        let of_endpoint = || runs.iter().filter(|r| r.endpoint == Some(*endpoint));
+    scheduled().all(|endpoint| {
+        let of_endpoint = || runs.iter().filter(|r| r.endpoint == Some(endpoint));
         let latest = of_endpoint()
             .filter(|r| r.ended_at.is_some())
             .max_by_key(|r| r.started_at);
@@ -277,7 +284,7 @@ fn spawn_instance(
             options.lease_secs.to_string(),
         )
         .stdout(Stdio::null());
-    for endpoint in Endpoint::ALL {
+    for endpoint in scheduled() {
         let key = endpoint.as_str().to_ascii_uppercase();
         command.env(
             format!("SYNCWARDEN_SYNC__ENDPOINTS__{key}__INTERVAL_SECS"),

@@ -1358,7 +1358,12 @@ impl Engine {
                 .collect()
         });
         let mut events = Vec::with_capacity(planned.len());
-        for Planned { mut event, key, write } in planned {
+        for Planned {
+            mut event,
+            key,
+            write,
+        } in planned
+        {
             if let Some(system) = write {
                 event.latency_ms = latency.get(&system).copied();
                 let target = (system, key);

@@ -304,17 +304,38 @@ async fn a_run_stopped_between_chunks_is_finished_by_the_next_without_loss_or_du
         tokio::spawn(async move { engine.run_endpoint(Endpoint::Accounts, false).await })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while w.store.record_states(Endpoint::Accounts).await.unwrap().len() < 8 {
-        assert!(!run.is_finished(), "the run ended before it could be stopped");
-        assert!(std::time::Instant::now() < deadline, "no chunk was committed");
+    while w
+        .store
+        .record_states(Endpoint::Accounts)
+        .await
+        .unwrap()
+        .len()
+        < 8
+    {
+        assert!(
+            !run.is_finished(),
+            "the run ended before it could be stopped"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk was committed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
-    let kept = w.store.record_states(Endpoint::Accounts).await.unwrap().len();
+    let kept = w
+        .store
+        .record_states(Endpoint::Accounts)
+        .await
+        .unwrap()
+        .len();
     assert!(kept < SeedScale::small().accounts, "the stop came too late");
     assert_eq!(
-        w.store.cursor(Endpoint::Accounts, System::Crm).await.unwrap(),
+        w.store
+            .cursor(Endpoint::Accounts, System::Crm)
+            .await
+            .unwrap(),
         None,
         "the cursors move with the last chunk only"
     );

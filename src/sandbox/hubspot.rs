@@ -497,53 +497,104 @@ struct Sort {
     direction: Option<String>,
 }
 
-/// A property value for comparison: dates as instants in milliseconds (HubSpot's resolution),
-/// object ids as numbers, else text.
-fn comparable(object: &HsObject, property: &str) -> Option<String> {
+/// A property value as searches compare it: dates as instants in milliseconds (HubSpot's
+/// resolution), object ids as numbers, else text. Built without formatting or allocating: a
+/// search compares every object of its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Comparable<'a> {
+    Number(i64),
+    Text(&'a str),
+}
+
+fn comparable<'a>(object: &'a HsObject, property: &str) -> Option<Comparable<'a>> {
     if is_last_modified(property) {
-        return Some(format!(
-            "{:020}",
-            object.updated_at.as_micros().div_euclid(1000)
+        return Some(Comparable::Number(
+            object.updated_at.as_micros().div_euclid(1000),
         ));
     }
     if property == "hs_object_id" {
-        return Some(format!("{:020}", object.id));
+        return Some(Comparable::Number(
+            i64::try_from(object.id).unwrap_or(i64::MAX),
+        ));
     }
-    object.properties.get(property).cloned()
+    object
+        .properties
+        .get(property)
+        .map(|v| Comparable::Text(v.as_str()))
 }
 
-fn filter_value(property: &str, value: &str) -> String {
+/// A filter's value, read once per search rather than once per object.
+fn filter_value<'a>(property: &str, value: &'a str) -> Comparable<'a> {
     if is_last_modified(property) {
         let ms = value
             .parse::<i64>()
             .or_else(|_| Timestamp::parse_rfc3339(value).map(|t| t.as_micros().div_euclid(1000)))
             .unwrap_or(0);
-        return format!("{ms:020}");
+        return Comparable::Number(ms);
     }
     if property == "hs_object_id" {
-        return format!("{:020}", value.parse::<u64>().unwrap_or(0));
+        let id = value.parse::<u64>().unwrap_or(0);
+        return Comparable::Number(i64::try_from(id).unwrap_or(i64::MAX));
     }
-    value.to_string()
+    Comparable::Text(value)
 }
 
-fn matches(object: &HsObject, filter: &Filter) -> Result<bool, String> {
-    let actual = comparable(object, &filter.property);
-    let wanted = filter
-        .value
-        .as_deref()
-        .map(|v| filter_value(&filter.property, v));
-    Ok(match (filter.operator.as_str(), actual, wanted) {
-        ("HAS_PROPERTY", a, _) => a.is_some(),
-        ("NOT_HAS_PROPERTY", a, _) => a.is_none(),
-        ("EQ", Some(a), Some(w)) => a == w,
-        ("NEQ", a, Some(w)) => a.as_deref() != Some(w.as_str()),
-        ("GTE", Some(a), Some(w)) => a >= w,
-        ("GT", Some(a), Some(w)) => a > w,
-        ("LTE", Some(a), Some(w)) => a <= w,
-        ("LT", Some(a), Some(w)) => a < w,
-        ("EQ" | "GTE" | "GT" | "LTE" | "LT", _, _) => false,
-        (op, _, _) => return Err(format!("unsupported operator {op}")),
-    })
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operator {
+    HasProperty,
+    NotHasProperty,
+    Eq,
+    Neq,
+    Gte,
+    Gt,
+    Lte,
+    Lt,
+}
+
+/// A search filter ready to be applied: operator and value read once.
+struct Compiled<'a> {
+    property: &'a str,
+    operator: Operator,
+    wanted: Option<Comparable<'a>>,
+}
+
+impl<'a> Compiled<'a> {
+    fn new(filter: &'a Filter) -> Result<Self, String> {
+        let operator = match filter.operator.as_str() {
+            "HAS_PROPERTY" => Operator::HasProperty,
+            "NOT_HAS_PROPERTY" => Operator::NotHasProperty,
+            "EQ" => Operator::Eq,
+            "NEQ" => Operator::Neq,
+            "GTE" => Operator::Gte,
+            "GT" => Operator::Gt,
+            "LTE" => Operator::Lte,
+            "LT" => Operator::Lt,
+            op => return Err(format!("unsupported operator {op}")),
+        };
+        Ok(Self {
+            property: &filter.property,
+            operator,
+            wanted: filter
+                .value
+                .as_deref()
+                .map(|v| filter_value(&filter.property, v)),
+        })
+    }
+
+    fn matches(&self, object: &HsObject) -> bool {
+        let actual = comparable(object, self.property);
+        match (self.operator, actual, self.wanted) {
+            (Operator::HasProperty, a, _) => a.is_some(),
+            (Operator::NotHasProperty, a, _) => a.is_none(),
+            (Operator::Eq, Some(a), Some(w)) => a == w,
+            (Operator::Neq, a, Some(w)) => a != Some(w),
+            (Operator::Gte, Some(a), Some(w)) => a >= w,
+            (Operator::Gt, Some(a), Some(w)) => a > w,
+            (Operator::Lte, Some(a), Some(w)) => a <= w,
+            (Operator::Lt, Some(a), Some(w)) => a < w,
+            _ => false,
+        }
+    }
 }
 
 async fn search(
@@ -555,26 +606,30 @@ async fn search(
     if let Some(denied) = sb.deny(&headers) {
         return denied;
     }
+    let groups: Result<Vec<Vec<Compiled<'_>>>, String> = request
+        .filter_groups
+        .iter()
+        .map(|group| group.filters.iter().map(Compiled::new).collect())
+        .collect();
+    let groups = match groups {
+        Ok(groups) => groups,
+        Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
+    };
     let data = sb.data();
-    let mut found: Vec<&HsObject> = Vec::new();
-    for object in data.all(&object_type) {
-        let mut keep = request.filter_groups.is_empty();
-        for group in &request.filter_groups {
-            let mut all = true;
-            for filter in &group.filters {
-                match matches(object, filter) {
-                    Ok(m) => all &= m,
-                    Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
-                }
-            }
-            keep |= all;
-        }
-        if keep {
-            found.push(object);
-        }
-    }
+    let mut found: Vec<&HsObject> = data
+        .all(&object_type)
+        .into_iter()
+        .filter(|object| {
+            groups.is_empty()
+                || groups
+                    .iter()
+                    .any(|filters| filters.iter().all(|f| f.matches(object)))
+        })
+        .collect();
     if let Some(sort) = request.sorts.first() {
-        found.sort_by_cached_key(|o| (comparable(o, &sort.property), o.id));
+        found.sort_by(|a, b| {
+            (comparable(a, &sort.property), a.id).cmp(&(comparable(b, &sort.property), b.id))
+        });
         if sort.direction.as_deref() == Some("DESCENDING") {
             found.reverse();
         }

@@ -534,10 +534,11 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
                 .is_none_or(|r| e.get("NumAtCard").and_then(Value::as_str) == Some(r))
         })
         .collect();
-    let sort_key = |e: &Entity| {
-        ["UpdateDate", "UpdateTime"].map(|f| e.get(f).map(value_text).unwrap_or_default())
-    };
-    found.sort_by_cached_key(|e| sort_key(e));
+    // Borrowed, not formatted: every page sorts the whole set. The stamps are strings.
+    fn sort_key(e: &Entity) -> [&str; 2] {
+        ["UpdateDate", "UpdateTime"].map(|f| e.get(f).and_then(Value::as_str).unwrap_or_default())
+    }
+    found.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     let limit = options.top.unwrap_or(usize::MAX).min(page_size);
     let mut skip = options.skip;
     if sb

@@ -35,6 +35,7 @@ pub(super) const INSERT_INTENTS_HEAD: &str = include_str!("sql/insert_intents_he
 pub(super) const INSERT_INTENTS_TAIL: &str = include_str!("sql/insert_intents_tail.sql");
 pub(super) const SELECT_INTENTS: &str = include_str!("sql/select_intents.sql");
 pub(super) const DELETE_INTENTS: &str = include_str!("sql/delete_intents.sql");
+pub(super) const DELETE_SETTLED_INTENTS: &str = include_str!("sql/delete_settled_intents.sql");
 pub(super) const DELETE_ALL_INTENTS: &str = include_str!("sql/delete_all_intents.sql");
 pub(super) const UPSERT_ENDPOINT_CONTROL: &str = include_str!("sql/upsert_endpoint_control.sql");
 pub(super) const SELECT_ENDPOINT_CONTROLS: &str = include_str!("sql/select_endpoint_controls.sql");
@@ -249,6 +250,16 @@ pub(super) fn parse_system(column: &str, s: &str) -> Result<System, StoreError> 
 
 pub(super) fn parse_outcome(s: &str) -> Result<Outcome, StoreError> {
     Outcome::parse(s).map_err(|_| corrupt("outcome", s))
+}
+
+/// The events of one `sync_intents` row: a record's write (a JSON array of its events), or one
+/// event alone as rows stored by earlier versions hold it.
+pub(super) fn intent_events(text: &str) -> Result<Vec<NewFieldEvent>, StoreError> {
+    if text.trim_start().starts_with('[') {
+        from_json("event", text)
+    } else {
+        Ok(vec![from_json("event", text)?])
+    }
 }
 
 /// A JSON column written by this store, read back.
@@ -917,6 +928,15 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                for chunk in commit.settled_intents.chunks(q::KEYS_PER_LOOKUP) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::DELETE_SETTLED_INTENTS);
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(key.as_str());
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
                 for chunk in commit.states.chunks(q::ROWS_PER_STATE_INSERT) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(q::UPSERT_STATES_HEAD);
                     qb.push_values(chunk, |mut row, s| {
@@ -992,17 +1012,15 @@ macro_rules! impl_store {
             async fn save_intents(
                 &self,
                 endpoint: $crate::domain::Endpoint,
-                events: &[$crate::domain::NewFieldEvent],
+                intents: &[$crate::store::WriteIntent<'_>],
                 at: $crate::domain::Timestamp,
             ) -> Result<(), StoreError> {
                 use $crate::store::common as q;
                 let mut tx = self.begin_write().await?;
-                for chunk in events.chunks(q::ROWS_PER_STATE_INSERT) {
+                for chunk in intents.chunks(q::ROWS_PER_STATE_INSERT) {
                     let mut rows = Vec::with_capacity(chunk.len());
-                    for e in chunk {
-                        let json = serde_json::to_string(e)
-                            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-                        rows.push((e.idempotency_key.clone(), json));
+                    for intent in chunk {
+                        rows.push((intent.key.as_str(), q::to_json(&intent.events)?));
                     }
                     let mut qb = sqlx::QueryBuilder::<$db>::new(q::INSERT_INTENTS_HEAD);
                     qb.push_values(rows, |mut row, (key, json)| {
@@ -1026,12 +1044,11 @@ macro_rules! impl_store {
                     .bind(endpoint.as_str())
                     .fetch_all(&self.pool)
                     .await?;
-                rows.iter()
-                    .map(|t| {
-                        serde_json::from_str(t)
-                            .map_err(|_| $crate::store::common::corrupt("event", t))
-                    })
-                    .collect()
+                let mut events = Vec::new();
+                for row in &rows {
+                    events.extend($crate::store::common::intent_events(row)?);
+                }
+                Ok(events)
             }
 
             async fn reset_sync_state(

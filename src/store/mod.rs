@@ -161,8 +161,20 @@ pub struct SyncCommit {
     pub retried_dead_letters: Vec<(i64, String)>,
     /// Settles the write intents of this endpoint (they are deleted).
     pub clear_intents: Option<Endpoint>,
+    /// Settles these write intents, by key: the writes of one chunk of a run.
+    pub settled_intents: Vec<String>,
     /// Conflicts a person settled: (id, how).
     pub resolved_conflicts: Vec<(i64, String)>,
+}
+
+/// The write of one record about to be made, stored before it goes out: the events it will
+/// record if it reaches its target.
+#[derive(Debug, Clone)]
+pub struct WriteIntent<'a> {
+    /// Names the intent; derived from its events' keys, so the same write planned again is the
+    /// same intent and a different one is another.
+    pub key: String,
+    pub events: Vec<&'a NewFieldEvent>,
 }
 
 #[async_trait]
@@ -238,15 +250,17 @@ pub trait Store: DigestStore + SecurityStore + Send + Sync + 'static {
         recorded_at: Timestamp,
     ) -> Result<AppendResult, StoreError>;
 
-    /// Stores the events of writes about to be made, before making them.
+    /// Stores the events of writes about to be made, before making them: one row per record
+    /// written (a key already stored is kept as it is).
     async fn save_intents(
         &self,
         endpoint: Endpoint,
-        events: &[NewFieldEvent],
+        intents: &[WriteIntent<'_>],
         at: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Intents left by a run that did not commit (it crashed between its writes and its commit).
+    /// The events of the intents left by a run that did not commit (it crashed between its
+    /// writes and its commit).
     async fn intents(&self, endpoint: Endpoint) -> Result<Vec<NewFieldEvent>, StoreError>;
 
     /// Forgets what was synced (record bases and cursors) and closes open dead letters and

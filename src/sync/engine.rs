@@ -1,12 +1,14 @@
 //! The sync engine: for one endpoint, pull what changed on both sides since the cursors, compare
 //! each field with the last agreed value (three-way), apply ownership and conflict policy, write
-//! through the connectors, and store the events, the new base values and the cursors in one
-//! transaction.
+//! through the connectors, and store the events with the new base values of the records they
+//! belong to, chunk by chunk (each chunk in one transaction), and the cursors with the last.
 //!
-//! Crash safety: writes are idempotent (upsert by the ERP key, updates by id) and every event's
-//! idempotency key is derived from what it records, so a run interrupted after its writes and
-//! before its commit is simply run again: it finds both sides already equal, records the same
-//! events (stored once) and commits.
+//! Crash safety: the intents of a chunk's writes are stored before its writes go out, and settled
+//! in the transaction that stores the chunk's events. Writes are idempotent (upsert by the ERP
+//! key, updates by id) and every event's idempotency key is derived from what it records, so a run
+//! interrupted after some writes is simply run again: the cursors have not moved, the committed
+//! chunks' records are found agreed (no events), the written ones are recorded from their intents
+//! (stored once) and the rest are planned anew.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use crate::domain::{
     SyncRunCounts, System, Timestamp,
 };
 use crate::lease::{DEFAULT_LEASE, LeaseError, Leases};
-use crate::store::{Store, StoreError, SyncCommit};
+use crate::store::{Store, StoreError, SyncCommit, WriteIntent};
 use crate::sync::connectors::{CALL_ENDPOINT, CallCounts, Connector, ConnectorError, WriteResult};
 use crate::sync::documents::FieldSet;
 use crate::sync::linking;
@@ -43,6 +45,8 @@ pub enum SyncError {
     Paused(Endpoint),
     #[error("no open conflict has id {0}")]
     UnknownConflict(i64),
+    #[error("the run's commits stopped: {0}")]
+    CommitStopped(String),
     #[error("rules of {endpoint}: {message}")]
     InvalidPolicy { endpoint: Endpoint, message: String },
     #[error(
@@ -120,6 +124,8 @@ pub struct Engine {
     /// Every finished reconciliation, for the live monitor's drift check (a check that found
     /// nothing leaves no event in the log, yet it is what resolves a drift finding).
     reconciled: tokio::sync::broadcast::Sender<Reconciled>,
+    /// Records per chunk of a run's writes and commits.
+    chunk_records: usize,
 }
 
 /// One finished reconciliation of an endpoint: when, and the differences it recorded.
@@ -138,10 +144,28 @@ const CURSOR_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
 /// The pseudo-field of the events that record a CRM record getting its ERP key at go-live.
 const LINK_FIELD: &str = "erp_number";
 
+/// Records per chunk of a run's writes. A chunk's events, states and settled intents are
+/// committed while the next chunk's writes are in flight, so a run takes about the longer of
+/// its writes and its commits rather than their sum.
+const RECORDS_PER_CHUNK: usize = 1000;
+
 /// An event and the write it depends on, if any: it fails when that write fails.
 struct Planned {
     event: NewFieldEvent,
-    write: Option<(System, String)>,
+    /// The record's key: which chunk the event is committed with.
+    key: String,
+    /// The side whose write the event records.
+    write: Option<System>,
+}
+
+/// The part of a plan that covers one range of record keys.
+#[derive(Default)]
+struct Chunk {
+    writes: HashMap<System, Vec<Write>>,
+    /// Shared with the committer while it stores the chunk's intents.
+    events: Arc<Vec<Planned>>,
+    states: BTreeMap<String, RecordState>,
+    conflicts: Vec<Conflict>,
 }
 
 /// Everything one run decides before it touches either system.
@@ -286,7 +310,8 @@ impl Plan<'_> {
         };
         self.events.push(Planned {
             event,
-            write: write.map(|target| (target, sides.key.to_string())),
+            key: sides.key.to_string(),
+            write,
         });
     }
 
@@ -300,21 +325,20 @@ impl Plan<'_> {
         outcome: Outcome,
     ) {
         let old = sides.values(target).and_then(|v| v.get(field));
-        let key = sides.key.to_string();
-        let id = sides.id(target);
-        let write = self
-            .writes
-            .entry(target)
-            .or_default()
-            .entry(key.clone())
-            .or_insert_with(|| Write {
-                id,
-                key,
+        let writes = self.writes.entry(target).or_default();
+        if !writes.contains_key(sides.key) {
+            let write = Write {
+                id: sides.id(target),
+                key: sides.key.to_string(),
                 fields: Fields::new(),
-            });
-        write
-            .fields
-            .insert(field.to_string(), value.cloned().unwrap_or_default());
+            };
+            writes.insert(sides.key.to_string(), write);
+        }
+        if let Some(write) = writes.get_mut(sides.key) {
+            write
+                .fields
+                .insert(field.to_string(), value.cloned().unwrap_or_default());
+        }
         self.event(
             sides,
             field,
@@ -497,19 +521,17 @@ impl Plan<'_> {
 
     /// Settles one field of a record both sides hold; returns the value both will hold.
     fn compare_field(&mut self, sides: &Sides<'_>, field: &str) -> Option<String> {
-        let get = |s: System| sides.values(s).and_then(|v| v.get(field)).cloned();
+        let get = |s: System| sides.values(s).and_then(|v| v.get(field));
         let (crm, erp) = (get(System::Crm), get(System::Erp));
-        let base = sides.base.map(|b| b.fields.get(field).cloned());
-        let rule = self.rules.rule_for(self.endpoint, field);
-        let here = (sides.key.to_string(), field.to_string());
-        if self.held.contains(&here) {
-            return base.flatten();
+        let base = sides.base.map(|b| b.fields.get(field));
+        if marked(&self.held, sides.key, field) {
+            return base.flatten().cloned();
         }
         if crm == erp {
             // Both sides already agree on a new value: a write of ours whose commit was lost, or
             // the same edit made twice. Record it once, as coming from the side changed first
             // (unless the interrupted run's intent recorded it already).
-            let recovered = self.recovered.contains(&here);
+            let recovered = marked(&self.recovered, sides.key, field);
             if let Some(base) = base.filter(|b| *b != crm && !recovered) {
                 let source = if sides.modified_at(System::Crm) <= sides.modified_at(System::Erp) {
                     System::Crm
@@ -519,29 +541,207 @@ impl Plan<'_> {
                 self.event(
                     sides,
                     field,
-                    base.as_ref(),
-                    crm.as_ref(),
+                    base,
+                    crm,
                     source,
                     Outcome::Applied,
                     None,
                     None,
                 );
             }
-            return crm;
+            return crm.cloned();
         }
-        let changed = |s: System, value: &Option<String>| match &base {
+        let changed = |s: System, value: Option<&String>| match base {
             Some(b) => sides.record(s).is_some() && value != b,
             None => true,
         };
-        match (changed(System::Crm, &crm), changed(System::Erp, &erp)) {
+        let rule = self.rules.rule_for(self.endpoint, field);
+        match (changed(System::Crm, crm), changed(System::Erp, erp)) {
             (true, false) => self.propagate(sides, field, System::Crm, rule.owner),
             (false, true) => self.propagate(sides, field, System::Erp, rule.owner),
             // Records first seen together (go-live) that differ: the owner's value is the truth.
             (true, true) if base.is_none() => self.propagate(sides, field, rule.owner, rule.owner),
             (true, true) => self.conflict(sides, field, rule.conflict, rule.owner),
-            (false, false) => base.flatten(),
+            (false, false) => base.flatten().cloned(),
         }
     }
+}
+
+/// Whether `(key, field)` is in `set`, without building the pair for the empty set that runs
+/// almost always have: this is asked for every field of every record.
+fn marked(set: &HashSet<(String, String)>, key: &str, field: &str) -> bool {
+    !set.is_empty() && set.contains(&(key.to_string(), field.to_string()))
+}
+
+impl Plan<'_> {
+    /// Cuts the writes, events, states and conflicts into chunks of `records` records each
+    /// (the last one fewer), by key, in key order.
+    fn take_chunks(&mut self, records: usize) -> Vec<Chunk> {
+        let keys: BTreeSet<&String> = self
+            .events
+            .iter()
+            .map(|p| &p.key)
+            .chain(self.states.keys())
+            .chain(self.writes.values().flat_map(|w| w.keys()))
+            .chain(self.conflicts.iter().map(|c| &c.key))
+            .collect();
+        // Chunk n holds the keys from bounds[n - 1] up to, not including, bounds[n].
+        let bounds: Vec<String> = keys
+            .into_iter()
+            .skip(records)
+            .step_by(records)
+            .cloned()
+            .collect();
+        let at = |key: &str| bounds.partition_point(|b| b.as_str() <= key);
+        let mut events: Vec<Vec<Planned>> = (0..=bounds.len()).map(|_| Vec::new()).collect();
+        let mut chunks: Vec<Chunk> = (0..=bounds.len()).map(|_| Chunk::default()).collect();
+        for (system, writes) in std::mem::take(&mut self.writes) {
+            for (key, write) in writes {
+                chunks[at(&key)]
+                    .writes
+                    .entry(system)
+                    .or_default()
+                    .push(write);
+            }
+        }
+        for planned in std::mem::take(&mut self.events) {
+            events[at(&planned.key)].push(planned);
+        }
+        for (key, state) in std::mem::take(&mut self.states) {
+            chunks[at(&key)].states.insert(key, state);
+        }
+        for conflict in std::mem::take(&mut self.conflicts) {
+            chunks[at(&conflict.key)].conflicts.push(conflict);
+        }
+        for (chunk, events) in chunks.iter_mut().zip(events) {
+            chunk.events = Arc::new(events);
+        }
+        chunks
+    }
+}
+
+/// The intents of the writes among `planned`: one per record and side written, named by its
+/// events' keys.
+fn write_intents(endpoint: Endpoint, planned: &[Planned]) -> Vec<WriteIntent<'_>> {
+    let mut by_write: HashMap<(System, &str), Vec<&NewFieldEvent>> = HashMap::new();
+    for p in planned {
+        if let Some(system) = p.write {
+            by_write
+                .entry((system, p.key.as_str()))
+                .or_default()
+                .push(&p.event);
+        }
+    }
+    by_write
+        .into_values()
+        .map(|events| {
+            let keys: Vec<&str> = events.iter().map(|e| e.idempotency_key.as_str()).collect();
+            WriteIntent {
+                key: format!("sw-intent-{}-{:016x}", endpoint.as_str(), fnv1a(&keys)),
+                events,
+            }
+        })
+        .collect()
+}
+
+/// What the committer does, in the order it is asked.
+enum Job {
+    /// Stores the intents of a chunk's writes, then says so.
+    Intents(Arc<Vec<Planned>>, tokio::sync::oneshot::Sender<()>),
+    Commit(SyncCommit),
+}
+
+/// Stores a run's intents and commits its chunks, in order, on a task of its own, so that the
+/// store's work overlaps the writes in flight: the next chunk's intents and this chunk's
+/// commit are stored while this chunk's writes are out. Dropped before `finish` (a lost lease,
+/// a shutdown) it stops as a crash would: the job in progress is rolled back.
+struct Committer {
+    sender: Option<tokio::sync::mpsc::Sender<Job>>,
+    task: tokio::task::JoinHandle<Result<EventCounts, SyncError>>,
+}
+
+impl Committer {
+    fn start(store: Arc<dyn Store>, endpoint: Endpoint, now: Timestamp) -> Self {
+        // Room for the next chunk's intents and this chunk's commit.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Job>(2);
+        let task = tokio::spawn(async move {
+            let mut counts = EventCounts::new();
+            while let Some(job) = receiver.recv().await {
+                match job {
+                    Job::Intents(planned, stored) => {
+                        let intents = write_intents(endpoint, &planned);
+                        store.save_intents(endpoint, &intents, now).await?;
+                        // The run takes the events back once its intents are stored.
+                        drop(intents);
+                        drop(planned);
+                        // The run may have stopped waiting; nothing is lost if so.
+                        let _ = stored.send(());
+                    }
+                    Job::Commit(mut commit) => {
+                        let events = std::mem::take(&mut commit.events);
+                        commit.events = unrecorded(store.as_ref(), events).await?;
+                        count(&mut counts, &commit.events);
+                        store.commit_sync(&commit, now).await?;
+                    }
+                }
+            }
+            Ok(counts)
+        });
+        Self {
+            sender: Some(sender),
+            task,
+        }
+    }
+
+    /// Queues a job; false when the committer has stopped on an error (`finish` returns it).
+    async fn send(&self, job: Job) -> bool {
+        match &self.sender {
+            Some(sender) => sender.send(job).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Queues the intents of a chunk's writes; the answer comes once they are stored (an error
+    /// when the committer stopped first).
+    async fn save_intents(&self, chunk: &Chunk) -> tokio::sync::oneshot::Receiver<()> {
+        let (stored, answer) = tokio::sync::oneshot::channel();
+        self.send(Job::Intents(chunk.events.clone(), stored)).await;
+        answer
+    }
+
+    /// Waits until every queued job is done; returns the events the commits recorded.
+    async fn finish(mut self) -> Result<EventCounts, SyncError> {
+        // A closed channel ends the task once it has done what is queued.
+        self.sender = None;
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(SyncError::CommitStopped(e.to_string())),
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Drops events the log already holds: a refusal or a conflict seen again on a later run
+/// (the inclusive cursor reads its records again) is the same event, not a new one.
+async fn unrecorded(
+    store: &dyn Store,
+    events: Vec<NewFieldEvent>,
+) -> Result<Vec<NewFieldEvent>, SyncError> {
+    let keys: Vec<&str> = events.iter().map(|e| e.idempotency_key.as_str()).collect();
+    let known = store.existing_event_keys(&keys).await?;
+    if known.is_empty() {
+        return Ok(events);
+    }
+    Ok(events
+        .into_iter()
+        .filter(|e| !known.contains(&e.idempotency_key))
+        .collect())
 }
 
 /// Every page of what changed since `since`: the records, and those that could not be read.
@@ -660,7 +860,14 @@ impl Engine {
             endpoints,
             clock,
             reconciled: tokio::sync::broadcast::channel(64).0,
+            chunk_records: RECORDS_PER_CHUNK,
         }
+    }
+
+    /// Sets how many records a chunk of a run's writes and commits holds (at least one).
+    pub fn with_chunk_records(mut self, records: usize) -> Self {
+        self.chunk_records = records.max(1);
+        self
     }
 
     /// Hears every reconciliation this engine finishes from now on.
@@ -958,43 +1165,22 @@ impl Engine {
             plan.compare(&sides, &fields);
         }
         summary.conflicts = plan.conflicts.len();
-        let mut commit = if dry_run {
-            SyncCommit {
-                events: plan.events.into_iter().map(|p| p.event).collect(),
-                ..Default::default()
-            }
+        let committer = Committer::start(self.store.clone(), endpoint, now);
+        let mut last = SyncCommit::default();
+        if dry_run {
+            last.events = plan.events.into_iter().map(|p| p.event).collect();
         } else {
-            let intents: Vec<NewFieldEvent> = plan
-                .events
-                .iter()
-                .filter(|p| p.write.is_some())
-                .map(|p| p.event.clone())
-                .collect();
-            self.store.save_intents(endpoint, &intents, now).await?;
-            let mut commit = self.execute(plan, cursors, &mut summary).await?;
-            commit.events.extend(recovered);
-            commit.clear_intents = Some(endpoint);
-            commit
-        };
-        commit.events.extend(rejected_events);
-        commit.events = self.unrecorded(std::mem::take(&mut commit.events)).await?;
-        count(&mut summary, &commit.events);
-        self.store.commit_sync(&commit, now).await?;
+            self.execute(plan, &committer, &mut summary).await?;
+            // The cursors move only once every chunk is in: a crash before leaves them behind,
+            // and the next run reads the records again.
+            last.cursors = cursors;
+            last.events = recovered;
+            last.clear_intents = Some(endpoint);
+        }
+        last.events.extend(rejected_events);
+        committer.send(Job::Commit(last)).await;
+        add_event_counts(&mut summary.events, &committer.finish().await?);
         Ok(summary)
-    }
-
-    /// Drops events the log already holds: a refusal or a conflict seen again on a later run
-    /// (the inclusive cursor reads its records again) is the same event, not a new one.
-    async fn unrecorded(
-        &self,
-        events: Vec<NewFieldEvent>,
-    ) -> Result<Vec<NewFieldEvent>, SyncError> {
-        let keys: Vec<&str> = events.iter().map(|e| e.idempotency_key.as_str()).collect();
-        let known = self.store.existing_event_keys(&keys).await?;
-        Ok(events
-            .into_iter()
-            .filter(|e| !known.contains(&e.idempotency_key))
-            .collect())
     }
 
     /// The intents a crashed run left: those whose value reached the target are recorded now
@@ -1044,18 +1230,13 @@ impl Engine {
         ))
     }
 
-    /// Sends the planned writes and turns the plan into what gets committed.
+    /// Sends the planned writes chunk by chunk and hands each chunk, settled, to the committer.
     async fn execute(
         &self,
         mut plan: Plan<'_>,
-        cursors: Vec<(Endpoint, System, Timestamp)>,
+        committer: &Committer,
         summary: &mut RunSummary,
-    ) -> Result<SyncCommit, SyncError> {
-        let mut failed: HashMap<(System, String), String> = HashMap::new();
-        let mut created: HashMap<(System, String), String> = HashMap::new();
-        let mut latency: HashMap<System, i64> = HashMap::new();
-        let mut dead_letters = Vec::new();
-        let mut failed_creates: HashSet<String> = HashSet::new();
+    ) -> Result<(), SyncError> {
         let open_letters: Vec<DeadLetter> = self
             .store
             .open_dead_letters()
@@ -1063,11 +1244,59 @@ impl Engine {
             .into_iter()
             .filter(|d| d.endpoint == plan.endpoint)
             .collect();
+        let mut chunks = plan.take_chunks(self.chunk_records).into_iter().peekable();
+        let Some(first) = chunks.peek() else {
+            return Ok(());
+        };
+        let mut stored = committer.save_intents(first).await;
+        while let Some(chunk) = chunks.next() {
+            let next = match chunks.peek() {
+                Some(next) => Some(committer.save_intents(next).await),
+                None => None,
+            };
+            // A write goes out only once its intent is stored.
+            if stored.await.is_err() {
+                // The committer failed; `finish` says why.
+                break;
+            }
+            let commit = self
+                .execute_chunk(plan.endpoint, plan.now, chunk, &open_letters, summary)
+                .await;
+            if !committer.send(Job::Commit(commit)).await {
+                break;
+            }
+            match next {
+                Some(next) => stored = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one chunk's writes and turns the chunk into what gets committed.
+    async fn execute_chunk(
+        &self,
+        endpoint: Endpoint,
+        now: Timestamp,
+        chunk: Chunk,
+        open_letters: &[DeadLetter],
+        summary: &mut RunSummary,
+    ) -> SyncCommit {
+        let Chunk {
+            writes,
+            events: planned,
+            mut states,
+            conflicts,
+        } = chunk;
+        let mut failed: HashMap<(System, String), String> = HashMap::new();
+        let mut created: HashMap<(System, String), String> = HashMap::new();
+        let mut latency: HashMap<System, i64> = HashMap::new();
+        let mut dead_letters = Vec::new();
+        let mut failed_creates: HashSet<String> = HashSet::new();
         let mut superseded = Vec::new();
-        for (system, writes) in std::mem::take(&mut plan.writes) {
-            let writes: Vec<Write> = writes.into_values().collect();
+        for (system, writes) in writes {
             let started = Instant::now();
-            let results = match self.connector(system).write(plan.endpoint, &writes).await {
+            let results = match self.connector(system).write(endpoint, &writes).await {
                 Ok(results) => results,
                 Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
             };
@@ -1097,32 +1326,52 @@ impl Engine {
                         failed.insert((system, write.key.clone()), e.to_string());
                         dead_letters.push(DeadLetter {
                             id: 0,
-                            endpoint: plan.endpoint,
+                            endpoint,
                             target: system,
                             key: write.key,
                             record_id: write.id,
                             fields: write.fields,
                             error: e.to_string(),
                             attempts: 1,
-                            created_at: plan.now,
+                            created_at: now,
                             resolved_at: None,
                         });
                     }
                 }
             }
         }
-        summary.failed_writes = dead_letters.len();
-        summary.records_written = created.len();
-        let mut events = Vec::with_capacity(plan.events.len());
-        for planned in plan.events {
-            let mut event = planned.event;
-            if let Some(target) = planned.write {
-                event.latency_ms = latency.get(&target.0).copied();
+        summary.failed_writes += dead_letters.len();
+        summary.records_written += created.len();
+        let settled_intents = write_intents(endpoint, &planned)
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        // The committer has let go of the events once the intents were stored.
+        let planned = Arc::try_unwrap(planned).unwrap_or_else(|shared| {
+            shared
+                .iter()
+                .map(|p| Planned {
+                    event: p.event.clone(),
+                    key: p.key.clone(),
+                    write: p.write,
+                })
+                .collect()
+        });
+        let mut events = Vec::with_capacity(planned.len());
+        for Planned {
+            mut event,
+            key,
+            write,
+        } in planned
+        {
+            if let Some(system) = write {
+                event.latency_ms = latency.get(&system).copied();
+                let target = (system, key);
                 if let Some(error) = failed.get(&target) {
                     event.outcome = Outcome::Failed;
                     event.error = Some(error.clone());
                     // The record keeps its old base for this field, so the change is not lost.
-                    if let Some(state) = plan.states.get_mut(&target.1) {
+                    if let Some(state) = states.get_mut(&target.1) {
                         revert_field(state, &event);
                     }
                 }
@@ -1130,25 +1379,25 @@ impl Engine {
             events.push(event);
         }
         for key in &failed_creates {
-            plan.states.remove(key);
+            states.remove(key);
         }
         for ((system, key), id) in created {
-            if let Some(state) = plan.states.get_mut(&key) {
+            if let Some(state) = states.get_mut(&key) {
                 match system {
                     System::Crm => state.crm_id = Some(id),
                     System::Erp => state.erp_id = Some(id),
                 }
             }
         }
-        Ok(SyncCommit {
+        SyncCommit {
             events,
-            states: plan.states.into_values().collect(),
-            cursors,
+            states: states.into_values().collect(),
             dead_letters,
-            conflicts: plan.conflicts,
+            conflicts,
             resolved_dead_letters: superseded,
+            settled_intents,
             ..Default::default()
-        })
+        }
     }
 }
 
@@ -1394,10 +1643,9 @@ fn revert_field(state: &mut RecordState, event: &NewFieldEvent) {
     };
 }
 
-fn count(summary: &mut RunSummary, events: &[NewFieldEvent]) {
+fn count(counts: &mut EventCounts, events: &[NewFieldEvent]) {
     for e in events {
-        *summary
-            .events
+        *counts
             .entry(e.endpoint)
             .or_default()
             .entry(e.outcome)

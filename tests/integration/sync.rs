@@ -219,6 +219,169 @@ async fn first_sync_links_creates_and_never_duplicates_then_goes_quiet() {
     assert_eq!(crm_companies(&w).len(), scale.accounts);
 }
 
+/// A run cut into chunks of three records stores what a run in one chunk stores: the same
+/// events and record states, no intent left behind, and nothing to do on the next run.
+#[tokio::test]
+async fn a_run_in_many_chunks_stores_what_one_chunk_stores() {
+    let (whole, chunked) = (world().await, world().await);
+    let in_chunks = engine_for(
+        &chunked.sandbox,
+        chunked.store.clone(),
+        chunked.clock.clone(),
+        default_endpoints(),
+    )
+    .with_chunk_records(3);
+    let one_chunk = engine_for(
+        &whole.sandbox,
+        whole.store.clone(),
+        whole.clock.clone(),
+        default_endpoints(),
+    )
+    .with_chunk_records(100_000);
+    for endpoint in [Endpoint::Accounts, Endpoint::Items, Endpoint::Quotes] {
+        let one = one_chunk.run_endpoint(endpoint, false).await.unwrap();
+        let many = in_chunks.run_endpoint(endpoint, false).await.unwrap();
+        assert!(many.records_written > 3, "{endpoint}: one chunk only");
+        assert_eq!(many.events, one.events, "{endpoint}");
+        assert_eq!(many.records_written, one.records_written, "{endpoint}");
+        let stored = chunked
+            .store
+            .query_events(&EventQuery {
+                run_id: Some(many.run_id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.len(),
+            many.events.values().flat_map(|o| o.values()).sum::<usize>()
+        );
+        let states = |w: &World| {
+            let store = w.store.clone();
+            async move {
+                let mut states: Vec<_> = store
+                    .record_states(endpoint)
+                    .await
+                    .unwrap()
+                    .into_values()
+                    .map(|s| (s.key, s.fields))
+                    .collect();
+                states.sort();
+                states
+            }
+        };
+        assert_eq!(states(&chunked).await, states(&whole).await, "{endpoint}");
+        assert!(chunked.store.intents(endpoint).await.unwrap().is_empty());
+        chunked.later(5);
+        let again = in_chunks.run_endpoint(endpoint, false).await.unwrap();
+        assert!(again.events.is_empty(), "{endpoint}: {again:?}");
+    }
+}
+
+/// A run stopped between its chunks (as a crash or a lost lease stops it: the run's future is
+/// dropped) keeps what its committed chunks stored and leaves the cursors where they were; the
+/// next run finishes the job: every partner once in the CRM, every write recorded once, no
+/// intent left, and a run after that finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_between_chunks_is_finished_by_the_next_without_loss_or_duplicates() {
+    let w = world().await;
+    let engine = Arc::new(
+        engine_for(
+            &w.sandbox,
+            w.store.clone(),
+            w.clock.clone(),
+            default_endpoints(),
+        )
+        .with_chunk_records(4),
+    );
+    let keyed_before: std::collections::HashSet<String> = crm_companies(&w).into_keys().collect();
+    w.sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 40,
+        ..Default::default()
+    });
+    let run = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run_endpoint(Endpoint::Accounts, false).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while w
+        .store
+        .record_states(Endpoint::Accounts)
+        .await
+        .unwrap()
+        .len()
+        < 8
+    {
+        assert!(
+            !run.is_finished(),
+            "the run ended before it could be stopped"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no chunk was committed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let kept = w
+        .store
+        .record_states(Endpoint::Accounts)
+        .await
+        .unwrap()
+        .len();
+    assert!(kept < SeedScale::small().accounts, "the stop came too late");
+    assert_eq!(
+        w.store
+            .cursor(Endpoint::Accounts, System::Crm)
+            .await
+            .unwrap(),
+        None,
+        "the cursors move with the last chunk only"
+    );
+
+    w.sandbox.crm.faults.set(FaultConfig::default());
+    let resumed = engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(resumed.failed_writes, 0, "{resumed:?}");
+    let companies = crm_companies(&w);
+    assert_eq!(companies.len(), SeedScale::small().accounts);
+    let events = all_events(w.store.as_ref()).await;
+    let mut keys: Vec<&String> = companies.keys().collect();
+    keys.sort();
+    for key in keys.into_iter().filter(|k| !keyed_before.contains(*k)) {
+        // However it got there (created: its name written; linked: its key written), once.
+        let recorded = events
+            .iter()
+            .filter(|e| {
+                e.event.erp_id.as_deref() == Some(key.as_str())
+                    && e.event.outcome == Outcome::Applied
+                    && (e.event.field == "name" || e.event.field == "erp_number")
+            })
+            .count();
+        assert_eq!(recorded, 1, "{key}: {recorded} events");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        assert!(seen.insert(e.event.idempotency_key.clone()), "stored twice");
+    }
+    assert!(
+        w.store
+            .intents(Endpoint::Accounts)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.later(5);
+    let quiet = engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+}
+
 #[tokio::test]
 async fn a_full_cycle_on_postgres() {
     let Some(db) = TestDb::postgres("sync::a_full_cycle_on_postgres").await else {

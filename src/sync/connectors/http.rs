@@ -51,6 +51,8 @@ tokio::task_local! {
 /// API calls made by one connector: every attempt counts, a retried failure as a failure.
 #[derive(Debug, Default)]
 pub struct CallStats {
+    /// The connector's name in the `/metrics` counters.
+    connector: &'static str,
     ok: AtomicU64,
     failed: AtomicU64,
     latency_micros: AtomicU64,
@@ -77,7 +79,23 @@ pub struct CallCounts {
 }
 
 impl CallStats {
-    fn record(&self, ok: bool, latency: Duration) {
+    pub fn new(connector: &'static str) -> Self {
+        Self {
+            connector,
+            ..Self::default()
+        }
+    }
+
+    /// The one hook every API call attempt goes through. It feeds everything that counts calls:
+    /// the connector's totals (run summaries, the sync benchmark), the per-endpoint tallies the
+    /// engine stores for the monitor's roll-ups (the endpoint from [`CALL_ENDPOINT`]), and the
+    /// process-wide `syncwarden_sync_calls_total` of `/metrics`.
+    pub fn record(&self, ok: bool, latency: Duration) {
+        let outcome = if ok { "ok" } else { "failed" };
+        crate::telemetry::count(
+            crate::telemetry::SYNC_CALLS,
+            &[("connector", self.connector), ("outcome", outcome)],
+        );
         let counter = if ok { &self.ok } else { &self.failed };
         counter.fetch_add(1, Ordering::Relaxed);
         self.latency_micros
@@ -119,8 +137,6 @@ enum Failure {
 
 #[derive(Clone)]
 pub struct HttpCore {
-    /// The connector's name in the `/metrics` counters.
-    pub connector: &'static str,
     pub client: reqwest::Client,
     pub retry: RetryPolicy,
     pub stats: Arc<CallStats>,
@@ -134,10 +150,9 @@ impl HttpCore {
             .build()
             .map_err(|e| ConnectorError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
-            connector,
             client,
             retry,
-            stats: Arc::new(CallStats::default()),
+            stats: Arc::new(CallStats::new(connector)),
         })
     }
 
@@ -187,15 +202,6 @@ impl HttpCore {
         }
     }
 
-    fn record(&self, ok: bool, latency: Duration) {
-        self.stats.record(ok, latency);
-        let outcome = if ok { "ok" } else { "failed" };
-        crate::telemetry::count(
-            crate::telemetry::SYNC_CALLS,
-            &[("connector", self.connector), ("outcome", outcome)],
-        );
-    }
-
     async fn send(
         &self,
         attempts: u32,
@@ -210,11 +216,11 @@ impl HttpCore {
             let last = attempt >= attempts;
             match result {
                 Ok(response) if response.status().is_success() => {
-                    self.record(true, latency);
+                    self.stats.record(true, latency);
                     return Ok(response);
                 }
                 Ok(response) => {
-                    self.record(false, latency);
+                    self.stats.record(false, latency);
                     let status = response.status();
                     if last || !retryable(status) {
                         return Err(Failure::Status(response));
@@ -225,7 +231,7 @@ impl HttpCore {
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    self.record(false, latency);
+                    self.stats.record(false, latency);
                     let error = ConnectorError::Transport(e.without_url().to_string());
                     if last {
                         return Err(Failure::Error(error));
@@ -279,6 +285,53 @@ fn wait_from(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Option
             .and_then(|ms| secs(ms / 1000.0));
     }
     None
+}
+
+#[cfg(test)]
+mod hook_tests {
+    use super::*;
+
+    /// The value of `syncwarden_sync_calls_total` for one connector and outcome.
+    fn exported(connector: &str, outcome: &str) -> u64 {
+        let mut out = String::new();
+        crate::telemetry::render_counters(&mut out);
+        let series = format!(
+            "{}{{connector=\"{connector}\",outcome=\"{outcome}\"}} ",
+            crate::telemetry::SYNC_CALLS
+        );
+        out.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map_or(0, |n| n.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn one_record_feeds_the_totals_the_tallies_and_the_exported_counter() {
+        let stats = CallStats::new("hook-test");
+        CALL_ENDPOINT
+            .scope(Endpoint::Accounts, async {
+                stats.record(true, Duration::from_millis(3));
+                stats.record(true, Duration::from_millis(3));
+                stats.record(false, Duration::from_millis(40));
+            })
+            .await;
+        stats.record(true, Duration::from_millis(1));
+        let totals = stats.snapshot();
+        assert_eq!((totals.ok, totals.failed), (3, 1));
+        assert_eq!(totals.total_latency, Duration::from_millis(47));
+        let tallies = stats.take_tallies();
+        let accounts = tallies
+            .iter()
+            .find(|t| t.endpoint == Some(Endpoint::Accounts))
+            .unwrap();
+        assert_eq!((accounts.attempted, accounts.succeeded), (3, 2));
+        assert_eq!(accounts.latencies_ms, BTreeMap::from([(3, 2), (40, 1)]));
+        let outside = tallies.iter().find(|t| t.endpoint.is_none()).unwrap();
+        assert_eq!((outside.attempted, outside.succeeded), (1, 1));
+        assert!(stats.take_tallies().is_empty(), "taken once");
+        // The exported counter saw exactly the same calls.
+        assert_eq!(exported("hook-test", "ok"), totals.ok);
+        assert_eq!(exported("hook-test", "failed"), totals.failed);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+DELETE FROM sync_intents WHERE idempotency_key IN (

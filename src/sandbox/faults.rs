@@ -28,6 +28,12 @@ pub struct FaultConfig {
     pub retry_after_secs: u32,
     /// Added to every call.
     pub latency_ms: u64,
+    /// Added to write calls only, on top of `latency_ms` (a slow write path, cheap to simulate
+    /// because a sync makes few writes).
+    pub write_latency_ms: u64,
+    /// Share of the inputs of a batch write refused one by one (answered 207 with an error per
+    /// refused input) while the call itself goes through.
+    pub input_error_rate: f64,
     /// Every call answered 503 while set.
     pub outage: bool,
     /// Share of successful answers whose body is cut short.
@@ -80,7 +86,8 @@ impl Faults {
 
     fn next_fault(&self, write: bool) -> (Option<Fault>, Duration) {
         let mut config = lock(&self.config);
-        let latency = Duration::from_millis(config.latency_ms);
+        let extra = if write { config.write_latency_ms } else { 0 };
+        let latency = Duration::from_millis(config.latency_ms.saturating_add(extra));
         let fault = if config.outage {
             Some(Fault::Outage)
         } else if config.burst_429 > 0 {
@@ -97,6 +104,12 @@ impl Faults {
     /// Whether this answer's body should be cut short.
     pub fn malformed(&self) -> bool {
         let rate = lock(&self.config).malformed_rate;
+        self.roll(rate)
+    }
+
+    /// Whether this input of a batch write is to be refused (`input_error_rate`).
+    pub fn refuse_input(&self) -> bool {
+        let rate = lock(&self.config).input_error_rate;
         self.roll(rate)
     }
 

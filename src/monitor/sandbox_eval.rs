@@ -9,8 +9,8 @@
 //! as sandbox faults at a known minute:
 //! - `success_rate_drop`: the CRM refuses 10% of the records written instead of 1%, for two
 //!   hours;
-//! - `silent_stop`: the ERP silently leaves out its first page of every list, so the sync reads
-//!   nothing and writes nothing, without an error, for three hours;
+//! - `silent_stop`: the ERP answers every list empty, so the sync reads nothing and writes
+//!   nothing, without an error, for three hours;
 //! - `latency_x5`: CRM write calls take five times `write_latency_ms` more, for an hour;
 //! - `price_drift`: the CRM reports five items' prices 5% too high, until the end;
 //! - `dropped_page`: the CRM silently leaves out its first page of every list, until the end.
@@ -162,7 +162,7 @@ fn erp_faults(incident: Option<(IncidentKind, u64)>, minute: u64) -> FaultConfig
             if minute >= start && minute < start + IncidentKind::SilentStop.minutes() =>
         {
             FaultConfig {
-                drop_page: Some(1),
+                empty_lists: true,
                 ..FaultConfig::default()
             }
         }
@@ -359,6 +359,15 @@ pub async fn run_sandbox_eval(
     let start = learn + (scored / 3).min(60);
     let mut rng = fastrand::Rng::with_seed(options.seed);
     let mut jobs = Vec::new();
+    // The clean run first: it is the longest, so it must not be left to run alone at the end.
+    let clean = options.clean_hours > 0;
+    if clean {
+        jobs.push(Job {
+            incident: None,
+            minutes: learn + options.clean_hours * 60,
+            seed: rng.u64(..),
+        });
+    }
     for kind in IncidentKind::ALL {
         for _ in 0..options.runs {
             jobs.push(Job {
@@ -368,14 +377,8 @@ pub async fn run_sandbox_eval(
             });
         }
     }
-    if options.clean_hours > 0 {
-        jobs.push(Job {
-            incident: None,
-            minutes: learn + options.clean_hours * 60,
-            seed: rng.u64(..),
-        });
-    }
     let outcomes = run_jobs(&jobs, &options, &watch).await?;
+    let (clean_outcome, outcomes) = outcomes.split_at(usize::from(clean));
     let scored_from = at(learn);
 
     let mut incidents = Vec::new();
@@ -412,9 +415,7 @@ pub async fn run_sandbox_eval(
     }
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     let mut clean_writes_per_hour = None;
-    if options.clean_hours > 0
-        && let Some(clean) = outcomes.last()
-    {
+    if let Some(clean) = clean_outcome.first() {
         for f in clean.findings.iter().filter(|f| f.detected_at >= scored_from) {
             *kinds.entry(f.kind.clone()).or_default() += 1;
         }

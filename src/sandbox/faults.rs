@@ -40,6 +40,8 @@ pub struct FaultConfig {
     pub malformed_rate: f64,
     /// 1-based page number of list/search answers the server silently skips.
     pub drop_page: Option<u32>,
+    /// Every list answer comes back empty, without an error (a silent stop; SAP B1 server).
+    pub empty_lists: bool,
     /// One-shot: the server forgets every session (SAP B1: the next call gets 401 code 301).
     pub expire_sessions: bool,
     /// Every record written while set carries the same last-modified time (the moment it was
@@ -111,6 +113,10 @@ impl Faults {
     pub fn refuse_input(&self) -> bool {
         let rate = lock(&self.config).input_error_rate;
         self.roll(rate)
+    }
+
+    pub fn empty_lists(&self) -> bool {
+        lock(&self.config).empty_lists
     }
 
     pub fn dropped_page(&self) -> Option<u32> {

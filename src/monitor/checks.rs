@@ -129,7 +129,12 @@ impl SystemChecks {
             // Lines are judged against every ERP price (not only the prices both sides map): a
             // customer may buy at a book the CRM does not carry.
             let books = self.customer_price_books().await?;
-            found.extend(line_mismatches(&documents, &books, &erp_all, self.tolerance));
+            found.extend(line_mismatches(
+                &documents,
+                &books,
+                &erp_all,
+                self.tolerance,
+            ));
         }
         Ok(found)
     }
@@ -143,7 +148,11 @@ impl SystemChecks {
             .mapped_fields(System::Erp, Endpoint::Accounts)
             .is_ok_and(|fields| fields.iter().any(|f| f == "price_book"));
         if maps_books {
-            for account in self.engine.read_all(System::Erp, Endpoint::Accounts).await? {
+            for account in self
+                .engine
+                .read_all(System::Erp, Endpoint::Accounts)
+                .await?
+            {
                 if let (Some(key), Some(book)) = (account.key, account.fields.get("price_book")) {
                     books.books.insert(key, book.clone());
                 }

@@ -596,7 +596,10 @@ mod tests {
     #[test]
     fn a_line_mismatch_keeps_its_start_until_the_line_is_fixed() {
         let erp = vec![item("A", "1", &[("Trade", eur(800))])];
-        let (t0, t1) = (Timestamp::from_micros(0), Timestamp::from_micros(60_000_000));
+        let (t0, t1) = (
+            Timestamp::from_micros(0),
+            Timestamp::from_micros(60_000_000),
+        );
         let mut watch = PriceWatch::default();
         let check = |price: Money| {
             let documents = vec![document("Q-1", Some("C1"), vec![line(1, "A", price)])];

@@ -389,7 +389,11 @@ pub async fn run_sandbox_eval(
         let mut others: BTreeMap<String, usize> = BTreeMap::new();
         for outcome in runs {
             let mut first: Option<Timestamp> = None;
-            for f in outcome.findings.iter().filter(|f| f.detected_at >= scored_from) {
+            for f in outcome
+                .findings
+                .iter()
+                .filter(|f| f.detected_at >= scored_from)
+            {
                 if kind.detects(&f.kind) && f.detected_at >= began && f.detected_at <= ends {
                     first = Some(first.map_or(f.detected_at, |t| t.min(f.detected_at)));
                 } else {
@@ -416,7 +420,11 @@ pub async fn run_sandbox_eval(
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     let mut clean_writes_per_hour = None;
     if let Some(clean) = clean_outcome.first() {
-        for f in clean.findings.iter().filter(|f| f.detected_at >= scored_from) {
+        for f in clean
+            .findings
+            .iter()
+            .filter(|f| f.detected_at >= scored_from)
+        {
             *kinds.entry(f.kind.clone()).or_default() += 1;
         }
         let written: usize = clean.writes.iter().skip(learn as usize).sum();

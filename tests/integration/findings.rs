@@ -415,7 +415,10 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
     let order_lines = |found: &[syncwarden::monitor::Finding]| -> Vec<serde_json::Value> {
         found
             .iter()
-            .filter(|f| f.fingerprint.starts_with("price_mismatch:line:sales_orders "))
+            .filter(|f| {
+                f.fingerprint
+                    .starts_with("price_mismatch:line:sales_orders ")
+            })
             .map(|f| f.evidence.clone())
             .collect()
     };
@@ -423,7 +426,8 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
     let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
     assert_eq!(order_lines(&open), Vec::<serde_json::Value>::new());
     assert!(
-        open.iter().any(|f| f.fingerprint.starts_with("price_mismatch:line:quotes ")),
+        open.iter()
+            .any(|f| f.fingerprint.starts_with("price_mismatch:line:quotes ")),
         "the planted quote lines are still found against list 1: {open:#?}"
     );
 
@@ -460,7 +464,10 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
         assert_eq!(e["price_book"], "2", "{e}");
         assert_eq!(e["issue"]["kind"], "line", "{e}");
         assert_eq!(e["issue"]["customer"], customer.as_str(), "{e}");
-        assert!(e["item_code"].is_string() && e["erp_record"].is_string(), "{e}");
+        assert!(
+            e["item_code"].is_string() && e["erp_record"].is_string(),
+            "{e}"
+        );
         // List 2 is list 1 less 5%.
         let (unit, erp) = (
             e["issue"]["unit_price"]["minor"].as_i64().unwrap(),
@@ -470,7 +477,10 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
     }
     let line = open
         .iter()
-        .find(|f| f.fingerprint.starts_with("price_mismatch:line:sales_orders "))
+        .find(|f| {
+            f.fingerprint
+                .starts_with("price_mismatch:line:sales_orders ")
+        })
         .unwrap();
     assert_eq!(line.started_at, at(0));
     assert_eq!(line.severity, Severity::Critical);

@@ -7,9 +7,8 @@
 //! detector is streaming and causal with an O(1) baseline update per point (exponentially weighted
 //! hour-of-week slots, a forgetting Beta posterior, ranked nonconformity windows). A linfa
 //! estimator fits in batch: refitting a seasonal regression per bucket costs O(history) per point
-//! to give the hour-of-week mean the running slots already hold, and both sync-incident
-//! evaluations in BENCHMARKS.md meet their targets without one, so there is no gain left to show.
-//! Calibrating scores into probabilities would need labelled incidents at run time, which a live
+//! to give the hour-of-week mean the running slots already hold. A fitted baseline has not been
+//! tried against the evaluations in BENCHMARKS.md, so no gain is claimed either way. Calibrating scores into probabilities would need labelled incidents at run time, which a live
 //! sync does not have.
 
 pub mod checks;

@@ -1,20 +1,24 @@
 //! The live monitor's checks of the systems themselves, beside the minute buckets of the log:
 //! - **prices**: every item's price in every price book, the CRM's against the ERP's, and the
-//!   lines of the CRM's quotes and the ERP's sales orders against the ERP's price book, read in
-//!   full through the engine's connectors;
+//!   lines of the CRM's quotes and the ERP's sales orders against the ERP price book of each
+//!   document's customer, read in full through the engine's connectors. A customer's book is the
+//!   `price_book` field of its ERP account when the ERP connector maps one, else the configured
+//!   assignment ([`SystemChecks::with_customer_price_books`]), else the default line book;
 //! - **reconciliation drift**: the differences each reconciliation of the engine recorded (price
 //!   fields excluded: the price check owns those, one finding per item and price book).
 //!
 //! A check that fails to read a side reports nothing, so a finding is never resolved by an outage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::drift::DriftWatch;
 use super::prices::price_book_mismatches;
-use super::prices::{PriceMismatch, PriceTolerance, PriceWatch, line_mismatches};
+use super::prices::{
+    CustomerPriceBooks, PriceMismatch, PriceTolerance, PriceWatch, PricedDocument, line_mismatches,
+};
 use super::watch::Report;
 use crate::domain::{Currency, Endpoint, Item, Line, Money, PriceBookEntry, System, Timestamp};
 use crate::sync::engine::{Engine, Reconciled, SyncError};
@@ -30,7 +34,7 @@ pub struct Currencies {
 pub struct SystemChecks {
     engine: Arc<Engine>,
     tolerance: PriceTolerance,
-    line_price_book: String,
+    price_books: CustomerPriceBooks,
     currencies: Currencies,
     prices: PriceWatch,
     drift: DriftWatch,
@@ -38,6 +42,8 @@ pub struct SystemChecks {
 }
 
 impl SystemChecks {
+    /// Checks with every customer's lines against `line_price_book` (until
+    /// [`Self::with_customer_price_books`] or the ERP's accounts say otherwise).
     pub fn new(
         engine: Arc<Engine>,
         tolerance: PriceTolerance,
@@ -48,11 +54,18 @@ impl SystemChecks {
             reconciled: engine.subscribe_reconciliations(),
             engine,
             tolerance,
-            line_price_book,
+            price_books: CustomerPriceBooks::single(line_price_book),
             currencies,
             prices: PriceWatch::default(),
             drift: DriftWatch::default(),
         }
+    }
+
+    /// Customer ERP number -> the ERP price book its quote and order lines are checked against
+    /// (customers not named keep the default line book).
+    pub fn with_customer_price_books(mut self, books: HashMap<String, String>) -> Self {
+        self.price_books.books = books;
+        self
     }
 
     /// Reads both sides and reports every price mismatch (with when it was first seen) and the
@@ -72,7 +85,8 @@ impl SystemChecks {
 
     async fn price_mismatches(&self) -> Result<Vec<PriceMismatch>, SyncError> {
         let read = |system| self.engine.read_all(system, Endpoint::Items);
-        let mut erp_items = items(&read(System::Erp).await?, System::Erp, self.currencies.erp);
+        let erp_all = items(&read(System::Erp).await?, System::Erp, self.currencies.erp);
+        let mut erp_items = erp_all.clone();
         let mut crm_items = items(&read(System::Crm).await?, System::Crm, self.currencies.crm);
         // An item one side lacks altogether is the reconciliation's to report, and a price book
         // one side does not map is not synced: neither is a price mismatch.
@@ -91,6 +105,7 @@ impl SystemChecks {
         }
         let mut found = price_book_mismatches(&erp_items, &crm_items, self.tolerance);
         let configured: Vec<Endpoint> = self.engine.endpoints().map(|(e, _)| *e).collect();
+        let mut documents = Vec::new();
         for (system, endpoint, currency) in [
             (System::Crm, Endpoint::Quotes, self.currencies.crm),
             (System::Erp, Endpoint::SalesOrders, self.currencies.erp),
@@ -99,21 +114,51 @@ impl SystemChecks {
                 continue;
             }
             for document in self.engine.read_all(system, endpoint).await? {
-                let name = format!(
-                    "{} {}",
-                    endpoint.as_str(),
-                    document.key.as_deref().unwrap_or(&document.id)
-                );
-                found.extend(line_mismatches(
-                    &name,
-                    &lines(&document, currency),
-                    &self.line_price_book,
-                    &erp_items,
-                    self.tolerance,
-                ));
+                documents.push(PricedDocument {
+                    name: format!(
+                        "{} {}",
+                        endpoint.as_str(),
+                        document.key.as_deref().unwrap_or(&document.id)
+                    ),
+                    customer: document.fields.get("account").cloned(),
+                    lines: lines(&document, currency),
+                });
             }
         }
+        if !documents.is_empty() {
+            // Lines are judged against every ERP price (not only the prices both sides map): a
+            // customer may buy at a book the CRM does not carry.
+            let books = self.customer_price_books().await?;
+            found.extend(line_mismatches(
+                &documents,
+                &books,
+                &erp_all,
+                self.tolerance,
+            ));
+        }
         Ok(found)
+    }
+
+    /// The configured customer price books, overridden by the ERP's own assignment (the
+    /// `price_book` field of its accounts) when the ERP connector maps one.
+    async fn customer_price_books(&self) -> Result<CustomerPriceBooks, SyncError> {
+        let mut books = self.price_books.clone();
+        let maps_books = self
+            .engine
+            .mapped_fields(System::Erp, Endpoint::Accounts)
+            .is_ok_and(|fields| fields.iter().any(|f| f == "price_book"));
+        if maps_books {
+            for account in self
+                .engine
+                .read_all(System::Erp, Endpoint::Accounts)
+                .await?
+            {
+                if let (Some(key), Some(book)) = (account.key, account.fields.get("price_book")) {
+                    books.books.insert(key, book.clone());
+                }
+            }
+        }
+        Ok(books)
     }
 
     /// The drift reports of the reconciliations finished since the last call.

@@ -42,11 +42,22 @@ pub enum MonitorCommand {
         #[arg(long, default_value_t = 6, requires = "sandbox")]
         scored_hours: u64,
         /// With --sandbox: scored hours of the clean run.
-        #[arg(long, default_value_t = 48, requires = "sandbox")]
+        #[arg(long, default_value_t = 168, requires = "sandbox")]
         clean_hours: u64,
-        /// With --sandbox: ERP item edits per minute, on average.
-        #[arg(long, default_value_t = 8, requires = "sandbox")]
+        /// With --sandbox: ERP item edits per minute, on average (17: about 1,000 an hour).
+        #[arg(long, default_value_t = 17, requires = "sandbox")]
         writes_per_minute: usize,
+        /// With --sandbox: items in the sandbox (each edit picks one at random).
+        #[arg(long, default_value_t = 200, requires = "sandbox")]
+        items: usize,
+        /// With --sandbox: milliseconds every CRM write call takes on top of its own time (five
+        /// times as many during the latency incident); real time, so well above the machine's
+        /// own noise.
+        #[arg(long, default_value_t = 20, requires = "sandbox")]
+        write_latency_ms: u64,
+        /// With --sandbox: scenarios run at once.
+        #[arg(long, default_value_t = 2, requires = "sandbox")]
+        jobs: usize,
     },
     /// The findings in the store, newest first, with mean time to detect and to recover.
     Findings {
@@ -191,6 +202,9 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
             scored_hours,
             clean_hours,
             writes_per_minute,
+            items,
+            write_latency_ms,
+            jobs,
             ..
         } => {
             let options = super::sandbox_eval::SandboxEvalOptions {
@@ -199,6 +213,9 @@ pub async fn run(command: MonitorCommand, settings: &Settings) -> anyhow::Result
                 scored_hours,
                 clean_hours,
                 writes_per_minute,
+                items,
+                write_latency_ms,
+                jobs,
                 seed,
             };
             let report =

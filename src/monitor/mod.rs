@@ -4,13 +4,12 @@
 //! the code that runs live, and the evaluations behind BENCHMARKS.md.
 //!
 //! Why no linfa model here (the deduper's classifier is linfa's logistic regression): every
-//! detector is streaming and causal, its baseline updated in O(1) per point (exponentially weighted
-//! hour-of-week slots, a forgetting Beta posterior, ranked nonconformity windows). linfa's
-//! estimators fit in batch over a dataset; refitting one per bucket would cost O(history) per
-//! point and answer the same question the running means answer. The one fit that could add
-//! something, a calibration of the anomaly score into a probability, needs labelled anomalies at
-//! run time, which a live sync does not have (and NAB's labels may set one global parameter set,
-//! never be fitted to).
+//! detector is streaming and causal with an O(1) baseline update per point (exponentially weighted
+//! hour-of-week slots, a forgetting Beta posterior, ranked nonconformity windows). A linfa
+//! estimator fits in batch: refitting a seasonal regression per bucket costs O(history) per point
+//! to give the hour-of-week mean the running slots already hold. A fitted baseline has not been
+//! tried against the evaluations in BENCHMARKS.md, so no gain is claimed either way. Calibrating scores into probabilities would need labelled incidents at run time, which a live
+//! sync does not have.
 
 pub mod checks;
 pub mod command;
@@ -38,7 +37,8 @@ pub use freshness::{FreshnessChange, FreshnessMonitor, FreshnessParams, StaleInc
 pub use live::LiveMonitor;
 pub use metrics::{Bucket, Scope, bucket_events, events_between};
 pub use prices::{
-    PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, line_mismatches, price_book_mismatches,
+    CustomerPriceBooks, PriceIssue, PriceMismatch, PriceTolerance, PriceWatch, PricedDocument,
+    line_mismatches, price_book_mismatches,
 };
 pub use score::{DetectorKind, ScoreSummary, score_file, score_tree};
 pub use seasonal::{Direction, SeasonalChange, SeasonalDetector, SeasonalIncident, SeasonalParams};

@@ -28,12 +28,20 @@ pub struct FaultConfig {
     pub retry_after_secs: u32,
     /// Added to every call.
     pub latency_ms: u64,
+    /// Added to write calls only, on top of `latency_ms` (a slow write path, cheap to simulate
+    /// because a sync makes few writes).
+    pub write_latency_ms: u64,
+    /// Share of the inputs of a batch write refused one by one (answered 207 with an error per
+    /// refused input) while the call itself goes through.
+    pub input_error_rate: f64,
     /// Every call answered 503 while set.
     pub outage: bool,
     /// Share of successful answers whose body is cut short.
     pub malformed_rate: f64,
     /// 1-based page number of list/search answers the server silently skips.
     pub drop_page: Option<u32>,
+    /// Every list answer comes back empty, without an error (a silent stop; SAP B1 server).
+    pub empty_lists: bool,
     /// One-shot: the server forgets every session (SAP B1: the next call gets 401 code 301).
     pub expire_sessions: bool,
     /// Every record written while set carries the same last-modified time (the moment it was
@@ -80,7 +88,8 @@ impl Faults {
 
     fn next_fault(&self, write: bool) -> (Option<Fault>, Duration) {
         let mut config = lock(&self.config);
-        let latency = Duration::from_millis(config.latency_ms);
+        let extra = if write { config.write_latency_ms } else { 0 };
+        let latency = Duration::from_millis(config.latency_ms.saturating_add(extra));
         let fault = if config.outage {
             Some(Fault::Outage)
         } else if config.burst_429 > 0 {
@@ -98,6 +107,16 @@ impl Faults {
     pub fn malformed(&self) -> bool {
         let rate = lock(&self.config).malformed_rate;
         self.roll(rate)
+    }
+
+    /// Whether this input of a batch write is to be refused (`input_error_rate`).
+    pub fn refuse_input(&self) -> bool {
+        let rate = lock(&self.config).input_error_rate;
+        self.roll(rate)
+    }
+
+    pub fn empty_lists(&self) -> bool {
+        lock(&self.config).empty_lists
     }
 
     pub fn dropped_page(&self) -> Option<u32> {

@@ -708,6 +708,15 @@ fn run_batch(
             errors.push(error);
             continue;
         }
+        if sb.faults.refuse_input() {
+            errors.push(json!({
+                "status": "error",
+                "category": "INTERNAL_ERROR",
+                "message": format!("internal error (injected) for {}", input.id),
+                "context": {"ids": [input.id]},
+            }));
+            continue;
+        }
         match apply(&mut data, input, now) {
             Ok(id) => results.extend(data.get(object_type, id).map(|o| sb.view(o, None))),
             Err(error) => errors.push(error),

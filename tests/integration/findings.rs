@@ -275,6 +275,11 @@ struct LiveSandbox {
 }
 
 async fn live_sandbox() -> LiveSandbox {
+    live_sandbox_with_books(Default::default()).await
+}
+
+/// The live sandbox, with `books` assigning customers their own ERP price book.
+async fn live_sandbox_with_books(books: std::collections::HashMap<String, String>) -> LiveSandbox {
     use std::sync::Arc;
     use syncwarden::clock::Clock;
     use syncwarden::domain::Currency;
@@ -300,7 +305,8 @@ async fn live_sandbox() -> LiveSandbox {
         PriceTolerance::default(),
         "1".into(),
         Currencies { crm: eur, erp: eur },
-    );
+    )
+    .with_customer_price_books(books);
     let monitor = LiveMonitor::new(store.clone(), Watcher::default(), clock.now())
         .with_checks(checks, Duration::from_secs(300));
     LiveSandbox {
@@ -391,6 +397,93 @@ async fn price_mismatches_from_the_sandbox_open_with_evidence_and_resolve_when_f
         open.iter().all(|f| f.fingerprint != items[0].fingerprint),
         "{open:#?}"
     );
+}
+
+/// The ERP's sales orders are priced at list 1: right for customers who buy at list 1 (the
+/// default line book), 5% high for a customer who buys at list 2. Each of that customer's order
+/// lines is a finding naming the item, the customer's book, both prices, the order and line.
+#[tokio::test]
+async fn order_lines_are_checked_against_each_customers_own_price_book() {
+    use syncwarden::domain::{Endpoint, System};
+
+    let mut live = live_sandbox().await;
+    let orders = live
+        .engine
+        .read_all(System::Erp, Endpoint::SalesOrders)
+        .await
+        .unwrap();
+    let order_lines = |found: &[syncwarden::monitor::Finding]| -> Vec<serde_json::Value> {
+        found
+            .iter()
+            .filter(|f| {
+                f.fingerprint
+                    .starts_with("price_mismatch:line:sales_orders ")
+            })
+            .map(|f| f.evidence.clone())
+            .collect()
+    };
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    assert_eq!(order_lines(&open), Vec::<serde_json::Value>::new());
+    assert!(
+        open.iter()
+            .any(|f| f.fingerprint.starts_with("price_mismatch:line:quotes ")),
+        "the planted quote lines are still found against list 1: {open:#?}"
+    );
+
+    let customer = orders[0].fields["account"].clone();
+    // Every line of every order of that customer, by (order key, line number).
+    let mut expected: Vec<(String, u64)> = orders
+        .iter()
+        .filter(|o| o.fields.get("account") == Some(&customer))
+        .flat_map(|o| {
+            let key = o.key.clone().unwrap_or_else(|| o.id.clone());
+            (1..)
+                .take_while(|n| o.fields.contains_key(&format!("line.{n}.item")))
+                .map(move |n| (key.clone(), n))
+        })
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+
+    let mut live = live_sandbox_with_books([(customer.clone(), "2".to_string())].into()).await;
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    let found = order_lines(&open);
+    let mut flagged: Vec<(String, u64)> = found
+        .iter()
+        .map(|e| {
+            let document = e["issue"]["document"].as_str().unwrap();
+            let key = document.strip_prefix("sales_orders ").unwrap().to_string();
+            (key, e["issue"]["line_no"].as_u64().unwrap())
+        })
+        .collect();
+    flagged.sort();
+    assert_eq!(flagged, expected);
+    for e in &found {
+        assert_eq!(e["price_book"], "2", "{e}");
+        assert_eq!(e["issue"]["kind"], "line", "{e}");
+        assert_eq!(e["issue"]["customer"], customer.as_str(), "{e}");
+        assert!(
+            e["item_code"].is_string() && e["erp_record"].is_string(),
+            "{e}"
+        );
+        // List 2 is list 1 less 5%.
+        let (unit, erp) = (
+            e["issue"]["unit_price"]["minor"].as_i64().unwrap(),
+            e["issue"]["erp"]["minor"].as_i64().unwrap(),
+        );
+        assert_eq!(erp, unit - unit / 20, "{e}");
+    }
+    let line = open
+        .iter()
+        .find(|f| {
+            f.fingerprint
+                .starts_with("price_mismatch:line:sales_orders ")
+        })
+        .unwrap();
+    assert_eq!(line.started_at, at(0));
+    assert_eq!(line.severity, Severity::Critical);
 }
 
 /// A page the CRM drops shows in two reconciliations running as drift, from the live loop; once

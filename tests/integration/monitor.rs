@@ -476,6 +476,9 @@ async fn the_sandbox_eval_runs_a_tiny_scenario_of_every_incident_kind() {
         scored_hours: 1,
         clean_hours: 1,
         writes_per_minute: 2,
+        items: 20,
+        write_latency_ms: 0,
+        jobs: 2,
         seed: 7,
     };
     let report = run_sandbox_eval(options, Default::default()).await.unwrap();

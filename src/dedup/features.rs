@@ -339,9 +339,10 @@ fn company(a: Value, b: Value, out: &mut Vec<f64>) {
     let (na, nb) = (normalise::numbers(a.text), normalise::numbers(b.text));
     let conflict = numbers_disagree(&na, &nb);
     let near = conflict
-        && na
-            .iter()
-            .any(|x| nb.iter().any(|y| x.len().abs_diff(y.len()) == 1 && osa_distance(x, y) == 1));
+        && na.iter().any(|x| {
+            nb.iter()
+                .any(|y| x.len().abs_diff(y.len()) == 1 && osa_distance(x, y) == 1)
+        });
     out.extend_from_slice(&[
         flag(forms && fa.iter().any(|f| fb.contains(f))),
         flag(forms && disjoint(&fa, &fb)),
@@ -597,7 +598,10 @@ columns = ["title"]
         }
         // A side without numbers says nothing either way.
         let plain = item("g", "Cable");
-        assert_eq!(get(&p, &pair(&p, &cable5, &plain), "codes.other_numbers"), 0.0);
+        assert_eq!(
+            get(&p, &pair(&p, &cable5, &plain), "codes.other_numbers"),
+            0.0
+        );
     }
 
     #[test]
@@ -610,7 +614,11 @@ columns = ["title"]
         let other = company("d", "Acme Industries 18 GmbH");
         let bare = company("e", "Industries 17 Acme");
         let f = pair(&p, &gmbh, &ltd);
-        assert_eq!(get(&p, &f, "name.exact"), 1.0, "legal forms are not the name");
+        assert_eq!(
+            get(&p, &f, "name.exact"),
+            1.0,
+            "legal forms are not the name"
+        );
         assert_eq!(get(&p, &f, "name.legal_form_conflict"), 1.0);
         assert_eq!(get(&p, &f, "name.numbers_same"), 1.0);
         let f = pair(&p, &gmbh, &typo);
@@ -624,7 +632,11 @@ columns = ["title"]
         );
         let f = pair(&p, &other, &gmbh);
         assert_eq!(get(&p, &f, "name.numbers_conflict"), 1.0);
-        assert_eq!(get(&p, &f, "name.numbers_near"), 0.0, "17 and 18: another number");
+        assert_eq!(
+            get(&p, &f, "name.numbers_near"),
+            0.0,
+            "17 and 18: another number"
+        );
         let f = pair(&p, &company("x", "Acme Industries 4157 GmbH"), &gmbh);
         assert_eq!(get(&p, &f, "name.numbers_near"), 0.0);
         // No legal form on one side: neither agreement nor conflict.

@@ -183,7 +183,10 @@ pub fn legal_forms(raw: &str) -> Vec<&'static str> {
     ];
     let mut forms: Vec<&'static str> = Vec::new();
     for word in fold(&split_numbers(raw)).split(' ') {
-        let word = SAME.iter().find(|(long, _)| *long == word).map_or(word, |(_, short)| short);
+        let word = SAME
+            .iter()
+            .find(|(long, _)| *long == word)
+            .map_or(word, |(_, short)| short);
         if let Some(form) = LEGAL_SUFFIXES.iter().find(|s| **s == word)
             && !forms.contains(form)
         {

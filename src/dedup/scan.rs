@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::cluster::{self, Member};
-use super::features;
 use super::command::dedup_table;
+use super::features;
 use super::llm::Adjudicator;
 use super::model::Model;
 use super::profile::Profile;

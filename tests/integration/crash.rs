@@ -541,7 +541,11 @@ async fn sigkill_during_a_merge_and_during_its_undo_then_resume() {
         !companies().contains_key(&loser)
     })
     .await;
-    assert_eq!(companies()[&survivor], crm_before[&survivor], "killed too late");
+    assert_eq!(
+        companies()[&survivor],
+        crm_before[&survivor],
+        "killed too late"
+    );
     sandbox.crm.faults.set(FaultConfig::default());
     resume().await;
     let jobs = store.merge_jobs(proposal.id).await.unwrap();
@@ -564,7 +568,10 @@ async fn sigkill_during_a_merge_and_during_its_undo_then_resume() {
     );
     let events = events_once(jobs[0].id, "merge").await;
     assert_eq!(
-        events.iter().filter(|e| e.event.field == "merged_into").count(),
+        events
+            .iter()
+            .filter(|e| e.event.field == "merged_into")
+            .count(),
         1
     );
 
@@ -599,7 +606,11 @@ async fn sigkill_during_a_merge_and_during_its_undo_then_resume() {
         .filter(|(id, _)| !crm_before.contains_key(*id))
         .map(|(_, p)| p)
         .collect();
-    assert_eq!(restored.len(), 1, "the loser created again once: {restored:?}");
+    assert_eq!(
+        restored.len(),
+        1,
+        "the loser created again once: {restored:?}"
+    );
     assert_eq!(undone.len(), crm_before.len());
     let mut expected = crm_before[&loser].clone();
     expected.insert(

@@ -850,7 +850,15 @@ async fn eval_with_llm_asks_only_the_uncertain_band_and_failures_wait_for_review
     assert!(ok, "{stderr}");
     assert_eq!(
         decisions(&plain),
-        ["match", "match", "match", "match", "match", "match", "non_match"]
+        [
+            "match",
+            "match",
+            "match",
+            "match",
+            "match",
+            "match",
+            "non_match"
+        ]
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["llm_asked"], 0);
@@ -861,7 +869,15 @@ async fn eval_with_llm_asks_only_the_uncertain_band_and_failures_wait_for_review
     assert!(ok, "{stderr}");
     assert_eq!(
         decisions(&judged),
-        ["match", "non_match", "review", "review", "review", "match", "non_match"],
+        [
+            "match",
+            "non_match",
+            "review",
+            "review",
+            "review",
+            "match",
+            "non_match"
+        ],
         "{judged:?}"
     );
     assert!(judged[0].1.contains("typo"), "{judged:?}");
@@ -893,7 +909,15 @@ async fn eval_with_llm_asks_only_the_uncertain_band_and_failures_wait_for_review
     assert!(ok, "{stderr}");
     assert_eq!(
         decisions(&failed),
-        ["review", "review", "review", "review", "review", "match", "non_match"]
+        [
+            "review",
+            "review",
+            "review",
+            "review",
+            "review",
+            "match",
+            "non_match"
+        ]
     );
     assert!(failed[..5].iter().all(|(_, why)| !why.is_empty()));
     let report: Value = serde_json::from_str(&stdout).unwrap();

@@ -1,9 +1,11 @@
 """Labelled training tables for the accounts and contacts models, in the shape syncwarden's store
 holds those records (canonical field names), with duplicates typed the way people type them:
-dropped letters, abbreviations, reordered words, a stray dot in an e-mail, partial records.
+dropped letters, abbreviations, reordered words, a stray dot in an e-mail, partial records, a
+newer phone number.
 
 Seeded and independent of the sandbox's own seed, so the sandbox's planted duplicates are data
-the models never saw. Usage: python3 models/generate_training.py SEED OUT_DIR
+the models never saw. Usage: python3 models/generate_training.py SEED OUT_DIR (the shipped tables:
+seed 7).
 """
 import csv
 import random
@@ -36,7 +38,9 @@ def misspell(rng, name):
     return " ".join(words[1:] + words[:1])
 
 
-def accounts(rng, n, dups):
+def accounts(rng, n, dups, later):
+    """`later` draws what was added after the first version (so the rest stays as it was): a
+    duplicate typed in later often carries the company's newer phone number."""
     rows = []
     for i in range(1, n + 1):
         number = f" {rng.randrange(1, 5000)}" if rng.random() < 0.6 else ""
@@ -57,6 +61,8 @@ def accounts(rng, n, dups):
                       "billing_country"]:
                 if rng.random() < 0.7:
                     dup[f] = original[f]
+        if later.random() < 0.3:
+            dup["phone"] = f"+49 40 {later.randrange(1_000_000, 9_999_999)}"
         rows.append(dup)
     return rows
 
@@ -99,5 +105,5 @@ def write(path, rows):
 if __name__ == "__main__":
     seed, out = int(sys.argv[1]), sys.argv[2]
     rng = random.Random(seed)
-    write(f"{out}/accounts-train.csv", accounts(rng, 2000, 300))
+    write(f"{out}/accounts-train.csv", accounts(rng, 2000, 300, random.Random(seed + 1)))
     write(f"{out}/contacts-train.csv", contacts(rng, 700, 300))

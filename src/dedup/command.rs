@@ -750,7 +750,7 @@ fn baseline_text(profile: &Profile, record: &super::profile::Prepared) -> String
         .fields
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.kind == FieldKind::Name)
+        .filter(|(_, f)| matches!(f.kind, FieldKind::Name | FieldKind::Company))
         .map(|(i, _)| i)
         .collect();
     let fields = if names.is_empty() {

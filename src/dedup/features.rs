@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::normalise;
 use super::profile::{FieldKind, Prepared, Profile, Value};
 use super::similarity::{jaro_winkler, osa_distance, sorensen_dice};
 
@@ -158,6 +159,20 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "weighted",
             "rarity",
         ],
+        FieldKind::Company => &[
+            "missing",
+            "exact",
+            "jaro_winkler",
+            "damerau",
+            "dice",
+            "weighted",
+            "rarity",
+            "legal_form_same",
+            "legal_form_conflict",
+            "numbers_same",
+            "numbers_conflict",
+            "numbers_near",
+        ],
         FieldKind::Text => &["missing", "dice", "weighted", "jaro_winkler"],
         FieldKind::Code => &["missing", "exact", "damerau"],
         FieldKind::Codes => &[
@@ -171,6 +186,7 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "measure_conflict",
             "number_conflict",
             "first_word_same",
+            "other_numbers",
         ],
         FieldKind::Date => &[
             "missing",
@@ -253,6 +269,10 @@ fn compare(kind: FieldKind, a: Value, b: Value, out: &mut Vec<f64>) {
             if exact { 1.0 } else { weighted_overlap(a, b) },
             if exact { a.rarity } else { 0.0 },
         ]),
+        FieldKind::Company => {
+            compare(FieldKind::Name, a, b, out);
+            company(a, b, out);
+        }
         FieldKind::Text => out.extend_from_slice(&[
             0.0,
             if exact { 1.0 } else { token_dice(a, b) },
@@ -309,6 +329,37 @@ fn compare(kind: FieldKind, a: Value, b: Value, out: &mut Vec<f64>) {
     }
 }
 
+/// Legal form and number agreement of two company names. `Acme Industries 17 GmbH` and
+/// `Acme Industries 17 Ltd` are two companies of one group, as are `... 17 GmbH` and `... 18
+/// GmbH`; a dropped or doubled digit (`17` typed `1` or `177`) is a near miss rather than another
+/// number, a changed digit is not.
+fn company(a: Value, b: Value, out: &mut Vec<f64>) {
+    let (fa, fb): (Vec<&str>, Vec<&str>) = (a.codes().collect(), b.codes().collect());
+    let forms = !fa.is_empty() && !fb.is_empty();
+    let (na, nb) = (normalise::numbers(a.text), normalise::numbers(b.text));
+    let conflict = numbers_disagree(&na, &nb);
+    let near = conflict
+        && na.iter().any(|x| {
+            nb.iter()
+                .any(|y| x.len().abs_diff(y.len()) == 1 && osa_distance(x, y) == 1)
+        });
+    out.extend_from_slice(&[
+        flag(forms && fa.iter().any(|f| fb.contains(f))),
+        flag(forms && disjoint(&fa, &fb)),
+        flag(!na.is_empty() && na == nb),
+        flag(conflict),
+        flag(near),
+    ]);
+}
+
+/// Both sides state numbers and neither side's are all among the other's: `Cable 5m` and
+/// `Cable 10m`, `Motor 26-1` and `Motor 26-486`. A side that only adds numbers (a size the
+/// other left out) does not disagree.
+fn numbers_disagree(a: &[&str], b: &[&str]) -> bool {
+    let within = |x: &[&str], y: &[&str]| x.iter().all(|n| y.contains(n));
+    !a.is_empty() && !b.is_empty() && !within(a, b) && !within(b, a)
+}
+
 fn last7(s: &str) -> &str {
     &s[s.len().saturating_sub(7)..]
 }
@@ -328,6 +379,10 @@ fn codes(a: Value, b: Value, out: &mut Vec<f64>) {
         flag(disjoint(&numbers(a), &numbers(b))),
         // Usually the brand, which catalogues without a brand column still put first.
         flag(first(a) == first(b)),
+        flag(numbers_disagree(
+            &normalise::numbers(a.text),
+            &normalise::numbers(b.text),
+        )),
     ];
     if a.codes().len() == 0 || b.codes().len() == 0 {
         out.extend_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
@@ -512,6 +567,88 @@ columns = ["title"]
         let common = pair(&p, &recs[0], &recs[20])[w];
         let rare = pair(&p, &recs[20], &recs[21])[w];
         assert!(rare > common, "rare {rare} common {common}");
+    }
+
+    /// One value per column, as the products profile reads items.
+    fn products() -> Profile {
+        Profile::load(std::path::Path::new("config/dedup/products.toml")).unwrap()
+    }
+
+    fn get(p: &Profile, f: &[f64], name: &str) -> f64 {
+        f[names(p).iter().position(|x| x == name).unwrap()]
+    }
+
+    #[test]
+    fn other_numbers_flags_names_that_differ_only_by_a_number() {
+        let p = products();
+        let item = |id: &str, name: &str| rec(&p, id, &[("name", name)]);
+        let cable5 = item("a", "Cable 5m");
+        let cable10 = item("b", "Cable 10m");
+        let motor1 = item("c", "Motor 26-1");
+        let motor486 = item("d", "Motor 26-486");
+        let sized = item("e", "Cable 5m 3 pack");
+        let same = item("f", "CABLE 5 m");
+        for field in ["codes", "all_codes"] {
+            let n = format!("{field}.other_numbers");
+            assert_eq!(get(&p, &pair(&p, &cable5, &cable10), &n), 1.0);
+            assert_eq!(get(&p, &pair(&p, &motor1, &motor486), &n), 1.0);
+            // One side only adds a number (a pack size): no disagreement, nor on equal ones.
+            assert_eq!(get(&p, &pair(&p, &cable5, &sized), &n), 0.0);
+            assert_eq!(get(&p, &pair(&p, &cable5, &same), &n), 0.0);
+        }
+        // A side without numbers says nothing either way.
+        let plain = item("g", "Cable");
+        assert_eq!(
+            get(&p, &pair(&p, &cable5, &plain), "codes.other_numbers"),
+            0.0
+        );
+    }
+
+    #[test]
+    fn company_names_compare_legal_forms_and_numbers() {
+        let p = Profile::load(std::path::Path::new("config/dedup/accounts.toml")).unwrap();
+        let company = |id: &str, name: &str| rec(&p, id, &[("name", name)]);
+        let gmbh = company("a", "Acme Industries 17 GmbH");
+        let ltd = company("b", "Acme Industries 17 Ltd");
+        let typo = company("c", "Acme Industries 1 GmbH");
+        let other = company("d", "Acme Industries 18 GmbH");
+        let bare = company("e", "Industries 17 Acme");
+        let f = pair(&p, &gmbh, &ltd);
+        assert_eq!(
+            get(&p, &f, "name.exact"),
+            1.0,
+            "legal forms are not the name"
+        );
+        assert_eq!(get(&p, &f, "name.legal_form_conflict"), 1.0);
+        assert_eq!(get(&p, &f, "name.numbers_same"), 1.0);
+        let f = pair(&p, &gmbh, &typo);
+        assert_eq!(
+            (
+                get(&p, &f, "name.legal_form_same"),
+                get(&p, &f, "name.numbers_conflict"),
+                get(&p, &f, "name.numbers_near")
+            ),
+            (1.0, 1.0, 1.0)
+        );
+        let f = pair(&p, &other, &gmbh);
+        assert_eq!(get(&p, &f, "name.numbers_conflict"), 1.0);
+        assert_eq!(
+            get(&p, &f, "name.numbers_near"),
+            0.0,
+            "17 and 18: another number"
+        );
+        let f = pair(&p, &company("x", "Acme Industries 4157 GmbH"), &gmbh);
+        assert_eq!(get(&p, &f, "name.numbers_near"), 0.0);
+        // No legal form on one side: neither agreement nor conflict.
+        let f = pair(&p, &gmbh, &bare);
+        assert_eq!(
+            (
+                get(&p, &f, "name.legal_form_same"),
+                get(&p, &f, "name.legal_form_conflict"),
+                get(&p, &f, "name.numbers_same")
+            ),
+            (0.0, 0.0, 1.0)
+        );
     }
 
     #[test]

@@ -149,6 +149,69 @@ pub fn name(raw: &str) -> String {
     }
 }
 
+/// A company's name: as [`name`], with numbers cut from letters first, so a space lost between
+/// a number and a legal form (`Tyrell Foods 5AG`) does not hide either.
+pub fn company(raw: &str) -> String {
+    name(&split_numbers(raw))
+}
+
+fn split_numbers(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 4);
+    let mut last: Option<char> = None;
+    for c in raw.chars() {
+        if let Some(l) = last
+            && l.is_alphanumeric()
+            && c.is_alphanumeric()
+            && l.is_ascii_digit() != c.is_ascii_digit()
+        {
+            out.push(' ');
+        }
+        out.push(c);
+        last = Some(c);
+    }
+    out
+}
+
+/// The legal forms a name states, each in one spelling (`Incorporated` is `inc`), in order of
+/// appearance: two records naming different forms are usually two companies of one group.
+pub fn legal_forms(raw: &str) -> Vec<&'static str> {
+    const SAME: &[(&str, &str)] = &[
+        ("incorporated", "inc"),
+        ("limited", "ltd"),
+        ("corporation", "corp"),
+        ("company", "co"),
+    ];
+    let mut forms: Vec<&'static str> = Vec::new();
+    for word in fold(&split_numbers(raw)).split(' ') {
+        let word = SAME
+            .iter()
+            .find(|(long, _)| *long == word)
+            .map_or(word, |(_, short)| short);
+        if let Some(form) = LEGAL_SUFFIXES.iter().find(|s| **s == word)
+            && !forms.contains(form)
+        {
+            forms.push(form);
+        }
+    }
+    forms
+}
+
+/// The digit runs of a folded text, letters around them cut off (`5m`, `ht z510` and `kdl40ex500`
+/// give `5`, `510` and `40`, `500`), leading zeros dropped so `05` and `5` agree.
+pub fn numbers(folded: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = folded
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|run| !run.is_empty())
+        .map(|run| {
+            let trimmed = run.trim_start_matches('0');
+            if trimmed.is_empty() { "0" } else { trimmed }
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// A street address: folded, abbreviations written out, `#12` and `no 12` as `unit 12`.
 pub fn address(raw: &str) -> String {
     let marked = raw.replace('#', " unit ");
@@ -292,6 +355,31 @@ mod tests {
         assert_eq!(name("Straße"), "strasse");
         // A name made only of a legal form is kept rather than emptied.
         assert_eq!(name("Co"), "co");
+    }
+
+    #[test]
+    fn legal_forms_are_found_in_one_spelling() {
+        assert_eq!(legal_forms("Acme Industries 17 GmbH"), vec!["gmbh"]);
+        assert_eq!(legal_forms("Acme Incorporated"), legal_forms("ACME, Inc."));
+        assert_eq!(legal_forms("Acme Ltd. (Limited)"), vec!["ltd"]);
+        assert!(legal_forms("Acme Industries").is_empty());
+        assert_eq!(legal_forms("Tyrell Foods 5AG"), vec!["ag"]);
+    }
+
+    #[test]
+    fn company_names_keep_numbers_apart_from_words() {
+        assert_eq!(company("Tyrell Foods 5AG"), company("Tyrell Foods 5 AG"));
+        assert_eq!(company("Tyrell Foods 5AG"), "tyrell foods 5");
+        assert_eq!(company("3M Company"), "3 m");
+    }
+
+    #[test]
+    fn numbers_are_digit_runs_without_leading_zeros() {
+        assert_eq!(numbers(&fold("Cable 5m")), vec!["5"]);
+        assert_eq!(numbers(&fold("Motor 26-486")), vec!["26", "486"]);
+        assert_eq!(numbers(&fold("CAB-005 / 5 m")), vec!["5"]);
+        assert_eq!(numbers(&fold("Sony KDL-40EX500")), vec!["40", "500"]);
+        assert!(numbers("bolt").is_empty());
     }
 
     #[test]

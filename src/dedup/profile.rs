@@ -44,6 +44,9 @@ pub struct FieldSpec {
 pub enum FieldKind {
     /// A person's or an organisation's name.
     Name,
+    /// An organisation's name: compared as a name, and besides on its legal form (`GmbH`, `Ltd`)
+    /// and the numbers in it, which tell apart companies whose names are otherwise alike.
+    Company,
     /// Free text (titles, descriptions, categories).
     Text,
     /// An identifier, postcode or model number: compared after stripping separators.
@@ -186,7 +189,8 @@ impl<'a> Value<'a> {
         self.tokens.get(i).map_or(1.0, |s| s.weight)
     }
 
-    /// Product codes found in the value (fields of kind `codes` only).
+    /// Product codes found in the value (fields of kind `codes`), or the legal forms a company
+    /// name states (kind `company`).
     pub fn codes(&self) -> impl ExactSizeIterator<Item = &'a str> + Clone + 'a {
         let arena = self.arena;
         self.codes.iter().map(move |s| span(arena, s))
@@ -263,7 +267,7 @@ impl Builder {
         });
     }
 
-    fn push(&mut self, kind: FieldKind, text: &str, extra: Extra) {
+    fn push(&mut self, text: &str, extra: Extra, codes: &[String]) {
         let start = self.text.len();
         self.text.push_str(text);
         let first = self.spans.len();
@@ -281,15 +285,13 @@ impl Builder {
         self.spans[first..].sort_by(|x, y| word(x).cmp(word(y)));
         self.spans.dedup_by(|x, y| word(x) == word(y));
         let tokens_end = self.spans.len();
-        if kind == FieldKind::Codes {
-            for code in normalise::product_codes(text) {
-                self.spans.push(Span {
-                    start: self.text.len() as u32,
-                    len: code.len() as u32,
-                    weight: 1.0,
-                });
-                self.text.push_str(&code);
-            }
+        for code in codes {
+            self.spans.push(Span {
+                start: self.text.len() as u32,
+                len: code.len() as u32,
+                weight: 1.0,
+            });
+            self.text.push_str(code);
         }
         self.fields.push(Field {
             text: (start as u32, (start + text.len()) as u32),
@@ -385,7 +387,18 @@ impl Profile {
         for field in &self.fields {
             let raw = Self::raw_value(field, &get);
             match prepare_value(field.kind, &raw) {
-                Some((text, extra)) => record.push(field.kind, &text, extra),
+                Some((text, extra)) => {
+                    // What a kind compares besides the words: product codes, legal forms.
+                    let codes: Vec<String> = match field.kind {
+                        FieldKind::Codes => normalise::product_codes(&text),
+                        FieldKind::Company => normalise::legal_forms(&raw)
+                            .into_iter()
+                            .map(str::to_string)
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    record.push(&text, extra, &codes)
+                }
                 None => record.missing(),
             }
         }
@@ -416,6 +429,7 @@ fn prepare_value(kind: FieldKind, raw: &str) -> Option<(String, Extra)> {
         .flatten();
     let text = match kind {
         FieldKind::Name => normalise::name(raw),
+        FieldKind::Company => normalise::company(raw),
         FieldKind::Text | FieldKind::Codes | FieldKind::Price => normalise::fold(raw),
         FieldKind::Code => normalise::code(raw),
         FieldKind::Date => date

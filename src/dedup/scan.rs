@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::cluster::{self, Member};
 use super::command::dedup_table;
+use super::features;
 use super::llm::Adjudicator;
 use super::model::Model;
 use super::profile::Profile;
@@ -22,7 +23,7 @@ pub fn table_from_states(
 ) -> (Table, Vec<Timestamp>) {
     let mut sorted: Vec<&RecordState> = states.values().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let records = sorted
+    let mut records: Vec<_> = sorted
         .iter()
         .map(|s| {
             let row: BTreeMap<&str, &str> = s
@@ -33,6 +34,13 @@ pub fn table_from_states(
             profile.prepare(s.key.clone(), &row)
         })
         .collect();
+    // Token rarity over the scanned records, as `dedup run` weighs a file: without it every
+    // token weighs alike and an exact name match carries no rarity at all, which the model
+    // (trained on weighed tables) reads as a common name and scores low.
+    features::weigh_all(
+        profile.fields.len(),
+        &mut records.iter_mut().collect::<Vec<_>>(),
+    );
     let table = Table {
         records,
         raw: RawRows::from_maps(sorted.iter().map(|s| &s.fields)),

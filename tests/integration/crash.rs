@@ -345,3 +345,279 @@ fn spawn_sync(
         .spawn()
         .unwrap()
 }
+
+/// `syncwarden dedup <args>` as its own process against the sandbox, merge claims held for a
+/// second so a killed worker's job is free again soon.
+fn spawn_dedup(
+    args: &[&str],
+    data_dir: &std::path::Path,
+    db: &TestDb,
+    sandbox: &syncwarden::sandbox::Sandbox,
+) -> std::process::Child {
+    use syncwarden::sandbox;
+    Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("SYNCWARDEN_DATABASE__URL", &db.url)
+        .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+        .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
+        .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
+        .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
+        .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
+        .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+        .env("SYNCWARDEN_LOG__LEVEL", "warn")
+        .env("SYNCWARDEN_DEDUP__CLAIM_SECS", "1")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `done` holds, the child still running (else the kill would test nothing).
+async fn kill_when(child: &mut Child, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the process ended before {what}: nothing tested"
+        );
+        assert!(std::time::Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// SIGKILL in the middle of a merge job (after the HubSpot merge, before the survivor's values
+/// are written) and in the middle of its undo (after the ERP is put back, before the loser is
+/// created again); `dedup merges` after each finishes the job exactly once: the sandbox CRM and
+/// ERP end as a single clean run would leave them, no record twice, no step recorded twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_merge_and_during_its_undo_then_resume() {
+    use std::collections::BTreeMap;
+
+    use syncwarden::clock::Clock;
+    use syncwarden::dedup::merge::CRM_ONLY;
+    use syncwarden::dedup::profile::Profile;
+    use syncwarden::dedup::service as dedup_service;
+    use syncwarden::domain::{Endpoint, JobStatus, MergeKind, ProposalStatus};
+    use syncwarden::sandbox::faults::FaultConfig;
+    use syncwarden::sandbox::{Sandbox, SeedScale};
+    use syncwarden::store::EventQuery;
+    use syncwarden::sync::service;
+
+    let clock = Clock::system();
+    let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
+        .await
+        .unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = db.settings();
+    settings.data_dir = data_dir.path().to_path_buf();
+    sandbox.configure(&mut settings);
+    let engine = Arc::new(service::engine(&settings, store.clone(), clock.clone()).unwrap());
+    let cycle = service::run_cycle(&engine, None, false).await;
+    assert!(cycle.errors.is_empty(), "{:?}", cycle.errors);
+    // The planted companies get a newer phone, so the merge writes the survivor on both sides.
+    {
+        let mut crm = sandbox.crm_data.lock().unwrap();
+        let planted: Vec<u64> = crm
+            .all("companies")
+            .into_iter()
+            .filter(|o| !o.properties.contains_key("erp_number") && o.properties.len() == 1)
+            .map(|o| o.id)
+            .collect();
+        for (n, id) in planted.into_iter().enumerate() {
+            let phone = BTreeMap::from([("phone".to_string(), format!("+49 40 555 02{n:02}"))]);
+            crm.update("companies", id, phone, clock.now());
+        }
+    }
+    let profile = Profile::load(std::path::Path::new("config/dedup/accounts.toml")).unwrap();
+    let model = syncwarden::dedup::load_model(&profile).unwrap();
+    dedup_service::build(&settings, store.clone(), Some(&engine), clock.clone())
+        .scan_and_merge(Endpoint::Accounts, &profile, &model, None)
+        .await
+        .unwrap();
+    let proposal = store
+        .dedup_proposals(Some(Endpoint::Accounts), Some(ProposalStatus::Open))
+        .await
+        .unwrap()
+        .remove(0);
+    let loser: u64 = proposal
+        .proposal
+        .members
+        .iter()
+        .find_map(|m| m.strip_prefix(CRM_ONLY))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let key = proposal
+        .proposal
+        .members
+        .iter()
+        .find(|m| !m.starts_with(CRM_ONLY))
+        .unwrap()
+        .clone();
+    let chosen: BTreeMap<String, String> = proposal
+        .proposal
+        .fields
+        .iter()
+        .map(|f| (f.field.clone(), f.value.clone()))
+        .collect();
+    let companies = || -> BTreeMap<u64, BTreeMap<String, String>> {
+        let crm = sandbox.crm_data.lock().unwrap();
+        crm.all("companies")
+            .into_iter()
+            .map(|o| (o.id, o.properties.clone()))
+            .collect()
+    };
+    let partner = || -> serde_json::Value {
+        let erp = sandbox.erp_data.lock().unwrap();
+        let mut p = erp
+            .all("BusinessPartners")
+            .into_iter()
+            .find(|e| e["CardCode"] == key.as_str())
+            .unwrap()
+            .clone();
+        p.remove("UpdateDate");
+        p.remove("UpdateTime");
+        serde_json::Value::Object(p)
+    };
+    let (crm_before, erp_before) = (companies(), partner());
+    let survivor: u64 = store.record_states(Endpoint::Accounts).await.unwrap()[&key]
+        .crm_id
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(crm_before[&survivor]["phone"], chosen["phone"]);
+    let id = proposal.id.to_string();
+    // Every step of a job once in the event log, however often the job was started.
+    let events_once = |job: i64, kind: &str| {
+        let store = store.clone();
+        let run = format!("{kind}-{job}");
+        async move {
+            let events = store
+                .query_events(&EventQuery {
+                    run_id: Some(run),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let keys: std::collections::HashSet<&str> = events
+                .iter()
+                .map(|e| e.event.idempotency_key.as_str())
+                .collect();
+            assert_eq!(keys.len(), events.len(), "a step recorded twice");
+            events
+        }
+    };
+    let resume = || async {
+        // The killed process's claim runs out after a second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let mut merges = spawn_dedup(&["dedup", "merges"], data_dir.path(), &db, &sandbox);
+        let status = loop {
+            if let Some(status) = merges.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert!(status.success());
+    };
+
+    // Killed after HubSpot merged the loser away, before the survivor's values are written.
+    sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    let mut approve = spawn_dedup(
+        &["dedup", "approve", &id, "--by", "ann"],
+        data_dir.path(),
+        &db,
+        &sandbox,
+    );
+    kill_when(&mut approve, "the HubSpot merge", || {
+        !companies().contains_key(&loser)
+    })
+    .await;
+    assert_eq!(
+        companies()[&survivor],
+        crm_before[&survivor],
+        "killed too late"
+    );
+    sandbox.crm.faults.set(FaultConfig::default());
+    resume().await;
+    let jobs = store.merge_jobs(proposal.id).await.unwrap();
+    assert_eq!(
+        (jobs.len(), jobs[0].kind, jobs[0].status),
+        (1, MergeKind::Merge, JobStatus::Done)
+    );
+    assert!(jobs[0].attempts >= 2, "the job was resumed, not run anew");
+    let p = store.dedup_proposal(proposal.id).await.unwrap().unwrap();
+    assert_eq!(p.status, ProposalStatus::Applied);
+    let merged = companies();
+    assert_eq!(merged.len(), crm_before.len() - 1, "only the loser is gone");
+    assert!(!merged.contains_key(&loser));
+    assert_eq!(merged[&survivor]["phone"], chosen["phone"]);
+    assert_eq!(merged[&survivor]["name"], chosen["name"]);
+    assert_eq!(partner()["Phone1"], chosen["phone"].as_str());
+    assert_eq!(
+        store.record_states(Endpoint::Accounts).await.unwrap()[&key].fields["phone"],
+        chosen["phone"]
+    );
+    let events = events_once(jobs[0].id, "merge").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event.field == "merged_into")
+            .count(),
+        1
+    );
+
+    // Killed after the ERP got its values back, before the loser is created again in the CRM.
+    sandbox.crm.faults.set(FaultConfig {
+        latency_ms: 400,
+        ..Default::default()
+    });
+    let mut undo = spawn_dedup(
+        &["dedup", "undo", &id, "--by", "ann"],
+        data_dir.path(),
+        &db,
+        &sandbox,
+    );
+    kill_when(&mut undo, "the ERP put back", || partner() == erp_before).await;
+    assert_eq!(companies().len(), merged.len(), "killed too late");
+    sandbox.crm.faults.set(FaultConfig::default());
+    resume().await;
+    let jobs = store.merge_jobs(proposal.id).await.unwrap();
+    assert_eq!(
+        (jobs.len(), jobs[1].kind, jobs[1].status),
+        (2, MergeKind::Undo, JobStatus::Done)
+    );
+    assert!(jobs[1].attempts >= 2, "the undo was resumed, not run anew");
+    let p = store.dedup_proposal(proposal.id).await.unwrap().unwrap();
+    assert_eq!(p.status, ProposalStatus::Undone);
+    let undone = companies();
+    assert_eq!(partner(), erp_before);
+    assert_eq!(undone[&survivor], crm_before[&survivor]);
+    let restored: Vec<&BTreeMap<String, String>> = undone
+        .iter()
+        .filter(|(id, _)| !crm_before.contains_key(*id))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        restored.len(),
+        1,
+        "the loser created again once: {restored:?}"
+    );
+    assert_eq!(undone.len(), crm_before.len());
+    let mut expected = crm_before[&loser].clone();
+    expected.insert(
+        "syncwarden_restore_key".into(),
+        format!("undo-{}-{loser}", proposal.id),
+    );
+    assert_eq!(restored[0], &expected);
+    events_once(jobs[1].id, "undo").await;
+    store.close().await;
+}

@@ -745,3 +745,193 @@ fn streamed_bounded_scoring_agrees_with_scoring_every_pair_of_every_block() {
         "bounded blocking kept {after} of {before} true matches"
     );
 }
+
+/// `dedup eval --llm` as a user runs it, against the local OpenAI-compatible server. The model is
+/// written by hand so each pair's probability is known: it looks only at the token overlap of the
+/// names (Sorensen-Dice), so equal names are sure matches (p 0.999), names sharing one word of
+/// two sit in the uncertain band (p 0.73) and names sharing none are sure non-matches (p 0.007).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_with_llm_asks_only_the_uncertain_band_and_failures_wait_for_review() {
+    use crate::llm::Reply;
+
+    let server = LlmServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("names.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "entity = \"persons\"\nmodel = \"{}\"\n[[fields]]\nname = \"name\"\nkind = \"name\"\ncolumns = [\"name\"]\n",
+            dir.path().join("model").display()
+        ),
+    )
+    .unwrap();
+    let parsed = Profile::load(&profile).unwrap();
+    let names = features::names(&parsed);
+    let weights: Vec<f64> = names
+        .iter()
+        .map(|n| if n == "name.dice" { 12.0 } else { 0.0 })
+        .collect();
+    let model = serde_json::json!({
+        "format": "syncwarden-dedup-logistic", "version": 1, "entity": "persons",
+        "features": names, "mean": vec![0.0; weights.len()], "scale": vec![1.0; weights.len()],
+        "weights": weights, "intercept": -5.0, "threshold": 0.5,
+    });
+    std::fs::create_dir_all(dir.path().join("model")).unwrap();
+    std::fs::write(dir.path().join("model/model-v1.json"), model.to_string()).unwrap();
+
+    // The test server answers by the word in the prompt: "good" (no marker) same, "different",
+    // "unsure" (low confidence), "garbage" (prose), "broken" (HTTP 500).
+    let rows = [
+        ("acme good", "acme goods", 1),
+        ("acme different", "acme variant", 0),
+        ("acme unsure", "acme maybe", 1),
+        ("acme garbage", "acme rubbish", 0),
+        ("acme broken", "acme smashed", 1),
+        // Outside the band the markers are never read: nobody is asked.
+        ("zeta different", "zeta different", 1),
+        ("omega broken", "delta good", 0),
+    ];
+    let pairs = dir.path().join("pairs.csv");
+    let mut csv = String::from("left_name,right_name,label\n");
+    for (l, r, label) in rows {
+        csv.push_str(&format!("{l},{r},{label}\n"));
+    }
+    std::fs::write(&pairs, csv).unwrap();
+    let prompt = dir.path().join("prompt.md");
+    std::fs::write(&prompt, "Same {{entity}}?\nA:\n{{left}}\nB:\n{{right}}\n").unwrap();
+
+    let eval = |llm: bool, base_url: String| {
+        let (profile, pairs, prompt) = (profile.clone(), pairs.clone(), prompt.clone());
+        let output = dir.path().join(format!("out-{llm}.csv"));
+        tokio::task::spawn_blocking(move || {
+            let mut args: Vec<&std::ffi::OsStr> = ["dedup", "eval", "--profile"]
+                .iter()
+                .map(std::ffi::OsStr::new)
+                .collect();
+            args.extend([
+                profile.as_os_str(),
+                "--pairs".as_ref(),
+                pairs.as_os_str(),
+                "--output".as_ref(),
+                output.as_os_str(),
+            ]);
+            if llm {
+                args.push("--llm".as_ref());
+            }
+            let out = Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+                .args(args)
+                .env("SYNCWARDEN_LLM__BASE_URL", base_url)
+                .env("SYNCWARDEN_LLM__API_KEY", "test-key")
+                .env("SYNCWARDEN_LLM__PROMPT", &prompt)
+                .env("SYNCWARDEN_LLM__TIMEOUT_MS", "500")
+                .env("SYNCWARDEN_LOG__LEVEL", "error")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            let decisions: Vec<(String, String)> = std::fs::read_to_string(&output)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .map(|l| {
+                    let mut it = l.splitn(3, ',');
+                    let _probability = it.next();
+                    let decision = it.next().unwrap_or_default().to_string();
+                    (decision, it.next().unwrap_or_default().to_string())
+                })
+                .collect();
+            (out.status.success(), stdout, stderr, decisions)
+        })
+    };
+    let decisions = |d: &[(String, String)]| d.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>();
+
+    // Without --llm: the classifier alone, the band pairs all matches at p 0.73.
+    let (ok, stdout, stderr, plain) = eval(false, server.base_url.clone()).await.unwrap();
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        decisions(&plain),
+        [
+            "match",
+            "match",
+            "match",
+            "match",
+            "match",
+            "match",
+            "non_match"
+        ]
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["llm_asked"], 0);
+    assert!(server.prompts().is_empty());
+
+    // With --llm: the five band pairs are asked, and the answers decide them.
+    let (ok, stdout, stderr, judged) = eval(true, server.base_url.clone()).await.unwrap();
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        decisions(&judged),
+        [
+            "match",
+            "non_match",
+            "review",
+            "review",
+            "review",
+            "match",
+            "non_match"
+        ],
+        "{judged:?}"
+    );
+    assert!(judged[0].1.contains("typo"), "{judged:?}");
+    assert!(judged[2].1.contains("unsure"), "{judged:?}");
+    assert!(judged[3].1.contains("unparsable"), "{judged:?}");
+    assert!(judged[5].1.is_empty() && judged[6].1.is_empty());
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["llm_asked"], 5, "{report}");
+    assert_eq!(report["review"], 3, "{report}");
+    // The classifier alone is reported as before; the final decisions are the LLM's: of the
+    // labels (1,0,1,0,1,1,0) the LLM's two matches are both right, one wrong match is gone.
+    assert_eq!(report["classifier"]["precision"], 4.0 / 6.0);
+    assert_eq!(report["final_decisions"]["precision"], 1.0);
+    assert_eq!(report["final_decisions"]["recall"], 0.5);
+    let mut prompts = server.prompts();
+    prompts.sort();
+    prompts.dedup();
+    assert_eq!(prompts.len(), 5, "{prompts:?}");
+    assert!(
+        prompts
+            .iter()
+            .all(|p| p.starts_with("Same persons?") && p.contains("name: acme ")),
+        "{prompts:?}"
+    );
+
+    // An LLM that fails every request: the band waits for review, the rest is untouched.
+    server.reply(Reply::Broken);
+    let (ok, stdout, stderr, failed) = eval(true, server.base_url.clone()).await.unwrap();
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        decisions(&failed),
+        [
+            "review",
+            "review",
+            "review",
+            "review",
+            "review",
+            "match",
+            "non_match"
+        ]
+    );
+    assert!(failed[..5].iter().all(|(_, why)| !why.is_empty()));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["final_decisions"]["recall"], 0.25);
+    // So does one nobody answers at all.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", listener.local_addr().unwrap())
+    };
+    let (ok, _, stderr, unreachable) = eval(true, closed).await.unwrap();
+    assert!(ok, "{stderr}");
+    assert_eq!(decisions(&unreachable), decisions(&failed));
+
+    // --llm without an endpoint configured is an error, not a silent classifier-only run.
+    let (ok, _, stderr, _) = eval(true, String::new()).await.unwrap();
+    assert!(!ok && stderr.contains("base_url"), "{stderr}");
+}

@@ -186,7 +186,6 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "measure_conflict",
             "number_conflict",
             "first_word_same",
-            "other_numbers",
         ],
         FieldKind::Date => &[
             "missing",
@@ -352,8 +351,8 @@ fn company(a: Value, b: Value, out: &mut Vec<f64>) {
     ]);
 }
 
-/// Both sides state numbers and neither side's are all among the other's: `Cable 5m` and
-/// `Cable 10m`, `Motor 26-1` and `Motor 26-486`. A side that only adds numbers (a size the
+/// Both sides state numbers and neither side's are all among the other's: `Acme 17` and
+/// `Acme 18`, `Motor 26-1` and `Motor 26-486`. A side that only adds numbers (a size the
 /// other left out) does not disagree.
 fn numbers_disagree(a: &[&str], b: &[&str]) -> bool {
     let within = |x: &[&str], y: &[&str]| x.iter().all(|n| y.contains(n));
@@ -379,10 +378,6 @@ fn codes(a: Value, b: Value, out: &mut Vec<f64>) {
         flag(disjoint(&numbers(a), &numbers(b))),
         // Usually the brand, which catalogues without a brand column still put first.
         flag(first(a) == first(b)),
-        flag(numbers_disagree(
-            &normalise::numbers(a.text),
-            &normalise::numbers(b.text),
-        )),
     ];
     if a.codes().len() == 0 || b.codes().len() == 0 {
         out.extend_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
@@ -569,39 +564,8 @@ columns = ["title"]
         assert!(rare > common, "rare {rare} common {common}");
     }
 
-    /// One value per column, as the products profile reads items.
-    fn products() -> Profile {
-        Profile::load(std::path::Path::new("config/dedup/products.toml")).unwrap()
-    }
-
     fn get(p: &Profile, f: &[f64], name: &str) -> f64 {
         f[names(p).iter().position(|x| x == name).unwrap()]
-    }
-
-    #[test]
-    fn other_numbers_flags_names_that_differ_only_by_a_number() {
-        let p = products();
-        let item = |id: &str, name: &str| rec(&p, id, &[("name", name)]);
-        let cable5 = item("a", "Cable 5m");
-        let cable10 = item("b", "Cable 10m");
-        let motor1 = item("c", "Motor 26-1");
-        let motor486 = item("d", "Motor 26-486");
-        let sized = item("e", "Cable 5m 3 pack");
-        let same = item("f", "CABLE 5 m");
-        for field in ["codes", "all_codes"] {
-            let n = format!("{field}.other_numbers");
-            assert_eq!(get(&p, &pair(&p, &cable5, &cable10), &n), 1.0);
-            assert_eq!(get(&p, &pair(&p, &motor1, &motor486), &n), 1.0);
-            // One side only adds a number (a pack size): no disagreement, nor on equal ones.
-            assert_eq!(get(&p, &pair(&p, &cable5, &sized), &n), 0.0);
-            assert_eq!(get(&p, &pair(&p, &cable5, &same), &n), 0.0);
-        }
-        // A side without numbers says nothing either way.
-        let plain = item("g", "Cable");
-        assert_eq!(
-            get(&p, &pair(&p, &cable5, &plain), "codes.other_numbers"),
-            0.0
-        );
     }
 
     #[test]

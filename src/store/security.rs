@@ -392,7 +392,7 @@ macro_rules! impl_security_store {
             }
 
             /// The deduper's and the sync's copies on the target's endpoint: proposals, merge
-            /// and undo jobs' plans (by job id), write intents (by idempotency key).
+            /// and undo jobs' plans (by job id), write intents (by key, each a record's events).
             #[allow(clippy::type_complexity)]
             async fn erasure_copies(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -401,7 +401,7 @@ macro_rules! impl_security_store {
                 (
                     Vec<$crate::domain::DedupProposal>,
                     Vec<(i64, serde_json::Value)>,
-                    Vec<(String, $crate::domain::NewFieldEvent)>,
+                    Vec<(String, Vec<$crate::domain::NewFieldEvent>)>,
                 ),
                 StoreError,
             > {
@@ -433,7 +433,10 @@ macro_rules! impl_security_store {
                     .await?
                 {
                     let text: String = row.try_get(1)?;
-                    intents.push((row.try_get(0)?, from_json("event", &text)?));
+                    intents.push((
+                        row.try_get(0)?,
+                        $crate::store::common::intent_events(&text)?,
+                    ));
                 }
                 Ok((proposals, plans, intents))
             }
@@ -502,7 +505,7 @@ macro_rules! impl_security_store {
                 for (_, plan) in &mut plans {
                     q::plan_values(plan, target, values);
                 }
-                for (_, intent) in &intents {
+                for intent in intents.iter().flat_map(|(_, events)| events) {
                     q::intent_values(intent, target, values);
                 }
                 Ok(())
@@ -579,11 +582,15 @@ macro_rules! impl_security_store {
                         counts.merge_jobs += 1;
                     }
                 }
-                for (key, mut intent) in intents {
-                    if q::erase_intent(&mut intent, target, values) {
+                for (key, mut events) in intents {
+                    // One row holds a record's write: every event of it is looked at.
+                    let erased = events
+                        .iter_mut()
+                        .fold(false, |any, e| q::erase_intent(e, target, values) | any);
+                    if erased {
                         sqlx::query(q::UPDATE_INTENT_EVENT)
                             .bind(key)
-                            .bind(json_text(&intent))
+                            .bind(json_text(&events))
                             .execute(&mut **tx)
                             .await?;
                         counts.intents += 1;

@@ -512,6 +512,13 @@ async fn erasure_on(db: TestDb) {
         ),
         contact_event(61, "C0002/1", "102", "first_name", "Bo", "Bob"),
     ];
+    let intents: Vec<syncwarden::store::WriteIntent> = intents
+        .iter()
+        .map(|e| syncwarden::store::WriteIntent {
+            key: e.idempotency_key.clone(),
+            events: vec![e],
+        })
+        .collect();
     app.store
         .save_intents(Endpoint::Contacts, &intents, at(60))
         .await

@@ -648,7 +648,7 @@ fn write_intents(endpoint: Endpoint, planned: &[Planned]) -> Vec<WriteIntent<'_>
 enum Job {
     /// Stores the intents of a chunk's writes, then says so.
     Intents(Arc<Vec<Planned>>, tokio::sync::oneshot::Sender<()>),
-    Commit(SyncCommit),
+    Commit(Box<SyncCommit>),
 }
 
 /// Stores a run's intents and commits its chunks, in order, on a task of its own, so that the
@@ -1178,7 +1178,7 @@ impl Engine {
             last.clear_intents = Some(endpoint);
         }
         last.events.extend(rejected_events);
-        committer.send(Job::Commit(last)).await;
+        committer.send(Job::Commit(Box::new(last))).await;
         add_event_counts(&mut summary.events, &committer.finish().await?);
         Ok(summary)
     }
@@ -1262,7 +1262,7 @@ impl Engine {
             let commit = self
                 .execute_chunk(plan.endpoint, plan.now, chunk, &open_letters, summary)
                 .await;
-            if !committer.send(Job::Commit(commit)).await {
+            if !committer.send(Job::Commit(Box::new(commit))).await {
                 break;
             }
             match next {

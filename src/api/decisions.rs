@@ -456,7 +456,8 @@ pub(super) struct Rejection {
 #[utoipa::path(post, path = "/v1/actions/{id}/reject", tag = "decisions",
     params(("id" = i64, Path, description = "The action's id")), request_body = Rejection,
     responses((status = 200, description = "`{\"action\"}`: the action, rejected", body = serde_json::Value),
-        (status = 404, description = "No such open action", body = super::error::ErrorBody)))]
+        (status = 404, description = "No such action", body = super::error::ErrorBody),
+        (status = 409, description = "The action is not open", body = super::error::ErrorBody)))]
 pub(super) async fn reject(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::paging::Paging;
 use super::{ApiError, AppState, Params, endpoint_param, time_param};
 use crate::domain::{Endpoint, FieldEvent, Role, Timestamp};
 use crate::store::{EventQuery, MAX_QUERY_LIMIT};
@@ -40,9 +41,10 @@ pub(super) struct AuditQuery {
     #[param(value_type = Option<Timestamp>)]
     to: Option<String>,
     /// The cursor: the `next` of the previous page.
-    after: Option<i64>,
-    /// Events a page (default 500, clamped to 1..=10000).
-    limit: Option<u32>,
+    after: Option<String>,
+    /// Events a page (default 500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -50,21 +52,30 @@ pub(super) struct EventPage {
     /// Oldest first.
     events: Vec<FieldEvent>,
     /// The `after` of the next page; none on the last page.
-    next: Option<i64>,
+    next: Option<String>,
 }
 
 impl AuditQuery {
-    fn to_query(&self) -> Result<EventQuery, ApiError> {
-        Ok(EventQuery {
+    /// The filters and the page asked for (one event more than the page, to know whether
+    /// another follows).
+    fn to_query(&self) -> Result<(EventQuery, Paging<i64>), ApiError> {
+        let paging = Paging::read_within(
+            self.after.as_deref(),
+            self.limit.as_deref(),
+            500,
+            MAX_QUERY_LIMIT,
+        )?;
+        let query = EventQuery {
             endpoint: endpoint_param(self.endpoint.as_deref())?,
             record_id: self.record_id.clone(),
             field: self.field.clone(),
             run_id: self.run_id.clone(),
             from: time_param("from", self.from.as_deref())?,
             to: time_param("to", self.to.as_deref())?,
-            after_id: self.after,
-            limit: Some(self.limit.unwrap_or(500).clamp(1, MAX_QUERY_LIMIT)),
-        })
+            after_id: paging.after().copied(),
+            limit: Some(paging.query().limit),
+        };
+        Ok((query, paging))
     }
 }
 
@@ -77,15 +88,12 @@ pub(super) async fn events(
     Params(audit): Params<AuditQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     caller.require(Role::Viewer)?;
-    let query = audit.to_query()?;
-    let limit = query.limit.unwrap_or(MAX_QUERY_LIMIT) as usize;
-    let mut events = state.store.query_events(&query).await?;
+    let (query, paging) = audit.to_query()?;
+    let rows = state.store.query_events(&query).await?;
+    let (mut events, next) = paging.finish(rows, |e| e.id);
     if let Some(privacy) = state.masking_for(&caller) {
         events.iter_mut().for_each(|e| privacy.mask_event(e));
     }
-    let next = (events.len() == limit)
-        .then(|| events.last().map(|e| e.id))
-        .flatten();
     Ok(Json(EventPage { events, next }))
 }
 
@@ -99,7 +107,8 @@ pub(super) async fn events_csv(
     Params(audit): Params<AuditQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Viewer)?;
-    let mut query = audit.to_query()?;
+    let (mut query, _) = audit.to_query()?;
+    query.after_id = None;
     query.limit = Some(MAX_QUERY_LIMIT);
     let mut out = String::from(
         "id,occurred_at,recorded_at,endpoint,crm_id,erp_id,field,old_value,new_value,source_system,target_system,outcome,error,run_id\n",

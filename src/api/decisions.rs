@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::paging::{MAX_LIMIT, Paging};
 use super::{ApiError, AppState, Id, Params, endpoint_param, parse_body, time_param};
 use crate::alert::{Matcher, NewSilence, Silence};
 use crate::dedup::service::Action;
 use crate::domain::{DedupProposal, ProposalStatus, Role, Timestamp};
 use crate::monitor::{Finding, FindingState, Severity};
+use crate::store::{FindingFilter as FindingQuery, Page};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,11 +45,19 @@ pub(super) struct FindingFilter {
     /// Only findings of this severity.
     #[param(value_type = Option<Severity>)]
     severity: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct FindingList {
+    /// Newest first.
     findings: Vec<Finding>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,7 +65,8 @@ pub(super) struct OneFinding {
     finding: Finding,
 }
 
-/// The monitor's findings, newest first, with their evidence.
+/// The monitor's findings, newest first (by id: a reopened finding keeps its place), with their
+/// evidence, a page at a time.
 #[utoipa::path(get, path = "/v1/findings", tag = "decisions", params(FindingFilter),
     responses((status = 200, description = "Findings (viewer)", body = FindingList)))]
 pub(super) async fn findings(
@@ -88,20 +99,20 @@ pub(super) async fn findings(
             ));
         }
     };
-    let mut findings: Vec<Finding> = state
-        .store
-        .findings(wanted)
-        .await?
-        .into_iter()
-        .filter(|f| filter.kind.as_ref().is_none_or(|k| *k == f.kind))
-        .filter(|f| severity.is_none_or(|s| s == f.severity))
-        .collect();
+    let paging = Paging::read(filter.after.as_deref(), filter.limit.as_deref())?;
+    let query = FindingQuery {
+        state: wanted,
+        kind: filter.kind,
+        severity,
+    };
+    let rows = state.store.findings_page(&query, &paging.query()).await?;
+    let (mut findings, next) = paging.finish(rows, |f| f.id);
     if let Some(privacy) = state.masking_for(&caller) {
         findings
             .iter_mut()
             .for_each(|f| privacy.mask_json(None, &mut f.evidence));
     }
-    Ok(Json(FindingList { findings }))
+    Ok(Json(FindingList { findings, next }))
 }
 
 /// Someone is on it (approver). Only an open finding can be acknowledged.
@@ -154,7 +165,21 @@ async fn move_finding(
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct SilenceList {
+    /// Oldest first.
     silences: Vec<Silence>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
+    /// The cursor: the `next` of the previous page.
+    pub(super) after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(super) limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -162,16 +187,19 @@ pub(super) struct OneSilence {
     silence: Silence,
 }
 
-/// Every silence, past, present and future.
-#[utoipa::path(get, path = "/v1/silences", tag = "decisions",
+/// Every silence, past, present and future, a page at a time.
+#[utoipa::path(get, path = "/v1/silences", tag = "decisions", params(PageQuery),
     responses((status = 200, description = "Silences (viewer)", body = SilenceList)))]
 pub(super) async fn silences(
     State(state): State<AppState>,
     caller: Caller,
+    Params(q): Params<PageQuery>,
 ) -> Result<Json<SilenceList>, ApiError> {
     caller.require(Role::Viewer)?;
-    let silences = state.store.silences().await?;
-    Ok(Json(SilenceList { silences }))
+    let paging = Paging::read(q.after.as_deref(), q.limit.as_deref())?;
+    let rows = state.store.silences_page(&paging.query()).await?;
+    let (silences, next) = paging.finish(rows, |s| s.id);
+    Ok(Json(SilenceList { silences, next }))
 }
 
 /// A silence needs matchers, an end and a comment; its author is the token's holder.
@@ -242,11 +270,19 @@ pub(super) struct ActionFilter {
     /// Only actions on this endpoint.
     #[param(value_type = Option<crate::domain::Endpoint>)]
     endpoint: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct ActionList {
+    /// Oldest first.
     actions: Vec<DedupProposal>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<String>,
 }
 
 /// The agent's proposed actions (merges of duplicate records), with every member's fields and
@@ -259,32 +295,48 @@ pub(super) async fn actions(
     Params(filter): Params<ActionFilter>,
 ) -> Result<Json<ActionList>, ApiError> {
     caller.require(Role::Viewer)?;
-    let status = filter
-        .state
-        .as_deref()
-        .map(|s| {
-            ProposalStatus::parse(s).ok_or_else(|| {
-                ApiError::bad(
-                    "state",
-                    format!(
-                        "unknown state `{s}` (expected open, approved, rejected, applied or undone)"
-                    ),
-                )
+    let (endpoint, status) = filter.read()?;
+    let paging = Paging::read(filter.after.as_deref(), filter.limit.as_deref())?;
+    let rows = state
+        .store
+        .dedup_proposals_page(endpoint, status, &paging.query())
+        .await?;
+    let (mut actions, next) = paging.finish(rows, |p| p.id);
+    mask_actions(&state, &caller, &mut actions);
+    Ok(Json(ActionList { actions, next }))
+}
+
+impl ActionFilter {
+    fn read(&self) -> Result<(Option<crate::domain::Endpoint>, Option<ProposalStatus>), ApiError> {
+        let status = self
+            .state
+            .as_deref()
+            .map(|s| {
+                ProposalStatus::parse(s).ok_or_else(|| {
+                    ApiError::bad(
+                        "state",
+                        format!(
+                            "unknown state `{s}` (expected open, approved, rejected, applied or undone)"
+                        ),
+                    )
+                })
             })
-        })
-        .transpose()?;
-    let endpoint = endpoint_param(filter.endpoint.as_deref())?;
-    let mut proposals = state.store.dedup_proposals(endpoint, status).await?;
-    if let Some(privacy) = state.masking_for(&caller) {
-        proposals
+            .transpose()?;
+        Ok((endpoint_param(self.endpoint.as_deref())?, status))
+    }
+}
+
+fn mask_actions(state: &AppState, caller: &Caller, actions: &mut [DedupProposal]) {
+    if let Some(privacy) = state.masking_for(caller) {
+        actions
             .iter_mut()
             .for_each(|p| privacy.mask_proposal(&mut p.proposal));
     }
-    Ok(Json(ActionList { actions: proposals }))
 }
 
-/// The actions as CSV, one row per member and field: each member's value side by side with the
-/// value the survivor keeps, where it comes from and why.
+/// Every matching action (all pages; `after` and `limit` are ignored) as CSV, one row per member
+/// and field: each member's value side by side with the value the survivor keeps, where it comes
+/// from and why.
 #[utoipa::path(get, path = "/v1/actions.csv", tag = "decisions", params(ActionFilter),
     responses((status = 200, description = "The actions as CSV (viewer)", content_type = "text/csv", body = String)))]
 pub(super) async fn actions_csv(
@@ -292,7 +344,23 @@ pub(super) async fn actions_csv(
     caller: Caller,
     Params(filter): Params<ActionFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Json(ActionList { actions }) = actions(State(state), caller, Params(filter)).await?;
+    caller.require(Role::Viewer)?;
+    let (endpoint, status) = filter.read()?;
+    let mut page = Page::first(MAX_LIMIT);
+    let mut actions = Vec::new();
+    loop {
+        let rows = state
+            .store
+            .dedup_proposals_page(endpoint, status, &page)
+            .await?;
+        let full = rows.len() == MAX_LIMIT as usize;
+        page.after = rows.last().map(|p| p.id);
+        actions.extend(rows);
+        if !full {
+            break;
+        }
+    }
+    mask_actions(&state, &caller, &mut actions);
     let mut out =
         String::from("id,status,endpoint,survivor,member,field,value,kept_value,kept_from,why\n");
     for action in &actions {
@@ -388,7 +456,8 @@ pub(super) struct Rejection {
 #[utoipa::path(post, path = "/v1/actions/{id}/reject", tag = "decisions",
     params(("id" = i64, Path, description = "The action's id")), request_body = Rejection,
     responses((status = 200, description = "`{\"action\"}`: the action, rejected", body = serde_json::Value),
-        (status = 404, description = "No such open action", body = super::error::ErrorBody)))]
+        (status = 404, description = "No such action", body = super::error::ErrorBody),
+        (status = 409, description = "The action is not open", body = super::error::ErrorBody)))]
 pub(super) async fn reject(
     State(state): State<AppState>,
     caller: Caller,

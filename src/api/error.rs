@@ -20,6 +20,13 @@ pub enum ApiError {
     Forbidden { needed: Role, has: Role },
     #[error("{field}: {message}")]
     BadRequest { field: String, message: String },
+    /// A paging parameter (`limit`, `after`) that does not read: the request is malformed, not
+    /// merely unprocessable, so it answers 400.
+    #[error("{field}: {message}")]
+    BadPage {
+        field: &'static str,
+        message: String,
+    },
     #[error("the request took longer than {0} s and was stopped")]
     Timeout(u64),
     #[error("too many requests for this token; retry in {retry_after_secs} s")]
@@ -43,6 +50,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub(super) fn bad_page(field: &'static str, message: impl std::fmt::Display) -> Self {
+        ApiError::BadPage {
+            field,
+            message: message.to_string(),
+        }
+    }
+
     pub fn bad(field: &str, message: impl std::fmt::Display) -> Self {
         ApiError::BadRequest {
             field: field.to_string(),
@@ -93,6 +107,12 @@ impl ApiError {
             ApiError::RateLimited { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None, None)
             }
+            ApiError::BadPage { field, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some(*field),
+                None,
+            ),
             ApiError::BadRequest { field, .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",

@@ -1,5 +1,6 @@
 //! The HTTP surface: translates requests into domain calls and domain errors into one JSON shape.
 
+mod access;
 mod audit;
 pub mod auth;
 mod decisions;
@@ -10,6 +11,7 @@ mod kpis;
 mod metrics;
 pub mod openapi;
 mod operations;
+mod paging;
 mod privacy;
 mod ui;
 
@@ -234,6 +236,7 @@ pub fn router(state: AppState) -> Router {
         .merge(
             Router::new()
                 .merge(operations::router())
+                .merge(access::router())
                 .merge(audit::router())
                 .merge(metrics::router())
                 .merge(decisions::router())

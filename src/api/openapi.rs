@@ -15,11 +15,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    AppState, audit, decisions, error, health, ingest, kpis, metrics, operations, privacy, ui,
+    AppState, access, audit, decisions, error, health, ingest, kpis, metrics, operations, privacy,
+    ui,
 };
 
 #[derive(OpenApi)]
@@ -60,6 +61,8 @@ use super::{
         decisions::reject,
         decisions::undo,
         kpis::kpis,
+        access::me,
+        access::tokens,
         privacy::erase,
         document,
         ui::redirect,
@@ -173,6 +176,17 @@ fn add_shared_errors(op: &mut Operation, admin: bool) {
         }
         if op.request_body.is_some() {
             errors.push(("413", "The request body is larger than the admin limit"));
+        }
+        let paged = op
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, RefOr::T(p) if p.name == "after"));
+        if paged {
+            errors.push((
+                "400",
+                "A paging parameter (`limit` or `after`) does not read; `field` names it",
+            ));
         }
     }
     for (status, description) in errors {

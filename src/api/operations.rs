@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::paging::Paging;
 use super::{ApiError, AppState, Params, PathParams, endpoint_param};
 use crate::domain::{Conflict, DeadLetter, Endpoint, EndpointControl, PolicyChange, Role, SyncRun};
+use crate::store::RunKey;
 use crate::sync::engine::{RedriveSummary, Resolution, SyncError};
 use crate::sync::rules::EndpointSettings;
 
@@ -32,8 +34,24 @@ pub fn router() -> Router<AppState> {
 pub(super) struct Policies {
     /// Every endpoint's ownership and conflict rules in force.
     rules: BTreeMap<Endpoint, EndpointSettings>,
-    /// Every change made at run time, with who and when.
+    /// Changes made at run time, with who and when, oldest first, a page at a time.
     history: Vec<PolicyChange>,
+    /// The `after` of the next page of `history`; none on the last page.
+    next: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PolicyQuery {
+    /// Only the history of this endpoint (the rules are always every endpoint's).
+    #[param(value_type = Option<Endpoint>)]
+    endpoint: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -42,18 +60,29 @@ pub(super) struct EndpointPolicy {
     rules: EndpointSettings,
 }
 
-/// Ownership and conflict rules, and their history.
-#[utoipa::path(get, path = "/v1/policies", tag = "operations",
+/// Ownership and conflict rules, and their history a page at a time.
+#[utoipa::path(get, path = "/v1/policies", tag = "operations", params(PolicyQuery),
     responses((status = 200, description = "Rules (viewer)", body = Policies),
         (status = 409, description = "The sync is not configured here", body = super::error::ErrorBody)))]
 pub(super) async fn policies(
     State(state): State<AppState>,
     caller: Caller,
+    Params(q): Params<PolicyQuery>,
 ) -> Result<Json<Policies>, ApiError> {
     caller.require(Role::Viewer)?;
+    let endpoint = endpoint_param(q.endpoint.as_deref())?;
+    let paging = Paging::read(q.after.as_deref(), q.limit.as_deref())?;
     let rules = state.engine()?.all_rules().await?;
-    let history = state.store.policy_changes().await?;
-    Ok(Json(Policies { rules, history }))
+    let rows = state
+        .store
+        .policy_changes_page(endpoint, &paging.query())
+        .await?;
+    let (history, next) = paging.finish(rows, |c| c.id);
+    Ok(Json(Policies {
+        rules,
+        history,
+        next,
+    }))
 }
 
 /// Replaces one endpoint's rules as a whole (admin), in the shape of its
@@ -91,7 +120,25 @@ pub(super) async fn change_policy(
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct ConflictList {
+    /// Oldest first.
     conflicts: Vec<Conflict>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<String>,
+}
+
+/// An endpoint filter and a page.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only this endpoint.
+    #[param(value_type = Option<Endpoint>)]
+    endpoint: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,15 +146,22 @@ pub(super) struct OneConflict {
     conflict: Conflict,
 }
 
-/// Conflicts held for a person, with the base value and both sides' values.
-#[utoipa::path(get, path = "/v1/conflicts", tag = "operations",
+/// Conflicts held for a person, with the base value and both sides' values, a page at a time.
+#[utoipa::path(get, path = "/v1/conflicts", tag = "operations", params(ListQuery),
     responses((status = 200, description = "Open conflicts (viewer)", body = ConflictList)))]
 pub(super) async fn conflicts(
     State(state): State<AppState>,
     caller: Caller,
+    Params(q): Params<ListQuery>,
 ) -> Result<Json<ConflictList>, ApiError> {
     caller.require(Role::Viewer)?;
-    let mut conflicts = state.store.open_conflicts().await?;
+    let endpoint = endpoint_param(q.endpoint.as_deref())?;
+    let paging = Paging::read(q.after.as_deref(), q.limit.as_deref())?;
+    let rows = state
+        .store
+        .open_conflicts_page(endpoint, &paging.query())
+        .await?;
+    let (mut conflicts, next) = paging.finish(rows, |c| c.id);
     if let Some(privacy) = state.masking_for(&caller) {
         for c in &mut conflicts {
             for value in [&mut c.base_value, &mut c.crm_value, &mut c.erp_value] {
@@ -115,7 +169,7 @@ pub(super) async fn conflicts(
             }
         }
     }
-    Ok(Json(ConflictList { conflicts }))
+    Ok(Json(ConflictList { conflicts, next }))
 }
 
 /// Settles a conflict with the CRM's value, the ERP's, or a value of one's own (approver): it is
@@ -152,7 +206,10 @@ pub(super) struct EndpointFilter {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct DeadLetterList {
+    /// Oldest first.
     dead_letters: Vec<DeadLetter>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -160,23 +217,22 @@ pub(super) struct Redrive {
     redrive: RedriveSummary,
 }
 
-/// Failed writes waiting for a re-drive.
-#[utoipa::path(get, path = "/v1/dead-letters", tag = "operations", params(EndpointFilter),
+/// Failed writes waiting for a re-drive, a page at a time.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "operations", params(ListQuery),
     responses((status = 200, description = "Open dead letters (viewer)", body = DeadLetterList)))]
 pub(super) async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
-    Params(filter): Params<EndpointFilter>,
+    Params(q): Params<ListQuery>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
     caller.require(Role::Viewer)?;
-    let endpoint = endpoint_param(filter.endpoint.as_deref())?;
-    let mut letters: Vec<_> = state
+    let endpoint = endpoint_param(q.endpoint.as_deref())?;
+    let paging = Paging::read(q.after.as_deref(), q.limit.as_deref())?;
+    let rows = state
         .store
-        .open_dead_letters()
-        .await?
-        .into_iter()
-        .filter(|d| endpoint.is_none_or(|e| e == d.endpoint))
-        .collect();
+        .open_dead_letters_page(endpoint, &paging.query())
+        .await?;
+    let (mut letters, next) = paging.finish(rows, |d| d.id);
     if let Some(privacy) = state.masking_for(&caller) {
         for d in &mut letters {
             privacy.mask_fields(d.endpoint, &mut d.fields);
@@ -184,6 +240,7 @@ pub(super) async fn dead_letters(
     }
     Ok(Json(DeadLetterList {
         dead_letters: letters,
+        next,
     }))
 }
 
@@ -207,13 +264,22 @@ pub(super) async fn redrive(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct RunsQuery {
-    /// How many of the latest runs (default 100, at most 1000).
-    limit: Option<u32>,
+    /// Only this endpoint's runs.
+    #[param(value_type = Option<Endpoint>)]
+    endpoint: Option<String>,
+    /// The cursor: the `next` of the previous page.
+    after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct RunList {
+    /// Newest first.
     runs: Vec<SyncRun>,
+    /// The `after` of the next page; none on the last page.
+    next: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -226,7 +292,7 @@ pub(super) struct OneControl {
     control: EndpointControl,
 }
 
-/// The latest sync runs, newest first.
+/// Sync runs, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/runs", tag = "operations", params(RunsQuery),
     responses((status = 200, description = "Sync runs (viewer)", body = RunList)))]
 pub(super) async fn runs(
@@ -235,11 +301,14 @@ pub(super) async fn runs(
     Params(q): Params<RunsQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     caller.require(Role::Viewer)?;
-    let runs = state
-        .store
-        .recent_runs(q.limit.unwrap_or(100).min(1000))
-        .await?;
-    Ok(Json(RunList { runs }))
+    let endpoint = endpoint_param(q.endpoint.as_deref())?;
+    let paging = Paging::read(q.after.as_deref(), q.limit.as_deref())?;
+    let rows = state.store.runs_page(endpoint, &paging.query()).await?;
+    let (runs, next) = paging.finish(rows, |r| RunKey {
+        started_at: r.started_at.as_micros(),
+        id: r.id.clone(),
+    });
+    Ok(Json(RunList { runs, next }))
 }
 
 /// The run-time switches set on endpoints (an endpoint never switched is absent: live, running).

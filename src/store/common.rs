@@ -376,12 +376,14 @@ pub(super) fn link_from(
     })
 }
 
+/// Up to one event more than the largest page: the API asks for it to know whether another page
+/// follows.
 pub(super) fn effective_limit(query: &EventQuery) -> i64 {
     i64::from(
         query
             .limit
             .unwrap_or(MAX_QUERY_LIMIT)
-            .clamp(1, MAX_QUERY_LIMIT),
+            .clamp(1, MAX_QUERY_LIMIT + 1),
     )
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 mod digest;
+mod listing;
 mod postgres;
 mod security;
 mod sqlite;
@@ -27,6 +28,7 @@ use crate::monitor::rollup::{ApiCalls, Resolution, RollupRow};
 use crate::monitor::{Finding, FindingState, NewFinding};
 
 pub use digest::{DayRow, DigestSend, DigestStore, WeekBounds};
+pub use listing::{FindingFilter, ListStore, Page, RunKey};
 pub use postgres::{PostgresStore, create_scratch_database, drop_database};
 pub use security::SecurityStore;
 pub use sqlite::SqliteStore;
@@ -138,7 +140,8 @@ pub struct EventQuery {
     pub to: Option<Timestamp>,
     /// Keyset pagination: only events with an id above this one.
     pub after_id: Option<i64>,
-    /// At most this many events, oldest id first (default and ceiling: 10,000).
+    /// At most this many events, oldest id first (default: 10,000; ceiling: 10,001, a page
+    /// and the first event of the next).
     pub limit: Option<u32>,
 }
 
@@ -178,7 +181,7 @@ pub struct WriteIntent<'a> {
 }
 
 #[async_trait]
-pub trait Store: DigestStore + SecurityStore + Send + Sync + 'static {
+pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every pending migration.

@@ -229,6 +229,7 @@ impl PostgresStore {
 impl_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
 impl_digest_store!(PostgresStore);
 super::security::impl_security_store!(PostgresStore, Postgres, PgRow, Backend::Postgres);
+super::listing::impl_list_store!(PostgresStore, PgRow);
 
 /// Creates a new empty database next to the one `admin_url` names and returns its URL; tests and
 /// benchmarks use one each so they never see each other's rows.

@@ -207,3 +207,4 @@ impl SqliteStore {
 impl_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);
 impl_digest_store!(SqliteStore);
 super::security::impl_security_store!(SqliteStore, Sqlite, SqliteRow, Backend::Sqlite);
+super::listing::impl_list_store!(SqliteStore, SqliteRow);

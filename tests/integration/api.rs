@@ -36,11 +36,18 @@ async fn admin_app() -> Admin {
 }
 
 pub(crate) async fn admin_app_with(tweak: impl FnOnce(&mut syncwarden::config::Settings)) -> Admin {
+    admin_app_on(TestDb::sqlite(), tweak).await
+}
+
+/// The app on the database `db` (see `Admin::cleanup`).
+pub(crate) async fn admin_app_on(
+    db: TestDb,
+    tweak: impl FnOnce(&mut syncwarden::config::Settings),
+) -> Admin {
     let clock = Clock::system();
     let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
         .await
         .unwrap();
-    let db = TestDb::sqlite();
     let store = db.open().await;
     let mut settings = db.settings();
     sandbox.configure(&mut settings);
@@ -73,6 +80,13 @@ pub(crate) async fn admin_app_with(tweak: impl FnOnce(&mut syncwarden::config::S
 }
 
 impl Admin {
+    /// Stops the app and drops its database (a scratch PostgreSQL database would stay).
+    pub(crate) async fn cleanup(self) {
+        drop(self._serving);
+        self.store.close().await;
+        self._db.cleanup().await;
+    }
+
     async fn call(
         &self,
         role: Option<Role>,
@@ -310,7 +324,7 @@ async fn the_audit_trail_pages_filters_refuses_typos_and_exports_csv() {
         assert!(events.len() <= 7);
         assert!(events.iter().all(|e| e["endpoint"] == "items"));
         seen.extend(events.iter().map(|e| e["id"].as_i64().unwrap()));
-        match body["next"].as_i64() {
+        match body["next"].as_str() {
             Some(next) => path = format!("/v1/audit/events?endpoint=items&limit=7&after={next}"),
             None => break,
         }
@@ -944,4 +958,478 @@ async fn metric_series_come_from_the_rollups_per_endpoint_and_target() {
             "{query}: {body}"
         );
     }
+}
+
+/// Every row of a list route, page by page from `path` (which has a `limit`), following `next`;
+/// checks each page holds at most `limit` rows and returns the ids in the order served and the
+/// number of pages.
+async fn walk(
+    app: &Admin,
+    role: Role,
+    path: &str,
+    list: &str,
+    limit: usize,
+) -> (Vec<Value>, usize) {
+    walk_from(app, role, path, list, limit, None).await
+}
+
+/// `walk`, from the page after `start`.
+async fn walk_from(
+    app: &Admin,
+    role: Role,
+    path: &str,
+    list: &str,
+    limit: usize,
+    start: Option<String>,
+) -> (Vec<Value>, usize) {
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    let mut next = start;
+    loop {
+        let url = match &next {
+            None => path.to_string(),
+            Some(cursor) => format!("{path}&after={cursor}"),
+        };
+        let (status, body) = app.call(Some(role), "GET", &url, None).await;
+        assert_eq!(status, 200, "{url}: {body}");
+        let rows = body[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("{url}: {body}"));
+        assert!(rows.len() <= limit, "{url}: {} rows", rows.len());
+        pages += 1;
+        ids.extend(rows.iter().map(|r| r["id"].clone()));
+        match &body["next"] {
+            Value::Null => return (ids, pages),
+            Value::String(cursor) => {
+                assert!(!rows.is_empty(), "{url}: a next cursor after an empty page");
+                next = Some(cursor.clone());
+            }
+            other => panic!("{url}: next is {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_list_pages_through_each_row_once_in_order_with_filters_on_both_backends() {
+    use syncwarden::alert::{Matcher, NewSilence};
+    use syncwarden::domain::{
+        Conflict, DeadLetter, NewDedupProposal, PolicyChange, RunStatus, SyncRun, SyncRunCounts,
+        System, Timestamp,
+    };
+    use syncwarden::monitor::{NewFinding, Severity};
+    use syncwarden::store::SyncCommit;
+
+    for db in TestDb::all("api::every_list_pages_through_each_row_once").await {
+        let app = admin_app_on(db, |_| {}).await;
+        let store = app.store.clone();
+        let backend = store.backend().as_str();
+        let t0 = Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap();
+        let at = |i: usize| t0 + Duration::from_secs(i as u64);
+        let endpoint = |i: usize| {
+            if i % 3 == 0 {
+                Endpoint::Contacts
+            } else {
+                Endpoint::Accounts
+            }
+        };
+        const N: usize = 11;
+        for i in 0..N {
+            store
+                .upsert_finding(&NewFinding {
+                    kind: if i % 3 == 0 { "latency" } else { "freshness" }.into(),
+                    severity: if i % 2 == 0 {
+                        Severity::Warning
+                    } else {
+                        Severity::Critical
+                    },
+                    fingerprint: format!("paging:{i}"),
+                    title: format!("finding {i}"),
+                    evidence: json!({}),
+                    started_at: at(i),
+                    detected_at: at(i),
+                })
+                .await
+                .unwrap();
+            store
+                .save_dedup_proposals(&[NewDedupProposal {
+                    endpoint: endpoint(i),
+                    members: vec![format!("P{i}a"), format!("P{i}b")],
+                    survivor: format!("P{i}a"),
+                    fields: vec![],
+                    before: BTreeMap::new(),
+                    min_probability: 0.9,
+                    created_at: at(i),
+                }])
+                .await
+                .unwrap();
+            store
+                .add_silence(
+                    &NewSilence {
+                        matchers: vec![Matcher::parse(&format!("n={i}")).unwrap()],
+                        starts_at: at(i),
+                        ends_at: at(i + 3600),
+                        author: "tester".into(),
+                        comment: "paging".into(),
+                    },
+                    at(i),
+                )
+                .await
+                .unwrap();
+            // Runs in threes sharing a start, so ties are broken by the id.
+            store
+                .start_run(&SyncRun {
+                    id: format!("r{i:02}"),
+                    endpoint: Some(endpoint(i)),
+                    started_at: at(i / 3),
+                    ended_at: None,
+                    status: RunStatus::Running,
+                    counts: SyncRunCounts::default(),
+                    error: None,
+                })
+                .await
+                .unwrap();
+            store
+                .save_policy_change(&PolicyChange {
+                    id: 0,
+                    endpoint: endpoint(i),
+                    settings: json!({}),
+                    changed_at: at(i),
+                    changed_by: "tester".into(),
+                })
+                .await
+                .unwrap();
+            issue_token(store.as_ref(), &format!("t{i}"), Role::Viewer, at(i), None).await;
+        }
+        store
+            .commit_sync(
+                &SyncCommit {
+                    conflicts: (0..N)
+                        .map(|i| Conflict {
+                            id: 0,
+                            endpoint: endpoint(i),
+                            key: format!("K{i}"),
+                            field: "name".into(),
+                            base_value: None,
+                            crm_value: Some("a".into()),
+                            erp_value: Some("b".into()),
+                            opened_at: at(i),
+                            resolved_at: None,
+                            resolution: None,
+                        })
+                        .collect(),
+                    dead_letters: (0..N)
+                        .map(|i| DeadLetter {
+                            id: 0,
+                            endpoint: endpoint(i),
+                            target: System::Erp,
+                            key: format!("K{i}"),
+                            record_id: None,
+                            fields: BTreeMap::new(),
+                            error: "refused".into(),
+                            attempts: 1,
+                            created_at: at(i),
+                            resolved_at: None,
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+                at(N),
+            )
+            .await
+            .unwrap();
+
+        let ids = |values: Vec<i64>| values.into_iter().map(Value::from).collect::<Vec<_>>();
+        let mut findings: Vec<_> = store.findings(None).await.unwrap();
+        findings.sort_by_key(|f| std::cmp::Reverse(f.id));
+        let latency: Vec<_> = findings.iter().filter(|f| f.kind == "latency").collect();
+        let mut proposals = store.dedup_proposals(None, None).await.unwrap();
+        proposals.sort_by_key(|p| p.id);
+        let conflicts = store.open_conflicts().await.unwrap();
+        let letters = store.open_dead_letters().await.unwrap();
+        let silences = store.silences().await.unwrap();
+        let tokens = store.tokens().await.unwrap();
+        let changes = store.policy_changes().await.unwrap();
+        let mut runs = store.recent_runs(1000).await.unwrap();
+        runs.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        let of = |e: Endpoint| move |x: &Endpoint| *x == e;
+        let contacts = of(Endpoint::Contacts);
+
+        let cases: Vec<(Role, &str, &str, Vec<Value>)> = vec![
+            (
+                Role::Viewer,
+                "/v1/findings?limit=3",
+                "findings",
+                ids(findings.iter().map(|f| f.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/findings?kind=latency&severity=warning&state=open&limit=1",
+                "findings",
+                ids(latency
+                    .iter()
+                    .filter(|f| f.severity == Severity::Warning)
+                    .map(|f| f.id)
+                    .collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/actions?limit=4",
+                "actions",
+                ids(proposals.iter().map(|p| p.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/actions?state=open&endpoint=contacts&limit=2",
+                "actions",
+                ids(proposals
+                    .iter()
+                    .filter(|p| contacts(&p.proposal.endpoint))
+                    .map(|p| p.id)
+                    .collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/conflicts?limit=5",
+                "conflicts",
+                ids(conflicts.iter().map(|c| c.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/conflicts?endpoint=contacts&limit=2",
+                "conflicts",
+                ids(conflicts
+                    .iter()
+                    .filter(|c| contacts(&c.endpoint))
+                    .map(|c| c.id)
+                    .collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/dead-letters?limit=3",
+                "dead_letters",
+                ids(letters.iter().map(|d| d.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/dead-letters?endpoint=contacts&limit=3",
+                "dead_letters",
+                ids(letters
+                    .iter()
+                    .filter(|d| contacts(&d.endpoint))
+                    .map(|d| d.id)
+                    .collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/silences?limit=4",
+                "silences",
+                ids(silences.iter().map(|s| s.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/runs?limit=2",
+                "runs",
+                runs.iter().map(|r| Value::from(r.id.clone())).collect(),
+            ),
+            (
+                Role::Viewer,
+                "/v1/runs?endpoint=accounts&limit=3",
+                "runs",
+                runs.iter()
+                    .filter(|r| r.endpoint == Some(Endpoint::Accounts))
+                    .map(|r| Value::from(r.id.clone()))
+                    .collect(),
+            ),
+            (
+                Role::Admin,
+                "/v1/tokens?limit=4",
+                "tokens",
+                ids(tokens.iter().map(|t| t.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/policies?limit=3",
+                "history",
+                ids(changes.iter().map(|c| c.id).collect()),
+            ),
+            (
+                Role::Viewer,
+                "/v1/policies?endpoint=contacts&limit=3",
+                "history",
+                ids(changes
+                    .iter()
+                    .filter(|c| contacts(&c.endpoint))
+                    .map(|c| c.id)
+                    .collect()),
+            ),
+        ];
+        for (role, path, list, expected) in cases {
+            let limit: usize = path.rsplit("limit=").next().unwrap().parse().unwrap();
+            assert!(expected.len() > limit, "{path}: the data spans pages");
+            let (served, pages) = walk(&app, role, path, list, limit).await;
+            assert_eq!(served, expected, "{backend} {path}");
+            assert_eq!(
+                pages,
+                expected.len().div_ceil(limit),
+                "{backend} {path}: pages"
+            );
+        }
+        // A whole list fits one page by default.
+        let (_, body) = app
+            .call(Some(Role::Viewer), "GET", "/v1/findings", None)
+            .await;
+        assert_eq!(body["findings"].as_array().unwrap().len(), N);
+        assert_eq!(body["next"], Value::Null);
+        // Rows added behind the walk do not shift it: a page already served stays served.
+        let (_, first) = app
+            .call(Some(Role::Viewer), "GET", "/v1/actions?limit=5", None)
+            .await;
+        store
+            .save_dedup_proposals(&[NewDedupProposal {
+                endpoint: Endpoint::Items,
+                members: vec!["late-a".into(), "late-b".into()],
+                survivor: "late-a".into(),
+                fields: vec![],
+                before: BTreeMap::new(),
+                min_probability: 0.9,
+                created_at: at(N),
+            }])
+            .await
+            .unwrap();
+        let cursor = first["next"].as_str().unwrap();
+        let (rest, _) = walk_from(
+            &app,
+            Role::Viewer,
+            "/v1/actions?limit=5",
+            "actions",
+            5,
+            Some(cursor.to_string()),
+        )
+        .await;
+        let mut all: Vec<Value> = first["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].clone())
+            .collect();
+        all.extend(rest);
+        assert_eq!(
+            all.len(),
+            N + 1,
+            "{backend}: every action once, the new one last"
+        );
+        app.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bad_limit_or_cursor_is_a_400_naming_it() {
+    let app = admin_app().await;
+    let routes = [
+        "/v1/findings",
+        "/v1/actions",
+        "/v1/conflicts",
+        "/v1/dead-letters",
+        "/v1/silences",
+        "/v1/runs",
+        "/v1/tokens",
+        "/v1/policies",
+        "/v1/audit/events",
+    ];
+    for route in routes {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=10001", "limit"),
+            ("limit=ten", "limit"),
+            ("limit=-3", "limit"),
+            ("after=zzz", "after"),
+            ("after=", "after"),
+        ] {
+            let path = format!("{route}?{query}");
+            let (status, body) = app.call(Some(Role::Admin), "GET", &path, None).await;
+            assert_eq!(
+                (
+                    status,
+                    body["error"]["code"].as_str(),
+                    body["error"]["field"].as_str()
+                ),
+                (400, Some("invalid_request"), Some(field)),
+                "{path}: {body}"
+            );
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&query[query.find('=').unwrap() + 1..]),
+                "{path}: {body}"
+            );
+        }
+    }
+    // The list routes stop at 1,000 a page; the audit trail at 10,000.
+    for route in &routes[..8] {
+        let (status, body) = app
+            .call(
+                Some(Role::Admin),
+                "GET",
+                &format!("{route}?limit=1001"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some("limit")),
+            "{route}"
+        );
+        let (status, body) = app
+            .call(
+                Some(Role::Admin),
+                "GET",
+                &format!("{route}?limit=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{route}: {body}");
+    }
+    let (status, _) = app
+        .call(
+            Some(Role::Viewer),
+            "GET",
+            "/v1/audit/events?limit=10000",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A run cursor is its start and id; a bare number is not one.
+    let (status, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/runs?after=12", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("after")),
+        "{body}"
+    );
+    // Paging does not need more than the route's own role; tokens are for admins.
+    let (status, _) = app
+        .call(Some(Role::Approver), "GET", "/v1/tokens", None)
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn me_names_the_token_and_its_role() {
+    let app = admin_app().await;
+    for (role, can) in [
+        (Role::Viewer, json!(["read"])),
+        (Role::Approver, json!(["read", "decide"])),
+        (Role::Admin, json!(["read", "decide", "administer"])),
+    ] {
+        let (status, body) = app.call(Some(role), "GET", "/v1/me", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({"name": role.as_str(), "role": role.as_str(), "can": can})
+        );
+    }
+    let (status, _) = app.call(None, "GET", "/v1/me", None).await;
+    assert_eq!(status, 401);
 }

@@ -1,7 +1,8 @@
 //! The web UI in real headless Chromium (Debian `chromium`, driven by `playwright-core` from npm
 //! through tests/browser/ui.cjs) when `SW_TEST_BROWSER=1`: sign in, the dashboard, approving a
 //! merge (applied in the sandbox CRM and ERP) and undoing it, rejecting one, acknowledging a
-//! finding, the audit trail, resolving a conflict, and a viewer's role error; a screenshot of
+//! finding, paging through a long list, the audit trail, resolving a conflict, and a viewer who is
+//! offered no decision its role cannot make; a screenshot of
 //! each page goes to target/ui-artefacts/.
 
 use std::collections::BTreeMap;
@@ -103,6 +104,26 @@ async fn people_use_the_web_ui_in_a_real_browser() {
     std::fs::create_dir_all(&artefacts).unwrap();
     let app = crate::api::admin_app_with(|_| {}).await;
     seed(&app).await;
+    // More resolved findings than a page holds, for the "More" button.
+    for i in 0..120 {
+        let finding = app
+            .store
+            .upsert_finding(&NewFinding {
+                kind: "freshness".into(),
+                severity: Severity::Info,
+                fingerprint: format!("freshness:paging:{i}"),
+                title: format!("old incident {i}"),
+                evidence: json!({}),
+                started_at: app.clock.now(),
+                detected_at: app.clock.now(),
+            })
+            .await
+            .unwrap();
+        app.store
+            .resolve_finding(finding.id, app.clock.now())
+            .await
+            .unwrap();
+    }
     let mut command = std::process::Command::new("node");
     command
         .arg(root.join("tests/browser/ui.cjs"))
@@ -146,7 +167,11 @@ async fn people_use_the_web_ui_in_a_real_browser() {
         actions[1].decided_by
     );
     let findings = app.store.findings(None).await.unwrap();
-    assert_eq!(findings[0].state, FindingState::Acknowledged);
+    let price = findings
+        .iter()
+        .find(|f| f.kind == "price_mismatch")
+        .unwrap();
+    assert_eq!(price.state, FindingState::Acknowledged);
     assert!(app.store.open_conflicts().await.unwrap().is_empty());
     for page in [
         "signin",
@@ -157,7 +182,8 @@ async fn people_use_the_web_ui_in_a_real_browser() {
         "findings",
         "audit",
         "conflicts",
-        "viewer-forbidden",
+        "findings-paged",
+        "viewer-read-only",
     ] {
         assert!(
             artefacts.join(format!("{page}.png")).exists(),

@@ -3,13 +3,14 @@
 //! route really served, and, when `SW_TEST_SCHEMATHESIS` is set, schemathesis fuzzing the app
 //! against it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use syncwarden::clock::Clock;
 use syncwarden::domain::Role;
 
-use crate::helpers::{TestApp, TestDb, skip_notice};
+use crate::helpers::{Serving, TestDb, role_tokens, skip_notice};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
@@ -99,10 +100,33 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
     out
 }
 
-async fn document(app: &TestApp) -> Value {
+/// The app on a fresh SQLite store, without the sync (the document does not depend on it), and a
+/// token per role.
+struct Served {
+    serving: Serving,
+    client: reqwest::Client,
+    tokens: BTreeMap<Role, String>,
+    _db: TestDb,
+}
+
+async fn serve() -> Served {
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let clock = Clock::system();
+    let serving = Serving::start(&db.settings(), clock.clone(), store.clone(), None).await;
+    let tokens = role_tokens(store.as_ref(), clock.now(), |r| r.as_str().to_string()).await;
+    Served {
+        serving,
+        client: reqwest::Client::new(),
+        tokens,
+        _db: db,
+    }
+}
+
+async fn document(app: &Served) -> Value {
     let response = app
         .client
-        .get(format!("{}/openapi.json", app.base))
+        .get(format!("{}/openapi.json", app.serving.base))
         .send()
         .await
         .unwrap();
@@ -112,8 +136,7 @@ async fn document(app: &TestApp) -> Value {
 
 #[tokio::test]
 async fn every_registered_route_is_in_the_document() {
-    let db = TestDb::sqlite();
-    let app = TestApp::spawn(db.settings()).await;
+    let app = serve().await;
     let doc = document(&app).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1."),
@@ -151,8 +174,8 @@ fn fill(path: &str) -> String {
 
 #[tokio::test]
 async fn the_document_describes_auth_errors_and_answers_the_app_gives() {
-    let db = TestDb::sqlite();
-    let app = TestApp::spawn(db.settings()).await;
+    let app = serve().await;
+    let base = &app.serving.base;
     let doc = document(&app).await;
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
@@ -172,10 +195,7 @@ async fn the_document_describes_auth_errors_and_answers_the_app_gives() {
         // Every route the document lists is served: never the fallback's 404 or a 405.
         let response = app
             .client
-            .request(
-                method.parse().unwrap(),
-                format!("{}{}", app.base, fill(&path)),
-            )
+            .request(method.parse().unwrap(), format!("{base}{}", fill(&path)))
             .send()
             .await
             .unwrap();
@@ -200,22 +220,71 @@ async fn the_document_describes_auth_errors_and_answers_the_app_gives() {
     // A path parameter that does not read is refused in the one error shape, naming it.
     let response = app
         .client
-        .post(format!("{}/v1/findings/abc/acknowledge", app.base))
+        .post(format!("{base}/v1/findings/abc/acknowledge"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    let admin = crate::api::admin_app_with(|_| {}).await;
-    let response = admin
+    let response = app
         .client
-        .post(format!("{}/v1/findings/abc/acknowledge", admin.base))
-        .bearer_auth(&admin.tokens[&Role::Approver])
+        .post(format!("{base}/v1/findings/abc/acknowledge"))
+        .bearer_auth(&app.tokens[&Role::Approver])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["field"], "id", "{body}");
+}
+
+/// Every list route documents the same paging: `limit` (an integer with bounds), `after` (the
+/// opaque cursor, a string), the 400 a bad one gets, and `next` in its answer.
+#[tokio::test]
+async fn list_routes_document_their_paging() {
+    let app = serve().await;
+    let doc = document(&app).await;
+    let lists = [
+        ("/v1/findings", "FindingList", 1000),
+        ("/v1/actions", "ActionList", 1000),
+        ("/v1/conflicts", "ConflictList", 1000),
+        ("/v1/dead-letters", "DeadLetterList", 1000),
+        ("/v1/silences", "SilenceList", 1000),
+        ("/v1/runs", "RunList", 1000),
+        ("/v1/tokens", "TokenList", 1000),
+        ("/v1/policies", "Policies", 1000),
+        ("/v1/audit/events", "EventPage", 10000),
+    ];
+    for (path, schema, max) in lists {
+        let op = &doc["paths"][path]["get"];
+        let params = op["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: {op}"));
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|p| p["name"] == name && p["in"] == "query")
+                .unwrap_or_else(|| panic!("{path} has no {name}: {op}"))
+        };
+        let limit = &param("limit")["schema"];
+        assert_eq!(limit["minimum"], 1, "{path}: {limit}");
+        assert_eq!(limit["maximum"], max, "{path}: {limit}");
+        assert!(
+            limit["type"].to_string().contains("integer"),
+            "{path}: {limit}"
+        );
+        let after = &param("after")["schema"];
+        assert!(
+            after["type"].to_string().contains("string"),
+            "{path}: {after}"
+        );
+        assert!(op["responses"].get("400").is_some(), "{path}: no 400");
+        let answer = &doc["components"]["schemas"][schema];
+        let next = &answer["properties"]["next"];
+        assert!(
+            next["type"].to_string().contains("string"),
+            "{path}: {answer}"
+        );
+    }
 }
 
 pub const SCHEMATHESIS_VAR: &str = "SW_TEST_SCHEMATHESIS";

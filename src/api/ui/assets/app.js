@@ -5,6 +5,8 @@
 const TOKEN_KEY = "syncwarden.token";
 const ENDPOINTS = ["accounts", "contacts", "pricebook", "items", "quotes", "sales_orders", "invoices"];
 const AUDIT_PAGE = 100;
+// Rows a page of the lists that load more on demand (the API's default page).
+const LIST_PAGE = 100;
 
 // ---- small DOM helpers -------------------------------------------------------------------
 
@@ -99,6 +101,57 @@ async function api(method, path, body) {
   return json;
 }
 
+// A list the API serves a page at a time: `load()` fetches the next page and hands its rows to
+// `draw`; `more` is a "More" button, shown while the API answers a `next` cursor.
+function pager(id, path, params, key, draw) {
+  let next = null;
+  const more = h("button", { type: "button", class: "secondary more", id, hidden: true }, "More");
+  const load = async () => {
+    const page = await api("GET", path + query({ ...params, after: next, limit: LIST_PAGE }));
+    next = page.next;
+    more.hidden = next === null;
+    draw(page[key]);
+    return page;
+  };
+  more.addEventListener("click", () => load().catch(fail));
+  return { more, load };
+}
+
+// Every page of a list (for short lists shown whole, such as silences).
+async function everyPage(path, params, key) {
+  const rows = [];
+  let after = null;
+  do {
+    const page = await api("GET", path + query({ ...params, after, limit: 1000 }));
+    rows.push(...page[key]);
+    after = page.next;
+  } while (after !== null);
+  return rows;
+}
+
+// ---- who is signed in ------------------------------------------------------------------------
+
+// The token's name, role and what it may do (`GET /v1/me`), read once per sign-in.
+let me = null;
+
+async function whoami() {
+  if (!me) me = await api("GET", "/v1/me");
+  const el = document.getElementById("whoami");
+  el.textContent = me.name + " (" + me.role + ")";
+  el.hidden = false;
+  return me;
+}
+
+// Whether the signed-in role may do `what` (`decide`: approve, reject, undo, acknowledge,
+// resolve, silence; `administer`). The API enforces it anyway; the UI only hides what would fail.
+function can(what) {
+  return !!me && me.can.includes(what);
+}
+
+function readOnly(what) {
+  return h("p", { class: "muted read-only" }, "Your role (" + (me ? me.role : "?") + ") can see but not " + what + ".");
+}
+
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
@@ -110,6 +163,8 @@ function query(params) {
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
+  document.getElementById("whoami").hidden = true;
   render();
 }
 
@@ -117,8 +172,9 @@ async function signIn(event) {
   event.preventDefault();
   const input = document.getElementById("token");
   sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  me = null;
   try {
-    await api("GET", "/v1/endpoints");
+    await whoami();
     input.value = "";
     say("");
     if (!location.hash || location.hash === "#/") location.hash = "#/dashboard";
@@ -154,6 +210,7 @@ async function render() {
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === page);
   main.dataset.page = page;
   try {
+    await whoami();
     await PAGES[page](main, arg);
   } catch (err) {
     fail(err);
@@ -166,13 +223,23 @@ async function dashboard(main) {
   main.append(h("h1", {}, "Dashboard"));
   const [controls, runs, findings, series] = await Promise.all([
     api("GET", "/v1/endpoints"),
-    api("GET", "/v1/runs?limit=500"),
-    api("GET", "/v1/findings?state=open"),
+    latestRuns(),
+    api("GET", "/v1/findings?state=open&limit=1000"),
     api("GET", "/v1/metrics/series?resolution=hour"),
   ]);
   const kpiCard = h("section", { class: "card", id: "kpis", hidden: true });
-  main.append(kpiCard, health(controls.controls, runs.runs), openFindings(findings.findings), charts(series));
+  main.append(kpiCard, health(controls.controls, runs), openFindings(findings.findings, findings.next !== null), charts(series));
   kpis(kpiCard);
+}
+
+// The latest run of each endpoint: the newest page of runs, then, for an endpoint without a run
+// on it (when older pages exist), that endpoint's newest run.
+async function latestRuns() {
+  const page = await api("GET", "/v1/runs?limit=1000");
+  if (page.next === null) return page.runs;
+  const missing = ENDPOINTS.filter((e) => !page.runs.some((r) => r.endpoint === e));
+  const more = await Promise.all(missing.map((e) => api("GET", "/v1/runs" + query({ endpoint: e, limit: 1 }))));
+  return page.runs.concat(...more.map((m) => m.runs));
 }
 
 function health(controls, runs) {
@@ -195,11 +262,11 @@ function health(controls, runs) {
     table(["endpoint", "mode", "last run", "when", "read", "written", "calls ok / failed", "error"], rows));
 }
 
-function openFindings(findings) {
+function openFindings(findings, more) {
   const rows = findings.slice(0, 10).map((f) => h("tr", { class: "pick", onclick: () => { location.hash = "#/findings/" + f.id; } },
     h("td", {}, badge(f.severity)), h("td", {}, f.title), h("td", {}, when(f.last_seen_at))));
   return h("section", { class: "card", id: "open-findings" },
-    h("h2", {}, "Open findings (" + findings.length + ")"),
+    h("h2", {}, "Open findings (" + findings.length + (more ? "+" : "") + ")"),
     findings.length ? table(["severity", "finding", "last seen"], rows) : h("p", { class: "muted" }, "None open."));
 }
 
@@ -276,7 +343,6 @@ async function actionsPage(main, arg) {
   const params = new URLSearchParams(arg.includes("?") ? arg.slice(arg.indexOf("?")) : "");
   const selected = arg.split("?")[0];
   const filter = { state: params.get("state") ?? "open", endpoint: params.get("endpoint") || "" };
-  const list = await api("GET", "/v1/actions" + query(filter));
   const stateSel = h("select", { id: "action-state" },
     ["open", "approved", "applied", "undone", "rejected", ""].map((s) => h("option", { value: s, selected: s === filter.state }, s || "any")));
   const endpointSel = endpointSelect("action-endpoint", filter.endpoint);
@@ -286,24 +352,30 @@ async function actionsPage(main, arg) {
   stateSel.addEventListener("change", apply);
   endpointSel.addEventListener("change", apply);
   const detail = h("section", { class: "card", id: "action-detail" }, h("p", { class: "muted" }, "Pick an action to see its records side by side."));
-  const rows = list.actions.map((a) => {
-    const tr = h("tr", { class: "pick", "data-id": a.id, onclick: () => pick(a, tr) },
-      h("td", { class: "num" }, a.id), h("td", {}, a.endpoint), h("td", {}, a.members.join(", ")),
-      h("td", { class: "num" }, a.min_probability.toFixed(2)), h("td", {}, badge(a.status)));
-    return tr;
-  });
+  const rows = [];
+  const body = h("tbody", {});
   const pick = (a, tr) => {
     for (const r of rows) r.classList.toggle("selected", r === tr);
     actionDetail(detail, a);
   };
+  const listCard = h("section", { class: "card", id: "action-list" });
+  const { more, load } = pager("action-more", "/v1/actions", filter, "actions", (actions) => {
+    for (const a of actions) {
+      const tr = h("tr", { class: "pick", "data-id": a.id, onclick: () => pick(a, tr) },
+        h("td", { class: "num" }, a.id), h("td", {}, a.endpoint), h("td", {}, a.members.join(", ")),
+        h("td", { class: "num" }, a.min_probability.toFixed(2)), h("td", {}, badge(a.status)));
+      rows.push(tr);
+      body.append(tr);
+      if (String(a.id) === selected) pick(a, tr);
+    }
+  });
+  await load();
+  listCard.append(rows.length
+    ? h("table", {}, h("thead", {}, h("tr", {}, ["id", "endpoint", "records", "match", "state"].map((x) => h("th", {}, x)))), body)
+    : h("p", { class: "muted" }, "No actions."), more);
   main.append(h("h1", {}, "Approval queue"),
     h("div", { class: "row" }, h("label", {}, "state", stateSel), h("label", {}, "endpoint", endpointSel)),
-    h("div", { class: "split" },
-      h("section", { class: "card", id: "action-list" },
-        list.actions.length ? table(["id", "endpoint", "records", "match", "state"], rows) : h("p", { class: "muted" }, "No actions.")),
-      detail));
-  const first = list.actions.findIndex((a) => String(a.id) === selected);
-  if (first >= 0) pick(list.actions[first], rows[first]);
+    h("div", { class: "split" }, listCard, detail));
 }
 
 function endpointSelect(id, value) {
@@ -331,13 +403,14 @@ function actionDetail(card, a) {
   const head = ["field", ...members.map((m) => (m === a.survivor ? m + " (survivor)" : m)), "merged", "from"];
   const reason = h("input", { id: "reject-reason", placeholder: "why is this merge wrong?", size: 40 });
   const buttons = h("div", { class: "actions" });
-  if (a.status === "open") {
+  if (!can("decide")) {
+    if (a.status === "open" || a.status === "applied") buttons.append(readOnly("approve, reject or undo merges"));
+  } else if (a.status === "open") {
     buttons.append(
       h("button", { id: "approve", onclick: () => decide(a, "approve") }, "Approve"),
       reason,
       h("button", { id: "reject", class: "danger", onclick: () => decide(a, "reject", { reason: reason.value }) }, "Reject"));
   } else if (a.status === "applied") {
-    // Undo needs the approver role; a viewer who tries is told so by the API.
     buttons.append(h("button", { id: "undo", class: "secondary", onclick: () => decide(a, "undo") }, "Undo"));
   }
   card.replaceChildren(
@@ -364,7 +437,7 @@ async function findingsPage(main, arg) {
   const params = new URLSearchParams(arg.includes("?") ? arg.slice(arg.indexOf("?")) : "");
   const selected = arg.split("?")[0];
   const filter = { state: params.get("state") ?? "open", severity: params.get("severity") || "", kind: params.get("kind") || "" };
-  const [list, silences] = await Promise.all([api("GET", "/v1/findings" + query(filter)), api("GET", "/v1/silences")]);
+  const silences = await everyPage("/v1/silences", {}, "silences");
   const stateSel = h("select", { id: "finding-state" },
     ["open", "acknowledged", "resolved", ""].map((s) => h("option", { value: s, selected: s === filter.state }, s || "any")));
   const severitySel = h("select", { id: "finding-severity" },
@@ -375,30 +448,42 @@ async function findingsPage(main, arg) {
   severitySel.addEventListener("change", apply);
   kind.addEventListener("change", apply);
   const detail = h("section", { class: "card", id: "finding-detail" }, h("p", { class: "muted" }, "Pick a finding to see its evidence."));
-  const rows = list.findings.map((f) => {
-    const tr = h("tr", { class: "pick", "data-id": f.id, onclick: () => pick(f, tr) },
-      h("td", {}, badge(f.severity)), h("td", {}, f.title), h("td", {}, badge(f.state)), h("td", {}, when(f.last_seen_at)));
-    return tr;
-  });
+  const rows = [];
+  const body = h("tbody", {});
   const pick = (f, tr) => {
     for (const r of rows) r.classList.toggle("selected", r === tr);
     findingDetail(detail, f);
   };
+  const { more, load } = pager("finding-more", "/v1/findings", filter, "findings", (findings) => {
+    for (const f of findings) {
+      const tr = h("tr", { class: "pick", "data-id": f.id, onclick: () => pick(f, tr) },
+        h("td", {}, badge(f.severity)), h("td", {}, f.title), h("td", {}, badge(f.state)), h("td", {}, when(f.last_seen_at)));
+      rows.push(tr);
+      body.append(tr);
+      if (String(f.id) === selected) pick(f, tr);
+    }
+  });
+  await load();
   main.append(h("h1", {}, "Findings"),
     h("div", { class: "row" }, h("label", {}, "state", stateSel), h("label", {}, "severity", severitySel), h("label", {}, "kind", kind)),
     h("div", { class: "split" },
       h("section", { class: "card", id: "finding-list" },
-        list.findings.length ? table(["severity", "finding", "state", "last seen"], rows) : h("p", { class: "muted" }, "No findings.")),
+        rows.length
+          ? h("table", {}, h("thead", {}, h("tr", {}, ["severity", "finding", "state", "last seen"].map((x) => h("th", {}, x)))), body)
+          : h("p", { class: "muted" }, "No findings."),
+        more),
       detail),
-    silenceList(silences.silences));
-  const i = list.findings.findIndex((f) => String(f.id) === selected);
-  if (i >= 0) pick(list.findings[i], rows[i]);
+    silenceList(silences));
 }
 
 function findingDetail(card, f) {
   const buttons = h("div", { class: "actions" });
-  if (f.state === "open") buttons.append(h("button", { id: "acknowledge", onclick: () => moveFinding(f, "acknowledge") }, "Acknowledge"));
-  if (f.state !== "resolved") buttons.append(h("button", { id: "resolve", class: "secondary", onclick: () => moveFinding(f, "resolve") }, "Resolve"));
+  if (!can("decide")) {
+    if (f.state !== "resolved") buttons.append(readOnly("acknowledge, resolve or silence findings"));
+  } else {
+    if (f.state === "open") buttons.append(h("button", { id: "acknowledge", onclick: () => moveFinding(f, "acknowledge") }, "Acknowledge"));
+    if (f.state !== "resolved") buttons.append(h("button", { id: "resolve", class: "secondary", onclick: () => moveFinding(f, "resolve") }, "Resolve"));
+  }
   const evidence = f.evidence && typeof f.evidence === "object" ? f.evidence : { value: f.evidence };
   const scalars = Object.entries(evidence).filter(([, v]) => v === null || typeof v !== "object");
   const span = { from: new Date(Date.parse(f.started_at) - 3600e3).toISOString(), to: new Date(Date.parse(f.last_seen_at) + 3600e3).toISOString() };
@@ -412,7 +497,7 @@ function findingDetail(card, f) {
     scalars.length ? table(["", ""], scalars.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, String(v))))) : "",
     h("pre", {}, JSON.stringify(f.evidence, null, 2)),
     h("p", {}, h("a", { href: "#/audit/" + query({ ...span, endpoint: ENDPOINTS.includes(endpoint) ? endpoint : "" }) }, "Events around this finding in the audit trail")),
-    silenceForm(f));
+    can("decide") ? silenceForm(f) : "");
 }
 
 async function moveFinding(f, verb) {
@@ -540,8 +625,23 @@ function localInput(iso) {
 // ---- conflicts -----------------------------------------------------------------------------
 
 async function conflictsPage(main) {
-  const list = await api("GET", "/v1/conflicts");
-  const rows = list.conflicts.map((c) => {
+  const body = h("tbody", {});
+  let count = 0;
+  const { more, load } = pager("conflict-more", "/v1/conflicts", {}, "conflicts", (conflicts) => {
+    count += conflicts.length;
+    body.append(...conflicts.map(conflictRow));
+  });
+  await load();
+  main.append(h("h1", {}, "Conflicts held for a person"),
+    can("decide") ? "" : readOnly("resolve conflicts"),
+    h("section", { class: "card", id: "conflict-list" },
+      count
+        ? h("table", {}, h("thead", {}, h("tr", {}, ["endpoint", "record", "field", "last agreed", "CRM", "ERP", "opened", can("decide") ? "resolve" : ""].map((x) => h("th", {}, x)))), body)
+        : h("p", { class: "muted" }, "No open conflicts."),
+      more));
+}
+
+function conflictRow(c) {
     const own = h("input", { placeholder: "another value", size: 14 });
     const resolve = (resolution) => async () => {
       try {
@@ -556,16 +656,10 @@ async function conflictsPage(main) {
       h("td", {}, c.endpoint), h("td", { class: "mono" }, c.key), h("td", {}, c.field),
       h("td", { class: "mono" }, c.base_value ?? ""), h("td", { class: "mono" }, c.crm_value ?? ""),
       h("td", { class: "mono" }, c.erp_value ?? ""), h("td", {}, when(c.opened_at)),
-      h("td", {}, h("div", { class: "actions" },
+      h("td", {}, can("decide") ? h("div", { class: "actions" },
         h("button", { class: "secondary", onclick: resolve({ choice: "crm" }) }, "Keep CRM"),
         h("button", { class: "secondary", onclick: resolve({ choice: "erp" }) }, "Keep ERP"),
-        own, h("button", { class: "secondary", onclick: () => resolve({ choice: "value", value: own.value })() }, "Use value"))));
-  });
-  main.append(h("h1", {}, "Conflicts held for a person"),
-    h("section", { class: "card", id: "conflict-list" },
-      list.conflicts.length
-        ? table(["endpoint", "record", "field", "last agreed", "CRM", "ERP", "opened", "resolve"], rows)
-        : h("p", { class: "muted" }, "No open conflicts.")));
+        own, h("button", { class: "secondary", onclick: () => resolve({ choice: "value", value: own.value })() }, "Use value")) : ""));
 }
 
 // ---- start ---------------------------------------------------------------------------------

@@ -1026,7 +1026,7 @@ async fn every_list_pages_through_each_row_once_in_order_with_filters_on_both_ba
         let t0 = Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap();
         let at = |i: usize| t0 + Duration::from_secs(i as u64);
         let endpoint = |i: usize| {
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 Endpoint::Contacts
             } else {
                 Endpoint::Accounts

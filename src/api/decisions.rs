@@ -346,6 +346,8 @@ pub(super) async fn actions_csv(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Viewer)?;
     let (endpoint, status) = filter.read()?;
+    // Ignored here, but refused like anywhere else when they do not read.
+    Paging::<i64>::read(filter.after.as_deref(), filter.limit.as_deref())?;
     let mut page = Page::first(MAX_LIMIT);
     let mut actions = Vec::new();
     loop {

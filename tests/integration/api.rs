@@ -1026,7 +1026,7 @@ async fn every_list_pages_through_each_row_once_in_order_with_filters_on_both_ba
         let t0 = Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap();
         let at = |i: usize| t0 + Duration::from_secs(i as u64);
         let endpoint = |i: usize| {
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 Endpoint::Contacts
             } else {
                 Endpoint::Accounts
@@ -1036,8 +1036,13 @@ async fn every_list_pages_through_each_row_once_in_order_with_filters_on_both_ba
         for i in 0..N {
             store
                 .upsert_finding(&NewFinding {
-                    kind: if i % 3 == 0 { "latency" } else { "freshness" }.into(),
-                    severity: if i % 2 == 0 {
+                    kind: if i.is_multiple_of(3) {
+                        "latency"
+                    } else {
+                        "freshness"
+                    }
+                    .into(),
+                    severity: if i.is_multiple_of(2) {
                         Severity::Warning
                     } else {
                         Severity::Critical

@@ -8,8 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::decisions::PageQuery;
-use super::paging::Paging;
+use super::paging::{PageQuery, Paging};
 use super::{ApiError, AppState, Params};
 use crate::domain::{ApiToken, Role, Timestamp};
 

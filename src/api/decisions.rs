@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::paging::{MAX_LIMIT, Paging};
+use super::paging::{MAX_LIMIT, PageQuery, Paging};
 use super::{ApiError, AppState, Id, Params, endpoint_param, parse_body, time_param};
 use crate::alert::{Matcher, NewSilence, Silence};
 use crate::dedup::service::Action;
@@ -169,17 +169,6 @@ pub(super) struct SilenceList {
     silences: Vec<Silence>,
     /// The `after` of the next page; none on the last page.
     next: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(super) struct PageQuery {
-    /// The cursor: the `next` of the previous page.
-    pub(super) after: Option<String>,
-    /// Rows a page (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub(super) limit: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -346,6 +335,8 @@ pub(super) async fn actions_csv(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Viewer)?;
     let (endpoint, status) = filter.read()?;
+    // Ignored here, but refused like anywhere else when they do not read.
+    Paging::<i64>::read(filter.after.as_deref(), filter.limit.as_deref())?;
     let mut page = Page::first(MAX_LIMIT);
     let mut actions = Vec::new();
     loop {

@@ -3,12 +3,29 @@
 //! walks an index from the cursor (keyset), never skips rows with OFFSET, so a walk through the
 //! pages sees every row once even while new rows arrive.
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use super::ApiError;
 use crate::store::{Page, RunKey};
 
 /// Rows a page when `limit` is not given, and the most a page may have, on the list routes.
 pub(super) const DEFAULT_LIMIT: u32 = 100;
 pub(super) const MAX_LIMIT: u32 = 1000;
+
+/// The query of a list route with nothing to filter by: only the page. (Routes with filters
+/// repeat `after` and `limit` beside them: serde cannot flatten into a struct that refuses
+/// unknown keys.)
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PageQuery {
+    /// The cursor: the `next` of the previous page.
+    pub(super) after: Option<String>,
+    /// Rows a page (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(super) limit: Option<String>,
+}
 
 /// A key a page can start after, as the opaque cursor writes it.
 pub(super) trait Cursor: Sized {

@@ -1036,8 +1036,13 @@ async fn every_list_pages_through_each_row_once_in_order_with_filters_on_both_ba
         for i in 0..N {
             store
                 .upsert_finding(&NewFinding {
-                    kind: if i % 3 == 0 { "latency" } else { "freshness" }.into(),
-                    severity: if i % 2 == 0 {
+                    kind: if i.is_multiple_of(3) {
+                        "latency"
+                    } else {
+                        "freshness"
+                    }
+                    .into(),
+                    severity: if i.is_multiple_of(2) {
                         Severity::Warning
                     } else {
                         Severity::Critical
@@ -1432,4 +1437,26 @@ async fn me_names_the_token_and_its_role() {
     }
     let (status, _) = app.call(None, "GET", "/v1/me", None).await;
     assert_eq!(status, 401);
+    // The token list names each token and its role, never the token or its hash.
+    let (status, body) = app.call(Some(Role::Admin), "GET", "/v1/tokens", None).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<(&str, &str)> = body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("viewer", "viewer"),
+            ("approver", "approver"),
+            ("admin", "admin")
+        ]
+    );
+    let text = body.to_string();
+    for token in app.tokens.values() {
+        assert!(!text.contains(token.as_str()), "{text}");
+        assert!(!text.contains(&hash_token(token)), "{text}");
+    }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::ingest::Scratch;
 use crate::clock::Clock;
 use crate::domain::{Endpoint, RunStatus, SyncRun, Timestamp};
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox::Sandbox;
 use crate::store::Store;
 
 pub struct InstancesBenchOptions {
@@ -273,12 +273,7 @@ fn spawn_instance(
         .env("SYNCWARDEN_DATABASE__URL", database_url)
         .env("SYNCWARDEN_SERVER__LISTEN", "127.0.0.1:0")
         .env("SYNCWARDEN_LOG__LEVEL", "error")
-        .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
-        .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
-        .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
-        .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
-        .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
-        .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+        .envs(sandbox.env())
         .env(
             "SYNCWARDEN_SYNC__LEASE_SECS",
             options.lease_secs.to_string(),

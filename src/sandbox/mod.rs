@@ -97,6 +97,19 @@ impl Sandbox {
         settings.erp.password = SAP_PASSWORD.to_string().into();
     }
 
+    /// The same connector settings as [`Self::configure`], as the `SYNCWARDEN_*` environment of
+    /// a child process.
+    pub fn env(&self) -> [(&'static str, String); 6] {
+        [
+            ("SYNCWARDEN_CRM__BASE_URL", self.crm.base_url()),
+            ("SYNCWARDEN_CRM__TOKEN", HUBSPOT_TOKEN.into()),
+            ("SYNCWARDEN_ERP__BASE_URL", self.erp.base_url()),
+            ("SYNCWARDEN_ERP__COMPANY_DB", SAP_COMPANY_DB.into()),
+            ("SYNCWARDEN_ERP__USERNAME", SAP_USER.into()),
+            ("SYNCWARDEN_ERP__PASSWORD", SAP_PASSWORD.into()),
+        ]
+    }
+
     /// Starts both servers on loopback ports, seeded at `scale`.
     pub async fn start(clock: Clock, scale: &SeedScale) -> std::io::Result<Self> {
         let crm_data = Arc::new(Mutex::new(HsData::default()));

@@ -213,12 +213,8 @@ async fn sync_commands_against_the_sandbox() {
         command
             .args(&args)
             .current_dir(dir.path())
-            .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+            .envs(sandbox.env())
             .env("SYNCWARDEN_CRM__TOKEN", token)
-            .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
-            .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
-            .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
-            .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
             .env("SYNCWARDEN_SYNC__RETRY__MAX_ATTEMPTS", "1");
         tokio::task::spawn_blocking(move || command.output().unwrap())
     };

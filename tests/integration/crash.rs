@@ -328,17 +328,11 @@ fn spawn_sync(
     db: &TestDb,
     sandbox: &syncwarden::sandbox::Sandbox,
 ) -> std::process::Child {
-    use syncwarden::sandbox;
     Command::new(env!("CARGO_BIN_EXE_syncwarden"))
         .args(["sync", "--once", "--endpoint", endpoint, "--data-dir"])
         .arg(data_dir)
         .env("SYNCWARDEN_DATABASE__URL", &db.url)
-        .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
-        .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
-        .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
-        .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
-        .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
-        .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+        .envs(sandbox.env())
         .env("SYNCWARDEN_LOG__LEVEL", "warn")
         .env("SYNCWARDEN_SYNC__LEASE_SECS", "1")
         .stdout(Stdio::null())
@@ -354,18 +348,12 @@ fn spawn_dedup(
     db: &TestDb,
     sandbox: &syncwarden::sandbox::Sandbox,
 ) -> std::process::Child {
-    use syncwarden::sandbox;
     Command::new(env!("CARGO_BIN_EXE_syncwarden"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .env("SYNCWARDEN_DATABASE__URL", &db.url)
-        .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
-        .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
-        .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
-        .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
-        .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
-        .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+        .envs(sandbox.env())
         .env("SYNCWARDEN_LOG__LEVEL", "warn")
         .env("SYNCWARDEN_DEDUP__CLAIM_SECS", "1")
         .stdout(Stdio::null())

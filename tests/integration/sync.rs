@@ -189,22 +189,7 @@ async fn first_sync_links_creates_and_never_duplicates_then_goes_quiet() {
         );
     }
     assert!(n(&first, Endpoint::Accounts, Outcome::Applied) > 0);
-    let stored = w
-        .store
-        .query_events(&EventQuery {
-            run_id: Some(first.run_id.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        stored.len(),
-        first
-            .events
-            .values()
-            .flat_map(|o| o.values())
-            .sum::<usize>()
-    );
+    assert_run_events_stored(&w.store, &first).await;
     let run = w.store.run(&first.run_id).await.unwrap().unwrap();
     assert_eq!(run.counts.api_calls_ok as u64, first.api_calls_ok);
 
@@ -217,6 +202,19 @@ async fn first_sync_links_creates_and_never_duplicates_then_goes_quiet() {
         .unwrap();
     assert!(second.events.is_empty(), "{second:?}");
     assert_eq!(crm_companies(&w).len(), scale.accounts);
+}
+
+/// Every event the run counted is in the log under its run id.
+async fn assert_run_events_stored(store: &Arc<dyn Store>, run: &RunSummary) {
+    let stored = store
+        .query_events(&EventQuery {
+            run_id: Some(run.run_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let counted: usize = run.events.values().flat_map(|o| o.values()).sum();
+    assert_eq!(stored.len(), counted, "{}", run.run_id);
 }
 
 /// A run cut into chunks of three records stores what a run in one chunk stores: the same
@@ -244,18 +242,7 @@ async fn a_run_in_many_chunks_stores_what_one_chunk_stores() {
         assert!(many.records_written > 3, "{endpoint}: one chunk only");
         assert_eq!(many.events, one.events, "{endpoint}");
         assert_eq!(many.records_written, one.records_written, "{endpoint}");
-        let stored = chunked
-            .store
-            .query_events(&EventQuery {
-                run_id: Some(many.run_id.clone()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            stored.len(),
-            many.events.values().flat_map(|o| o.values()).sum::<usize>()
-        );
+        assert_run_events_stored(&chunked.store, &many).await;
         let states = |w: &World| {
             let store = w.store.clone();
             async move {

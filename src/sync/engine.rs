@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -953,6 +953,22 @@ impl Engine {
         }
     }
 
+    /// Sends one side's writes of a chunk: each write's result (the call's failure for each when
+    /// the call failed as a whole) and how long it took.
+    async fn send_writes(
+        &self,
+        endpoint: Endpoint,
+        system: System,
+        writes: Vec<Write>,
+    ) -> (System, Vec<Write>, Vec<WriteResult>, Duration) {
+        let started = Instant::now();
+        let results = match self.connector(system).write(endpoint, &writes).await {
+            Ok(results) => results,
+            Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
+        };
+        (system, writes, results, started.elapsed())
+    }
+
     /// Sends one write to one side: its result, or the call's failure.
     async fn write_one(&self, system: System, endpoint: Endpoint, write: &Write) -> WriteResult {
         self.connector(system)
@@ -1079,10 +1095,12 @@ impl Engine {
         let mut pulled = HashMap::new();
         let mut cursors = Vec::new();
         let mut rejected_events = Vec::new();
-        for system in [System::Crm, System::Erp] {
-            let since = self.store.cursor(endpoint, system).await?;
-            let (records, rejected) =
-                pull_all(self.connector(system).as_ref(), endpoint, since).await?;
+        // Both sides are read at once: each side's pages are decoded while the other's answer.
+        let (crm_pull, erp_pull) = tokio::try_join!(
+            self.pull_since_cursor(endpoint, System::Crm),
+            self.pull_since_cursor(endpoint, System::Erp),
+        )?;
+        for (system, (records, rejected)) in [(System::Crm, crm_pull), (System::Erp, erp_pull)] {
             summary.rejected += rejected.len();
             rejected_events.extend(
                 rejected
@@ -1181,6 +1199,16 @@ impl Engine {
         committer.send(Job::Commit(Box::new(last))).await;
         add_event_counts(&mut summary.events, &committer.finish().await?);
         Ok(summary)
+    }
+
+    /// Every page of what changed on one side since its cursor.
+    async fn pull_since_cursor(
+        &self,
+        endpoint: Endpoint,
+        system: System,
+    ) -> Result<(Vec<Record>, Vec<Rejected>), SyncError> {
+        let since = self.store.cursor(endpoint, system).await?;
+        pull_all(self.connector(system).as_ref(), endpoint, since).await
     }
 
     /// The intents a crashed run left: those whose value reached the target are recorded now
@@ -1294,13 +1322,15 @@ impl Engine {
         let mut dead_letters = Vec::new();
         let mut failed_creates: HashSet<String> = HashSet::new();
         let mut superseded = Vec::new();
-        for (system, writes) in writes {
-            let started = Instant::now();
-            let results = match self.connector(system).write(endpoint, &writes).await {
-                Ok(results) => results,
-                Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
-            };
-            latency.insert(system, started.elapsed().as_millis() as i64);
+        // Both sides are written at once: their records are different ones.
+        let sent = futures_util::future::join_all(
+            writes
+                .into_iter()
+                .map(|(system, writes)| self.send_writes(endpoint, system, writes)),
+        )
+        .await;
+        for (system, writes, results, took) in sent {
+            latency.insert(system, took.as_millis() as i64);
             for (write, result) in writes.into_iter().zip(results) {
                 match result {
                     Ok(id) => {

@@ -48,6 +48,68 @@ tokio::task_local! {
     pub static CALL_ENDPOINT: Endpoint;
 }
 
+/// Wall time during which at least one API call (of any connector) was in flight, since the
+/// process started: the time syncwarden spent waiting on the servers. Calls overlap (both sides
+/// read at once, writes to both sides at once), so the sum of their latencies overstates it.
+pub fn waiting_time() -> Duration {
+    CALLS_IN_FLIGHT.waiting()
+}
+
+static CALLS_IN_FLIGHT: InFlight = InFlight::new();
+
+/// Calls in flight, and the wall time during which there was at least one.
+struct InFlight(Mutex<Busy>);
+
+struct Busy {
+    calls: u32,
+    /// When the number of calls in flight last rose from zero.
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl InFlight {
+    const fn new() -> Self {
+        Self(Mutex::new(Busy {
+            calls: 0,
+            since: None,
+            total: Duration::ZERO,
+        }))
+    }
+
+    fn busy(&self) -> std::sync::MutexGuard<'_, Busy> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waiting(&self) -> Duration {
+        let busy = self.busy();
+        busy.total + busy.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// Counts one call as in flight until the guard is dropped (also when the call's future is).
+    fn start(&'static self) -> CallInFlight {
+        let mut busy = self.busy();
+        if busy.calls == 0 {
+            busy.since = Some(Instant::now());
+        }
+        busy.calls += 1;
+        CallInFlight(self)
+    }
+}
+
+struct CallInFlight(&'static InFlight);
+
+impl Drop for CallInFlight {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy();
+        busy.calls -= 1;
+        if busy.calls == 0
+            && let Some(since) = busy.since.take()
+        {
+            busy.total += since.elapsed();
+        }
+    }
+}
+
 /// API calls made by one connector: every attempt counts, a retried failure as a failure.
 #[derive(Debug, Default)]
 pub struct CallStats {
@@ -211,7 +273,9 @@ impl HttpCore {
         loop {
             attempt += 1;
             let started = Instant::now();
+            let in_flight = CALLS_IN_FLIGHT.start();
             let result = make().send().await;
+            drop(in_flight);
             let latency = started.elapsed();
             let last = attempt >= attempts;
             match result {
@@ -374,5 +438,36 @@ mod wait_tests {
             wait_from(limited, &headers(&[("retry-after", "1e30")])),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_calls_count_once_and_gaps_not_at_all() {
+        static CLOCK: InFlight = InFlight::new();
+        let pause = || std::thread::sleep(Duration::from_millis(20));
+        let a_started = Instant::now();
+        let a = CLOCK.start();
+        pause();
+        let b_started = Instant::now();
+        let b = CLOCK.start();
+        pause();
+        drop(a);
+        let a_took = a_started.elapsed();
+        let overlap = b_started.elapsed();
+        pause();
+        drop(b);
+        let b_took = b_started.elapsed();
+        let waiting = CLOCK.waiting();
+        pause();
+        assert_eq!(CLOCK.waiting(), waiting, "no call in flight, no waiting");
+        // The union of the two calls: their latencies less the time they overlapped.
+        let union = a_took + b_took - overlap;
+        let off = waiting.abs_diff(union);
+        assert!(off < Duration::from_millis(5), "{waiting:?} vs {union:?}");
+        assert!(waiting + Duration::from_millis(15) < a_took + b_took);
     }
 }

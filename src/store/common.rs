@@ -45,6 +45,7 @@ pub(super) const RELEASE_LEASE: &str = include_str!("sql/release_lease.sql");
 pub(super) const SELECT_LEASE: &str = include_str!("sql/select_lease.sql");
 pub(super) const SELECT_JOB_MARK: &str = include_str!("sql/select_job_mark.sql");
 pub(super) const ADVANCE_JOB_MARK: &str = include_str!("sql/advance_job_mark.sql");
+pub(super) const CLAIM_JOB_SLOT: &str = include_str!("sql/claim_job_slot.sql");
 pub(super) const INSERT_TOKEN: &str = include_str!("sql/insert_token.sql");
 pub(super) const SELECT_TOKEN_BY_HASH: &str = include_str!("sql/select_token_by_hash.sql");
 pub(super) const SELECT_TOKENS: &str = include_str!("sql/select_tokens.sql");
@@ -1227,6 +1228,21 @@ macro_rules! impl_store {
                     .execute(self.writer())
                     .await?;
                 Ok(())
+            }
+
+            async fn claim_job_slot(
+                &self,
+                job: &str,
+                next: $crate::domain::Timestamp,
+                now: $crate::domain::Timestamp,
+            ) -> Result<bool, StoreError> {
+                let row = sqlx::query($crate::store::common::CLAIM_JOB_SLOT)
+                    .bind(job)
+                    .bind(next.as_micros())
+                    .bind(now.as_micros())
+                    .fetch_optional(self.writer())
+                    .await?;
+                Ok(row.is_some())
             }
 
             async fn ensure_event_partitions(

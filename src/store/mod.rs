@@ -341,6 +341,15 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
     /// Moves `job`'s mark to `mark`; never backwards.
     async fn advance_job_mark(&self, job: &str, mark: Timestamp) -> Result<(), StoreError>;
 
+    /// Takes the slot of the schedule `job` when its mark is due at `now` (or it has none),
+    /// moving the mark to `next`: true for the one caller that took it.
+    async fn claim_job_slot(
+        &self,
+        job: &str,
+        next: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// PostgreSQL: creates the event log's monthly partitions (those missing) for `months` months
     /// from the one holding `from`; returns their names. SQLite keeps one table: none.
     async fn ensure_event_partitions(

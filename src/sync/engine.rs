@@ -937,6 +937,24 @@ impl Engine {
         }
     }
 
+    /// Takes the slot of the schedule `job` (one every `every`) when it is due: true for the one
+    /// instance on this store that took it. The first slot is now with `first_now`, else `every`
+    /// from now. With several instances each endpoint then runs once an interval in all, not
+    /// once an interval per instance (each run re-reading the last one's overlap).
+    pub async fn take_slot(
+        &self,
+        job: &str,
+        every: Duration,
+        first_now: bool,
+    ) -> Result<bool, SyncError> {
+        let now = self.clock.now();
+        if !first_now && self.store.job_mark(job).await?.is_none() {
+            self.store.advance_job_mark(job, now + every).await?;
+            return Ok(false);
+        }
+        Ok(self.store.claim_job_slot(job, now + every, now).await?)
+    }
+
     /// The CRM and ERP connectors, for work beside the sync (merges of duplicates).
     pub fn connectors(&self) -> (Arc<dyn Connector>, Arc<dyn Connector>) {
         (self.crm.clone(), self.erp.clone())

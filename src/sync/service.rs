@@ -130,7 +130,7 @@ pub async fn run_cycle(engine: &Engine, only: Option<Endpoint>, dry_run: bool) -
 
 /// Runs every endpoint that is not paused on its own interval, and reconciles each one every
 /// `reconcile_every` (after a sync run, in the same task, so the two never overlap), until `stop`
-/// turns true.
+/// turns true. The intervals are kept in the store, so several instances share one schedule.
 pub async fn run_scheduler(
     engine: Arc<Engine>,
     clock: Clock,
@@ -148,18 +148,17 @@ pub async fn run_scheduler(
         );
         let (engine, clock, mut stop) = (engine.clone(), clock.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let mut reconcile_at = clock.now() + reconcile_every;
+            let (sync_job, reconcile_job) = (
+                format!("sync-due:{endpoint}"),
+                format!("reconcile-due:{endpoint}"),
+            );
             loop {
-                match engine.run_endpoint(endpoint, false).await {
-                    Ok(run) => tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done"),
-                    Err(SyncError::Paused(_)) => tracing::debug!(%endpoint, "paused"),
-                    Err(SyncError::Busy { holder, .. }) => {
-                        tracing::debug!(%endpoint, %holder, "another instance holds this endpoint");
-                    }
-                    Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
+                match engine.take_slot(&sync_job, interval, true).await {
+                    Ok(true) => run_scheduled(&engine, endpoint).await,
+                    Ok(false) => tracing::debug!(%endpoint, "run recently by another instance"),
+                    Err(e) => tracing::warn!(%endpoint, error = %e, "could not read the schedule"),
                 }
-                if clock.now() >= reconcile_at {
-                    reconcile_at = clock.now() + reconcile_every;
+                if let Ok(true) = engine.take_slot(&reconcile_job, reconcile_every, false).await {
                     match engine.reconcile(endpoint).await {
                         Ok(r) => tracing::info!(%endpoint, missing = r.missing, different = r.different, "reconciled"),
                         Err(SyncError::Busy { .. }) => {}
@@ -175,5 +174,18 @@ pub async fn run_scheduler(
     }
     for task in tasks {
         let _ = task.await;
+    }
+}
+
+async fn run_scheduled(engine: &Engine, endpoint: Endpoint) {
+    match engine.run_endpoint(endpoint, false).await {
+        Ok(run) => {
+            tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done")
+        }
+        Err(SyncError::Paused(_)) => tracing::debug!(%endpoint, "paused"),
+        Err(SyncError::Busy { holder, .. }) => {
+            tracing::debug!(%endpoint, %holder, "another instance holds this endpoint");
+        }
+        Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
     }
 }

@@ -1261,6 +1261,79 @@ async fn the_scheduler_syncs_on_its_interval_and_reconciles() {
         .unwrap();
 }
 
+/// Two instances' schedulers on one store, out of step, run an endpoint once an interval between
+/// them, not once an interval each, and the one left alone keeps the schedule.
+#[tokio::test]
+async fn two_schedulers_on_one_store_share_one_schedule() {
+    use syncwarden::sync::service::run_scheduler;
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Items);
+    let interval = Duration::from_secs(rules[&Endpoint::Items].interval_secs);
+    let w = world_with(rules.clone()).await;
+    let other = engine_for(&w.sandbox, w.store.clone(), w.clock.clone(), rules);
+    let start = |engine: Engine| {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run_scheduler(
+            Arc::new(engine),
+            w.clock.clone(),
+            Duration::from_secs(24 * 3600),
+            stop_rx,
+        ));
+        (stop_tx, task)
+    };
+    let runs = || async {
+        let runs = w.store.recent_runs(1000).await.unwrap();
+        runs.iter().filter(|r| r.ended_at.is_some()).count()
+    };
+    let settle = |want: usize| async move {
+        for _ in 0..500 {
+            if runs().await >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Time for a second run, were one to start.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let half = interval / 2;
+    // A starts and runs; B starts half an interval later, out of step with A.
+    let (stop_a, a) = start(other);
+    settle(1).await;
+    w.clock.advance(half);
+    let (stop_b, b) = start(w.engine);
+    settle(2).await;
+    assert_eq!(
+        runs().await,
+        1,
+        "B started within A's interval and left it to A"
+    );
+    // Four more intervals in half steps: each instance wakes once an interval, half an interval
+    // apart; one run an interval in all (each on its own would make eight).
+    for step in 1..=8 {
+        w.clock.advance(half);
+        settle(1 + step / 2).await;
+    }
+    assert_eq!(runs().await, 5, "one run an interval between the two");
+    // A stops; B keeps running the endpoint, once an interval.
+    stop_a.send(true).unwrap();
+    w.clock.advance(half);
+    tokio::time::timeout(Duration::from_secs(10), a)
+        .await
+        .unwrap()
+        .unwrap();
+    for step in 1..=4 {
+        w.clock.advance(half);
+        settle(5 + step / 2).await;
+    }
+    assert_eq!(runs().await, 7, "B alone keeps the schedule");
+    stop_b.send(true).unwrap();
+    w.clock.advance(interval);
+    tokio::time::timeout(Duration::from_secs(10), b)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn under_random_faults_nothing_is_lost_and_both_sides_end_up_agreeing() {
     let w = world().await;

@@ -231,7 +231,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingest::router())
-        .merge(openapi::router())
+        .merge(openapi::router(&state.privacy))
         .merge(ui::router())
         .merge(
             Router::new()
@@ -248,7 +248,7 @@ pub fn router(state: AppState) -> Router {
                     deadline,
                 )),
         )
-        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_string()) })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())
         .layer(TraceLayer::new_for_http())

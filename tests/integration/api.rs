@@ -582,11 +582,36 @@ async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
         (200, Some("resolved")),
         "{body}"
     );
+    // Past that step it is a conflict naming the state; an unknown id is a 404 naming it.
+    for path in [&resolve, &ack] {
+        let (status, body) = app.call(Some(Role::Approver), "POST", path, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("wrong_state")),
+            "{path}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("finding {} is resolved", finding.id)),
+            "{message}"
+        );
+    }
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            "/v1/findings/999999/resolve",
+            None,
+        )
+        .await;
     assert_eq!(
-        app.call(Some(Role::Approver), "POST", &resolve, None)
-            .await
-            .0,
-        404
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["error"]["message"].as_str()
+        ),
+        (404, Some("not_found"), Some("no finding 999999")),
+        "{body}"
     );
 
     // Silences: matchers, an end and a comment; the author is the token's holder.

@@ -39,6 +39,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("no route for {0}")]
     NoRoute(String),
+    #[error("{method} is not allowed on {path}; the Allow header lists what is")]
+    MethodNotAllowed { method: String, path: String },
     /// What is missing, said in full: `no finding 7`.
     #[error("{0}")]
     NotFound(String),
@@ -80,7 +82,7 @@ pub(super) struct ErrorBody<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ErrorDetail<'a> {
     /// Stable, for programs: `unauthorized`, `forbidden`, `invalid_request`, `not_found`,
-    /// `rate_limited`, `payload_too_large`, `timeout`, `store_unavailable`, `busy`,
+    /// `method_not_allowed`, `rate_limited`, `payload_too_large`, `timeout`, `store_unavailable`, `busy`,
     /// `sync_not_configured`, `connector_failed`, `internal`, `wrong_state` (a finding or action
     /// past the step asked for), for actions `cannot_merge` and `erased` (it would write erased
     /// personal data back), and the ingest codes
@@ -154,6 +156,12 @@ impl ApiError {
                 (StatusCode::NOT_FOUND, "not_found", None, None)
             }
             ApiError::WrongState(_) => (StatusCode::CONFLICT, "wrong_state", None, None),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                None,
+            ),
             ApiError::Dedup(e) => dedup_parts(e),
             ApiError::Store(StoreError::IdempotencyConflict { index, .. }) => (
                 StatusCode::CONFLICT,

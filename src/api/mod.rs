@@ -17,7 +17,7 @@ mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use secrecy::{ExposeSecret, SecretString};
 use tower_http::trace::TraceLayer;
 
@@ -249,6 +249,13 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_string()) })
+        // After every route: it is set on the routes registered so far.
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: uri.path().to_string(),
+            }
+        })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())
         .layer(TraceLayer::new_for_http())

@@ -1485,3 +1485,207 @@ async fn me_names_the_token_and_its_role() {
         assert!(!text.contains(&hash_token(token)), "{text}");
     }
 }
+
+/// Who calls, the method, the path and the body; the status, the code and the field at fault.
+type Refusal<'a> = (
+    Role,
+    &'a str,
+    &'a str,
+    Option<Value>,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
+/// Every route's refusals beyond the token, one per route that had none, and the answers where
+/// no route or no method matches: all in the one error shape, naming the field at fault.
+#[tokio::test]
+async fn each_route_refuses_bad_input_in_the_one_error_shape() {
+    let app = admin_app().await;
+    let blank_key = json!({"endpoint": "accounts", "key": " ", "reason": "asked"});
+    let cases: [Refusal; 16] = [
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/audit/events.csv?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/actions.csv?state=sleepy",
+            None,
+            422,
+            "invalid_request",
+            Some("state"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/conflicts?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/policies?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/kpis?week=someday",
+            None,
+            422,
+            "invalid_request",
+            Some("week"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/actions/abc",
+            None,
+            422,
+            "invalid_request",
+            Some("id"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/actions/999999",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Approver,
+            "POST",
+            "/v1/actions/999999/approve",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Approver,
+            "POST",
+            "/v1/actions/999999/reject",
+            Some(json!({"reason": "no"})),
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Approver,
+            "POST",
+            "/v1/actions/999999/undo",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/endpoints/items/nap",
+            None,
+            422,
+            "invalid_request",
+            Some("switch"),
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/endpoints/nowhere/pause",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/dead-letters/redrive?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Admin,
+            "PUT",
+            "/v1/policies/nowhere",
+            Some(json!({})),
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/erasure",
+            Some(blank_key),
+            422,
+            "invalid_request",
+            Some("key"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/ui/nope.js",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+    ];
+    for (role, method, path, body, status, code, field) in cases {
+        let (got, answer) = app.call(Some(role), method, path, body).await;
+        assert_eq!(
+            (
+                got,
+                answer["error"]["code"].as_str(),
+                answer["error"]["field"].as_str()
+            ),
+            (status, Some(code), field),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"].is_string(),
+            "{method} {path}: {answer}"
+        );
+    }
+    // No route, and a route without that method: the same shape, the allowed methods in Allow.
+    let (status, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/nothing", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (404, Some("no route for /v1/nothing"))
+    );
+    let response = app
+        .client
+        .delete(format!("{}/v1/findings", app.base))
+        .bearer_auth(&app.tokens[&Role::Admin])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "GET,HEAD");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "DELETE is not allowed on /v1/findings; the Allow header lists what is"
+    );
+}

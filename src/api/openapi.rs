@@ -30,7 +30,8 @@ use super::{
         description = "Admin API of syncwarden: keeps a CRM and an ERP in sync, logs every field \
                        change, and lets people steer the agent. Every error has one shape, \
                        `ErrorBody`. Admin routes need `Authorization: Bearer TOKEN` of a role \
-                       (viewer < approver < admin) created with `syncwarden token create`."
+                       (viewer < approver < admin) created with `syncwarden token create`. \
+                       No text in a body or a query may hold a NUL character (U+0000): 422."
     ),
     paths(
         health::healthz,

@@ -1689,3 +1689,59 @@ async fn each_route_refuses_bad_input_in_the_one_error_shape() {
         "DELETE is not allowed on /v1/findings; the Allow header lists what is"
     );
 }
+
+/// A NUL character, which PostgreSQL text cannot hold, is refused on both backends alike with a
+/// 422 naming where it is, never a database error.
+#[tokio::test]
+async fn a_nul_character_is_refused_naming_where_it_is_on_both_backends() {
+    for db in TestDb::all("a_nul_character_is_refused").await {
+        let app = admin_app_on(db, |_| {}).await;
+        let ends = (app.clock.now() + Duration::from_secs(3600)).to_string();
+        let silence = |matcher: &str, comment: &str| {
+            Some(json!({"matchers": [matcher], "ends_at": ends, "comment": comment}))
+        };
+        let cases = [
+            (
+                "POST",
+                "/v1/silences",
+                silence("type=a", "a\u{0}b"),
+                "comment",
+            ),
+            (
+                "POST",
+                "/v1/silences",
+                silence("type=a\u{0}", "x"),
+                "matchers[0]",
+            ),
+            (
+                "POST",
+                "/v1/erasure",
+                Some(json!({"email": "a@b.c", "reason": "\u{0}"})),
+                "reason",
+            ),
+            ("GET", "/v1/audit/events?field=a%00b", None, "field"),
+        ];
+        for (method, path, body, field) in cases {
+            let (status, answer) = app.call(Some(Role::Admin), method, path, body).await;
+            assert_eq!(
+                (status, answer["error"]["field"].as_str()),
+                (422, Some(field)),
+                "{path}: {answer}"
+            );
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains("NUL"),
+                "{answer}"
+            );
+        }
+        let (status, answer) = app
+            .call(
+                Some(Role::Admin),
+                "POST",
+                "/v1/silences",
+                silence("type=a", "ok"),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        app.cleanup().await;
+    }
+}

@@ -27,6 +27,8 @@ use crate::store::{Store, StoreError};
 
 /// What an erased value becomes (JSON text in the event log, plain in snapshots).
 pub const ERASED: &str = "[erased]";
+/// The pseudo-field of the event recording an erasure of a record; its run is `erasure-<id>`.
+pub const ERASURE_FIELD: &str = "erasure";
 /// What a masked value shows.
 pub const MASKED: &str = "[masked]";
 
@@ -42,6 +44,8 @@ pub enum PrivacyError {
     NotFound(String),
     #[error("the reason must not be empty")]
     NoReason,
+    #[error("the {0} must not be empty")]
+    Blank(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -298,6 +302,61 @@ pub struct ErasureRequest {
     pub reason: String,
 }
 
+/// In the API contract: a record (`endpoint` and `key`) or an e-mail address, with a reason, and
+/// nothing else; `endpoint` is one with personal fields (`personal_fields`, the ones configured).
+pub fn request_schema(
+    personal_fields: &BTreeMap<Endpoint, Vec<String>>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+    let text = |description: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .pattern(Some("\\S"))
+            .description(Some(description))
+    };
+    let subject = |name: &str, described: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(name, text(described))
+            .property("reason", text("Why (recorded with the erasure)"))
+            .required(name)
+            .required("reason")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    let endpoints: Vec<&str> = personal_fields
+        .iter()
+        .filter(|(_, fields)| !fields.is_empty())
+        .map(|(endpoint, _)| endpoint.as_str())
+        .collect();
+    let mut one_of = OneOfBuilder::new().item(
+        subject("email", "Every record that holds or held this address")
+            .description(Some("Every record holding an e-mail address")),
+    );
+    if !endpoints.is_empty() {
+        let endpoint = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(endpoints))
+            .description(Some("An endpoint with personal fields"));
+        one_of = one_of.item(
+            subject("key", "The record's key, or its id on either side")
+                .property("endpoint", endpoint)
+                .required("endpoint")
+                .description(Some("One record")),
+        );
+    }
+    one_of.into()
+}
+
+/// The contract of the default personal fields; the served document states the configured ones.
+impl utoipa::PartialSchema for ErasureRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        request_schema(&PrivacySettings::default().personal_fields)
+    }
+}
+
+impl utoipa::ToSchema for ErasureRequest {}
+
 /// One record whose personal fields are erased: every id it has on either side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErasureTarget {
@@ -324,7 +383,7 @@ pub struct Erasure {
 }
 
 /// What an erasure replaced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErasureCounts {
     pub events: u64,
     pub record_states: u64,
@@ -370,9 +429,11 @@ impl ErasureCounts {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErasureReport {
+    /// The erasure's id; its `erased` events are of the run `erasure-<id>`.
     pub id: String,
+    /// Records whose personal fields were erased.
     pub records: usize,
     pub erased: ErasureCounts,
 }
@@ -389,6 +450,12 @@ pub async fn erase(
         return Err(PrivacyError::NoReason);
     }
     let (subject, targets) = match (&request.endpoint, &request.key, &request.email) {
+        (Some(_), Some(key), None) if key.trim().is_empty() => {
+            return Err(PrivacyError::Blank("key"));
+        }
+        (None, None, Some(email)) if email.trim().is_empty() => {
+            return Err(PrivacyError::Blank("email"));
+        }
         (Some(endpoint), Some(key), None) => {
             let fields = personal_fields(settings, *endpoint)?;
             let target = target(store, *endpoint, key, fields).await?;
@@ -569,7 +636,7 @@ fn tombstone(
             .erp_id
             .clone()
             .or_else(|| target.ids.first().cloned()),
-        field: "erasure".into(),
+        field: ERASURE_FIELD.into(),
         old_value: None,
         new_value: Some(serde_json::Value::from(target.fields.clone()).to_string()),
         source_system: System::Crm,

@@ -109,12 +109,22 @@ impl<'de> Deserialize<'de> for Matcher {
     }
 }
 
+/// What `parse` takes, as the contract's pattern: a label name, an operator, and a value that
+/// cannot be read as another operator (`parse` splits at the first `!=`, then `=~`, `!~`, `=`).
+/// A regex value is stated as literals, `.`, `.*`, `.+` and `|`, which always compile; `parse`
+/// takes any regex, which no pattern can describe.
+const PATTERN: &str = concat!(
+    r"^[ \t]*[A-Za-z0-9_]+[ \t]*",
+    r"(?:!=.*|=[^!~]*|(?:=~|!~)(?:[A-Za-z0-9_ :/-]|\.[*+]?|\|)*)$"
+);
+
 /// In the API contract a matcher is its text, e.g. `type=freshness` or `endpoint=~acc.*`.
 impl utoipa::PartialSchema for Matcher {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
-            .examples(["type=freshness"])
+            .pattern(Some(PATTERN))
+            .examples(["type=freshness", "endpoint=~acc.*"])
             .into()
     }
 }
@@ -130,6 +140,30 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn every_matcher_the_contract_allows_parses() {
+        let contract = Regex::new(PATTERN).unwrap();
+        let allowed = [
+            "type=freshness",
+            " severity = critical ",
+            "endpoint=",
+            "a=b=c",
+            "a!=b=~c!~d",
+            "connector=~cr.*|erp",
+            "connector!~.+x|",
+            "x=~",
+        ];
+        for text in allowed {
+            assert!(contract.is_match(text), "{text}");
+            assert!(Matcher::parse(text).is_ok(), "{text}");
+        }
+        // Refused by `parse`, and outside the contract.
+        for text in ["", "=x", "a b=c", "a=b!=c", "a=~(", "a=~*", "ä=x", "a"] {
+            assert!(Matcher::parse(text).is_err(), "{text}");
+            assert!(!contract.is_match(text), "{text}");
+        }
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub(super) async fn findings(
 #[utoipa::path(post, path = "/v1/findings/{id}/acknowledge", tag = "decisions",
     params(("id" = i64, Path, description = "The finding's id")),
     responses((status = 200, description = "The finding, acknowledged", body = OneFinding),
-        (status = 404, description = "No such finding, or not open", body = super::error::ErrorBody)))]
+        (status = 404, description = "No such finding", body = super::error::ErrorBody),
+        (status = 409, description = "The finding is not open (`wrong_state`)", body = super::error::ErrorBody)))]
 pub(super) async fn acknowledge(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,7 +133,8 @@ pub(super) async fn acknowledge(
 #[utoipa::path(post, path = "/v1/findings/{id}/resolve", tag = "decisions",
     params(("id" = i64, Path, description = "The finding's id")),
     responses((status = 200, description = "The finding, resolved", body = OneFinding),
-        (status = 404, description = "No such finding, or already resolved", body = super::error::ErrorBody)))]
+        (status = 404, description = "No such finding", body = super::error::ErrorBody),
+        (status = 409, description = "The finding is already resolved (`wrong_state`)", body = super::error::ErrorBody)))]
 pub(super) async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,13 +156,31 @@ async fn move_finding(
         FindingState::Acknowledged => state.store.acknowledge_finding(id, now).await?,
         _ => state.store.resolve_finding(id, now).await?,
     };
-    let mut finding =
-        moved.ok_or_else(|| ApiError::NotFound(format!("finding {id} to {}", to.as_str())))?;
+    let Some(mut finding) = moved else {
+        return Err(unmoved(state, id, to).await);
+    };
     tracing::info!(finding = id, by = %caller.name, state = to.as_str(), "finding moved");
     if let Some(privacy) = state.masking_for(caller) {
         privacy.mask_json(None, &mut finding.evidence);
     }
     Ok(Json(OneFinding { finding }))
+}
+
+/// Why a finding did not move: there is none of that id (404), or it is past that step (409).
+async fn unmoved(state: &AppState, id: i64, to: FindingState) -> ApiError {
+    match state.store.finding(id).await {
+        Ok(Some(found)) => ApiError::WrongState(format!(
+            "finding {id} is {}: only {} finding can be {}",
+            found.state.as_str(),
+            match to {
+                FindingState::Acknowledged => "an open",
+                _ => "an open or acknowledged",
+            },
+            to.as_str()
+        )),
+        Ok(None) => ApiError::NotFound(format!("no finding {id}")),
+        Err(e) => e.into(),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -194,6 +214,11 @@ pub(super) async fn silences(
 /// A silence needs matchers, an end and a comment; its author is the token's holder.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "matchers": ["type=freshness", "endpoint=~acc.*"],
+    "ends_at": "2999-12-31T23:59:59Z",
+    "comment": "ERP maintenance",
+})))]
 pub(super) struct SilenceRequest {
     /// Alertmanager-style label matchers, all of which must hold: `name=value`, `name!=value`,
     /// `name=~regex`, `name!~regex`.
@@ -202,6 +227,7 @@ pub(super) struct SilenceRequest {
     /// Default: now.
     #[schema(value_type = Option<Timestamp>)]
     starts_at: Option<String>,
+    /// After `starts_at`, so in the future when `starts_at` is not given.
     #[schema(value_type = Timestamp)]
     ends_at: String,
     /// Why the alerts are silenced.
@@ -421,7 +447,7 @@ pub(super) async fn action(
     params(("id" = i64, Path, description = "The action's id")),
     responses((status = 200, description = "`{\"action\"}`: the action, applied", body = serde_json::Value),
         (status = 404, description = "No such open action", body = super::error::ErrorBody),
-        (status = 409, description = "The action is not open", body = super::error::ErrorBody),
+        (status = 409, description = "The action is not open (`wrong_state`), or a value it would write was erased (`erased`)", body = super::error::ErrorBody),
         (status = 422, description = "The records cannot be merged", body = super::error::ErrorBody),
         (status = 502, description = "A connector failed", body = super::error::ErrorBody)))]
 pub(super) async fn approve(
@@ -472,7 +498,7 @@ pub(super) async fn reject(
     params(("id" = i64, Path, description = "The action's id")),
     responses((status = 200, description = "`{\"action\"}`: the action, undone", body = serde_json::Value),
         (status = 404, description = "No such action", body = super::error::ErrorBody),
-        (status = 409, description = "The action is not applied", body = super::error::ErrorBody),
+        (status = 409, description = "The action is not applied (`wrong_state`), or personal data it would restore was erased since (`erased`): nothing is written", body = super::error::ErrorBody),
         (status = 502, description = "A connector failed", body = super::error::ErrorBody)))]
 pub(super) async fn undo(
     State(state): State<AppState>,

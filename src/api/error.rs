@@ -38,7 +38,15 @@ pub enum ApiError {
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no route for {0}")]
+    NoRoute(String),
+    #[error("{method} is not allowed on {path}; the Allow header lists what is")]
+    MethodNotAllowed { method: String, path: String },
+    /// What is missing, said in full: `no finding 7`.
+    #[error("{0}")]
     NotFound(String),
+    /// The thing exists but is past the step asked for: `finding 7 is resolved: ...`.
+    #[error("{0}")]
+    WrongState(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -74,8 +82,10 @@ pub(super) struct ErrorBody<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ErrorDetail<'a> {
     /// Stable, for programs: `unauthorized`, `forbidden`, `invalid_request`, `not_found`,
-    /// `rate_limited`, `payload_too_large`, `timeout`, `store_unavailable`, `busy`,
-    /// `sync_not_configured`, `connector_failed`, `internal`, and the ingest codes
+    /// `method_not_allowed`, `rate_limited`, `payload_too_large`, `timeout`, `store_unavailable`, `busy`,
+    /// `sync_not_configured`, `connector_failed`, `internal`, `wrong_state` (a finding or action
+    /// past the step asked for), for actions `cannot_merge` and `erased` (it would write erased
+    /// personal data back), and the ingest codes
     /// `malformed_json`, `missing_field`, `unknown_field`, `invalid_type`, `invalid_event`,
     /// `idempotency_conflict`.
     code: &'a str,
@@ -142,7 +152,16 @@ impl ApiError {
                 None,
                 None,
             ),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
+            ApiError::NoRoute(_) | ApiError::NotFound(_) => {
+                (StatusCode::NOT_FOUND, "not_found", None, None)
+            }
+            ApiError::WrongState(_) => (StatusCode::CONFLICT, "wrong_state", None, None),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                None,
+                None,
+            ),
             ApiError::Dedup(e) => dedup_parts(e),
             ApiError::Store(StoreError::IdempotencyConflict { index, .. }) => (
                 StatusCode::CONFLICT,
@@ -185,6 +204,7 @@ fn privacy_parts(
         P::AmbiguousSubject | P::NoSubject => invalid("key"),
         P::NoPersonalFields(_) => invalid("endpoint"),
         P::NoReason => invalid("reason"),
+        P::Blank(field) => invalid(field),
         P::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
         P::Store(StoreError::Unavailable(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -208,6 +228,7 @@ fn dedup_parts(
     match error {
         DedupError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None, None),
         DedupError::WrongState { .. } => (StatusCode::CONFLICT, "wrong_state", None, None),
+        DedupError::Erased { .. } => (StatusCode::CONFLICT, "erased", None, None),
         DedupError::Merge { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "cannot_merge", None, None),
         DedupError::Connector(_) => (StatusCode::BAD_GATEWAY, "connector_failed", None, None),
         DedupError::Store(StoreError::Unavailable(_)) => (

@@ -17,7 +17,7 @@ mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use secrecy::{ExposeSecret, SecretString};
 use tower_http::trace::TraceLayer;
 
@@ -80,9 +80,44 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<AppState> f
         parts: &mut axum::http::request::Parts,
         _: &AppState,
     ) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Params(q.0))
-            .map_err(|e| ApiError::bad("query", e.body_text()))
+        let params = axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map_err(|e| ApiError::bad("query", e.body_text()))?;
+        let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|e| ApiError::bad("query", e.body_text()))?;
+        if let Some((key, _)) = pairs.0.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(ApiError::bad(key, NUL_REFUSED));
+        }
+        Ok(Params(params.0))
+    }
+}
+
+/// PostgreSQL text cannot hold a NUL character, so a request carrying one is refused on every
+/// backend alike, naming where it is, rather than failing in the database.
+const NUL_REFUSED: &str = "must not contain a NUL character (\\u0000)";
+
+/// Where a JSON document holds a string with a NUL character, as `serde_path_to_error` names
+/// places (`comment`, `matchers[0]`, `a.b`).
+fn nul_at(value: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
+            "body".into()
+        } else {
+            at.into()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| nul_at(v, &join(k))),
+        _ => None,
     }
 }
 
@@ -177,22 +212,35 @@ impl axum::extract::FromRequest<AppState> for RawBody {
 /// A JSON request body, refused with the error naming the field it could not read.
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        // serde names a missing or unknown member only in its message: `missing field `x``.
-        let named = ["missing field `", "unknown field `"]
-            .iter()
-            .find_map(|p| message.strip_prefix(p))
-            .and_then(|rest| rest.split('`').next());
-        let field = match (path.as_str(), named) {
-            (".", Some(name)) => name.to_string(),
-            (".", None) => "body".to_string(),
-            (_, Some(name)) => format!("{path}.{name}"),
-            (_, None) => path,
-        };
-        ApiError::bad(&field, message)
-    })
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            // serde names a missing or unknown member only in its message: `missing field `x``.
+            let named = ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next());
+            let field = match (path.as_str(), named) {
+                (".", Some(name)) => name.to_string(),
+                (".", None) => "body".to_string(),
+                (_, Some(name)) => format!("{path}.{name}"),
+                (_, None) => path,
+            };
+            ApiError::bad(&field, message)
+        })
+        .and_then(|parsed| {
+            // JSON writes a NUL only as this escape.
+            if !body.windows(6).any(|w| w == b"\\u0000") {
+                return Ok(parsed);
+            }
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| ApiError::bad("body", e))?;
+            match nul_at(&value, "") {
+                Some(at) => Err(ApiError::bad(&at, NUL_REFUSED)),
+                None => Ok(parsed),
+            }
+        })
 }
 
 impl AppState {
@@ -231,7 +279,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(ingest::router())
-        .merge(openapi::router())
+        .merge(openapi::router(&state.privacy))
         .merge(ui::router())
         .merge(
             Router::new()
@@ -248,7 +296,14 @@ pub fn router(state: AppState) -> Router {
                     deadline,
                 )),
         )
-        .fallback(|uri: Uri| async move { ApiError::NotFound(uri.path().to_string()) })
+        .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_string()) })
+        // After every route: it is set on the routes registered so far.
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: uri.path().to_string(),
+            }
+        })
         // Ingest enforces its own, configurable limit with our error shape.
         .layer(DefaultBodyLimit::disable())
         .layer(TraceLayer::new_for_http())

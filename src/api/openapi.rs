@@ -7,7 +7,7 @@
 //! stating: `Conventions` adds the bearer scheme and the errors every admin route shares. The
 //! integration test `openapi::every_registered_route_is_in_the_document` names any route missing.
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::header;
@@ -30,7 +30,8 @@ use super::{
         description = "Admin API of syncwarden: keeps a CRM and an ERP in sync, logs every field \
                        change, and lets people steer the agent. Every error has one shape, \
                        `ErrorBody`. Admin routes need `Authorization: Bearer TOKEN` of a role \
-                       (viewer < approver < admin) created with `syncwarden token create`."
+                       (viewer < approver < admin) created with `syncwarden token create`. \
+                       No text in a body or a query may hold a NUL character (U+0000): 422."
     ),
     paths(
         health::healthz,
@@ -82,15 +83,23 @@ use super::{
 )]
 pub struct ApiDoc;
 
-/// The document, serialised once: it depends only on the code.
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_json()
+/// The document of this instance, serialised once: the code's, with the erasure body naming the
+/// endpoints whose personal fields are configured here.
+pub fn document_for(privacy: &crate::privacy::PrivacySettings) -> String {
+    let mut doc = ApiDoc::openapi();
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.insert(
+            "ErasureRequest".to_string(),
+            crate::privacy::request_schema(&privacy.personal_fields),
+        );
+    }
+    doc.to_json()
         .unwrap_or_else(|e| format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}"))
-});
+}
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(document))
+pub fn router(privacy: &crate::privacy::PrivacySettings) -> Router<AppState> {
+    let doc: Arc<str> = document_for(privacy).into();
+    Router::new().route("/openapi.json", get(move || document(doc.clone())))
 }
 
 /// This document.
@@ -100,10 +109,10 @@ pub fn router() -> Router<AppState> {
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-async fn document() -> impl IntoResponse {
+async fn document(doc: Arc<str>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
+        doc.to_string(),
     )
 }
 

@@ -113,7 +113,9 @@ pub(super) async fn change_policy(
             let field = if path == "." { "body" } else { path };
             Err(ApiError::bad(field, why))
         }
-        Err(SyncError::NotConfigured(e)) => Err(ApiError::NotFound(format!("endpoint {e}"))),
+        Err(SyncError::NotConfigured(e)) => Err(ApiError::NotFound(format!(
+            "endpoint {e} is not synced here"
+        ))),
         Err(e) => Err(e.into()),
     }
 }

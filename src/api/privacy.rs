@@ -16,9 +16,9 @@ pub fn router() -> Router<AppState> {
 /// `{"endpoint": "contacts", "key": "C0001/1", "reason": "..."}` or `{"email": "...", "reason":
 /// "..."}`; answers what was replaced. Recorded with the token's holder as who asked.
 #[utoipa::path(post, path = "/v1/erasure", tag = "operations",
-    request_body(content = serde_json::Value, description = "`{\"endpoint\", \"key\", \"reason\"}` or `{\"email\", \"reason\"}`"),
-    responses((status = 200, description = "What was replaced by the tombstone (admin)", body = serde_json::Value),
-        (status = 404, description = "No record matches", body = super::error::ErrorBody)))]
+    request_body = ErasureRequest,
+    responses((status = 200, description = "What was replaced by the tombstone (admin)", body = ErasureReport),
+        (status = 404, description = "No record holds the e-mail address", body = super::error::ErrorBody)))]
 pub(super) async fn erase(
     State(state): State<AppState>,
     caller: Caller,

@@ -74,6 +74,43 @@ pub struct Plan {
     pub relink: BTreeMap<String, String>,
 }
 
+impl Plan {
+    /// The fields, per record, whose value a step from `from` on would write is the erasure
+    /// tombstone: the erasure replaced the before-image (or the chosen value), and writing it
+    /// would put `[erased]` into the CRM or ERP over what the record holds there now.
+    pub fn erased_writes(&self, from: usize) -> BTreeMap<String, Vec<String>> {
+        let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for step in self.steps.iter().skip(from) {
+            let (record, fields) = match step {
+                Step::Merge { .. } => continue,
+                Step::Write {
+                    id, key, fields, ..
+                } if key.is_empty() => (format!("{CRM_ONLY}{id}"), fields),
+                Step::Write { key, fields, .. } => (key.clone(), fields),
+                Step::Restore {
+                    key,
+                    fields,
+                    old_id,
+                    ..
+                } => (
+                    key.clone().unwrap_or_else(|| format!("{CRM_ONLY}{old_id}")),
+                    fields,
+                ),
+            };
+            let erased = fields
+                .iter()
+                .filter(|(_, v)| v.contains(crate::privacy::ERASED))
+                .map(|(f, _)| f.clone());
+            let entry = found.entry(record).or_default();
+            entry.extend(erased);
+            entry.sort();
+            entry.dedup();
+        }
+        found.retain(|_, fields| !fields.is_empty());
+        found
+    }
+}
+
 /// A member of a proposal as the merge sees it.
 struct Side {
     member: String,
@@ -373,6 +410,15 @@ impl Merger {
                 proposal: job.proposal_id,
                 message: format!("stored plan of job {}: {e}", job.id),
             })?;
+        let erased = plan.erased_writes(job.next_step);
+        if !erased.is_empty() {
+            // Queued before an erasure replaced its values: retrying cannot help.
+            let message = format!(
+                "refused: it would write the erasure tombstone into {}",
+                describe_erased(plan.endpoint, &erased)
+            );
+            return self.fail(&job, &plan, message).await;
+        }
         let mut results = job.results.clone();
         for (i, step) in plan.steps.iter().enumerate().skip(job.next_step) {
             let events = match self.run_step(&job, &plan, i, step, &mut results).await {
@@ -541,6 +587,13 @@ impl Merger {
                 .await?;
             return Ok(false);
         }
+        self.fail(job, plan, message).await
+    }
+
+    /// Ends a job as failed, saying why (the steps done so far stay recorded).
+    async fn fail(&self, job: &MergeJob, plan: &Plan, message: String) -> Result<bool, DedupError> {
+        let now = self.clock.now();
+        tracing::warn!(job = job.id, proposal = job.proposal_id, error = %message, "merge job failed");
         let failed = NewFieldEvent {
             idempotency_key: format!("sw-{}-{}-failed", job.kind.as_str(), job.id),
             run_id: Some(format!("{}-{}", job.kind.as_str(), job.id)),
@@ -570,6 +623,15 @@ impl Merger {
             .await?;
         Ok(true)
     }
+}
+
+/// `accounts C0001: phone, billing_city; accounts crm:123: phone`, for messages.
+pub fn describe_erased(endpoint: Endpoint, erased: &BTreeMap<String, Vec<String>>) -> String {
+    erased
+        .iter()
+        .map(|(record, fields)| format!("{endpoint} {record}: {}", fields.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The field events of one step of one job: keyed by job, step and field, so a replayed step

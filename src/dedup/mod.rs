@@ -66,6 +66,22 @@ pub enum DedupError {
         status: &'static str,
         message: &'static str,
     },
+    /// Carrying out the action would write the erasure tombstone into the CRM or ERP, over
+    /// whatever the person's record holds there now.
+    #[error(
+        "action {id} cannot be {doing}: the personal data it would write ({records}) was erased \
+         by {erasures}; writing it would put the tombstone \"{tombstone}\" into the CRM or ERP. \
+         Nothing was changed; re-enter what is still needed in the CRM by hand",
+        tombstone = crate::privacy::ERASED
+    )]
+    Erased {
+        id: i64,
+        doing: &'static str,
+        /// Which erasures, e.g. `GDPR erasure 3f2a…`.
+        erasures: String,
+        /// Each record with the erased fields, e.g. `accounts C0001: phone`.
+        records: String,
+    },
     #[error(transparent)]
     Connector(#[from] crate::sync::connectors::ConnectorError),
     #[error("{path} line {line}: label {value:?} is neither 0 nor 1")]

@@ -2,7 +2,7 @@
 //! linked to the ERP), the auto-merge policy, and people's decisions (approve, reject, undo). The
 //! admin API and the CLI only call these.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::llm::Adjudicator;
-use super::merge::{CRM_ONLY, Merger, Plan, plan_merge, plan_undo};
+use super::merge::{CRM_ONLY, Merger, Plan, describe_erased, plan_merge, plan_undo};
 use super::model::Model;
 use super::profile::Profile;
 use super::scan::{self, ScanReport};
@@ -20,7 +20,8 @@ use crate::clock::Clock;
 use crate::domain::{
     DedupProposal, Endpoint, JobStatus, MergeJob, MergeKind, ProposalStatus, RecordState,
 };
-use crate::store::Store;
+use crate::privacy::ERASURE_FIELD;
+use crate::store::{EventQuery, Store};
 
 /// Who the agent's own decisions are recorded as.
 pub const AGENT: &str = "agent";
@@ -147,6 +148,7 @@ impl Dedup {
         )?;
         let states = self.states(open.proposal.endpoint).await?;
         let plan = plan_merge(&open, &states, self.clock.now())?;
+        self.refuse_erased(&open, "approved", &plan).await?;
         let decided = self
             .store
             .decide_dedup_proposal(id, ProposalStatus::Approved, by, self.clock.now())
@@ -207,10 +209,60 @@ impl Dedup {
             proposal: id,
             message: format!("stored plan: {e}"),
         })?;
-        self.enqueue(id, MergeKind::Undo, &plan_undo(&applied, &plan), by)
-            .await?;
+        let undo = plan_undo(&applied, &plan);
+        self.refuse_erased(&applied, "undone", &undo).await?;
+        self.enqueue(id, MergeKind::Undo, &undo, by).await?;
         self.run_merges().await;
         self.action(id).await
+    }
+
+    /// Refuses a plan that would write the erasure tombstone into the CRM or ERP (a before-image
+    /// or a chosen value erased since the proposal was made), naming the erasures of its records
+    /// and the fields.
+    async fn refuse_erased(
+        &self,
+        proposal: &DedupProposal,
+        doing: &'static str,
+        plan: &Plan,
+    ) -> Result<(), DedupError> {
+        let erased = plan.erased_writes(0);
+        if erased.is_empty() {
+            return Ok(());
+        }
+        let records: BTreeSet<&str> = erased
+            .keys()
+            .chain(&proposal.proposal.members)
+            .map(|r| r.strip_prefix(CRM_ONLY).unwrap_or(r))
+            .collect();
+        let mut erasures = BTreeSet::new();
+        for record in records {
+            let query = EventQuery {
+                endpoint: Some(plan.endpoint),
+                record_id: Some(record.to_string()),
+                field: Some(ERASURE_FIELD.to_string()),
+                ..Default::default()
+            };
+            for event in self.store.query_events(&query).await? {
+                erasures.extend(event.event.run_id);
+            }
+        }
+        let erasures = if erasures.is_empty() {
+            "a GDPR erasure".to_string()
+        } else {
+            let ids: Vec<&str> = erasures
+                .iter()
+                .map(|run| run.strip_prefix("erasure-").unwrap_or(run))
+                .collect();
+            format!("GDPR erasure {}", ids.join(", "))
+        };
+        let records = describe_erased(plan.endpoint, &erased);
+        tracing::warn!(proposal = proposal.id, doing, %erasures, %records, "refused: erased personal data");
+        Err(DedupError::Erased {
+            id: proposal.id,
+            doing,
+            erasures,
+            records,
+        })
     }
 
     async fn enqueue(

@@ -172,6 +172,7 @@ pub(super) const UPSERT_FINDING: &str = include_str!("sql/upsert_finding.sql");
 pub(super) const ACKNOWLEDGE_FINDING: &str = include_str!("sql/acknowledge_finding.sql");
 pub(super) const RESOLVE_FINDING: &str = include_str!("sql/resolve_finding.sql");
 pub(super) const SELECT_FINDINGS: &str = include_str!("sql/select_findings.sql");
+pub(super) const SELECT_FINDING: &str = include_str!("sql/select_finding.sql");
 pub(super) const UPSERT_ALERT: &str = include_str!("sql/upsert_alert.sql");
 pub(super) const SELECT_ALERTS: &str = include_str!("sql/select_alerts.sql");
 pub(super) const SET_ALERT_MUTED: &str = include_str!("sql/set_alert_muted.sql");
@@ -1355,6 +1356,19 @@ macro_rules! impl_store {
             ) -> Result<Option<$crate::monitor::Finding>, StoreError> {
                 self.finding_transition($crate::store::common::RESOLVE_FINDING, id, at)
                     .await
+            }
+
+            async fn finding(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::monitor::Finding>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_FINDING)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::finding_from_row)
+                    .transpose()
             }
 
             async fn findings(

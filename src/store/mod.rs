@@ -383,6 +383,9 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
     /// Open or acknowledged -> resolved; `None` when no unresolved finding has this id.
     async fn resolve_finding(&self, id: i64, at: Timestamp) -> Result<Option<Finding>, StoreError>;
 
+    /// One finding, whatever its state.
+    async fn finding(&self, id: i64) -> Result<Option<Finding>, StoreError>;
+
     /// Findings in `state` (all when `None`), most recently detected first.
     async fn findings(&self, state: Option<FindingState>) -> Result<Vec<Finding>, StoreError>;
     /// Stores merge proposals; a cluster that already has an open proposal is skipped. Returns

@@ -582,11 +582,36 @@ async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
         (200, Some("resolved")),
         "{body}"
     );
+    // Past that step it is a conflict naming the state; an unknown id is a 404 naming it.
+    for path in [&resolve, &ack] {
+        let (status, body) = app.call(Some(Role::Approver), "POST", path, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("wrong_state")),
+            "{path}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("finding {} is resolved", finding.id)),
+            "{message}"
+        );
+    }
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            "/v1/findings/999999/resolve",
+            None,
+        )
+        .await;
     assert_eq!(
-        app.call(Some(Role::Approver), "POST", &resolve, None)
-            .await
-            .0,
-        404
+        (
+            status,
+            body["error"]["code"].as_str(),
+            body["error"]["message"].as_str()
+        ),
+        (404, Some("not_found"), Some("no finding 999999")),
+        "{body}"
     );
 
     // Silences: matchers, an end and a comment; the author is the token's holder.
@@ -1458,5 +1483,265 @@ async fn me_names_the_token_and_its_role() {
     for token in app.tokens.values() {
         assert!(!text.contains(token.as_str()), "{text}");
         assert!(!text.contains(&hash_token(token)), "{text}");
+    }
+}
+
+/// Who calls, the method, the path and the body; the status, the code and the field at fault.
+type Refusal<'a> = (
+    Role,
+    &'a str,
+    &'a str,
+    Option<Value>,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
+/// Every route's refusals beyond the token, one per route that had none, and the answers where
+/// no route or no method matches: all in the one error shape, naming the field at fault.
+#[tokio::test]
+async fn each_route_refuses_bad_input_in_the_one_error_shape() {
+    let app = admin_app().await;
+    let blank_key = json!({"endpoint": "accounts", "key": " ", "reason": "asked"});
+    let cases: [Refusal; 16] = [
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/audit/events.csv?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/actions.csv?state=sleepy",
+            None,
+            422,
+            "invalid_request",
+            Some("state"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/conflicts?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/policies?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/kpis?week=someday",
+            None,
+            422,
+            "invalid_request",
+            Some("week"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/actions/abc",
+            None,
+            422,
+            "invalid_request",
+            Some("id"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/v1/actions/999999",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Approver,
+            "POST",
+            "/v1/actions/999999/approve",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Approver,
+            "POST",
+            "/v1/actions/999999/reject",
+            Some(json!({"reason": "no"})),
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Approver,
+            "POST",
+            "/v1/actions/999999/undo",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/endpoints/items/nap",
+            None,
+            422,
+            "invalid_request",
+            Some("switch"),
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/endpoints/nowhere/pause",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/dead-letters/redrive?endpoint=nope",
+            None,
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Admin,
+            "PUT",
+            "/v1/policies/nowhere",
+            Some(json!({})),
+            422,
+            "invalid_request",
+            Some("endpoint"),
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/v1/erasure",
+            Some(blank_key),
+            422,
+            "invalid_request",
+            Some("key"),
+        ),
+        (
+            Role::Viewer,
+            "GET",
+            "/ui/nope.js",
+            None,
+            404,
+            "not_found",
+            None,
+        ),
+    ];
+    for (role, method, path, body, status, code, field) in cases {
+        let (got, answer) = app.call(Some(role), method, path, body).await;
+        assert_eq!(
+            (
+                got,
+                answer["error"]["code"].as_str(),
+                answer["error"]["field"].as_str()
+            ),
+            (status, Some(code), field),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"].is_string(),
+            "{method} {path}: {answer}"
+        );
+    }
+    // No route, and a route without that method: the same shape, the allowed methods in Allow.
+    let (status, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/nothing", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (404, Some("no route for /v1/nothing"))
+    );
+    let response = app
+        .client
+        .delete(format!("{}/v1/findings", app.base))
+        .bearer_auth(&app.tokens[&Role::Admin])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "GET,HEAD");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "DELETE is not allowed on /v1/findings; the Allow header lists what is"
+    );
+}
+
+/// A NUL character, which PostgreSQL text cannot hold, is refused on both backends alike with a
+/// 422 naming where it is, never a database error.
+#[tokio::test]
+async fn a_nul_character_is_refused_naming_where_it_is_on_both_backends() {
+    for db in TestDb::all("a_nul_character_is_refused").await {
+        let app = admin_app_on(db, |_| {}).await;
+        let ends = (app.clock.now() + Duration::from_secs(3600)).to_string();
+        let silence = |matcher: &str, comment: &str| {
+            Some(json!({"matchers": [matcher], "ends_at": ends, "comment": comment}))
+        };
+        let cases = [
+            (
+                "POST",
+                "/v1/silences",
+                silence("type=a", "a\u{0}b"),
+                "comment",
+            ),
+            (
+                "POST",
+                "/v1/silences",
+                silence("type=a\u{0}", "x"),
+                "matchers[0]",
+            ),
+            (
+                "POST",
+                "/v1/erasure",
+                Some(json!({"email": "a@b.c", "reason": "\u{0}"})),
+                "reason",
+            ),
+            ("GET", "/v1/audit/events?field=a%00b", None, "field"),
+        ];
+        for (method, path, body, field) in cases {
+            let (status, answer) = app.call(Some(Role::Admin), method, path, body).await;
+            assert_eq!(
+                (status, answer["error"]["field"].as_str()),
+                (422, Some(field)),
+                "{path}: {answer}"
+            );
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains("NUL"),
+                "{answer}"
+            );
+        }
+        let (status, answer) = app
+            .call(
+                Some(Role::Admin),
+                "POST",
+                "/v1/silences",
+                silence("type=a", "ok"),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        app.cleanup().await;
     }
 }

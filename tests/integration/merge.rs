@@ -17,6 +17,7 @@ use syncwarden::dedup::service::{self as dedup_service, AGENT, Dedup, PassReport
 use syncwarden::domain::{
     DedupProposal, Endpoint, JobStatus, MergeKind, Outcome, ProposalStatus, RecordState, Role,
 };
+use syncwarden::privacy::ERASED;
 use syncwarden::sandbox::{Sandbox, SeedScale};
 use syncwarden::startup::Application;
 use syncwarden::store::{EventQuery, Store, SyncCommit};
@@ -126,6 +127,68 @@ impl World {
             let phone = BTreeMap::from([("phone".to_string(), format!("+49 40 555 01{n:02}"))]);
             crm.update("companies", id, phone, self.clock.now());
         }
+    }
+}
+
+/// The app over a world's store and sandbox, stopped when dropped, with a token per role held
+/// by the name given.
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    tokens: BTreeMap<Role, String>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Api {
+    async fn start(w: &World, holders: &[(Role, &str)]) -> Self {
+        let app = Application::with_store(
+            &w.settings,
+            w.clock.clone(),
+            w.store.clone(),
+            Some(w.engine.clone()),
+        )
+        .await
+        .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let mut tokens = BTreeMap::new();
+        for (role, name) in holders {
+            let token = new_token();
+            w.store
+                .create_token(name, *role, &hash_token(&token), w.clock.now(), None)
+                .await
+                .unwrap();
+            tokens.insert(*role, token);
+        }
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            tokens,
+            _stop: stop,
+        }
+    }
+
+    /// A GET, or a POST with an empty object.
+    async fn call(&self, role: Role, method: &str, path: String) -> (u16, Value) {
+        self.send(role, method, path, json!({})).await
+    }
+
+    async fn send(&self, role: Role, method: &str, path: String, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "POST" => self.client.post(url).json(&body),
+            _ => self.client.get(url),
+        };
+        let response = request
+            .bearer_auth(&self.tokens[&role])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
     }
 }
 
@@ -490,42 +553,9 @@ async fn the_admin_api_approves_into_the_sandbox_and_undoes_with_roles() {
     let w = world(TestDb::sqlite(), |_| {}).await;
     w.pass(Endpoint::Accounts).await;
     let proposals = w.proposals(Endpoint::Accounts).await;
-    let app = Application::with_store(
-        &w.settings,
-        w.clock.clone(),
-        w.store.clone(),
-        Some(w.engine.clone()),
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let mut tokens = BTreeMap::new();
-    for (role, name) in [(Role::Viewer, "vic"), (Role::Approver, "ann")] {
-        let token = new_token();
-        w.store
-            .create_token(name, role, &hash_token(&token), w.clock.now(), None)
-            .await
-            .unwrap();
-        tokens.insert(role, token);
-    }
-    let client = reqwest::Client::new();
-    let call = |role: Role, method: &str, path: &str| {
-        let url = format!("{base}{path}");
-        let request = match method {
-            "POST" => client.post(url).json(&json!({})),
-            _ => client.get(url),
-        };
-        let request = request.bearer_auth(&tokens[&role]);
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
-    };
+    let api = Api::start(&w, &[(Role::Viewer, "vic"), (Role::Approver, "ann")]).await;
+    let call =
+        |role: Role, method: &'static str, path: &str| api.call(role, method, path.to_string());
     let id = proposals[0].id;
     let loser = crm_only_member(&proposals[0])
         .unwrap()
@@ -590,7 +620,6 @@ async fn the_admin_api_approves_into_the_sandbox_and_undoes_with_roles() {
             .all(|e| e.event.outcome == Outcome::Unmerged
                 && e.event.error.as_deref() == Some("undo by ann"))
     );
-    let _ = stop.send(());
 }
 
 /// The id of a proposal's undo job.
@@ -603,4 +632,154 @@ async fn body_id(w: &World, proposal: i64) -> i64 {
         .find(|j| j.kind == MergeKind::Undo)
         .unwrap()
         .id
+}
+
+/// The member of a proposal that is linked to the ERP (its key).
+fn erp_member(p: &DedupProposal) -> String {
+    p.proposal
+        .members
+        .iter()
+        .find(|m| !m.starts_with(CRM_ONLY))
+        .unwrap()
+        .clone()
+}
+
+/// No CRM company or ERP partner holds the erasure tombstone.
+fn assert_no_tombstone(w: &World) {
+    for (id, props) in w.companies() {
+        assert!(
+            !props.values().any(|v| v.contains(ERASED)),
+            "CRM company {id}: {props:?}"
+        );
+    }
+    for (code, partner) in w.partners() {
+        assert!(
+            !Value::Object(partner.clone()).to_string().contains(ERASED),
+            "ERP partner {code}: {partner:?}"
+        );
+    }
+}
+
+/// Undoing a merge whose before-image was erased since (GDPR) would write the tombstone back into
+/// the CRM and ERP: the API refuses it with a 409 naming the erasure, the record and the field,
+/// an undo queued before the erasure fails when it runs, and approving a merge whose chosen value
+/// was erased is refused the same way. The CRM and ERP keep what they hold throughout.
+#[tokio::test]
+async fn erased_personal_data_is_never_written_back_by_an_undo_or_a_merge() {
+    for db in TestDb::all("merge_erased").await {
+        let w = world(db, |_| {}).await;
+        w.touch_planted_companies();
+        w.pass(Endpoint::Accounts).await;
+        let proposals = w.proposals(Endpoint::Accounts).await;
+        assert!(proposals.len() >= 2, "{proposals:#?}");
+        let api = Api::start(&w, &[(Role::Approver, "ann"), (Role::Admin, "ada")]).await;
+        let (id, key) = (proposals[0].id, erp_member(&proposals[0]));
+        let (status, body) = api
+            .call(Role::Approver, "POST", format!("/v1/actions/{id}/approve"))
+            .await;
+        assert_eq!(
+            (status, body["action"]["status"].as_str()),
+            (200, Some("applied")),
+            "{body}"
+        );
+        // An instance without connectors queues an undo before the erasure; it has not run.
+        let queued = Dedup::new(
+            w.store.clone(),
+            None,
+            &w.settings.dedup,
+            w.dir.path(),
+            w.clock.clone(),
+        )
+        .undo(id, "ann")
+        .await
+        .unwrap();
+        assert_eq!(queued.jobs[1].status, JobStatus::Pending);
+
+        let erase = json!({"endpoint": "accounts", "key": key, "reason": "the customer asked"});
+        let (status, report) = api
+            .send(Role::Admin, "POST", "/v1/erasure".into(), erase)
+            .await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(
+            report["erased"]["merge_jobs"], 2,
+            "merge and undo: {report}"
+        );
+        let erasure = report["id"].as_str().unwrap().to_string();
+        let (crm, erp) = (w.companies(), w.partners());
+
+        let (status, body) = api
+            .call(Role::Approver, "POST", format!("/v1/actions/{id}/undo"))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("erased")),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        for named in [
+            erasure.as_str(),
+            &format!("accounts {key}: "),
+            "phone",
+            ERASED,
+        ] {
+            assert!(message.contains(named), "{named} not in {message}");
+        }
+        // The undo queued before the erasure fails when a worker runs it, sending nothing.
+        assert_eq!(w.dedup().run_merges().await, 1);
+        let jobs = w.store.merge_jobs(id).await.unwrap();
+        assert_eq!(jobs.len(), 2, "the refused undo queued no job: {jobs:?}");
+        assert_eq!(jobs[1].status, JobStatus::Failed);
+        let why = jobs[1].last_error.clone().unwrap_or_default();
+        assert!(why.contains("tombstone") && why.contains(&key), "{why}");
+        assert_eq!(w.companies(), crm);
+        assert_eq!(w.partners(), erp);
+        let (status, body) = api
+            .call(Role::Approver, "GET", format!("/v1/actions/{id}"))
+            .await;
+        assert_eq!(
+            (status, body["action"]["status"].as_str()),
+            (200, Some("applied"))
+        );
+
+        // The next proposal's duplicate (only the CRM holds it, its newer phone chosen) is erased:
+        // approving would write the tombstone as the survivor's phone.
+        let next = &proposals[1];
+        let duplicate = crm_only_member(next)
+            .unwrap()
+            .strip_prefix(CRM_ONLY)
+            .unwrap();
+        let erase = json!({"endpoint": "accounts", "key": duplicate, "reason": "asked too"});
+        let (status, report) = api
+            .send(Role::Admin, "POST", "/v1/erasure".into(), erase)
+            .await;
+        assert_eq!(status, 200, "{report}");
+        let (status, body) = api
+            .call(
+                Role::Approver,
+                "POST",
+                format!("/v1/actions/{}/approve", next.id),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("erased")),
+            "{body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        let erasure = report["id"].as_str().unwrap();
+        assert!(
+            message.contains(erasure) && message.contains("phone"),
+            "{message}"
+        );
+        assert!(w.store.merge_jobs(next.id).await.unwrap().is_empty());
+        let (_, body) = api
+            .call(Role::Approver, "GET", format!("/v1/actions/{}", next.id))
+            .await;
+        assert_eq!(body["action"]["status"], "open", "{body}");
+        assert_eq!(w.companies(), crm);
+        assert_eq!(w.partners(), erp);
+        assert_no_tombstone(&w);
+        drop(api);
+        w.db.cleanup().await;
+    }
 }

@@ -59,7 +59,8 @@ pub(super) async fn index() -> Response {
 
 /// One of the web UI's files: `index.html`, `app.js`, `app.css`.
 #[utoipa::path(get, path = "/ui/{file}", tag = "meta",
-    params(("file" = String, Path, description = "The file's name")),
+    params(("file" = String, Path, description = "The file's name",
+        pattern = "^(index\\.html|app\\.js|app\\.css)$")),
     responses(
         (status = 200, description = "The file", content(
             (String = "text/html"), (String = "text/javascript"), (String = "text/css"))),
@@ -72,7 +73,7 @@ fn serve(file: &str) -> Result<Response, ApiError> {
     let (_, content_type, body) = ASSETS
         .iter()
         .find(|(name, _, _)| *name == file)
-        .ok_or_else(|| ApiError::NotFound(format!("/ui/{file}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no file /ui/{file}")))?;
     Ok((
         [
             (header::CONTENT_TYPE, *content_type),

@@ -161,10 +161,10 @@ impl Alerting {
     }
 
     /// Turns every finding that opened, changed severity, reopened or resolved since the last
-    /// call into an alert event. Returns how many, and every alert as it now stands (so the
+    /// call into an alert event, stamped `now` (the evaluation's instant, not a later reading of
+    /// the clock). Returns how many, and every alert as it now stands (so the
     /// evaluation does not read them again).
-    async fn ingest_findings(&self) -> Result<(usize, Vec<Alert>), AlertError> {
-        let now = self.clock.now();
+    async fn ingest_findings(&self, now: Timestamp) -> Result<(usize, Vec<Alert>), AlertError> {
         let mut known: HashMap<String, Alert> = self
             .store
             .alerts(Timestamp::from_micros(i64::MIN))
@@ -199,7 +199,7 @@ impl Alerting {
     /// One evaluation at `now`: findings to alerts, mutes recorded, and every group that is due
     /// written to the outbox with its notification-log entry.
     pub async fn run_once(&self, now: Timestamp) -> Result<EvaluationReport, AlertError> {
-        let (alert_events, all) = self.ingest_findings().await?;
+        let (alert_events, all) = self.ingest_findings(now).await?;
         let mut report = EvaluationReport {
             alert_events,
             ..Default::default()

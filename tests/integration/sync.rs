@@ -1558,7 +1558,10 @@ async fn check_leases(w: &World) {
         ..Default::default()
     });
     let (first, second) = tokio::join!(w.engine.run_endpoint(Endpoint::Accounts, false), async {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Once the first holds the lease (however long a loaded machine takes to get there).
+        while w.store.lease("sync:accounts").await.unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         other.run_endpoint(Endpoint::Accounts, false).await
     });
     first.unwrap();

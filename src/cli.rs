@@ -655,6 +655,14 @@ fn live_monitor(
         settings.monitor.price_tolerance(),
         settings.monitor.line_price_book.clone(),
         currencies,
+    )
+    .with_customer_price_books(
+        settings
+            .monitor
+            .customer_price_books
+            .clone()
+            .into_iter()
+            .collect(),
     );
     let every = Duration::from_secs(settings.monitor.price_check_interval_secs.max(1));
     Ok(monitor.with_checks(checks, every))

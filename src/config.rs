@@ -278,6 +278,7 @@ mod tests {
         assert_eq!(example.log.format, LogFormat::Json);
         assert_eq!(example.alerting.receivers.len(), 4);
         assert_eq!(example.alerting.route.routes.len(), 2);
+        assert_eq!(example.monitor.customer_price_books["C20000"], "2");
     }
 
     #[test]

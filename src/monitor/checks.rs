@@ -2,8 +2,9 @@
 //! - **prices**: every item's price in every price book, the CRM's against the ERP's, and the
 //!   lines of the CRM's quotes and the ERP's sales orders against the ERP price book of each
 //!   document's customer, read in full through the engine's connectors. A customer's book is the
-//!   `price_book` field of its ERP account when the ERP connector maps one, else the configured
-//!   assignment ([`SystemChecks::with_customer_price_books`]), else the default line book;
+//!   configured assignment ([`SystemChecks::with_customer_price_books`]: an operator naming a
+//!   customer means it), else the `price_book` field of its ERP account when the ERP connector
+//!   maps one, else the default line book;
 //! - **reconciliation drift**: the differences each reconciliation of the engine recorded (price
 //!   fields excluded: the price check owns those, one finding per item and price book).
 //!
@@ -61,8 +62,9 @@ impl SystemChecks {
         }
     }
 
-    /// Customer ERP number -> the ERP price book its quote and order lines are checked against
-    /// (customers not named keep the default line book).
+    /// Customer ERP number -> the ERP price book its quote and order lines are checked against,
+    /// whatever the ERP's account says (customers not named keep the ERP's book, else the default
+    /// line book).
     pub fn with_customer_price_books(mut self, books: HashMap<String, String>) -> Self {
         self.price_books.books = books;
         self
@@ -139,8 +141,8 @@ impl SystemChecks {
         Ok(found)
     }
 
-    /// The configured customer price books, overridden by the ERP's own assignment (the
-    /// `price_book` field of its accounts) when the ERP connector maps one.
+    /// The configured customer price books, and for the customers not configured the ERP's own
+    /// assignment (the `price_book` field of its accounts) when the ERP connector maps one.
     async fn customer_price_books(&self) -> Result<CustomerPriceBooks, SyncError> {
         let mut books = self.price_books.clone();
         let maps_books = self
@@ -154,7 +156,7 @@ impl SystemChecks {
                 .await?
             {
                 if let (Some(key), Some(book)) = (account.key, account.fields.get("price_book")) {
-                    books.books.insert(key, book.clone());
+                    books.books.entry(key).or_insert_with(|| book.clone());
                 }
             }
         }

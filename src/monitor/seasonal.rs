@@ -7,6 +7,19 @@
 //! they enter the CUSUM, so a single wild bucket cannot open an incident on its own, and the
 //! baselines learn only from clipped residuals outside incidents, so an incident never becomes the
 //! new normal.
+//!
+//! A CUSUM adds evidence up, so a run of buckets that are each only somewhat out (a loaded
+//! machine's slow minutes, heavy-tailed noise) reaches its threshold as surely as a real change
+//! does. An excursion therefore opens only when it is also large against the metric's own normal
+//! spread: the median residual of its buckets must lie beyond the band that held `band_quantile`
+//! of the residuals of the last day of normal buckets.
+//!
+//! A count (the volume) is noisier than its learned scale says where it is expected to be small:
+//! a count expected at λ varies by √λ by chance alone (Poisson), which in logs is a spread of
+//! √λ / (λ + offset), 0.5 at one event a bucket. A count detector never judges a residual against
+//! less than that, so a quiet endpoint's 0 where 1 was usual is not a fall.
+
+use std::collections::VecDeque;
 
 use serde::Serialize;
 
@@ -14,6 +27,10 @@ use super::findings::{NewFinding, Severity};
 use crate::domain::Timestamp;
 
 const HOURS_PER_WEEK: usize = 168;
+/// Normal residuals the band is taken from: a day of five-minute buckets.
+const BAND_WINDOW: usize = 288;
+/// The latest buckets of an excursion its median is taken over: an hour of five-minute buckets.
+const EXCURSION_WINDOW: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,6 +56,9 @@ pub struct SeasonalParams {
     pub recovery_buckets: u32,
     /// Added before taking logs (keeps zero volume finite).
     pub log_offset: f64,
+    /// Share of the last day's normal residuals inside the band an excursion's median residual
+    /// must lie beyond (0: no band).
+    pub band_quantile: f64,
 }
 
 impl Default for SeasonalParams {
@@ -54,6 +74,7 @@ impl Default for SeasonalParams {
             warmup: 288,
             recovery_buckets: 6,
             log_offset: 1.0,
+            band_quantile: 0.95,
         }
     }
 }
@@ -144,9 +165,16 @@ pub struct SeasonalDetector {
     /// Where each CUSUM last left zero.
     up_from: Option<Timestamp>,
     down_from: Option<Timestamp>,
+    /// The residuals (in logs) since each CUSUM last left zero, the latest `EXCURSION_WINDOW`.
+    up_residuals: VecDeque<f64>,
+    down_residuals: VecDeque<f64>,
+    /// The absolute residuals of the latest `BAND_WINDOW` normal buckets.
+    normal: VecDeque<f64>,
     seen: u32,
     open: Option<SeasonalIncident>,
     calm: u32,
+    /// Whether the values are counts of events (see the module comment).
+    counts: bool,
 }
 
 fn hour_of_week(at: Timestamp) -> usize {
@@ -167,10 +195,33 @@ impl SeasonalDetector {
             down: 0.0,
             up_from: None,
             down_from: None,
+            up_residuals: VecDeque::new(),
+            down_residuals: VecDeque::new(),
+            normal: VecDeque::new(),
             seen: 0,
             open: None,
             calm: 0,
+            counts: false,
         }
+    }
+
+    /// A detector of counts of events per bucket, whose spread is at least Poisson's.
+    pub fn counts(params: SeasonalParams) -> Self {
+        Self {
+            counts: true,
+            ..Self::new(params)
+        }
+    }
+
+    /// The residual scale to judge a value expected at `expected` (in logs) against.
+    fn scale_at(&self, expected: f64) -> f64 {
+        let p = &self.params;
+        let learned = (self.scale.mean * 1.25).max(p.min_scale);
+        if !self.counts {
+            return learned;
+        }
+        let lambda = (expected.exp() - p.log_offset).max(0.0);
+        learned.max(lambda.sqrt() / (lambda + p.log_offset))
     }
 
     pub fn open_incident(&self) -> Option<&SeasonalIncident> {
@@ -203,7 +254,7 @@ impl SeasonalDetector {
             self.learn(how, y, 0.0);
             return None;
         };
-        let scale = (self.scale.mean * 1.25).max(p.min_scale);
+        let scale = self.scale_at(expected);
         let z = ((y - expected) / scale).clamp(-p.clip, p.clip);
         self.seen = self.seen.saturating_add(1);
 
@@ -226,6 +277,8 @@ impl SeasonalDetector {
             self.open = None;
             self.calm = 0;
             (self.up, self.down, self.up_from, self.down_from) = (0.0, 0.0, None, None);
+            self.up_residuals.clear();
+            self.down_residuals.clear();
             return Some(SeasonalChange::Resolved { incident, at });
         }
 
@@ -233,21 +286,26 @@ impl SeasonalDetector {
             self.learn(how, expected + z * scale, (y - expected).abs());
             return None;
         }
+        let residual = y - expected;
         self.up = (self.up + z - p.allowance).max(0.0);
         self.down = (self.down - z - p.allowance).max(0.0);
-        if self.up == 0.0 {
-            self.up_from = None;
-        } else if self.up_from.is_none() {
-            self.up_from = Some(at);
-        }
-        if self.down == 0.0 {
-            self.down_from = None;
-        } else if self.down_from.is_none() {
-            self.down_from = Some(at);
-        }
-        let direction = if self.up > p.threshold {
+        track(
+            self.up,
+            &mut self.up_from,
+            &mut self.up_residuals,
+            at,
+            residual,
+        );
+        track(
+            self.down,
+            &mut self.down_from,
+            &mut self.down_residuals,
+            at,
+            -residual,
+        );
+        let direction = if self.up > p.threshold && median(&self.up_residuals) > self.band() {
             Some((Direction::Up, self.up_from))
-        } else if self.down > p.threshold {
+        } else if self.down > p.threshold && median(&self.down_residuals) > self.band() {
             Some((Direction::Down, self.down_from))
         } else {
             None
@@ -281,7 +339,25 @@ impl SeasonalDetector {
         }
     }
 
+    /// The absolute residual `band_quantile` of the last day's normal buckets lie within.
+    fn band(&self) -> f64 {
+        if self.normal.is_empty() || self.params.band_quantile <= 0.0 {
+            return 0.0;
+        }
+        let mut sorted: Vec<f64> = self.normal.iter().copied().collect();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let rank = (self.params.band_quantile.min(1.0) * sorted.len() as f64).ceil() as usize;
+        sorted[rank.clamp(1, sorted.len()) - 1]
+    }
+
     fn learn(&mut self, how: usize, y: f64, residual: f64) {
+        // The very first value had nothing to be a residual against.
+        if self.recent.count > 0 {
+            if self.normal.len() == BAND_WINDOW {
+                self.normal.pop_front();
+            }
+            self.normal.push_back(residual);
+        }
         let p = &self.params;
         self.week[how].learn(y, p.slot_weight);
         self.day[how % 24].learn(y, p.slot_weight);
@@ -292,6 +368,41 @@ impl SeasonalDetector {
                 p.level_weight,
             );
         }
+    }
+}
+
+/// Keeps one CUSUM's start and its latest residuals (`residual` signed so that its direction is
+/// positive) while it stands above zero.
+fn track(
+    cusum: f64,
+    from: &mut Option<Timestamp>,
+    residuals: &mut VecDeque<f64>,
+    at: Timestamp,
+    residual: f64,
+) {
+    if cusum == 0.0 {
+        *from = None;
+        residuals.clear();
+        return;
+    }
+    from.get_or_insert(at);
+    if residuals.len() == EXCURSION_WINDOW {
+        residuals.pop_front();
+    }
+    residuals.push_back(residual);
+}
+
+fn median(values: &VecDeque<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted: Vec<f64> = values.iter().copied().collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
 }
 
@@ -413,6 +524,120 @@ mod tests {
     fn a_single_wild_bucket_is_not_an_incident() {
         let changes = run(9, 0..2 * WEEK, |i| if i == WEEK + 500 { 20.0 } else { 1.0 });
         assert!(changes.is_empty(), "{changes:?}");
+    }
+
+    /// Findings opened after the first week by a detector with `band_quantile` on latency of
+    /// which one bucket in ten, at random, is 1.5 to 3 times as slow (a loaded machine).
+    fn opened_on_heavy_tailed_latency(band_quantile: f64) -> usize {
+        (0..5)
+            .map(|seed| {
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let mut d = SeasonalDetector::new(SeasonalParams {
+                    band_quantile,
+                    ..SeasonalParams::default()
+                });
+                (0..4 * WEEK)
+                    .filter(|&i| {
+                        let slow = if rng.f64() < 0.1 {
+                            1.5 + 1.5 * rng.f64()
+                        } else {
+                            1.0
+                        };
+                        let v = latency(&mut rng, i) * slow;
+                        matches!(d.update(bucket(i), v), Some(SeasonalChange::Opened(_)))
+                            && i >= WEEK
+                    })
+                    .count()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_band_halves_the_findings_on_heavy_tailed_noise_and_a_sustained_rise_still_opens() {
+        let (banded, cusum_alone) = (
+            opened_on_heavy_tailed_latency(0.95),
+            opened_on_heavy_tailed_latency(0.0),
+        );
+        assert!(
+            banded * 2 <= cusum_alone,
+            "{banded} findings in 15 noisy weeks with the band, {cusum_alone} without"
+        );
+        // Every bucket twice as slow is an excursion, found at once.
+        let start = WEEK + 2 * 288 + 120;
+        let changes = run(3, 0..WEEK + 3 * 288, |i| {
+            if (start..start + 24).contains(&i) {
+                2.0
+            } else {
+                1.0
+            }
+        });
+        let (at, SeasonalChange::Opened(incident)) = &changes[0] else {
+            panic!("{changes:?}");
+        };
+        assert!((start..start + 3).contains(at), "found at {at}");
+        assert_eq!(incident.direction, Direction::Up);
+    }
+
+    /// A Poisson count of mean `lambda` (Knuth's method: fine for small means).
+    fn poisson(rng: &mut fastrand::Rng, lambda: f64) -> f64 {
+        let (limit, mut product, mut k) = ((-lambda).exp(), rng.f64(), 0);
+        while product > limit {
+            product *= rng.f64();
+            k += 1;
+        }
+        f64::from(k)
+    }
+
+    #[test]
+    fn a_sparse_count_stays_quiet_as_a_count() {
+        // A burst at the first sync, then nothing, or now and then an event: a 0 where a little
+        // more was usual is chance.
+        let burst_then = |rate: f64| {
+            move |rng: &mut fastrand::Rng, i: u64| {
+                if i == 0 { 62.0 } else { poisson(rng, rate) }
+            }
+        };
+        for rate in [0.0, 0.3] {
+            for seed in 0..5 {
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let series = burst_then(rate);
+                let mut d = SeasonalDetector::counts(SeasonalParams::default());
+                let changes: Vec<_> = (0..3 * WEEK)
+                    .filter_map(|i| d.update(bucket(i), series(&mut rng, i)))
+                    .collect();
+                assert!(changes.is_empty(), "rate {rate}, seed {seed}: {changes:?}");
+            }
+        }
+        // Judged as a measurement (its learned spread only), the burst's hour cries wolf a day
+        // later.
+        let (mut rng, series) = (fastrand::Rng::with_seed(0), burst_then(0.0));
+        let mut d = SeasonalDetector::new(SeasonalParams::default());
+        assert!((0..3 * WEEK).any(|i| d.update(bucket(i), series(&mut rng, i)).is_some()));
+    }
+
+    #[test]
+    fn a_busy_count_that_stops_is_found_at_once() {
+        // About 85 writes per five minutes, uniform 0-34 a minute, then none for an hour.
+        let mut rng = fastrand::Rng::with_seed(4);
+        let mut d = SeasonalDetector::counts(SeasonalParams::default());
+        let start = WEEK + 3 * 288 + 100;
+        let changes: Vec<_> = (0..2 * WEEK)
+            .filter_map(|i| {
+                let writes: u32 = (0..5).map(|_| rng.u32(0..=34)).sum();
+                let v = if (start..start + 12).contains(&i) {
+                    0.0
+                } else {
+                    f64::from(writes)
+                };
+                d.update(bucket(i), v).map(|c| (i, c))
+            })
+            .filter(|(i, _)| *i >= WEEK)
+            .collect();
+        let found = changes.iter().any(|(at, change)| {
+            matches!(change, SeasonalChange::Opened(incident)
+                if incident.direction == Direction::Down && (start..start + 3).contains(at))
+        });
+        assert!(found, "{changes:?}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Watcher {
         let watch = self.scopes.entry(scope).or_insert_with(|| ScopeWatch {
             success_rate: SuccessRateDetector::new(params.success_rate.clone()),
             latency: SeasonalDetector::new(params.seasonal.clone()),
-            volume: SeasonalDetector::new(params.seasonal.clone()),
+            volume: SeasonalDetector::counts(params.seasonal.clone()),
             freshness: FreshnessMonitor::new(params.freshness.clone()),
             pending: None,
             pending_minutes: 0,

@@ -3,6 +3,8 @@
 //! The ERP holds every account and item. The CRM already holds most of them (go-live: records on
 //! both sides before the first sync), some with the ERP number set and some without, plus planted
 //! duplicates (typos, abbreviations, reordered names) and a few products whose price drifted.
+//! Every fifth customer buys at price list 2 (its `PriceListNum`), the rest at list 1, and their
+//! documents are priced from their own list.
 
 use std::collections::BTreeMap;
 
@@ -182,7 +184,7 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
         let industry = INDUSTRIES[rng.usize(..INDUSTRIES.len())];
         let entity = json!({
             "CardCode": code, "CardName": name, "CardType": "cCustomer", "Phone1": phone,
-            "Industry": industry, "Currency": "EUR", "PriceListNum": 1,
+            "Industry": industry, "Currency": "EUR", "PriceListNum": price_list_of(scale, i),
             "BPAddresses": [{"AddressName": "Bill To", "AddressType": "bo_BillTo", "Street": street,
                              "City": city, "ZipCode": postcode, "Country": country}],
         });
@@ -237,6 +239,20 @@ pub fn seed(scale: &SeedScale, now: Timestamp, crm: &mut HsData, erp: &mut SapDa
     };
     docs.seed_quotes(&mut rng, crm);
     docs.seed_orders_and_invoices(&mut rng, erp);
+}
+
+/// The price list customer `i` buys at: every fifth at list 2 (when there is one), the rest at 1.
+fn price_list_of(scale: &SeedScale, i: usize) -> usize {
+    if scale.price_lists >= 2 && i.is_multiple_of(5) {
+        2
+    } else {
+        1
+    }
+}
+
+/// An item's price in `list`, in cents: each list 5% of the list-1 price below the one before.
+fn list_price(list_1_cents: i64, list: usize) -> i64 {
+    list_1_cents - list_1_cents * (list as i64 - 1) / 20
 }
 
 /// The ERP contact persons of one partner; most are in the CRM too, two in three with their key.
@@ -310,7 +326,7 @@ fn seed_items(
         items.push((code.clone(), base_cents));
         let prices: Vec<Value> = (1..=scale.price_lists)
             .map(|list| {
-                let cents = base_cents - base_cents * (list as i64 - 1) / 20;
+                let cents = list_price(base_cents, list);
                 json!({"PriceList": list, "Price": cents as f64 / 100.0, "Currency": "EUR"})
             })
             .collect();
@@ -359,11 +375,12 @@ impl Documents<'_> {
             .to_string()
     }
 
-    fn account(&self, rng: &mut fastrand::Rng) -> String {
-        format!(
-            "{}{:05}",
-            self.scale.account_prefix,
-            rng.usize(1..=self.scale.accounts.max(1))
+    /// A customer: its ERP number and the price list it buys at.
+    fn account(&self, rng: &mut fastrand::Rng) -> (String, usize) {
+        let i = rng.usize(1..=self.scale.accounts.max(1));
+        (
+            format!("{}{i:05}", self.scale.account_prefix),
+            price_list_of(self.scale, i),
         )
     }
 
@@ -380,13 +397,14 @@ impl Documents<'_> {
             .collect()
     }
 
-    /// CRM quotes with their line items; the first few carry a line priced 10% above the ERP's
-    /// price list (planted price drift on quote lines).
+    /// CRM quotes with their line items at the customer's list prices; the first few carry a line
+    /// priced 10% above (planted price drift on quote lines).
     fn seed_quotes(&self, rng: &mut fastrand::Rng, crm: &mut HsData) {
         for q in 1..=self.scale.quotes {
+            let (account, list) = self.account(rng);
             let props = BTreeMap::from([
                 ("hs_title".to_string(), format!("Quote {q}")),
-                ("erp_account_number".to_string(), self.account(rng)),
+                ("erp_account_number".to_string(), account),
                 ("quote_date".to_string(), self.day(0)),
                 ("hs_expiration_date".to_string(), self.day(30)),
                 ("hs_currency".to_string(), "EUR".to_string()),
@@ -394,6 +412,7 @@ impl Documents<'_> {
             let quote = crm.insert("quotes", props, self.now);
             for (n, (code, quantity, cents)) in self.lines(rng).into_iter().enumerate() {
                 let drifted = q <= self.scale.drifted_prices && n == 0;
+                let cents = list_price(cents, list);
                 let cents = if drifted { cents * 11 / 10 } else { cents };
                 let line = BTreeMap::from([
                     ("hs_sku".to_string(), code),
@@ -407,18 +426,20 @@ impl Documents<'_> {
         }
     }
 
-    /// ERP orders at list-1 prices and invoices for the first of them, line for line.
+    /// ERP orders at the customer's list prices and invoices for the first of them, line for line.
     fn seed_orders_and_invoices(&self, rng: &mut fastrand::Rng, erp: &mut SapData) {
         let mut orders = Vec::new();
         for _ in 0..self.scale.orders {
-            let lines: Vec<Value> = self
-                .lines(rng)
+            let lines = self.lines(rng);
+            let (account, list) = self.account(rng);
+            let lines: Vec<Value> = lines
                 .into_iter()
                 .map(|(code, quantity, cents)| {
+                    let cents = list_price(cents, list);
                     json!({"ItemCode": code, "Quantity": quantity, "UnitPrice": cents as f64 / 100.0})
                 })
                 .collect();
-            let order = json!({"CardCode": self.account(rng), "DocDate": self.day(0),
+            let order = json!({"CardCode": account, "DocDate": self.day(0),
                                "DocDueDate": self.day(14), "DocCurrency": "EUR",
                                "SalesPersonCode": -1, "DocumentLines": lines});
             if let Some(entry) = erp.put("Orders", object(order), self.now) {

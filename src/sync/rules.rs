@@ -48,10 +48,20 @@ pub enum ErpKind {
 fn overlay_endpoints<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<Endpoint, EndpointSettings>, D::Error> {
+    let configured = BTreeMap::<Endpoint, EndpointSettings>::deserialize(d)?;
+    // Neither connector reads price books as records of their own, so a schedule for them
+    // would only fail at every run: refuse it where the mistake is made.
+    if configured.contains_key(&Endpoint::Pricebook) {
+        return Err(serde::de::Error::custom(PRICEBOOK_NOT_SYNCED));
+    }
     let mut endpoints = default_endpoints();
-    endpoints.extend(BTreeMap::<Endpoint, EndpointSettings>::deserialize(d)?);
+    endpoints.extend(configured);
     Ok(endpoints)
 }
+
+const PRICEBOOK_NOT_SYNCED: &str = "`sync.endpoints.pricebook` cannot be configured: price books \
+     travel with items (each item's `price.<list>` fields), so their schedule and rules are those \
+     of `sync.endpoints.items`; remove the section";
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -242,6 +252,23 @@ impl EndpointSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pricebook_endpoint_section_is_refused_naming_the_key_and_why() {
+        let err = crate::config::Settings::from_toml_str(
+            "[sync.endpoints.pricebook]\ninterval_secs = 60",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sync.endpoints.pricebook"), "{err}");
+        assert!(err.contains("travel with items"), "{err}");
+        // The other endpoints' sections still load.
+        let settings =
+            crate::config::Settings::from_toml_str("[sync.endpoints.items]\ninterval_secs = 30")
+                .unwrap();
+        assert_eq!(settings.sync.endpoints[&Endpoint::Items].interval_secs, 30);
+        assert!(!settings.sync.endpoints.contains_key(&Endpoint::Pricebook));
+    }
 
     #[test]
     fn rules_resolve_exact_wildcard_default_and_direction() {

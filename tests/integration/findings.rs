@@ -399,19 +399,37 @@ async fn price_mismatches_from_the_sandbox_open_with_evidence_and_resolve_when_f
     );
 }
 
-/// The ERP's sales orders are priced at list 1: right for customers who buy at list 1 (the
-/// default line book), 5% high for a customer who buys at list 2. Each of that customer's order
-/// lines is a finding naming the item, the customer's book, both prices, the order and line.
+/// Customer ERP number -> the price list the ERP gives it (SAP B1 `PriceListNum`).
+async fn erp_price_books(
+    engine: &syncwarden::sync::engine::Engine,
+) -> std::collections::HashMap<String, String> {
+    use syncwarden::domain::{Endpoint, System};
+    engine
+        .read_all(System::Erp, Endpoint::Accounts)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|a| Some((a.key?, a.fields.get("price_book")?.clone())))
+        .collect()
+}
+
+/// The ERP's sales orders are priced from each customer's own list: a list-1 customer's orders
+/// are 5% high for list 2. Configured to buy at list 2, each of that customer's order lines is a
+/// finding naming the item, the customer's book, both prices, the order and line.
 #[tokio::test]
 async fn order_lines_are_checked_against_each_customers_own_price_book() {
     use syncwarden::domain::{Endpoint, System};
 
     let mut live = live_sandbox().await;
-    let orders = live
+    let books = erp_price_books(&live.engine).await;
+    let orders: Vec<_> = live
         .engine
         .read_all(System::Erp, Endpoint::SalesOrders)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .filter(|o| books.get(&o.fields["account"]).map(String::as_str) == Some("1"))
+        .collect();
     let order_lines = |found: &[syncwarden::monitor::Finding]| -> Vec<serde_json::Value> {
         found
             .iter()
@@ -484,6 +502,216 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
         .unwrap();
     assert_eq!(line.started_at, at(0));
     assert_eq!(line.severity, Severity::Critical);
+}
+
+/// With no customer configured, each order is judged against the price list the ERP gives its
+/// customer (SAP B1 `PriceListNum`): the seed prices every order from its customer's list, list 2
+/// included, so nothing is found; moved to list 3 in the ERP, a customer's order lines are found
+/// against list 3.
+#[tokio::test]
+async fn order_lines_follow_the_price_list_the_erp_gives_each_customer() {
+    use syncwarden::domain::{Endpoint, System};
+
+    let mut live = live_sandbox().await;
+    let books = erp_price_books(&live.engine).await;
+    let orders = live
+        .engine
+        .read_all(System::Erp, Endpoint::SalesOrders)
+        .await
+        .unwrap();
+    let customer = orders
+        .iter()
+        .map(|o| o.fields["account"].clone())
+        .find(|c| books[c] == "2")
+        .expect("the seed has an order of a list-2 customer");
+    let order_lines = |found: &[syncwarden::monitor::Finding]| -> Vec<serde_json::Value> {
+        found
+            .iter()
+            .filter(|f| {
+                f.fingerprint
+                    .starts_with("price_mismatch:line:sales_orders ")
+            })
+            .map(|f| f.evidence.clone())
+            .collect()
+    };
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    assert_eq!(order_lines(&open), Vec::<serde_json::Value>::new());
+
+    let patch = serde_json::json!({"PriceListNum": 3});
+    live.sandbox.erp_data.lock().unwrap().update(
+        "BusinessPartners",
+        &customer,
+        patch.as_object().unwrap().clone(),
+        live.clock.now(),
+    );
+    live.clock.advance(Duration::from_secs(300));
+    live.monitor.check_prices(live.clock.now()).await.unwrap();
+    let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
+    let found = order_lines(&open);
+    let lines = orders
+        .iter()
+        .filter(|o| o.fields["account"] == customer)
+        .flat_map(|o| (1..).take_while(|n| o.fields.contains_key(&format!("line.{n}.item"))))
+        .count();
+    assert_eq!(found.len(), lines, "{found:#?}");
+    for e in &found {
+        assert_eq!(e["price_book"], "3", "{e}");
+        assert_eq!(e["issue"]["customer"], customer.as_str(), "{e}");
+        // Priced at list 2 (list 1 less 5%), judged against list 3 (list 1 less 10%).
+        let (unit, erp) = (
+            e["issue"]["unit_price"]["minor"].as_i64().unwrap(),
+            e["issue"]["erp"]["minor"].as_i64().unwrap(),
+        );
+        assert!(erp < unit, "{e}");
+    }
+}
+
+/// `serve` with `monitor.customer_price_books` from the environment: its first price check (at
+/// start-up, before any sync) judges the quote lines of a configured customer against the
+/// configured book, over the ERP's own. A customer configured at a book its quotes are not
+/// priced from has every quote line found; one configured at the book its quotes are priced
+/// from has none, though the ERP has moved it to another list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_checks_quote_lines_against_the_configured_customer_price_books() {
+    use std::sync::Arc;
+    use syncwarden::clock::Clock;
+    use syncwarden::domain::{Endpoint, System};
+    use syncwarden::sandbox::{self, Sandbox, SeedScale};
+
+    let sandbox = Sandbox::start(Clock::system(), &SeedScale::small())
+        .await
+        .unwrap();
+    let db = TestDb::sqlite();
+    let store = db.open().await;
+    let mut settings = db.settings();
+    sandbox.configure(&mut settings);
+    let engine = Arc::new(
+        syncwarden::sync::service::engine(&settings, store.clone(), Clock::system()).unwrap(),
+    );
+    let books = erp_price_books(&engine).await;
+    let prices: std::collections::HashMap<(String, String), String> = engine
+        .read_all(System::Erp, Endpoint::Items)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|item| {
+            let code = item.key.clone().unwrap();
+            item.fields.into_iter().filter_map(move |(f, v)| {
+                Some(((code.clone(), f.strip_prefix("price.")?.to_string()), v))
+            })
+        })
+        .collect();
+    let quotes = engine
+        .read_all(System::Crm, Endpoint::Quotes)
+        .await
+        .unwrap();
+    let lines_of = |customer: &str| -> Vec<(String, String)> {
+        quotes
+            .iter()
+            .filter(|q| q.fields.get("account").map(String::as_str) == Some(customer))
+            .flat_map(|q| {
+                (1..).map_while(move |n| {
+                    let field = |name: &str| q.fields.get(&format!("line.{n}.{name}")).cloned();
+                    Some((field("item")?, field("unit_price")?))
+                })
+            })
+            .collect()
+    };
+    // Customers whose every quote line is priced exactly from their ERP list (no planted drift).
+    let mut clean: Vec<String> = quotes
+        .iter()
+        .filter_map(|q| q.fields.get("account").cloned())
+        .filter(|c| {
+            let book = &books[c];
+            lines_of(c).iter().all(|(item, unit)| {
+                prices.get(&(item.clone(), book.clone())).map(|p| money(p)) == Some(money(unit))
+            })
+        })
+        .collect();
+    clean.sort();
+    clean.dedup();
+    let wrong = clean
+        .iter()
+        .find(|c| books[*c] == "1")
+        .expect("a list-1 customer with clean quotes")
+        .clone();
+    let right = clean
+        .iter()
+        .find(|c| **c != wrong)
+        .expect("a second customer with clean quotes")
+        .clone();
+    let right_book = books[&right].clone();
+    // The ERP moves `right` to list 3; the configuration keeps it at the list its quotes use.
+    let patch = serde_json::json!({"PriceListNum": 3});
+    sandbox.erp_data.lock().unwrap().update(
+        "BusinessPartners",
+        &right,
+        patch.as_object().unwrap().clone(),
+        Clock::system().now(),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("SYNCWARDEN_DATABASE__URL", &db.url)
+        .env("SYNCWARDEN_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SYNCWARDEN_LOG__LEVEL", "warn")
+        .env("SYNCWARDEN_CRM__BASE_URL", sandbox.crm.base_url())
+        .env("SYNCWARDEN_CRM__TOKEN", sandbox::HUBSPOT_TOKEN)
+        .env("SYNCWARDEN_ERP__BASE_URL", sandbox.erp.base_url())
+        .env("SYNCWARDEN_ERP__COMPANY_DB", sandbox::SAP_COMPANY_DB)
+        .env("SYNCWARDEN_ERP__USERNAME", sandbox::SAP_USER)
+        .env("SYNCWARDEN_ERP__PASSWORD", sandbox::SAP_PASSWORD)
+        .env(
+            "SYNCWARDEN_MONITOR__CUSTOMER_PRICE_BOOKS",
+            format!("{{{wrong}=\"2\",{right}=\"{right_book}\"}}"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The start-up price check is recorded before the listening line; the sandbox answers
+    // meanwhile, so the line is waited for off the runtime.
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.starts_with("syncwarden listening on"), "{line:?}");
+
+    let found: Vec<serde_json::Value> = store
+        .findings(Some(FindingState::Open))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.fingerprint.starts_with("price_mismatch:line:quotes "))
+        .map(|f| f.evidence)
+        .collect();
+    let of = |customer: &str| -> Vec<&serde_json::Value> {
+        found
+            .iter()
+            .filter(|e| e["issue"]["customer"] == customer)
+            .collect()
+    };
+    assert_eq!(of(&wrong).len(), lines_of(&wrong).len(), "{found:#?}");
+    for e in of(&wrong) {
+        assert_eq!(e["price_book"], "2", "{e}");
+    }
+    assert_eq!(of(&right), Vec::<&serde_json::Value>::new());
+    store.close().await;
+}
+
+/// A decimal price as cents, so "10.5" and "10.50" compare equal.
+fn money(decimal: &str) -> i64 {
+    let (units, cents) = decimal.split_once('.').unwrap_or((decimal, "0"));
+    let cents = format!("{cents:0<2}");
+    units.parse::<i64>().unwrap() * 100 + cents[..2].parse::<i64>().unwrap()
 }
 
 /// A page the CRM drops shows in two reconciliations running as drift, from the live loop; once

@@ -131,9 +131,10 @@ fn write_config(dir: &Path, sandbox: Option<&Sandbox>, hook: &Hook) -> std::path
     }
     toml += "[sync]\nlease_secs = 2\n[sync.retry]\nbase_delay_ms = 20\nmax_delay_ms = 200\n";
     toml += "[sync.endpoints.accounts]\ninterval_secs = 1\n";
+    // Item prices travel with the items: the pricebook has no section of its own.
     for endpoint in Endpoint::ALL
         .into_iter()
-        .filter(|e| *e != Endpoint::Accounts)
+        .filter(|e| *e != Endpoint::Accounts && *e != Endpoint::Pricebook)
     {
         toml += &format!("[sync.endpoints.{}]\npaused = true\n", endpoint.as_str());
     }

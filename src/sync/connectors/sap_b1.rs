@@ -111,7 +111,7 @@ fn entity_set(endpoint: Endpoint) -> Result<EntitySet, ConnectorError> {
         Endpoint::Accounts => Ok(EntitySet {
             name: "BusinessPartners",
             key: "CardCode",
-            select: "CardCode,CardName,Phone1,Industry,BPAddresses,Valid,Frozen,UpdateDate,UpdateTime",
+            select: "CardCode,CardName,Phone1,Industry,PriceListNum,BPAddresses,Valid,Frozen,UpdateDate,UpdateTime",
         }),
         // Contacts live inside their business partner as ContactEmployees.
         Endpoint::Contacts => Ok(EntitySet {
@@ -340,6 +340,7 @@ impl SapB1Connector {
                 put("name", text(entity, "CardName"));
                 put("phone", text(entity, "Phone1"));
                 put("industry", text(entity, "Industry"));
+                put("price_book", price_list(entity));
                 let billing = entity
                     .get("BPAddresses")
                     .and_then(Value::as_array)
@@ -596,6 +597,13 @@ impl SapB1Connector {
     }
 }
 
+/// A partner's price list (`PriceListNum`): the price book its documents are priced from. SAP's
+/// negative lists (-1 last purchase price, -2 last evaluated price) are no list an item has a
+/// price in, so they are no book.
+fn price_list(entity: &Map<String, Value>) -> Option<String> {
+    text(entity, "PriceListNum").filter(|n| n.parse::<i64>().is_ok_and(|n| n > 0))
+}
+
 /// SAP's answer to creating a key that is taken.
 fn already_exists(error: &ConnectorError) -> bool {
     matches!(error, ConnectorError::Api { status: 400, message, .. } if message.contains("already exists"))
@@ -730,7 +738,7 @@ impl Connector for SapB1Connector {
 
     fn fields(&self, endpoint: Endpoint) -> Result<Vec<String>, ConnectorError> {
         let mut fields: Vec<String> = match endpoint {
-            Endpoint::Accounts => ["name", "phone", "industry", ARCHIVED]
+            Endpoint::Accounts => ["name", "phone", "industry", "price_book", ARCHIVED]
                 .map(String::from)
                 .to_vec(),
             Endpoint::Items => ["name", "description", "code", ARCHIVED]
@@ -770,5 +778,46 @@ impl Connector for SapB1Connector {
 
     fn take_call_tallies(&self) -> Vec<super::CallTally> {
         self.http.stats.take_tallies()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector() -> SapB1Connector {
+        SapB1Connector::new(SapB1Settings::default(), RetryPolicy::default()).unwrap()
+    }
+
+    fn partner(price_list: Value) -> Map<String, Value> {
+        let entity = json!({"CardCode": "C20000", "CardName": "Acme Trading AG",
+            "PriceListNum": price_list, "UpdateDate": "2026-11-23", "UpdateTime": "10:15:00"});
+        entity.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_partners_price_list_is_its_accounts_price_book() {
+        let erp = connector();
+        assert!(
+            entity_set(Endpoint::Accounts)
+                .unwrap()
+                .select
+                .split(',')
+                .any(|p| p == "PriceListNum")
+        );
+        assert!(
+            erp.fields(Endpoint::Accounts)
+                .unwrap()
+                .contains(&"price_book".to_string())
+        );
+        let record = erp
+            .to_record(Endpoint::Accounts, &partner(json!(2)))
+            .unwrap();
+        assert_eq!(record.fields["price_book"], "2");
+        // Last purchase price (-1) and last evaluated price (-2) are no price list.
+        for none in [json!(-1), json!(-2), Value::Null] {
+            let record = erp.to_record(Endpoint::Accounts, &partner(none)).unwrap();
+            assert!(!record.fields.contains_key("price_book"), "{record:?}");
+        }
     }
 }

@@ -137,27 +137,45 @@ impl Dedup {
         }
     }
 
-    /// Approves an open proposal and merges it: the plan is made (and checked) first, the
-    /// decision and the merge job are stored, then the merge runs when the connectors are here.
-    pub async fn approve(&self, id: i64, by: &str) -> Result<Action, DedupError> {
-        let open = self.proposal(id).await?;
-        Self::must_be(
-            &open,
-            ProposalStatus::Open,
-            "only an open action can be approved",
-        )?;
-        let states = self.states(open.proposal.endpoint).await?;
-        let plan = plan_merge(&open, &states, self.clock.now())?;
-        self.refuse_erased(&open, "approved", &plan).await?;
-        let decided = self
-            .store
-            .decide_dedup_proposal(id, ProposalStatus::Approved, by, self.clock.now())
+    /// The proposal, if it is still open; `message` says what waits for an open one.
+    async fn open_proposal(
+        &self,
+        id: i64,
+        message: &'static str,
+    ) -> Result<DedupProposal, DedupError> {
+        let p = self.proposal(id).await?;
+        Self::must_be(&p, ProposalStatus::Open, message)?;
+        Ok(p)
+    }
+
+    /// Stores a decision on an open proposal. The store only decides open ones, so of two
+    /// people deciding at once the first wins and the second is told.
+    async fn decide(
+        &self,
+        id: i64,
+        status: ProposalStatus,
+        by: &str,
+    ) -> Result<DedupProposal, DedupError> {
+        self.store
+            .decide_dedup_proposal(id, status, by, self.clock.now())
             .await?
             .ok_or(DedupError::WrongState {
                 id,
                 status: "decided",
                 message: "someone decided it meanwhile",
-            })?;
+            })
+    }
+
+    /// Approves an open proposal and merges it: the plan is made (and checked) first, the
+    /// decision and the merge job are stored, then the merge runs when the connectors are here.
+    pub async fn approve(&self, id: i64, by: &str) -> Result<Action, DedupError> {
+        let open = self
+            .open_proposal(id, "only an open action can be approved")
+            .await?;
+        let states = self.states(open.proposal.endpoint).await?;
+        let plan = plan_merge(&open, &states, self.clock.now())?;
+        self.refuse_erased(&open, "approved", &plan).await?;
+        let decided = self.decide(id, ProposalStatus::Approved, by).await?;
         if by != AGENT {
             self.keep_feedback(&decided, true);
         }
@@ -167,21 +185,9 @@ impl Dedup {
     }
 
     pub async fn reject(&self, id: i64, by: &str) -> Result<Action, DedupError> {
-        let open = self.proposal(id).await?;
-        Self::must_be(
-            &open,
-            ProposalStatus::Open,
-            "only an open action can be rejected",
-        )?;
-        let decided = self
-            .store
-            .decide_dedup_proposal(id, ProposalStatus::Rejected, by, self.clock.now())
-            .await?
-            .ok_or(DedupError::WrongState {
-                id,
-                status: "decided",
-                message: "someone decided it meanwhile",
-            })?;
+        self.open_proposal(id, "only an open action can be rejected")
+            .await?;
+        let decided = self.decide(id, ProposalStatus::Rejected, by).await?;
         self.keep_feedback(&decided, false);
         self.action(id).await
     }

@@ -131,7 +131,7 @@ async fn finding_to_email(
     accepted: Arc<Mutex<HashMap<String, Instant>>>,
 ) -> anyhow::Result<(Vec<f64>, usize, f64)> {
     let clock = Clock::system();
-    let alerting = Alerting::new(settings, store.clone(), clock.clone())?;
+    let alerting = Alerting::new(settings, store.clone())?;
     let notifiers = build_notifiers(&settings.receivers, Duration::from_secs(10))?;
     let worker = DeliveryWorker::new(
         store.clone(),

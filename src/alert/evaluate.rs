@@ -16,7 +16,6 @@ use super::model::{Alert, AlertStatus, Labels, NewNotification, NotificationLogE
 use super::notifiers::{Notification, NotifiedAlert};
 use super::routing::{MuteWindow, Route};
 use super::settings::{AlertingSettings, InhibitRule};
-use crate::clock::Clock;
 use crate::dedup::llm::LlmSettings;
 use crate::domain::Timestamp;
 use crate::monitor::{Finding, FindingState};
@@ -39,7 +38,6 @@ pub struct EvaluationReport {
 
 pub struct Alerting {
     store: Arc<dyn Store>,
-    clock: Clock,
     base_url: String,
     keep_firing_for: Duration,
     root: Route,
@@ -115,11 +113,7 @@ struct Group<'a> {
 }
 
 impl Alerting {
-    pub fn new(
-        settings: &AlertingSettings,
-        store: Arc<dyn Store>,
-        clock: Clock,
-    ) -> Result<Self, AlertError> {
+    pub fn new(settings: &AlertingSettings, store: Arc<dyn Store>) -> Result<Self, AlertError> {
         let mut send_resolved = HashMap::new();
         for receiver in &settings.receivers {
             if send_resolved
@@ -139,7 +133,6 @@ impl Alerting {
         Ok(Self {
             explainer: Explainer::template_only(store.clone()),
             store,
-            clock,
             base_url: settings.base_url.clone(),
             keep_firing_for: Duration::from_secs(settings.keep_firing_for_secs),
             root,

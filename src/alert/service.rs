@@ -28,7 +28,7 @@ pub fn build(
     if settings.receivers.is_empty() {
         return Ok(None);
     }
-    let alerting = Alerting::new(settings, store.clone(), clock.clone())?.with_llm(llm)?;
+    let alerting = Alerting::new(settings, store.clone())?.with_llm(llm)?;
     let notifiers = build_notifiers(
         &settings.receivers,
         Duration::from_secs(settings.delivery.timeout_secs),

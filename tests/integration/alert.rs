@@ -119,7 +119,7 @@ struct Rig {
 impl Rig {
     async fn new(store: Arc<dyn Store>, clock: Clock, toml: &str) -> Self {
         let settings = alerting_settings(toml);
-        let alerting = Alerting::new(&settings, store.clone(), clock.clone()).unwrap();
+        let alerting = Alerting::new(&settings, store.clone()).unwrap();
         let worker = Self::worker(&store, &clock, &settings);
         Self {
             store,
@@ -1178,7 +1178,7 @@ async fn explained_rig(db: &TestDb, llm: &crate::llm::LlmServer, toml: &str) -> 
     let store = db.open().await;
     let clock = Clock::manual(start_time());
     let settings = alerting_settings(toml);
-    let alerting = Alerting::new(&settings, store.clone(), clock.clone())
+    let alerting = Alerting::new(&settings, store.clone())
         .unwrap()
         .with_llm(&llm.settings("unused".into()))
         .unwrap();

@@ -135,6 +135,9 @@ impl ApiError {
             ApiError::Sync(SyncError::UnknownConflict(_)) => {
                 (StatusCode::NOT_FOUND, "not_found", None, None)
             }
+            ApiError::Sync(SyncError::ConflictResolved { .. }) => {
+                (StatusCode::CONFLICT, "already_resolved", None, None)
+            }
             ApiError::Sync(SyncError::Busy { .. }) => (StatusCode::CONFLICT, "busy", None, None),
             ApiError::Sync(SyncError::Connector { .. }) => {
                 (StatusCode::BAD_GATEWAY, "connector_failed", None, None)

@@ -179,8 +179,8 @@ pub(super) async fn conflicts(
 #[utoipa::path(post, path = "/v1/conflicts/{id}/resolve", tag = "operations",
     params(("id" = i64, Path, description = "The conflict's id")), request_body = Resolution,
     responses((status = 200, description = "The conflict, resolved", body = OneConflict),
-        (status = 404, description = "No such open conflict", body = super::error::ErrorBody),
-        (status = 409, description = "The sync is not configured here, or the endpoint is busy", body = super::error::ErrorBody),
+        (status = 404, description = "No such conflict", body = super::error::ErrorBody),
+        (status = 409, description = "`already_resolved`, or the sync is not configured here, or the endpoint is busy", body = super::error::ErrorBody),
         (status = 502, description = "A connector refused the write", body = super::error::ErrorBody)))]
 pub(super) async fn resolve(
     State(state): State<AppState>,

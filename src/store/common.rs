@@ -40,6 +40,7 @@ pub(super) const DELETE_ALL_INTENTS: &str = include_str!("sql/delete_all_intents
 pub(super) const UPSERT_ENDPOINT_CONTROL: &str = include_str!("sql/upsert_endpoint_control.sql");
 pub(super) const SELECT_ENDPOINT_CONTROLS: &str = include_str!("sql/select_endpoint_controls.sql");
 pub(super) const SELECT_OPEN_CONFLICTS: &str = include_str!("sql/select_open_conflicts.sql");
+pub(super) const SELECT_CONFLICT: &str = include_str!("sql/select_conflict.sql");
 pub(super) const ACQUIRE_LEASE: &str = include_str!("sql/acquire_lease.sql");
 pub(super) const RELEASE_LEASE: &str = include_str!("sql/release_lease.sql");
 pub(super) const SELECT_LEASE: &str = include_str!("sql/select_lease.sql");
@@ -584,6 +585,21 @@ macro_rules! impl_store {
                 })
             }
 
+            fn policy_change_from_row(
+                row: &$row,
+            ) -> Result<$crate::domain::PolicyChange, StoreError> {
+                use sqlx::Row;
+                let endpoint: String = row.try_get(1)?;
+                let settings: String = row.try_get(2)?;
+                Ok($crate::domain::PolicyChange {
+                    id: row.try_get(0)?,
+                    endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
+                    settings: $crate::store::common::from_json("settings", &settings)?,
+                    changed_at: $crate::domain::Timestamp::from_micros(row.try_get(3)?),
+                    changed_by: row.try_get(4)?,
+                })
+            }
+
             fn dead_letter_from_row(row: &$row) -> Result<$crate::domain::DeadLetter, StoreError> {
                 use sqlx::Row;
                 let endpoint: String = row.try_get(1)?;
@@ -1123,6 +1139,19 @@ macro_rules! impl_store {
                     .iter()
                     .map(Self::conflict_from_row)
                     .collect()
+            }
+
+            async fn conflict(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::domain::Conflict>, StoreError> {
+                sqlx::query($crate::store::common::SELECT_CONFLICT)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::conflict_from_row)
+                    .transpose()
             }
 
             async fn set_endpoint_control(
@@ -1884,22 +1913,11 @@ macro_rules! impl_store {
             async fn policy_changes(
                 &self,
             ) -> Result<Vec<$crate::domain::PolicyChange>, StoreError> {
-                use sqlx::Row;
-                let rows = sqlx::query($crate::store::common::SELECT_POLICY_CHANGES)
+                sqlx::query($crate::store::common::SELECT_POLICY_CHANGES)
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        let endpoint: String = row.try_get(1)?;
-                        let settings: String = row.try_get(2)?;
-                        Ok($crate::domain::PolicyChange {
-                            id: row.try_get(0)?,
-                            endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
-                            settings: $crate::store::common::from_json("settings", &settings)?,
-                            changed_at: $crate::domain::Timestamp::from_micros(row.try_get(3)?),
-                            changed_by: row.try_get(4)?,
-                        })
-                    })
+                    .await?
+                    .iter()
+                    .map(Self::policy_change_from_row)
                     .collect()
             }
 

@@ -162,16 +162,13 @@ macro_rules! impl_list_store {
                 endpoint: Option<$crate::domain::Endpoint>,
                 page: &$crate::store::Page<i64>,
             ) -> Result<Vec<$crate::domain::Conflict>, StoreError> {
-                use $crate::store::listing as q;
-                sqlx::query(q::PAGE_OPEN_CONFLICTS)
-                    .bind(q::ascending(page.after))
-                    .bind(endpoint.map(|e| e.as_str()))
-                    .bind(i64::from(page.limit))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(Self::conflict_from_row)
-                    .collect()
+                self.endpoint_page(
+                    $crate::store::listing::PAGE_OPEN_CONFLICTS,
+                    endpoint,
+                    page,
+                    Self::conflict_from_row,
+                )
+                .await
             }
 
             async fn open_dead_letters_page(
@@ -179,16 +176,13 @@ macro_rules! impl_list_store {
                 endpoint: Option<$crate::domain::Endpoint>,
                 page: &$crate::store::Page<i64>,
             ) -> Result<Vec<$crate::domain::DeadLetter>, StoreError> {
-                use $crate::store::listing as q;
-                sqlx::query(q::PAGE_OPEN_DEAD_LETTERS)
-                    .bind(q::ascending(page.after))
-                    .bind(endpoint.map(|e| e.as_str()))
-                    .bind(i64::from(page.limit))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(Self::dead_letter_from_row)
-                    .collect()
+                self.endpoint_page(
+                    $crate::store::listing::PAGE_OPEN_DEAD_LETTERS,
+                    endpoint,
+                    page,
+                    Self::dead_letter_from_row,
+                )
+                .await
             }
 
             async fn silences_page(
@@ -249,26 +243,33 @@ macro_rules! impl_list_store {
                 endpoint: Option<$crate::domain::Endpoint>,
                 page: &$crate::store::Page<i64>,
             ) -> Result<Vec<$crate::domain::PolicyChange>, StoreError> {
-                use sqlx::Row;
-                use $crate::store::listing as q;
-                let rows = sqlx::query(q::PAGE_POLICY_CHANGES)
-                    .bind(q::ascending(page.after))
+                self.endpoint_page(
+                    $crate::store::listing::PAGE_POLICY_CHANGES,
+                    endpoint,
+                    page,
+                    Self::policy_change_from_row,
+                )
+                .await
+            }
+        }
+
+        impl $store {
+            /// One page of rows walked oldest first by id, optionally of one endpoint.
+            async fn endpoint_page<T>(
+                &self,
+                sql: &'static str,
+                endpoint: Option<$crate::domain::Endpoint>,
+                page: &$crate::store::Page<i64>,
+                from_row: fn(&$row) -> Result<T, StoreError>,
+            ) -> Result<Vec<T>, StoreError> {
+                sqlx::query(sql)
+                    .bind($crate::store::listing::ascending(page.after))
                     .bind(endpoint.map(|e| e.as_str()))
                     .bind(i64::from(page.limit))
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row: &$row| {
-                        let endpoint: String = row.try_get(1)?;
-                        let settings: String = row.try_get(2)?;
-                        Ok($crate::domain::PolicyChange {
-                            id: row.try_get(0)?,
-                            endpoint: $crate::store::common::parse_endpoint(&endpoint)?,
-                            settings: $crate::store::common::from_json("settings", &settings)?,
-                            changed_at: $crate::domain::Timestamp::from_micros(row.try_get(3)?),
-                            changed_by: row.try_get(4)?,
-                        })
-                    })
+                    .await?
+                    .iter()
+                    .map(from_row)
                     .collect()
             }
         }

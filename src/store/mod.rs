@@ -286,6 +286,9 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
 
     async fn open_conflicts(&self) -> Result<Vec<Conflict>, StoreError>;
 
+    /// One conflict, open or resolved.
+    async fn conflict(&self, id: i64) -> Result<Option<Conflict>, StoreError>;
+
     async fn set_endpoint_control(&self, control: &EndpointControl) -> Result<(), StoreError>;
 
     async fn endpoint_controls(&self) -> Result<Vec<EndpointControl>, StoreError>;

@@ -43,8 +43,10 @@ pub enum SyncError {
     NotConfigured(Endpoint),
     #[error("endpoint {0} is paused")]
     Paused(Endpoint),
-    #[error("no open conflict has id {0}")]
+    #[error("no conflict has id {0}")]
     UnknownConflict(i64),
+    #[error("conflict {id} was resolved at {at}")]
+    ConflictResolved { id: i64, at: Timestamp },
     #[error("the run's commits stopped: {0}")]
     CommitStopped(String),
     #[error("rules of {endpoint}: {message}")]
@@ -1110,7 +1112,6 @@ impl Engine {
             dry_run,
             ..Default::default()
         };
-        let mut pulled = HashMap::new();
         let mut cursors = Vec::new();
         let mut rejected_events = Vec::new();
         // Both sides are read at once: each side's pages are decoded while the other's answer.
@@ -1118,24 +1119,24 @@ impl Engine {
             self.pull_since_cursor(endpoint, System::Crm),
             self.pull_since_cursor(endpoint, System::Erp),
         )?;
-        for (system, (records, rejected)) in [(System::Crm, crm_pull), (System::Erp, erp_pull)] {
-            summary.rejected += rejected.len();
-            rejected_events.extend(
-                rejected
-                    .iter()
-                    .map(|r| rejected_event(endpoint, system, r, run_id, self.clock.now())),
-            );
-            if let Some(latest) = records.iter().map(|r| r.modified_at).max() {
-                let horizon = self.clock.now() - CURSOR_OVERLAP;
-                cursors.push((endpoint, system, latest.min(horizon)));
-            }
-            summary.records_read += records.len();
-            pulled.insert(system, records);
-        }
+        let [crm_records, erp_records] = [(System::Crm, crm_pull), (System::Erp, erp_pull)].map(
+            |(system, (records, rejected))| {
+                summary.rejected += rejected.len();
+                rejected_events.extend(
+                    rejected
+                        .iter()
+                        .map(|r| rejected_event(endpoint, system, r, run_id, self.clock.now())),
+                );
+                if let Some(latest) = records.iter().map(|r| r.modified_at).max() {
+                    let horizon = self.clock.now() - CURSOR_OVERLAP;
+                    cursors.push((endpoint, system, latest.min(horizon)));
+                }
+                summary.records_read += records.len();
+                records
+            },
+        );
         let fields = self.shared_fields(endpoint)?;
         let states = self.store.record_states(endpoint).await?;
-        let crm_records = pulled.remove(&System::Crm).unwrap_or_default();
-        let erp_records = pulled.remove(&System::Erp).unwrap_or_default();
         let erp = by_key(&erp_records);
         let (mut crm_linked, unlinked): (Vec<Record>, Vec<Record>) =
             crm_records.into_iter().partition(|r| r.key.is_some());
@@ -1735,11 +1736,12 @@ impl Engine {
     ) -> Result<Conflict, SyncError> {
         let conflict = self
             .store
-            .open_conflicts()
+            .conflict(id)
             .await?
-            .into_iter()
-            .find(|c| c.id == id)
             .ok_or(SyncError::UnknownConflict(id))?;
+        if let Some(at) = conflict.resolved_at {
+            return Err(SyncError::ConflictResolved { id, at });
+        }
         let endpoint = conflict.endpoint;
         self.leased(endpoint, self.resolve_unleased(conflict, resolution, by))
             .await

@@ -97,8 +97,31 @@ fn non_empty(value: Option<String>) -> Option<String> {
 }
 
 impl EventInput {
+    /// The first text member holding a NUL character, if any.
+    fn field_with_nul(&self) -> Option<&'static str> {
+        let optional = |v: &Option<String>| v.as_deref().is_some_and(|v| v.contains('\0'));
+        [
+            ("idempotency_key", self.idempotency_key.contains('\0')),
+            ("endpoint", self.endpoint.contains('\0')),
+            ("crm_id", optional(&self.crm_id)),
+            ("erp_id", optional(&self.erp_id)),
+            ("field", self.field.contains('\0')),
+            ("error", optional(&self.error)),
+            ("run_id", optional(&self.run_id)),
+        ]
+        .into_iter()
+        .find_map(|(name, has)| has.then_some(name))
+    }
+
     fn into_event(self, line: usize) -> Result<NewFieldEvent, InvalidEvent> {
         let bad = |field: &str, message: String| invalid(field, message, line);
+        if let Some(field) = self.field_with_nul() {
+            // PostgreSQL text cannot hold one; values are kept as JSON text, where it stays escaped.
+            return Err(bad(
+                field,
+                format!("{field} must not contain a NUL character (\\u0000)"),
+            ));
+        }
         if self.idempotency_key.is_empty() || self.idempotency_key.len() > MAX_KEY_LEN {
             return Err(bad(
                 "idempotency_key",
@@ -341,6 +364,19 @@ mod tests {
         assert_eq!(e.crm_id, None);
         assert_eq!(e.run_id.as_deref(), Some("r1"));
         assert_eq!(e.latency_ms, Some(40));
+    }
+
+    #[test]
+    fn a_nul_in_a_text_member_is_refused_by_name_but_not_in_a_value() {
+        let bad = format!("[{GOOD},{}]", GOOD.replace("\"A-1\"", "\"A\\u0000\""));
+        let err = parse_batch(bad.as_bytes(), BatchFormat::JsonArray).unwrap_err();
+        assert_eq!(
+            (err.code, err.field.as_deref(), err.line),
+            ("invalid_event", Some("erp_id"), Some(2))
+        );
+        let in_value = GOOD.replace("12.75", "\"a\\u0000b\"");
+        let events = parse_batch(in_value.as_bytes(), BatchFormat::Ndjson).unwrap();
+        assert_eq!(events[0].new_value.as_deref(), Some("\"a\\u0000b\""));
     }
 
     #[test]

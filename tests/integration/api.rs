@@ -278,6 +278,19 @@ async fn an_approver_settles_a_conflict_and_the_audit_trail_shows_who() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
+        (409, Some("already_resolved")),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Some(Role::Approver),
+            "POST",
+            &format!("/v1/conflicts/{}/resolve", id + 1000),
+            Some(json!({"choice": "crm"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
     let street = app

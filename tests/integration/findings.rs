@@ -430,19 +430,9 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
         .into_iter()
         .filter(|o| books.get(&o.fields["account"]).map(String::as_str) == Some("1"))
         .collect();
-    let order_lines = |found: &[syncwarden::monitor::Finding]| -> Vec<serde_json::Value> {
-        found
-            .iter()
-            .filter(|f| {
-                f.fingerprint
-                    .starts_with("price_mismatch:line:sales_orders ")
-            })
-            .map(|f| f.evidence.clone())
-            .collect()
-    };
     live.monitor.check_prices(live.clock.now()).await.unwrap();
     let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
-    assert_eq!(order_lines(&open), Vec::<serde_json::Value>::new());
+    assert_eq!(order_line_evidence(&open), Vec::<serde_json::Value>::new());
     assert!(
         open.iter()
             .any(|f| f.fingerprint.starts_with("price_mismatch:line:quotes ")),
@@ -467,7 +457,7 @@ async fn order_lines_are_checked_against_each_customers_own_price_book() {
     let mut live = live_sandbox_with_books([(customer.clone(), "2".to_string())].into()).await;
     live.monitor.check_prices(live.clock.now()).await.unwrap();
     let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
-    let found = order_lines(&open);
+    let found = order_line_evidence(&open);
     let mut flagged: Vec<(String, u64)> = found
         .iter()
         .map(|e| {
@@ -524,19 +514,9 @@ async fn order_lines_follow_the_price_list_the_erp_gives_each_customer() {
         .map(|o| o.fields["account"].clone())
         .find(|c| books[c] == "2")
         .expect("the seed has an order of a list-2 customer");
-    let order_lines = |found: &[syncwarden::monitor::Finding]| -> Vec<serde_json::Value> {
-        found
-            .iter()
-            .filter(|f| {
-                f.fingerprint
-                    .starts_with("price_mismatch:line:sales_orders ")
-            })
-            .map(|f| f.evidence.clone())
-            .collect()
-    };
     live.monitor.check_prices(live.clock.now()).await.unwrap();
     let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
-    assert_eq!(order_lines(&open), Vec::<serde_json::Value>::new());
+    assert_eq!(order_line_evidence(&open), Vec::<serde_json::Value>::new());
 
     let patch = serde_json::json!({"PriceListNum": 3});
     live.sandbox.erp_data.lock().unwrap().update(
@@ -548,7 +528,7 @@ async fn order_lines_follow_the_price_list_the_erp_gives_each_customer() {
     live.clock.advance(Duration::from_secs(300));
     live.monitor.check_prices(live.clock.now()).await.unwrap();
     let open = live.store.findings(Some(FindingState::Open)).await.unwrap();
-    let found = order_lines(&open);
+    let found = order_line_evidence(&open);
     let lines = orders
         .iter()
         .filter(|o| o.fields["account"] == customer)
@@ -759,4 +739,16 @@ async fn reconciliation_drift_is_judged_in_the_live_loop_and_resolves() {
         (drift.state, drift.resolved_at),
         (FindingState::Resolved, Some(at(15)))
     );
+}
+
+/// The evidence of every sales-order line price mismatch among `found`.
+fn order_line_evidence(found: &[syncwarden::monitor::Finding]) -> Vec<serde_json::Value> {
+    found
+        .iter()
+        .filter(|f| {
+            f.fingerprint
+                .starts_with("price_mismatch:line:sales_orders ")
+        })
+        .map(|f| f.evidence.clone())
+        .collect()
 }

@@ -41,6 +41,17 @@ pub struct SyncFigures {
     /// For each instance (by lease holder), the endpoints it was seen syncing: how the work was
     /// shared out.
     pub endpoints_by_instance: BTreeMap<String, BTreeSet<String>>,
+    /// How often an endpoint's lease was seen held by another instance than the time before:
+    /// runs alternating between instances (each re-reading what the other wrote) show here.
+    pub holder_changes: usize,
+    /// Each endpoint's finished runs and the records they read.
+    pub by_endpoint: BTreeMap<String, EndpointFigures>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct EndpointFigures {
+    pub runs: usize,
+    pub records_read: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +116,7 @@ struct Kill {
 struct Seen {
     runs: Vec<SyncRun>,
     holders: BTreeMap<String, BTreeSet<String>>,
+    holder_changes: usize,
 }
 
 async fn measure(
@@ -148,6 +160,8 @@ async fn watch(
 ) -> anyhow::Result<(Seen, Option<(Kill, f64)>)> {
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut last_holder: BTreeMap<String, String> = BTreeMap::new();
+    let mut holder_changes = 0;
     let mut kill: Option<Kill> = None;
     let mut takeover: Option<f64> = None;
     loop {
@@ -162,6 +176,12 @@ async fn watch(
                 .entry(holder.clone())
                 .or_default()
                 .insert(job["sync:".len()..].to_string());
+            if last_holder
+                .insert(job.clone(), holder.clone())
+                .is_some_and(|last| last != *holder)
+            {
+                holder_changes += 1;
+            }
         }
         if kill_one && kill.is_none() {
             kill = kill_a_holder(&leases, children)?;
@@ -180,7 +200,12 @@ async fn watch(
             .filter(|r| r.started_at >= started_at)
             .collect();
         if (!kill_one || takeover.is_some()) && converged(&runs) {
-            return Ok((Seen { runs, holders }, kill.zip(takeover)));
+            let seen = Seen {
+                runs,
+                holders,
+                holder_changes,
+            };
+            return Ok((seen, kill.zip(takeover)));
         }
     }
 }
@@ -246,6 +271,17 @@ fn figures(instances: usize, started_at: Timestamp, seen: &Seen) -> SyncFigures 
         .unwrap_or(started_at);
     let seconds = ended.since(started_at).as_secs_f64().max(f64::EPSILON);
     let records_written: i64 = runs.iter().map(|r| r.counts.records_written).sum();
+    let mut by_endpoint: BTreeMap<String, EndpointFigures> = BTreeMap::new();
+    for run in runs.iter().filter(|r| r.ended_at.is_some()) {
+        let Some(endpoint) = run.endpoint else {
+            continue;
+        };
+        let figures = by_endpoint
+            .entry(endpoint.as_str().to_string())
+            .or_default();
+        figures.runs += 1;
+        figures.records_read += run.counts.records_read;
+    }
     SyncFigures {
         instances,
         seconds,
@@ -254,6 +290,8 @@ fn figures(instances: usize, started_at: Timestamp, seen: &Seen) -> SyncFigures 
         field_events: runs.iter().map(|r| r.counts.events).sum(),
         records_written_per_sec: records_written as f64 / seconds,
         endpoints_by_instance: seen.holders.clone(),
+        holder_changes: seen.holder_changes,
+        by_endpoint,
     }
 }
 

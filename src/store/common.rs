@@ -47,6 +47,7 @@ pub(super) const SELECT_LEASE: &str = include_str!("sql/select_lease.sql");
 pub(super) const SELECT_JOB_MARK: &str = include_str!("sql/select_job_mark.sql");
 pub(super) const ADVANCE_JOB_MARK: &str = include_str!("sql/advance_job_mark.sql");
 pub(super) const CLAIM_JOB_SLOT: &str = include_str!("sql/claim_job_slot.sql");
+pub(super) const KEEP_JOB_SLOT: &str = include_str!("sql/keep_job_slot.sql");
 pub(super) const INSERT_TOKEN: &str = include_str!("sql/insert_token.sql");
 pub(super) const SELECT_TOKEN_BY_HASH: &str = include_str!("sql/select_token_by_hash.sql");
 pub(super) const SELECT_TOKENS: &str = include_str!("sql/select_tokens.sql");
@@ -1262,17 +1263,33 @@ macro_rules! impl_store {
 
             async fn claim_job_slot(
                 &self,
-                job: &str,
-                next: $crate::domain::Timestamp,
-                now: $crate::domain::Timestamp,
+                claim: &$crate::store::SlotClaim<'_>,
             ) -> Result<bool, StoreError> {
                 let row = sqlx::query($crate::store::common::CLAIM_JOB_SLOT)
-                    .bind(job)
-                    .bind(next.as_micros())
-                    .bind(now.as_micros())
+                    .bind(claim.job)
+                    .bind(claim.next.as_micros())
+                    .bind(claim.holder)
+                    .bind(claim.now.as_micros())
+                    .bind(claim.overdue_before.as_micros())
+                    .bind(claim.lease)
                     .fetch_optional(self.writer())
                     .await?;
                 Ok(row.is_some())
+            }
+
+            async fn keep_job_slot(
+                &self,
+                job: &str,
+                holder: &str,
+                next: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::KEEP_JOB_SLOT)
+                    .bind(job)
+                    .bind(next.as_micros())
+                    .bind(holder)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
             }
 
             async fn ensure_event_partitions(

@@ -170,6 +170,22 @@ pub struct SyncCommit {
     pub resolved_conflicts: Vec<(i64, String)>,
 }
 
+/// One instance's claim on the next slot of a schedule that several instances share. The one
+/// that took the last slot takes this one once it is due; another only once it was due before
+/// `overdue_before`, and not while another instance holds the lease `lease`.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotClaim<'a> {
+    pub job: &'a str,
+    /// Who claims: its lease holder name.
+    pub holder: &'a str,
+    /// The lease of the work the slot runs.
+    pub lease: &'a str,
+    pub now: Timestamp,
+    pub overdue_before: Timestamp,
+    /// The slot after this one.
+    pub next: Timestamp,
+}
+
 /// The write of one record about to be made, stored before it goes out: the events it will
 /// record if it reaches its target.
 #[derive(Debug, Clone)]
@@ -344,14 +360,17 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
     /// Moves `job`'s mark to `mark`; never backwards.
     async fn advance_job_mark(&self, job: &str, mark: Timestamp) -> Result<(), StoreError>;
 
-    /// Takes the slot of the schedule `job` when its mark is due at `now` (or it has none),
-    /// moving the mark to `next`: true for the one caller that took it.
-    async fn claim_job_slot(
+    /// Takes the slot of a schedule when it is due (see [`SlotClaim`]), moving its mark to the
+    /// claim's `next`: true for the one caller that took it.
+    async fn claim_job_slot(&self, claim: &SlotClaim<'_>) -> Result<bool, StoreError>;
+
+    /// Moves the next slot of `job` to `next` if `holder` took the last one (after its run).
+    async fn keep_job_slot(
         &self,
         job: &str,
+        holder: &str,
         next: Timestamp,
-        now: Timestamp,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<(), StoreError>;
 
     /// PostgreSQL: creates the event log's monthly partitions (those missing) for `months` months
     /// from the one holding `from`; returns their names. SQLite keeps one table: none.

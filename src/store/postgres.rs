@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "metric roll-ups",
         include_str!("migrations/postgres/0014_metric_rollups.sql"),
     ),
+    (
+        15,
+        "job mark holders",
+        include_str!("migrations/postgres/0015_job_mark_holders.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

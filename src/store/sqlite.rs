@@ -83,6 +83,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "metric roll-ups",
         include_str!("migrations/sqlite/0014_metric_rollups.sql"),
     ),
+    (
+        15,
+        "job mark holders",
+        include_str!("migrations/sqlite/0015_job_mark_holders.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

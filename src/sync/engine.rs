@@ -22,7 +22,7 @@ use crate::domain::{
     SyncRunCounts, System, Timestamp,
 };
 use crate::lease::{DEFAULT_LEASE, LeaseError, Leases};
-use crate::store::{Store, StoreError, SyncCommit, WriteIntent};
+use crate::store::{SlotClaim, Store, StoreError, SyncCommit, WriteIntent};
 use crate::sync::connectors::{CALL_ENDPOINT, CallCounts, Connector, ConnectorError, WriteResult};
 use crate::sync::documents::FieldSet;
 use crate::sync::linking;
@@ -842,6 +842,11 @@ fn by_key(records: &[Record]) -> HashMap<String, &Record> {
     map
 }
 
+/// The lease an endpoint's runs (and reconciliations) are made under.
+fn lease_job(endpoint: Endpoint) -> String {
+    format!("sync:{}", endpoint.as_str())
+}
+
 fn delta(after: CallCounts, before: CallCounts) -> (u64, u64) {
     (after.ok - before.ok, after.failed - before.failed)
 }
@@ -927,8 +932,7 @@ impl Engine {
         endpoint: Endpoint,
         work: impl std::future::Future<Output = Result<T, SyncError>>,
     ) -> Result<T, SyncError> {
-        let job = format!("sync:{}", endpoint.as_str());
-        match self.leases.hold(&job, work).await {
+        match self.leases.hold(&lease_job(endpoint), work).await {
             Ok(result) => result,
             Err(LeaseError::Busy { holder, until }) => Err(SyncError::Busy {
                 endpoint,
@@ -939,14 +943,19 @@ impl Engine {
         }
     }
 
-    /// Takes the slot of the schedule `job` (one every `every`) when it is due: true for the one
-    /// instance on this store that took it. The first slot is now with `first_now`, else `every`
-    /// from now. With several instances each endpoint then runs once an interval in all, not
-    /// once an interval per instance (each run re-reading the last one's overlap).
+    /// Takes the slot of the schedule `job` (one every `every`) for `endpoint` when it is due:
+    /// true for the one instance on this store that took it. The first slot is now with
+    /// `first_now`, else `every` from now. With several instances each endpoint then runs once an
+    /// interval in all, not once an interval per instance. The instance that took the last slot
+    /// keeps the schedule; another takes it only once a slot is `grace` overdue (the last one
+    /// stopped) and no other instance holds the endpoint's lease (a long run is not a missed slot),
+    /// so an endpoint's runs stay on one instance rather than alternating.
     pub async fn take_slot(
         &self,
+        endpoint: Endpoint,
         job: &str,
         every: Duration,
+        grace: Duration,
         first_now: bool,
     ) -> Result<bool, SyncError> {
         let now = self.clock.now();
@@ -954,7 +963,25 @@ impl Engine {
             self.store.advance_job_mark(job, now + every).await?;
             return Ok(false);
         }
-        Ok(self.store.claim_job_slot(job, now + every, now).await?)
+        let claim = SlotClaim {
+            job,
+            holder: self.leases.holder(),
+            lease: &lease_job(endpoint),
+            now,
+            overdue_before: now - grace,
+            next: now + every,
+        };
+        Ok(self.store.claim_job_slot(&claim).await?)
+    }
+
+    /// After the run of a slot this instance took: the next slot is `every` from now, not from
+    /// the run's start, so a run longer than `every` leaves no overdue slot behind.
+    pub async fn keep_slot(&self, job: &str, every: Duration) -> Result<(), SyncError> {
+        let next = self.clock.now() + every;
+        Ok(self
+            .store
+            .keep_job_slot(job, self.leases.holder(), next)
+            .await?)
     }
 
     /// The CRM and ERP connectors, for work beside the sync (merges of duplicates).

@@ -146,34 +146,78 @@ pub async fn run_scheduler(
             *endpoint,
             Duration::from_secs(settings.interval_secs.max(1)),
         );
-        let (engine, clock, mut stop) = (engine.clone(), clock.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let (sync_job, reconcile_job) = (
-                format!("sync-due:{endpoint}"),
-                format!("reconcile-due:{endpoint}"),
-            );
-            loop {
-                match engine.take_slot(&sync_job, interval, true).await {
-                    Ok(true) => run_scheduled(&engine, endpoint).await,
-                    Ok(false) => tracing::debug!(%endpoint, "run recently by another instance"),
-                    Err(e) => tracing::warn!(%endpoint, error = %e, "could not read the schedule"),
-                }
-                if let Ok(true) = engine.take_slot(&reconcile_job, reconcile_every, false).await {
-                    match engine.reconcile(endpoint).await {
-                        Ok(r) => tracing::info!(%endpoint, missing = r.missing, different = r.different, "reconciled"),
-                        Err(SyncError::Busy { .. }) => {}
-                        Err(e) => tracing::warn!(%endpoint, error = %e, "reconciliation failed"),
-                    }
-                }
-                tokio::select! {
-                    () = clock.sleep(interval) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(schedule_endpoint(
+            engine.clone(),
+            clock.clone(),
+            endpoint,
+            [interval, reconcile_every],
+            stop.clone(),
+        )));
     }
     for task in tasks {
         let _ = task.await;
+    }
+}
+
+/// One endpoint's loop: once an interval, its sync if this instance takes the slot, then its
+/// reconciliation if that slot is due too.
+async fn schedule_endpoint(
+    engine: Arc<Engine>,
+    clock: Clock,
+    endpoint: Endpoint,
+    [interval, reconcile_every]: [Duration; 2],
+    mut stop: watch::Receiver<bool>,
+) {
+    let (sync_job, reconcile_job) = (
+        format!("sync-due:{endpoint}"),
+        format!("reconcile-due:{endpoint}"),
+    );
+    // Each instance looks at the schedule once an interval, so a slot left alone by the instance
+    // that took the last one for a whole interval more is another's to take.
+    let grace = interval;
+    loop {
+        match engine
+            .take_slot(endpoint, &sync_job, interval, grace, true)
+            .await
+        {
+            Ok(true) => {
+                run_scheduled(&engine, endpoint).await;
+                keep_slot(&engine, endpoint, &sync_job, interval).await;
+            }
+            Ok(false) => tracing::debug!(%endpoint, "not this instance's slot"),
+            Err(e) => tracing::warn!(%endpoint, error = %e, "could not read the schedule"),
+        }
+        let reconcile = engine.take_slot(endpoint, &reconcile_job, reconcile_every, grace, false);
+        match reconcile.await {
+            Ok(true) => {
+                reconcile_scheduled(&engine, endpoint).await;
+                keep_slot(&engine, endpoint, &reconcile_job, reconcile_every).await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(%endpoint, error = %e, "could not read the reconciliation schedule")
+            }
+        }
+        tokio::select! {
+            () = clock.sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn keep_slot(engine: &Engine, endpoint: Endpoint, job: &str, every: Duration) {
+    if let Err(e) = engine.keep_slot(job, every).await {
+        tracing::warn!(%endpoint, job, error = %e, "could not move the next slot");
+    }
+}
+
+async fn reconcile_scheduled(engine: &Engine, endpoint: Endpoint) {
+    match engine.reconcile(endpoint).await {
+        Ok(r) => {
+            tracing::info!(%endpoint, missing = r.missing, different = r.different, "reconciled")
+        }
+        Err(SyncError::Busy { .. }) => {}
+        Err(e) => tracing::warn!(%endpoint, error = %e, "reconciliation failed"),
     }
 }
 

@@ -416,6 +416,63 @@ async fn job_marks_only_move_forward() {
     }
 }
 
+/// A schedule's slot stays with the instance that took the last one: another takes it only once
+/// it is overdue by the grace, never while the endpoint's lease is another's, and the holder's
+/// run end moves the next slot. The same SQL on SQLite and PostgreSQL.
+#[tokio::test]
+async fn a_slot_stays_with_the_instance_that_took_the_last_one() {
+    use syncwarden::store::SlotClaim;
+    for db in TestDb::all("scaleout::a_slot_stays_with_the_instance_that_took_the_last_one").await {
+        let store = db.open().await;
+        let t = |s: i64| Timestamp::from_micros(s * 1_000_000);
+        // `holder` claims at `now` with a grace of 10 s and an interval of 10 s.
+        let claim = |holder: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                let claim = SlotClaim {
+                    job: "sync-due:items",
+                    holder,
+                    lease: "sync:items",
+                    now: t(now),
+                    overdue_before: t(now - 10),
+                    next: t(now + 10),
+                };
+                store.claim_job_slot(&claim).await.unwrap()
+            }
+        };
+        assert!(claim("a", 0).await, "the first slot is the first caller's");
+        assert!(!claim("b", 5).await, "not due");
+        assert!(!claim("b", 10).await, "due, but a took the last one");
+        assert!(claim("a", 10).await, "a takes its next slot when due");
+        assert!(!claim("a", 15).await, "taken already");
+        // a runs past its next slot, holding the lease: not a missed slot.
+        assert!(
+            store
+                .acquire_lease("sync:items", "a", t(100), t(10))
+                .await
+                .unwrap()
+        );
+        assert!(!claim("b", 40).await, "a holds the lease");
+        store
+            .keep_job_slot("sync-due:items", "a", t(45))
+            .await
+            .unwrap();
+        store
+            .keep_job_slot("sync-due:items", "b", t(99))
+            .await
+            .unwrap();
+        assert_eq!(store.job_mark("sync-due:items").await.unwrap(), Some(t(45)));
+        store.release_lease("sync:items", "a").await.unwrap();
+        // a stops: b takes the slot once it is overdue by the grace, and keeps it.
+        assert!(!claim("b", 50).await, "overdue by less than the grace");
+        assert!(claim("b", 55).await, "overdue by the grace");
+        assert!(!claim("a", 65).await, "b took the last one");
+        assert!(claim("b", 65).await);
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
 /// Retention on PostgreSQL: months past `retention_months` are written to an archive file, then
 /// detached and dropped; a replay of an archived event is still a duplicate, and a partition the
 /// maintenance made refuses updates like the rest of the log.

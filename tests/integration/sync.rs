@@ -1314,21 +1314,101 @@ async fn two_schedulers_on_one_store_share_one_schedule() {
         settle(1 + step / 2).await;
     }
     assert_eq!(runs().await, 5, "one run an interval between the two");
-    // A stops; B keeps running the endpoint, once an interval.
+    // A stops; B takes the slot once it is an interval overdue, then keeps it, once an interval.
     stop_a.send(true).unwrap();
     w.clock.advance(half);
     tokio::time::timeout(Duration::from_secs(10), a)
         .await
         .unwrap()
         .unwrap();
-    for step in 1..=4 {
+    for step in 1..=6_usize {
         w.clock.advance(half);
-        settle(5 + step / 2).await;
+        settle(5 + step.saturating_sub(2) / 2).await;
     }
     assert_eq!(runs().await, 7, "B alone keeps the schedule");
     stop_b.send(true).unwrap();
     w.clock.advance(interval);
     tokio::time::timeout(Duration::from_secs(10), b)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Two instances' schedulers that wake together each interval: the one that took the last slot
+/// keeps the endpoint while it lives (runs do not alternate, each re-reading what the other
+/// wrote), and the other takes it over once it stops.
+#[tokio::test]
+async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
+    use syncwarden::sync::service::run_scheduler;
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Items);
+    let interval = Duration::from_secs(rules[&Endpoint::Items].interval_secs);
+    let w = world_with(rules.clone()).await;
+    let a = Arc::new(engine_for(
+        &w.sandbox,
+        w.store.clone(),
+        w.clock.clone(),
+        rules,
+    ));
+    let b = Arc::new(w.engine);
+    let start = |engine: &Arc<Engine>| {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run_scheduler(
+            engine.clone(),
+            w.clock.clone(),
+            Duration::from_secs(24 * 3600),
+            stop_rx,
+        ));
+        (stop_tx, task)
+    };
+    let calls = |engine: &Arc<Engine>| {
+        let (crm, erp) = engine.connectors();
+        crm.calls().ok + erp.calls().ok
+    };
+    let runs = || async {
+        let runs = w.store.recent_runs(1000).await.unwrap();
+        runs.iter().filter(|r| r.ended_at.is_some()).count()
+    };
+    let settle = |want: usize| async move {
+        for _ in 0..500 {
+            if runs().await >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A runs first; B starts half an interval later. From then on the clock moves a whole
+    // interval at once, so both wake together with A's slot due and either could take it.
+    let (stop_a, task_a) = start(&a);
+    settle(1).await;
+    w.clock.advance(interval / 2);
+    let (stop_b, task_b) = start(&b);
+    settle(1).await;
+    for step in 1..=4 {
+        w.clock.advance(interval);
+        settle(1 + step).await;
+    }
+    assert_eq!(runs().await, 5, "one run an interval");
+    assert_eq!(calls(&b), 0, "every run was A's: B never took its slot");
+    // A stops: B takes the endpoint over once the slot is an interval overdue, then keeps it.
+    let a_calls = calls(&a);
+    stop_a.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task_a)
+        .await
+        .unwrap()
+        .unwrap();
+    // Due, but not yet an interval overdue: B leaves it; then B takes it, then keeps it.
+    for step in 1..=3 {
+        w.clock.advance(interval);
+        settle(4 + step).await;
+    }
+    assert_eq!(runs().await, 7, "B took over and kept the schedule");
+    assert!(calls(&b) > 0, "B ran the endpoint after A stopped");
+    assert_eq!(calls(&a), a_calls, "A ran nothing after it stopped");
+    stop_b.send(true).unwrap();
+    w.clock.advance(interval);
+    tokio::time::timeout(Duration::from_secs(10), task_b)
         .await
         .unwrap()
         .unwrap();

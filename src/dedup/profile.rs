@@ -282,9 +282,19 @@ impl Builder {
         }
         let arena = &self.text;
         let word = |s: &Span| &arena[s.start as usize..(s.start + s.len) as usize];
-        self.spans[first..].sort_by(|x, y| word(x).cmp(word(y)));
-        self.spans.dedup_by(|x, y| word(x) == word(y));
-        let tokens_end = self.spans.len();
+        // Sorted and made distinct among this field's words only: the spans before `first` are
+        // other fields' words and codes, and one of them may be the same word as the first here.
+        let words = &mut self.spans[first..];
+        words.sort_by(|x, y| word(x).cmp(word(y)));
+        let mut distinct = 0;
+        for i in 0..words.len() {
+            if distinct == 0 || word(&words[distinct - 1]) != word(&words[i]) {
+                words[distinct] = words[i];
+                distinct += 1;
+            }
+        }
+        let tokens_end = first + distinct;
+        self.spans.truncate(tokens_end);
         for code in codes {
             self.spans.push(Span {
                 start: self.text.len() as u32,
@@ -478,6 +488,45 @@ sorted = [{ key = [{ field = "name", transform = "soundex" }], window = 4 }]
         let p = profile.prepare("1".into(), &row);
         assert_eq!(p.value(0).unwrap().text, "jose garcia");
         assert!(p.value(1).is_none());
+    }
+
+    #[test]
+    fn each_field_keeps_its_own_words_and_codes() {
+        let profile = Profile::parse(
+            r#"
+entity = "products"
+model = "m"
+[[fields]]
+name = "title"
+kind = "codes"
+columns = ["title"]
+[[fields]]
+name = "brand"
+kind = "name"
+columns = ["brand"]
+[[fields]]
+name = "category"
+kind = "text"
+columns = ["category"]
+"#,
+        )
+        .unwrap();
+        // The title's last word is also its code and the brand's first word; the brand's last
+        // word is the category's first.
+        let row = BTreeMap::from([
+            ("title", "Canon SD1100IS canon"),
+            ("brand", "sd1100is xerox"),
+            ("category", "xerox printers"),
+        ]);
+        let p = profile.prepare("1".into(), &row);
+        let words = |i: usize| p.value(i).unwrap().tokens().collect::<Vec<_>>();
+        assert_eq!(words(0), ["canon", "sd1100is"]);
+        assert_eq!(
+            p.value(0).unwrap().codes().collect::<Vec<_>>(),
+            ["sd1100is"]
+        );
+        assert_eq!(words(1), ["sd1100is", "xerox"]);
+        assert_eq!(words(2), ["printers", "xerox"]);
     }
 
     #[test]

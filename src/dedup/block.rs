@@ -5,8 +5,9 @@
 //! and blocks too large to mean anything are skipped.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 
+use super::fasthash::FastHasher;
 use super::features::{join, parallelism};
 use super::normalise;
 use super::profile::{KeyPart, Prepared, Profile, Transform};
@@ -49,14 +50,13 @@ pub(crate) fn key(profile: &Profile, parts: &[KeyPart], record: &Prepared) -> Op
 /// Blocks of one key: record indexes grouped by a 64-bit hash of their key. Two keys sharing a
 /// hash only put more pairs in one block, so no pair that shares a key is ever lost.
 fn blocks(profile: &Profile, parts: &[KeyPart], records: &[Prepared]) -> Vec<Vec<u32>> {
+    let hasher = BuildHasherDefault::<FastHasher>::default();
     let mut hashed: Vec<(u64, u32)> = records
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
             let k = key(profile, parts, r)?;
-            let mut h = DefaultHasher::new();
-            k.hash(&mut h);
-            Some((h.finish(), i as u32))
+            Some((hasher.hash_one(k), i as u32))
         })
         .collect();
     hashed.sort_unstable();

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod block;
 pub mod cluster;
 pub mod command;
+mod fasthash;
 pub mod features;
 pub mod llm;
 pub mod merge;

@@ -4,9 +4,9 @@
 //! records: small blocks are compared all against all, larger ones only within a sorted window,
 //! and blocks too large to mean anything are skipped.
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 
+use super::fasthash::{FastHasher, FastMap};
 use super::features::{join, parallelism};
 use super::normalise;
 use super::profile::{KeyPart, Prepared, Profile, Transform};
@@ -49,14 +49,13 @@ pub(crate) fn key(profile: &Profile, parts: &[KeyPart], record: &Prepared) -> Op
 /// Blocks of one key: record indexes grouped by a 64-bit hash of their key. Two keys sharing a
 /// hash only put more pairs in one block, so no pair that shares a key is ever lost.
 fn blocks(profile: &Profile, parts: &[KeyPart], records: &[Prepared]) -> Vec<Vec<u32>> {
+    let hasher = BuildHasherDefault::<FastHasher>::default();
     let mut hashed: Vec<(u64, u32)> = records
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
             let k = key(profile, parts, r)?;
-            let mut h = DefaultHasher::new();
-            k.hash(&mut h);
-            Some((h.finish(), i as u32))
+            Some((hasher.hash_one(k), i as u32))
         })
         .collect();
     hashed.sort_unstable();
@@ -176,7 +175,7 @@ pub fn candidates(profile: &Profile, records: &[Prepared]) -> Candidates {
 
 /// Pairs sharing a truth label (e.g. Febrl's `entity_id`): all of them, and those among `pairs`.
 pub fn truth_pairs(truth: &[String]) -> usize {
-    let mut groups: HashMap<&str, usize> = HashMap::new();
+    let mut groups: FastMap<&str, usize> = FastMap::default();
     for t in truth {
         *groups.entry(t).or_default() += 1;
     }
@@ -199,7 +198,7 @@ pub fn recall(pairs: &[(u32, u32)], truth: &[String]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     use super::*;
 

@@ -1,9 +1,10 @@
 //! Clusters of matched records, grown without chaining, and one merge proposal per cluster.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::fasthash::FastSet;
 use super::{Decision, ScoredPair};
 use crate::domain::{System, Timestamp};
 
@@ -17,16 +18,23 @@ pub fn clusters(records: usize, pairs: &[ScoredPair], min_density: f64) -> Vec<V
         .filter(|p| p.decision == Decision::Match)
         .collect();
     matched.sort_by(|x, y| y.probability.total_cmp(&x.probability));
-    let links: HashSet<(usize, usize)> = matched
+    let links: FastSet<(usize, usize)> = matched
         .iter()
         .map(|p| (p.a.min(p.b), p.a.max(p.b)))
         .collect();
     let mut of: Vec<usize> = (0..records).collect();
-    let mut members: Vec<Vec<usize>> = (0..records).map(|i| vec![i]).collect();
+    // A group's member list is written when it is first linked: most records of a large run
+    // stay alone and never need one.
+    let mut members: Vec<Vec<usize>> = (0..records).map(|_| Vec::new()).collect();
     for p in matched {
         let (ca, cb) = (of[p.a], of[p.b]);
         if ca == cb {
             continue;
+        }
+        for c in [ca, cb] {
+            if members[c].is_empty() {
+                members[c].push(c);
+            }
         }
         let linked = members[ca]
             .iter()

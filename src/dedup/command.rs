@@ -9,6 +9,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::cluster::{self, Member};
+use super::fasthash::FastSet;
 use super::features;
 use super::llm::{self, Adjudicator};
 use super::model::{self, Model};
@@ -229,7 +230,11 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
             profile,
             dir,
         } => {
-            let profile = Profile::load(&profile)?;
+            // The shipped profile names its model relative to the repository root: both are
+            // looked up under the same root, so the bench runs from any directory.
+            let root = shipped_root(&profile);
+            let mut profile = Profile::load(&root.join(profile))?;
+            profile.model = root.join(&profile.model);
             let model = load_model(&profile)?;
             let keep = dir.is_some();
             let dir = dir.unwrap_or_else(std::env::temp_dir);
@@ -395,6 +400,22 @@ pub async fn run(settings: &Settings, command: DedupCommand) -> anyhow::Result<(
     }
 }
 
+/// The directory a relative path of the shipped files (profiles, models) is taken from: the
+/// working directory when the path exists there, else the first directory holding it among the
+/// binary's ancestors (`<repo>/target/release/syncwarden`) and the repository it was built from.
+fn shipped_root(relative: &Path) -> PathBuf {
+    if relative.is_absolute() || relative.exists() {
+        return PathBuf::new();
+    }
+    let exe = std::env::current_exe().ok();
+    let ancestors = exe.iter().flat_map(|e| e.ancestors().skip(1));
+    ancestors
+        .chain(std::iter::once(Path::new(env!("CARGO_MANIFEST_DIR"))))
+        .find(|root| root.join(relative).exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
 /// The outcome of deduplicating one table.
 pub struct TableRun {
     /// The compared pairs that are matches or wait for review (non-matches are dropped: a large
@@ -470,7 +491,7 @@ pub async fn dedup_table(
         None => 0,
     };
     let clusters = cluster::clusters(table.records.len(), &pairs, settings.min_link_density);
-    let implied: HashSet<(usize, usize)> = cluster::cluster_pairs(&clusters).into_iter().collect();
+    let implied: FastSet<(usize, usize)> = cluster::cluster_pairs(&clusters).into_iter().collect();
     for p in &mut pairs {
         if p.decision == Decision::Match && !implied.contains(&(p.a, p.b)) {
             p.decision = Decision::Review;

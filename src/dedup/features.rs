@@ -1,13 +1,12 @@
 //! Pair features: string similarities (strsim), exact, numeric and date comparisons, and token
 //! agreement weighted by how rare the shared tokens are.
 
-use std::collections::HashMap;
-
+use super::fasthash::FastMap;
 use super::normalise;
 use super::profile::{FieldKind, Prepared, Profile, Value};
 use super::similarity::{jaro_winkler, osa_distance, sorensen_dice};
 
-type Counts<'a> = HashMap<&'a str, u32>;
+type Counts<'a> = FastMap<&'a str, u32>;
 
 /// Inverse document frequency, at least 1 so a common token still counts a little.
 fn idf(records: f64, counts: &Counts, token: &str) -> f64 {

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod block;
 pub mod cluster;
 pub mod command;
+mod fasthash;
 pub mod features;
 pub mod llm;
 pub mod merge;
@@ -27,6 +28,7 @@ use std::sync::{Mutex, mpsc};
 
 use serde::{Deserialize, Serialize};
 
+use self::fasthash::FastMap;
 use self::model::Model;
 use self::profile::{Prepared, Profile};
 
@@ -340,7 +342,7 @@ pub fn read_table(
     let id = profile.id.as_deref().map(column).transpose()?;
     let truth_col = truth.map(column).transpose()?;
     // A repeated header name keeps its last column, as a map of the row would.
-    let index: HashMap<&str, usize> = headers
+    let index: FastMap<&str, usize> = headers
         .iter()
         .enumerate()
         .filter(|(_, h)| Some(h.as_str()) != truth)
@@ -509,6 +511,10 @@ impl PairFile {
 /// machine, large enough that taking one costs nothing.
 const SCORE_CHUNK: usize = 1 << 16;
 
+/// How many pairs ahead of the one being scored its second record is fetched: enough for a
+/// memory load to arrive (a pair takes about as long), few enough not to evict what is in use.
+const PREFETCH_AHEAD: usize = 4;
+
 /// Scores candidate pairs on all cores and keeps the matches and the pairs that wait for review,
 /// in candidate order. This is where a large run spends its time; each pair is independent and
 /// the non-matches, most of them, are dropped as they are scored.
@@ -524,7 +530,15 @@ pub fn score_candidates(
     let score = |chunk: &[(u32, u32)]| {
         let mut x = Vec::with_capacity(model.features.len());
         let mut kept = Vec::new();
-        for (a, b) in chunk {
+        for (k, (a, b)) in chunk.iter().enumerate() {
+            // Pairs come sorted by their first record, so only the second misses the cache:
+            // its slot is fetched two strides ahead, its storage (found through the slot) one.
+            if let Some((_, far)) = chunk.get(k + 2 * PREFETCH_AHEAD) {
+                profile::prefetch(&records[*far as usize]);
+            }
+            if let Some((_, near)) = chunk.get(k + PREFETCH_AHEAD) {
+                records[*near as usize].prefetch();
+            }
             let (a, b) = (*a as usize, *b as usize);
             x.clear();
             features::pair_into(profile, &records[a], &records[b], &mut x);

@@ -746,6 +746,27 @@ fn streamed_bounded_scoring_agrees_with_scoring_every_pair_of_every_block() {
     );
 }
 
+/// `dedup bench` with its default profile, run from a directory that is not the repository:
+/// the shipped profile and the model it names are found all the same.
+#[test]
+fn bench_runs_outside_the_repository_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .current_dir(dir.path())
+        .args(["dedup", "bench", "--records", "300", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"], 300);
+    assert!(report["f1"].as_f64().unwrap() > 0.9, "{report}");
+}
+
 /// `dedup eval --llm` as a user runs it, against the local OpenAI-compatible server. The model is
 /// written by hand so each pair's probability is known: it looks only at the token overlap of the
 /// names (Sorensen-Dice), so equal names are sure matches (p 0.999), names sharing one word of

@@ -576,49 +576,87 @@ fn marked(set: &HashSet<(String, String)>, key: &str, field: &str) -> bool {
 }
 
 impl Plan<'_> {
-    /// Cuts the writes, events, states and conflicts into chunks of `records` records each
-    /// (the last one fewer), by key, in key order.
-    fn take_chunks(&mut self, records: usize) -> Vec<Chunk> {
-        let keys: BTreeSet<&String> = self
-            .events
-            .iter()
-            .map(|p| &p.key)
-            .chain(self.states.keys())
-            .chain(self.writes.values().flat_map(|w| w.keys()))
-            .chain(self.conflicts.iter().map(|c| &c.key))
-            .collect();
-        // Chunk n holds the keys from bounds[n - 1] up to, not including, bounds[n].
-        let bounds: Vec<String> = keys
-            .into_iter()
-            .skip(records)
-            .step_by(records)
-            .cloned()
-            .collect();
-        let at = |key: &str| bounds.partition_point(|b| b.as_str() <= key);
-        let mut events: Vec<Vec<Planned>> = (0..=bounds.len()).map(|_| Vec::new()).collect();
-        let mut chunks: Vec<Chunk> = (0..=bounds.len()).map(|_| Chunk::default()).collect();
-        for (system, writes) in std::mem::take(&mut self.writes) {
-            for (key, write) in writes {
-                chunks[at(&key)]
-                    .writes
-                    .entry(system)
-                    .or_default()
-                    .push(write);
+    /// How many things the plan holds: it grows when a record needs writing, events, a new
+    /// state or a conflict.
+    fn size(&self) -> usize {
+        self.events.len()
+            + self.states.len()
+            + self.conflicts.len()
+            + self.writes.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    /// Takes what is planned so far as one chunk.
+    fn take_chunk(&mut self) -> Chunk {
+        Chunk {
+            writes: std::mem::take(&mut self.writes)
+                .into_iter()
+                .map(|(system, writes)| (system, writes.into_values().collect()))
+                .collect(),
+            events: Arc::new(std::mem::take(&mut self.events)),
+            states: std::mem::take(&mut self.states),
+            conflicts: std::mem::take(&mut self.conflicts),
+        }
+    }
+}
+
+/// What a run's planning needs, owned, so it can run on a thread of its own.
+struct PlanInput {
+    endpoint: Endpoint,
+    run_id: String,
+    rules: EndpointSettings,
+    now: Timestamp,
+    dry_run: bool,
+    fields: FieldSet,
+    crm: Vec<Record>,
+    erp: Vec<Record>,
+    states: HashMap<String, RecordState>,
+    held: HashSet<(String, String)>,
+    recovered: HashSet<(String, String)>,
+    links: HashSet<String>,
+}
+
+/// Compares every record in key order and hands over a chunk each time `records` more keys
+/// have something to write, record or commit (the last chunk fewer). The chunks are those a
+/// plan of the whole run cut by key would give; planning them one by one lets the first
+/// chunk's writes go out while the rest is still being compared. Stops early when the run
+/// stops listening.
+fn plan_in_chunks(input: PlanInput, records: usize, chunks: tokio::sync::mpsc::Sender<Chunk>) {
+    let (crm, erp) = (by_key(&input.crm), by_key(&input.erp));
+    let mut plan = Plan {
+        endpoint: input.endpoint,
+        run_id: &input.run_id,
+        rules: &input.rules,
+        now: input.now,
+        dry_run: input.dry_run,
+        held: input.held,
+        recovered: input.recovered,
+        writes: HashMap::new(),
+        events: Vec::new(),
+        states: BTreeMap::new(),
+        conflicts: Vec::new(),
+        links: input.links,
+    };
+    let keys: BTreeSet<&String> = crm.keys().chain(erp.keys()).collect();
+    let mut touched = 0;
+    for key in keys {
+        let size = plan.size();
+        let sides = Sides {
+            key,
+            crm: crm.get(key).copied(),
+            erp: erp.get(key).copied(),
+            base: input.states.get(key),
+        };
+        plan.compare(&sides, &input.fields);
+        touched += usize::from(plan.size() > size);
+        if touched == records {
+            touched = 0;
+            if chunks.blocking_send(plan.take_chunk()).is_err() {
+                return;
             }
         }
-        for planned in std::mem::take(&mut self.events) {
-            events[at(&planned.key)].push(planned);
-        }
-        for (key, state) in std::mem::take(&mut self.states) {
-            chunks[at(&key)].states.insert(key, state);
-        }
-        for conflict in std::mem::take(&mut self.conflicts) {
-            chunks[at(&conflict.key)].conflicts.push(conflict);
-        }
-        for (chunk, events) in chunks.iter_mut().zip(events) {
-            chunk.events = Arc::new(events);
-        }
-        chunks
+    }
+    if plan.size() > 0 {
+        let _ = chunks.blocking_send(plan.take_chunk());
     }
 }
 
@@ -644,6 +682,21 @@ fn write_intents(endpoint: Endpoint, planned: &[Planned]) -> Vec<WriteIntent<'_>
             }
         })
         .collect()
+}
+
+/// A chunk's events, once the committer has let go of them (it has once their intents are
+/// stored); copied if it still holds them.
+fn take_events(planned: Arc<Vec<Planned>>) -> Vec<Planned> {
+    Arc::try_unwrap(planned).unwrap_or_else(|shared| {
+        shared
+            .iter()
+            .map(|p| Planned {
+                event: p.event.clone(),
+                key: p.key.clone(),
+                write: p.write,
+            })
+            .collect()
+    })
 }
 
 /// What the committer does, in the order it is asked.
@@ -1141,10 +1194,12 @@ impl Engine {
         };
         let mut cursors = Vec::new();
         let mut rejected_events = Vec::new();
-        // Both sides are read at once: each side's pages are decoded while the other's answer.
-        let (crm_pull, erp_pull) = tokio::try_join!(
+        // Both sides are read at once: each side's pages are decoded while the other's answer,
+        // and the last agreed states are loaded meanwhile.
+        let (crm_pull, erp_pull, states) = tokio::try_join!(
             self.pull_since_cursor(endpoint, System::Crm),
             self.pull_since_cursor(endpoint, System::Erp),
+            async { Ok(self.store.record_states(endpoint).await?) },
         )?;
         let [crm_records, erp_records] = [(System::Crm, crm_pull), (System::Erp, erp_pull)].map(
             |(system, (records, rejected))| {
@@ -1163,7 +1218,6 @@ impl Engine {
             },
         );
         let fields = self.shared_fields(endpoint)?;
-        let states = self.store.record_states(endpoint).await?;
         let erp = by_key(&erp_records);
         let (mut crm_linked, unlinked): (Vec<Record>, Vec<Record>) =
             crm_records.into_iter().partition(|r| r.key.is_some());
@@ -1186,60 +1240,65 @@ impl Engine {
             r.key = Some(key);
             r
         }));
-        let crm = by_key(&crm_linked);
         let recovered = if dry_run {
             Vec::new()
         } else {
-            self.recover_intents(endpoint, &crm, &erp).await?
+            self.recover_intents(endpoint, &by_key(&crm_linked), &erp)
+                .await?
         };
-
+        let held = self
+            .store
+            .open_conflicts()
+            .await?
+            .into_iter()
+            .filter(|c| c.endpoint == endpoint)
+            .map(|c| (c.key, c.field))
+            .collect();
         let now = self.clock.now();
-        let mut plan = Plan {
+        let input = PlanInput {
             endpoint,
-            run_id,
-            rules,
+            run_id: run_id.to_string(),
+            rules: rules.clone(),
             now,
             dry_run,
-            held: self
-                .store
-                .open_conflicts()
-                .await?
-                .into_iter()
-                .filter(|c| c.endpoint == endpoint)
-                .map(|c| (c.key, c.field))
-                .collect(),
+            fields,
+            crm: crm_linked,
+            erp: erp_records,
+            states,
+            held,
             recovered: recovered
                 .iter()
                 .filter_map(|e| Some((e.erp_id.clone()?, e.field.clone())))
                 .collect(),
-            writes: HashMap::new(),
-            events: Vec::new(),
-            states: BTreeMap::new(),
-            conflicts: Vec::new(),
             links,
         };
-        let keys: BTreeSet<&String> = crm.keys().chain(erp.keys()).collect();
-        for key in keys {
-            let sides = Sides {
-                key,
-                crm: crm.get(key).copied(),
-                erp: erp.get(key).copied(),
-                base: states.get(key),
-            };
-            plan.compare(&sides, &fields);
-        }
-        summary.conflicts = plan.conflicts.len();
+        let (sender, mut chunks) = tokio::sync::mpsc::channel(2);
+        let records = self.chunk_records;
+        let planner = tokio::task::spawn_blocking(move || plan_in_chunks(input, records, sender));
         let committer = Committer::start(self.store.clone(), endpoint, now);
         let mut last = SyncCommit::default();
         if dry_run {
-            last.events = plan.events.into_iter().map(|p| p.event).collect();
+            while let Some(chunk) = chunks.recv().await {
+                summary.conflicts += chunk.conflicts.len();
+                last.events
+                    .extend(take_events(chunk.events).into_iter().map(|p| p.event));
+            }
         } else {
-            self.execute(plan, &committer, &mut summary).await?;
+            self.execute(endpoint, now, chunks, &committer, &mut summary)
+                .await?;
             // The cursors move only once every chunk is in: a crash before leaves them behind,
             // and the next run reads the records again.
             last.cursors = cursors;
             last.events = recovered;
             last.clear_intents = Some(endpoint);
+        }
+        // A planner that died midway planned only some of the records: the cursors must not
+        // move past the others.
+        if let Err(e) = planner.await {
+            return Err(match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => SyncError::CommitStopped(e.to_string()),
+            });
         }
         last.events.extend(rejected_events);
         committer.send(Job::Commit(Box::new(last))).await;
@@ -1304,10 +1363,13 @@ impl Engine {
         ))
     }
 
-    /// Sends the planned writes chunk by chunk and hands each chunk, settled, to the committer.
+    /// Sends the planned writes chunk by chunk, as the planner hands them over, and hands each
+    /// chunk, settled, to the committer.
     async fn execute(
         &self,
-        mut plan: Plan<'_>,
+        endpoint: Endpoint,
+        now: Timestamp,
+        mut chunks: tokio::sync::mpsc::Receiver<Chunk>,
         committer: &Committer,
         summary: &mut RunSummary,
     ) -> Result<(), SyncError> {
@@ -1316,31 +1378,34 @@ impl Engine {
             .open_dead_letters()
             .await?
             .into_iter()
-            .filter(|d| d.endpoint == plan.endpoint)
+            .filter(|d| d.endpoint == endpoint)
             .collect();
-        let mut chunks = plan.take_chunks(self.chunk_records).into_iter().peekable();
-        let Some(first) = chunks.peek() else {
+        let Some(mut chunk) = chunks.recv().await else {
             return Ok(());
         };
-        let mut stored = committer.save_intents(first).await;
-        while let Some(chunk) = chunks.next() {
-            let next = match chunks.peek() {
-                Some(next) => Some(committer.save_intents(next).await),
-                None => None,
-            };
+        let mut stored = committer.save_intents(&chunk).await;
+        loop {
             // A write goes out only once its intent is stored.
             if stored.await.is_err() {
                 // The committer failed; `finish` says why.
                 break;
             }
-            let commit = self
-                .execute_chunk(plan.endpoint, plan.now, chunk, &open_letters, summary)
-                .await;
+            summary.conflicts += chunk.conflicts.len();
+            // The next chunk is planned, and its intents stored, while this one's writes are out.
+            let next = async {
+                let next = chunks.recv().await?;
+                let stored = committer.save_intents(&next).await;
+                Some((next, stored))
+            };
+            let (commit, next) = tokio::join!(
+                self.execute_chunk(endpoint, now, chunk, &open_letters, summary),
+                next
+            );
             if !committer.send(Job::Commit(Box::new(commit))).await {
                 break;
             }
             match next {
-                Some(next) => stored = next,
+                Some(next) => (chunk, stored) = next,
                 None => break,
             }
         }
@@ -1422,17 +1487,7 @@ impl Engine {
             .into_iter()
             .map(|i| i.key)
             .collect();
-        // The committer has let go of the events once the intents were stored.
-        let planned = Arc::try_unwrap(planned).unwrap_or_else(|shared| {
-            shared
-                .iter()
-                .map(|p| Planned {
-                    event: p.event.clone(),
-                    key: p.key.clone(),
-                    write: p.write,
-                })
-                .collect()
-        });
+        let planned = take_events(planned);
         let mut events = Vec::with_capacity(planned.len());
         for Planned {
             mut event,

@@ -369,6 +369,97 @@ async fn a_run_stopped_between_chunks_is_finished_by_the_next_without_loss_or_du
     assert!(quiet.events.is_empty(), "{quiet:?}");
 }
 
+/// A chunk whose commit fails stops the run there, though later chunks were already planned
+/// and their writes may have gone out: the cursors stay where they were, and the next run
+/// records what the stopped one wrote, once, and finishes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_chunk_commit_keeps_the_cursors_and_the_next_run_finishes_without_duplicates() {
+    let w = world().await;
+    let engine = engine_for(
+        &w.sandbox,
+        w.store.clone(),
+        w.clock.clone(),
+        default_endpoints(),
+    )
+    .with_chunk_records(4);
+    let mut codes: Vec<String> = w
+        .sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .all("BusinessPartners")
+        .iter()
+        .filter_map(|p| p.get("CardCode")?.as_str().map(str::to_string))
+        .collect();
+    codes.sort();
+    let failing = codes[codes.len() / 2].clone();
+    // The store refuses the state of one record in the middle: its chunk's commit fails.
+    let db = sqlx::SqlitePool::connect(&w.db.url).await.unwrap();
+    for sql in [
+        "CREATE TABLE refused_keys (record_key TEXT NOT NULL)",
+        "CREATE TRIGGER refuse_one_state BEFORE INSERT ON record_states \
+         WHEN NEW.record_key IN (SELECT record_key FROM refused_keys) \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    sqlx::query("INSERT INTO refused_keys (record_key) VALUES (?)")
+        .bind(&failing)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let stopped = engine.run_endpoint(Endpoint::Accounts, false).await;
+    assert!(stopped.is_err(), "{stopped:?}");
+    let states = w.store.record_states(Endpoint::Accounts).await.unwrap();
+    assert!(!states.contains_key(&failing));
+    assert!(
+        !states.is_empty(),
+        "the chunks before the failing one are kept"
+    );
+    for system in [System::Crm, System::Erp] {
+        let cursor = w.store.cursor(Endpoint::Accounts, system).await.unwrap();
+        assert_eq!(
+            cursor, None,
+            "{system}: the cursor moved past a failed chunk"
+        );
+    }
+
+    sqlx::query("DROP TRIGGER refuse_one_state")
+        .execute(&db)
+        .await
+        .unwrap();
+    let resumed = engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(resumed.failed_writes, 0, "{resumed:?}");
+    assert_eq!(crm_companies(&w).len(), SeedScale::small().accounts);
+    let states = w.store.record_states(Endpoint::Accounts).await.unwrap();
+    assert!(states.contains_key(&failing));
+    let mut seen = std::collections::HashSet::new();
+    for e in &all_events(w.store.as_ref()).await {
+        assert!(seen.insert(e.event.idempotency_key.clone()), "stored twice");
+    }
+    assert!(
+        w.store
+            .intents(Endpoint::Accounts)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for system in [System::Crm, System::Erp] {
+        let cursor = w.store.cursor(Endpoint::Accounts, system).await.unwrap();
+        assert!(cursor.is_some(), "{system}: no cursor after a full run");
+    }
+    w.later(5);
+    let quiet = engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+}
+
 #[tokio::test]
 async fn a_full_cycle_on_postgres() {
     let Some(db) = TestDb::postgres("sync::a_full_cycle_on_postgres").await else {

@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job mark holders",
         include_str!("migrations/postgres/0015_job_mark_holders.sql"),
     ),
+    (
+        16,
+        "open row indexes",
+        include_str!("migrations/postgres/0016_open_row_indexes.sql"),
+    ),
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");

@@ -88,6 +88,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job mark holders",
         include_str!("migrations/sqlite/0015_job_mark_holders.sql"),
     ),
+    (
+        16,
+        "open row indexes",
+        include_str!("migrations/sqlite/0016_open_row_indexes.sql"),
+    ),
 ];
 
 /// Rows per multi-row INSERT: 15 parameters each stays under SQLite's 32,766-variable limit.

@@ -295,7 +295,7 @@ fn sample(i: usize) -> Notification {
             starts_at: crate::domain::Timestamp::now_utc(),
             ends_at: None,
             fingerprint: format!("bench:e{i}:crm"),
-            generator_url: format!("http://127.0.0.1:8080/ui/findings/{i}"),
+            generator_url: format!("http://127.0.0.1:8080/ui/#/findings/{i}"),
         }],
         delivery_key: None,
     }

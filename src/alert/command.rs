@@ -208,7 +208,7 @@ fn test_notification(receiver: &str, base_url: &str) -> Notification {
             starts_at: Timestamp::now_utc(),
             ends_at: None,
             fingerprint: "test".into(),
-            generator_url: format!("{}/ui/findings", base_url.trim_end_matches('/')),
+            generator_url: format!("{}/ui/#/findings", base_url.trim_end_matches('/')),
         }],
         delivery_key: None,
     }

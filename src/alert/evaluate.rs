@@ -79,7 +79,7 @@ fn alert_from_finding(
     annotations.insert(
         "finding_url".into(),
         format!(
-            "{}/ui/findings/{}",
+            "{}/ui/#/findings/{}",
             base_url.trim_end_matches('/'),
             finding.id
         ),

@@ -10,7 +10,7 @@ use super::matcher::Matcher;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertingSettings {
-    /// The admin UI's address, for the link to each finding (`<base_url>/ui/findings/<id>`).
+    /// The admin UI's address, for the link to each finding (`<base_url>/ui/#/findings/<id>`).
     pub base_url: String,
     /// Seconds between evaluations of the groups (and polls of the outbox) in `serve`.
     pub evaluation_interval_secs: u64,

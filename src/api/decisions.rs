@@ -22,6 +22,7 @@ use crate::store::{FindingFilter as FindingQuery, Page};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/findings", get(findings))
+        .route("/v1/findings/{id}", get(finding))
         .route("/v1/findings/{id}/acknowledge", post(acknowledge))
         .route("/v1/findings/{id}/resolve", post(resolve))
         .route("/v1/silences", get(silences).post(add_silence))
@@ -113,6 +114,26 @@ pub(super) async fn findings(
             .for_each(|f| privacy.mask_json(None, &mut f.evidence));
     }
     Ok(Json(FindingList { findings, next }))
+}
+
+/// One finding with its evidence, whatever its state: the page an alert's link opens.
+#[utoipa::path(get, path = "/v1/findings/{id}", tag = "decisions",
+    params(("id" = i64, Path, description = "The finding's id")),
+    responses((status = 200, description = "The finding (viewer)", body = OneFinding),
+        (status = 404, description = "No such finding", body = super::error::ErrorBody)))]
+pub(super) async fn finding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Json<OneFinding>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let Some(mut finding) = state.store.finding(id).await? else {
+        return Err(ApiError::NotFound(format!("no finding {id}")));
+    };
+    if let Some(privacy) = state.masking_for(&caller) {
+        privacy.mask_json(None, &mut finding.evidence);
+    }
+    Ok(Json(OneFinding { finding }))
 }
 
 /// Someone is on it (approver). Only an open finding can be acknowledged.

@@ -51,6 +51,7 @@ use super::{
         operations::policies,
         operations::change_policy,
         decisions::findings,
+        decisions::finding,
         decisions::acknowledge,
         decisions::resolve,
         decisions::silences,

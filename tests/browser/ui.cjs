@@ -179,8 +179,16 @@ async function main() {
     await page.waitForSelector("#finding-detail pre", { timeout: TIMEOUT });
     check((await page.textContent("#finding-detail pre")).includes("crm_price"), "no evidence");
     await shot(page, "findings");
+    const linked = await page.$eval("#finding-list tbody tr:nth-child(1)", (tr) => tr.dataset.id);
     await page.click("#acknowledge");
     await notice(page, "is now acknowledged");
+
+    // The link every alert carries (<base_url>/ui/#/findings/<id>) opens that finding on a fresh
+    // load, though it is no longer in the default (open) list.
+    await page.goto(base + "/ui/#/findings/" + linked);
+    await page.reload();
+    await page.waitForSelector("#finding-detail pre", { timeout: TIMEOUT });
+    check((await page.textContent("#finding-detail pre")).includes("crm_price"), "the alert link does not open the finding");
 
     // A long list loads a page at a time: the resolved findings, 100 and then the rest.
     await page.selectOption("#finding-state", "resolved");

@@ -255,7 +255,7 @@ async fn email_carries_the_evidence_and_a_link_to_the_finding() {
         let body = mail.decoded();
         assert!(body.contains("Content-Type: text/plain"), "{body}");
         assert!(body.contains("Content-Type: text/html"), "{body}");
-        let link = format!("http://ui.test/ui/findings/{}", finding.id);
+        let link = format!("http://ui.test/ui/#/findings/{}", finding.id);
         assert!(body.contains(&format!("<a href=\"{link}\">")), "{body}");
         assert!(
             body.contains(&format!("  {link}\r\n")),
@@ -362,7 +362,7 @@ async fn webhook_slack_teams_and_pagerduty_payloads() {
     assert_eq!(alert["status"], "firing");
     assert_eq!(
         alert["generatorURL"],
-        format!("http://127.0.0.1:8080/ui/findings/{}", finding.id)
+        format!("http://127.0.0.1:8080/ui/#/findings/{}", finding.id)
     );
     assert!(alert["startsAt"].is_string() && alert["endsAt"].is_null());
 

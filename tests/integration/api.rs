@@ -626,6 +626,24 @@ async fn people_acknowledge_findings_silence_alerts_and_decide_merges() {
         (404, Some("not_found"), Some("no finding 999999")),
         "{body}"
     );
+    // One finding by id, whatever its state (the page an alert's link opens), for a viewer.
+    let one = format!("/v1/findings/{}", finding.id);
+    let (status, body) = app.call(Some(Role::Viewer), "GET", &one, None).await;
+    assert_eq!(
+        (status, body["finding"]["state"].as_str()),
+        (200, Some("resolved")),
+        "{body}"
+    );
+    assert_eq!(body["finding"]["evidence"]["usual_gap_minutes"], 5);
+    assert_eq!(app.call(None, "GET", &one, None).await.0, 401);
+    let (status, body) = app
+        .call(Some(Role::Viewer), "GET", "/v1/findings/999999", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (404, Some("no finding 999999")),
+        "{body}"
+    );
 
     // Silences: matchers, an end and a comment; the author is the token's holder.
     let ends = (now + Duration::from_secs(3600)).to_string();

@@ -464,6 +464,12 @@ async function findingsPage(main, arg) {
     }
   });
   await load();
+  // A link from an alert names a finding that may not be in this list (acknowledged, resolved, or
+  // further down): fetch it on its own.
+  if (selected && !rows.some((r) => r.dataset.id === selected)) {
+    const one = await api("GET", `/v1/findings/${encodeURIComponent(selected)}`);
+    findingDetail(detail, one.finding);
+  }
   main.append(h("h1", {}, "Findings"),
     h("div", { class: "row" }, h("label", {}, "state", stateSel), h("label", {}, "severity", severitySel), h("label", {}, "kind", kind)),
     h("div", { class: "split" },

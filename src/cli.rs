@@ -20,6 +20,7 @@ use crate::sandbox::{Sandbox, SeedScale};
 use crate::startup::{self, Application};
 use crate::store::Store;
 use crate::sync::engine::Engine;
+use crate::sync::rules::ErpKind;
 use crate::sync::service;
 use crate::telemetry;
 
@@ -469,6 +470,7 @@ fn uses_secrets(command: &Command) -> bool {
             | Command::Monitor { .. }
             | Command::Dedup { .. }
             | Command::Alert { .. }
+            | Command::Digest(_)
     )
 }
 
@@ -604,6 +606,7 @@ async fn run_app(
                 llm,
                 every,
                 clock.clone(),
+                leases.clone(),
                 stop_rx.clone(),
             )))
         })
@@ -669,10 +672,11 @@ fn live_monitor(
 }
 
 async fn sync_engine(settings: &Settings) -> anyhow::Result<Engine> {
-    anyhow::ensure!(
-        service::is_configured(settings),
-        "the sync needs crm.token and erp.company_db (and the rest of [crm] and [erp]); see `syncwarden default-config`"
-    );
+    if let Some(missing) = service::missing_credentials(settings) {
+        anyhow::bail!(
+            "the sync needs {missing} (and the rest of that section); see `syncwarden default-config`"
+        );
+    }
     let store = startup::open_store(settings).await?;
     Ok(service::engine(settings, store, Clock::system())?)
 }
@@ -758,7 +762,11 @@ async fn endpoint_switch(settings: &Settings, which: EndpointCommand) -> anyhow:
 async fn check_connectors(settings: &Settings) -> anyhow::Result<()> {
     let [crm, erp] = service::connectors(settings)?;
     let mut failed = false;
-    for (name, connector) in [("crm (HubSpot)", crm), ("erp (SAP Business One)", erp)] {
+    let erp_name = match settings.sync.erp {
+        ErpKind::SapB1 => "erp (SAP Business One)",
+        ErpKind::Tryton => "erp (Tryton)",
+    };
+    for (name, connector) in [("crm (HubSpot)", crm), (erp_name, erp)] {
         match connector.check().await {
             Ok(()) => println!("{name}: ok"),
             Err(e) => {
@@ -822,7 +830,7 @@ fn print_demo_banner(settings: &Settings, port: u16, sandbox: &Sandbox, scale: &
     println!(
         "syncwarden demo: embedded SQLite in {}\n\
          Sandbox CRM (HubSpot API) at {} and ERP (SAP B1 Service Layer) at {}: {} accounts, {} items\n\
-         in {} price lists, planted duplicates and price drift. Syncing accounts and items now.\n\
+         in {} price lists, planted duplicates and price drift. Syncing all seven endpoints now.\n\
          Inject faults: curl -X PUT {}/_sandbox/faults -H 'content-type: application/json' -d '{{\"error_rate\":0.2}}'\n\
          Other platforms can send field events too, e.g.:\n  \
          curl -s -X POST http://127.0.0.1:{port}/v1/events -H 'content-type: application/x-ndjson' \\\n    \

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::domain::{
     DedupProposal, Endpoint, JobStatus, MergeJob, MergeKind, ProposalStatus, RecordState,
 };
+use crate::lease::{LeaseError, Leases};
 use crate::privacy::ERASURE_FIELD;
 use crate::store::{EventQuery, Store};
 
@@ -27,7 +28,7 @@ use crate::store::{EventQuery, Store};
 pub const AGENT: &str = "agent";
 
 /// The job name of the periodic scan's lease.
-const LEASE_JOB: &str = "dedup:scan";
+pub const LEASE_JOB: &str = "dedup:scan";
 
 /// One proposal with its merge and undo jobs, as `GET /v1/actions/{id}` shows it.
 #[derive(Debug, Serialize)]
@@ -417,37 +418,36 @@ impl Dedup {
         Ok(report)
     }
 
-    /// One pass over every endpoint with a profile, under a lease so two instances never scan
-    /// and merge at once; `None` when another instance holds it.
+    /// One pass over every endpoint with a profile, under the `dedup:scan` lease (renewed while
+    /// the pass lasts, so a long pass keeps it and a dead instance loses it within one lease
+    /// length) so two instances never scan and merge at once; `None` when another instance holds
+    /// it.
     pub async fn pass(
         &self,
         scans: &[(Endpoint, Profile, Model)],
         llm: Option<&Adjudicator>,
-        holder: &str,
-        lease: Duration,
+        leases: &Leases,
     ) -> Result<Option<Vec<PassReport>>, DedupError> {
-        let now = self.clock.now();
-        if !self
-            .store
-            .acquire_lease(LEASE_JOB, holder, now + lease, now)
-            .await?
-        {
-            return Ok(None);
-        }
-        let mut reports = Vec::new();
-        let mut result = Ok(());
-        for (endpoint, profile, model) in scans {
-            match self.scan_and_merge(*endpoint, profile, model, llm).await {
-                Ok(report) => reports.push(report),
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        let work = async {
+            let mut reports = Vec::new();
+            let mut result = Ok(());
+            for (endpoint, profile, model) in scans {
+                match self.scan_and_merge(*endpoint, profile, model, llm).await {
+                    Ok(report) => reports.push(report),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
+            self.run_merges().await;
+            result.map(|()| reports)
+        };
+        match leases.hold(LEASE_JOB, work).await {
+            Ok(reports) => reports.map(Some),
+            Err(LeaseError::Busy { .. }) => Ok(None),
+            Err(LeaseError::Store(e)) => Err(e.into()),
         }
-        self.run_merges().await;
-        self.store.release_lease(LEASE_JOB, holder).await?;
-        result.map(|()| Some(reports))
     }
 
     /// The profiles and models of the endpoints configured in `dedup.profiles`; an endpoint whose
@@ -477,16 +477,12 @@ pub async fn run(
     llm: Option<Adjudicator>,
     every: Duration,
     clock: Clock,
+    leases: Leases,
     mut stop: watch::Receiver<bool>,
 ) {
     let scans = dedup.load_scans();
-    let holder = format!(
-        "dedup-{}-{}",
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
     loop {
-        match dedup.pass(&scans, llm.as_ref(), &holder, every * 2).await {
+        match dedup.pass(&scans, llm.as_ref(), &leases).await {
             Ok(Some(reports)) => {
                 for r in reports {
                     tracing::info!(endpoint = %r.scan.endpoint, new_proposals = r.scan.new_proposals, auto_merged = r.auto_merged.len(), waiting = r.waiting.len(), "dedup pass done");

@@ -21,13 +21,28 @@ use crate::sync::rules::ErpKind;
 
 /// Whether both connectors have credentials, so `serve` should run the sync.
 pub fn is_configured(settings: &Settings) -> bool {
-    let crm = !settings.crm.token.expose_secret().is_empty()
-        || !settings.crm.oauth_refresh_token.expose_secret().is_empty();
+    missing_credentials(settings).is_none()
+}
+
+/// The settings the sync still lacks, named for the person who has to fill them in.
+pub fn missing_credentials(settings: &Settings) -> Option<String> {
+    let crm = (settings.crm.token.expose_secret().is_empty()
+        && settings.crm.oauth_refresh_token.expose_secret().is_empty())
+    .then_some("crm.token or crm.oauth_refresh_token");
     let erp = match settings.sync.erp {
-        ErpKind::SapB1 => !settings.erp.company_db.is_empty(),
-        ErpKind::Tryton => !settings.tryton.database.is_empty(),
+        ErpKind::SapB1 => settings
+            .erp
+            .company_db
+            .is_empty()
+            .then_some("erp.company_db"),
+        ErpKind::Tryton => settings
+            .tryton
+            .database
+            .is_empty()
+            .then_some("tryton.database (with sync.erp = \"tryton\")"),
     };
-    crm && erp
+    let missing: Vec<&str> = [crm, erp].into_iter().flatten().collect();
+    (!missing.is_empty()).then(|| missing.join(" and "))
 }
 
 pub fn connectors(settings: &Settings) -> Result<[Arc<dyn Connector>; 2], ConnectorError> {
@@ -231,5 +246,30 @@ async fn run_scheduled(engine: &Engine, endpoint: Endpoint) {
             tracing::debug!(%endpoint, %holder, "another instance holds this endpoint");
         }
         Err(e) => tracing::warn!(%endpoint, error = %e, "sync run failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    #[test]
+    fn missing_credentials_name_the_settings_to_fill_in() {
+        let mut settings = Settings::default();
+        assert_eq!(
+            missing_credentials(&settings).as_deref(),
+            Some("crm.token or crm.oauth_refresh_token and erp.company_db")
+        );
+        settings.crm.oauth_refresh_token = SecretString::from("refresh");
+        settings.sync.erp = ErpKind::Tryton;
+        assert_eq!(
+            missing_credentials(&settings).as_deref(),
+            Some("tryton.database (with sync.erp = \"tryton\")")
+        );
+        settings.tryton.database = "sales".into();
+        assert_eq!(missing_credentials(&settings), None);
+        assert!(is_configured(&settings));
     }
 }

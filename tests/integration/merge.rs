@@ -17,6 +17,7 @@ use syncwarden::dedup::service::{self as dedup_service, AGENT, Dedup, PassReport
 use syncwarden::domain::{
     DedupProposal, Endpoint, JobStatus, MergeKind, Outcome, ProposalStatus, RecordState, Role,
 };
+use syncwarden::lease::Leases;
 use syncwarden::privacy::ERASED;
 use syncwarden::sandbox::{Sandbox, SeedScale};
 use syncwarden::startup::Application;
@@ -194,6 +195,34 @@ impl Api {
 
 fn crm_only_member(p: &DedupProposal) -> Option<&String> {
     p.proposal.members.iter().find(|m| m.starts_with(CRM_ONLY))
+}
+
+/// The periodic pass runs on one instance at a time: while another instance holds the
+/// `dedup:scan` lease it does nothing, and it gives the lease up when it ends.
+#[tokio::test]
+async fn the_dedup_pass_runs_on_one_instance_at_a_time() {
+    let w = world(TestDb::sqlite(), |_| {}).await;
+    let profile = Profile::load(std::path::Path::new("config/dedup/accounts.toml")).unwrap();
+    let model = syncwarden::dedup::load_model(&profile).unwrap();
+    let scans = [(Endpoint::Accounts, profile, model)];
+    let lease = std::time::Duration::from_secs(30);
+    let other = Leases::new(w.store.clone(), w.clock.clone(), lease);
+    let mine = Leases::new(w.store.clone(), w.clock.clone(), lease);
+
+    other.take(dedup_service::LEASE_JOB).await.unwrap();
+    let busy = w.dedup().pass(&scans, None, &mine).await.unwrap();
+    assert!(busy.is_none(), "ran beside the lease holder");
+    assert!(w.proposals(Endpoint::Accounts).await.is_empty());
+
+    other.release(dedup_service::LEASE_JOB).await;
+    let reports = w.dedup().pass(&scans, None, &mine).await.unwrap();
+    let reports = reports.expect("the lease was free");
+    assert!(reports[0].scan.new_proposals > 0, "{:?}", reports[0].scan);
+    other
+        .take(dedup_service::LEASE_JOB)
+        .await
+        .expect("the pass gave the lease up when it ended");
+    w.db.cleanup().await;
 }
 
 #[tokio::test]

@@ -948,6 +948,18 @@ fn secret_cli_reads_the_value_from_stdin_and_never_prints_it() {
         "{stderr}"
     );
     assert!(!stderr.contains("manager-pw"));
+    // The digest reads the vault too (its LLM key and SMTP password may live there).
+    let out = syncwarden(dir.path(), &MasterKey::generate())
+        .args(["digest", "--format", "json"])
+        .env("SYNCWARDEN_LLM__API_KEY", "vault:erp_password")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("llm.api_key") && stderr.contains("erp_password"),
+        "{stderr}"
+    );
 
     let out = syncwarden(dir.path(), &key)
         .args(["secret", "delete", "erp_password"])

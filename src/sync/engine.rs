@@ -613,8 +613,9 @@ struct PlanInput {
     now: Timestamp,
     dry_run: bool,
     fields: FieldSet,
-    crm: Vec<Record>,
-    erp: Vec<Record>,
+    /// Each side's records by key, as [`by_key`] keeps them.
+    crm: HashMap<String, Record>,
+    erp: HashMap<String, Record>,
     states: HashMap<String, RecordState>,
     held: HashSet<(String, String)>,
     recovered: HashSet<(String, String)>,
@@ -627,7 +628,7 @@ struct PlanInput {
 /// chunk's writes go out while the rest is still being compared. Stops early when the run
 /// stops listening.
 fn plan_in_chunks(input: PlanInput, records: usize, chunks: tokio::sync::mpsc::Sender<Chunk>) {
-    let (crm, erp) = (by_key(&input.crm), by_key(&input.erp));
+    let (crm, erp) = (&input.crm, &input.erp);
     let mut plan = Plan {
         endpoint: input.endpoint,
         run_id: &input.run_id,
@@ -648,8 +649,8 @@ fn plan_in_chunks(input: PlanInput, records: usize, chunks: tokio::sync::mpsc::S
         let size = plan.size();
         let sides = Sides {
             key,
-            crm: crm.get(key).copied(),
-            erp: erp.get(key).copied(),
+            crm: crm.get(key),
+            erp: erp.get(key),
             base: input.states.get(key),
         };
         plan.compare(&sides, &input.fields);
@@ -915,15 +916,18 @@ fn read_twice(records: &[Record]) -> bool {
     records.iter().any(|r| !ids.insert(r.id.as_str()))
 }
 
-/// Keeps the latest version of each key.
-fn by_key(records: &[Record]) -> HashMap<String, &Record> {
-    let mut map: HashMap<String, &Record> = HashMap::new();
+/// Keeps the latest version of each key (of two as new, the one read last): a record read
+/// twice (at a window's edge, or moved while the pages were read) counts once.
+fn by_key(records: Vec<Record>) -> HashMap<String, Record> {
+    let mut map: HashMap<String, Record> = HashMap::with_capacity(records.len());
     for record in records {
-        let Some(key) = &record.key else { continue };
-        match map.get(key) {
+        let Some(key) = record.key.clone() else {
+            continue;
+        };
+        match map.get(&key) {
             Some(seen) if seen.modified_at > record.modified_at => {}
             _ => {
-                map.insert(key.clone(), record);
+                map.insert(key, record);
             }
         }
     }
@@ -1255,7 +1259,7 @@ impl Engine {
             },
         );
         let fields = self.shared_fields(endpoint)?;
-        let erp = by_key(&erp_records);
+        let erp = by_key(erp_records);
         let (mut crm_linked, unlinked): (Vec<Record>, Vec<Record>) =
             crm_records.into_iter().partition(|r| r.key.is_some());
         let taken: HashSet<String> = crm_linked
@@ -1268,7 +1272,7 @@ impl Engine {
                     .map(|s| s.key.clone()),
             )
             .collect();
-        let erp_refs: Vec<&Record> = erp.values().copied().collect();
+        let erp_refs: Vec<&Record> = erp.values().collect();
         let linking = linking::link(endpoint, unlinked, &erp_refs, &taken);
         summary.unlinked = linking.ambiguous.len() + linking.unmatched.len();
         summary.linked = linking.linked.len();
@@ -1277,11 +1281,12 @@ impl Engine {
             r.key = Some(key);
             r
         }));
+        // Built once: intent recovery and the planner both look records up by key.
+        let crm = by_key(crm_linked);
         let recovered = if dry_run {
             Vec::new()
         } else {
-            self.recover_intents(endpoint, &by_key(&crm_linked), &erp)
-                .await?
+            self.recover_intents(endpoint, &crm, &erp).await?
         };
         let held = self
             .store
@@ -1299,8 +1304,8 @@ impl Engine {
             now,
             dry_run,
             fields,
-            crm: crm_linked,
-            erp: erp_records,
+            crm,
+            erp,
             states,
             held,
             recovered: recovered
@@ -1360,8 +1365,8 @@ impl Engine {
     async fn recover_intents(
         &self,
         endpoint: Endpoint,
-        crm: &HashMap<String, &Record>,
-        erp: &HashMap<String, &Record>,
+        crm: &HashMap<String, Record>,
+        erp: &HashMap<String, Record>,
     ) -> Result<Vec<NewFieldEvent>, SyncError> {
         let intents = self.store.intents(endpoint).await?;
         if !intents.is_empty() {
@@ -1700,7 +1705,7 @@ impl Engine {
         let (crm_records, _) = pull_all(self.crm.as_ref(), endpoint, None).await?;
         let (erp_records, _) = pull_all(self.erp.as_ref(), endpoint, None).await?;
         let fields = self.shared_fields(endpoint)?;
-        let (crm, erp) = (by_key(&crm_records), by_key(&erp_records));
+        let (crm, erp) = (by_key(crm_records), by_key(erp_records));
         let now = self.clock.now();
         let check = uuid::Uuid::new_v4().to_string();
         let direction = Direction::of(endpoint);

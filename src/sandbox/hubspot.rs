@@ -41,6 +41,20 @@ pub struct HsData {
     /// (object type, property, value) -> id for the unique properties upserts look up, so a
     /// large sandbox answers them without a scan.
     unique: HashMap<(String, String, String), u64>,
+    /// Per object type, the (last-modified ms, id) of its objects in that order: built by the
+    /// first search that needs it and dropped when an object of the type changes. A read pages
+    /// through one unchanged order many times, so a page costs a binary search, not a scan and
+    /// a sort of the whole type.
+    by_modified: HashMap<String, Vec<(i64, i64)>>,
+}
+
+/// An object's place in the modified order: its last-modified time in milliseconds (HubSpot's
+/// resolution) and its id, both as searches compare them.
+fn modified_key(object: &HsObject) -> (i64, i64) {
+    (
+        object.updated_at.as_micros().div_euclid(1000),
+        i64::try_from(object.id).unwrap_or(i64::MAX),
+    )
 }
 
 /// The properties HubSpot portals declare unique here (upserts use them as `idProperty`).
@@ -61,6 +75,7 @@ impl HsData {
         self.next_id += 1;
         let id = 10_000_000 + self.next_id;
         self.index(object_type, id, &properties);
+        self.by_modified.remove(object_type);
         let object = HsObject {
             id,
             properties,
@@ -101,6 +116,7 @@ impl HsData {
             return false;
         }
         self.index(object_type, id, &properties);
+        self.by_modified.remove(object_type);
         match self
             .objects
             .get_mut(object_type)
@@ -138,6 +154,7 @@ impl HsData {
 
     /// Archives (removes) an object and its associations.
     pub fn archive(&mut self, object_type: &str, id: u64) -> bool {
+        self.by_modified.remove(object_type);
         let removed = self
             .objects
             .get_mut(object_type)
@@ -180,6 +197,35 @@ impl HsData {
         }
         self.update(object_type, primary, BTreeMap::new(), at);
         Ok(())
+    }
+
+    /// Builds the (last-modified, id) order of a type's objects unless it is already there.
+    fn order_by_modified(&mut self, object_type: &str) {
+        if !self.by_modified.contains_key(object_type) {
+            let mut order: Vec<(i64, i64)> = self
+                .objects
+                .get(object_type)
+                .map(|m| m.values().map(modified_key).collect())
+                .unwrap_or_default();
+            order.sort_unstable();
+            self.by_modified.insert(object_type.to_string(), order);
+        }
+    }
+
+    /// The [`modified_key`]s of a type's objects from `range.0` to `range.1` (both included),
+    /// in order, once `order_by_modified` has built the order.
+    fn modified_between(
+        &self,
+        object_type: &str,
+        range: ((i64, i64), (i64, i64)),
+    ) -> &[(i64, i64)] {
+        let order = self
+            .by_modified
+            .get(object_type)
+            .map_or(&[][..], Vec::as_slice);
+        let start = order.partition_point(|k| *k < range.0);
+        let end = order.partition_point(|k| *k <= range.1).max(start);
+        &order[start..end]
     }
 
     fn index(&mut self, object_type: &str, id: u64, properties: &BTreeMap<String, String>) {
@@ -331,11 +377,12 @@ impl HubSpotSandbox {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A page of `matches` from `offset`, skipping a page when the drop fault says so.
-    /// Renders only the requested slice of `matches`.
-    fn page(
+    /// A page of the `total` matches from `offset`, skipping a page when the drop fault says
+    /// so. `select(offset, limit)` gives the objects of the page; only those are rendered.
+    fn page<'a>(
         &self,
-        matches: &[&HsObject],
+        total: usize,
+        select: impl FnOnce(usize, usize) -> Vec<&'a HsObject>,
         wanted: Option<&[String]>,
         offset: usize,
         limit: usize,
@@ -348,11 +395,8 @@ impl HubSpotSandbox {
         {
             offset += limit;
         }
-        let total = matches.len();
-        let results: Vec<Value> = matches
-            .iter()
-            .skip(offset)
-            .take(limit)
+        let results: Vec<Value> = select(offset, limit)
+            .into_iter()
             .map(|o| self.view(o, wanted))
             .collect();
         let next = offset + results.len();
@@ -452,9 +496,17 @@ async fn list(
         .map(|p| p.split(',').map(str::to_string).collect());
     let after: usize = q.after.and_then(|a| a.parse().ok()).unwrap_or(0);
     let data = sb.data();
-    let matches = data.all(&object_type);
+    let objects = data.objects.get(&object_type);
     sb.page(
-        &matches,
+        objects.map_or(0, BTreeMap::len),
+        |offset, limit| {
+            objects
+                .into_iter()
+                .flat_map(BTreeMap::values)
+                .skip(offset)
+                .take(limit)
+                .collect()
+        },
         wanted.as_deref(),
         after,
         q.limit.unwrap_or(10).clamp(1, 100),
@@ -615,25 +667,6 @@ async fn search(
         Ok(groups) => groups,
         Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
     };
-    let data = sb.data();
-    let mut found: Vec<&HsObject> = data
-        .all(&object_type)
-        .into_iter()
-        .filter(|object| {
-            groups.is_empty()
-                || groups
-                    .iter()
-                    .any(|filters| filters.iter().all(|f| f.matches(object)))
-        })
-        .collect();
-    if let Some(sort) = request.sorts.first() {
-        found.sort_by(|a, b| {
-            (comparable(a, &sort.property), a.id).cmp(&(comparable(b, &sort.property), b.id))
-        });
-        if sort.direction.as_deref() == Some("DESCENDING") {
-            found.reverse();
-        }
-    }
     let offset: usize = request.after.and_then(|a| a.parse().ok()).unwrap_or(0);
     let limit = request.limit.unwrap_or(10).clamp(1, 200);
     // As HubSpot: one search query never pages past its first 10,000 results.
@@ -643,7 +676,96 @@ async fn search(
             "The search endpoint returns at most 10,000 results per query",
         );
     }
-    sb.page(&found, request.properties.as_deref(), offset, limit)
+    let wanted = request.properties.as_deref();
+    let mut data = sb.data();
+    if let Some(range) = ordered_range(&groups, &request.sorts) {
+        data.order_by_modified(&object_type);
+        let data = &*data;
+        let found = data.modified_between(&object_type, range);
+        let select = |offset: usize, limit: usize| {
+            found
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .filter_map(|(_, id)| data.get(&object_type, u64::try_from(*id).ok()?))
+                .collect()
+        };
+        return sb.page(found.len(), select, wanted, offset, limit);
+    }
+    let found = scan(&data, &object_type, &groups, &request.sorts);
+    let select =
+        |offset: usize, limit: usize| found.iter().skip(offset).take(limit).copied().collect();
+    sb.page(found.len(), select, wanted, offset, limit)
+}
+
+/// What a search selects, in its order, found by looking at every object of the type.
+fn scan<'a>(
+    data: &'a HsData,
+    object_type: &str,
+    groups: &[Vec<Compiled<'_>>],
+    sorts: &[Sort],
+) -> Vec<&'a HsObject> {
+    let mut found: Vec<&HsObject> = data
+        .all(object_type)
+        .into_iter()
+        .filter(|object| {
+            groups.is_empty()
+                || groups
+                    .iter()
+                    .any(|filters| filters.iter().all(|f| f.matches(object)))
+        })
+        .collect();
+    if let Some(sort) = sorts.first() {
+        found.sort_by(|a, b| {
+            (comparable(a, &sort.property), a.id).cmp(&(comparable(b, &sort.property), b.id))
+        });
+        if sort.direction.as_deref() == Some("DESCENDING") {
+            found.reverse();
+        }
+    }
+    found
+}
+
+/// The (last-modified ms, id) bounds, both inclusive, of what a search selects, when it is
+/// one the modified order answers as it is: ascending by last-modified time within a window of
+/// it (the connector's incremental read), or ascending by id within one instant (its way through
+/// an instant that holds more than one query's results). None for any other search, which is
+/// answered by a scan and a sort as before.
+fn ordered_range(groups: &[Vec<Compiled<'_>>], sorts: &[Sort]) -> Option<((i64, i64), (i64, i64))> {
+    let sort = sorts.first()?;
+    if sort.direction.as_deref() == Some("DESCENDING") || groups.len() > 1 {
+        return None;
+    }
+    let (mut ms, mut ids) = ((i64::MIN, i64::MAX), (i64::MIN, i64::MAX));
+    for filter in groups.iter().flatten() {
+        let bounds = if is_last_modified(filter.property) {
+            &mut ms
+        } else if filter.property == "hs_object_id" {
+            &mut ids
+        } else {
+            return None;
+        };
+        let Some(Comparable::Number(value)) = filter.wanted else {
+            return None;
+        };
+        match filter.operator {
+            Operator::Eq => *bounds = (bounds.0.max(value), bounds.1.min(value)),
+            Operator::Gte => bounds.0 = bounds.0.max(value),
+            Operator::Gt => bounds.0 = bounds.0.max(value.saturating_add(1)),
+            Operator::Lte => bounds.1 = bounds.1.min(value),
+            Operator::Lt => bounds.1 = bounds.1.min(value.saturating_sub(1)),
+            _ => return None,
+        }
+    }
+    let by_id = sort.property == "hs_object_id";
+    if !by_id && !is_last_modified(&sort.property) {
+        return None;
+    }
+    // Ids order (and bound) the modified order only within one instant.
+    if (by_id || ids != (i64::MIN, i64::MAX)) && ms.0 != ms.1 {
+        return None;
+    }
+    Some(((ms.0, ids.0), (ms.1, ids.1)))
 }
 
 fn invalid_name(properties: &BTreeMap<String, String>, id: &str) -> Option<Value> {
@@ -1000,4 +1122,108 @@ async fn associate_default(
         Json(json!({"status": "COMPLETE", "results": results})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod search_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn compiled(request: &SearchRequest) -> Vec<Vec<Compiled<'_>>> {
+        request
+            .filter_groups
+            .iter()
+            .map(|g| {
+                g.filters
+                    .iter()
+                    .map(|f| Compiled::new(f).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The ids a search selects through the modified order; none when the order cannot answer it.
+    fn ordered(data: &mut HsData, body: &Value) -> Option<Vec<u64>> {
+        let request: SearchRequest = serde_json::from_value(body.clone()).unwrap();
+        let range = ordered_range(&compiled(&request), &request.sorts)?;
+        data.order_by_modified("companies");
+        let found = data.modified_between("companies", range);
+        Some(found.iter().map(|(_, id)| *id as u64).collect())
+    }
+
+    fn scanned(data: &HsData, body: &Value) -> Vec<u64> {
+        let request: SearchRequest = serde_json::from_value(body.clone()).unwrap();
+        scan(data, "companies", &compiled(&request), &request.sorts)
+            .iter()
+            .map(|o| o.id)
+            .collect()
+    }
+
+    fn filter(property: &str, operator: &str, value: impl ToString) -> Value {
+        json!({"propertyName": property, "operator": operator, "value": value.to_string()})
+    }
+
+    fn by(property: &str, direction: &str) -> Value {
+        json!([{"propertyName": property, "direction": direction}])
+    }
+
+    #[test]
+    fn the_modified_order_selects_what_a_scan_selects_also_after_changes() {
+        let t0 = Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap();
+        let second = |s: u64| t0 + Duration::from_secs(s);
+        let ms = |s: u64| second(s).as_micros() / 1000;
+        let mut data = HsData::default();
+        // Four objects share each instant, so windows and instants hold several.
+        let ids: Vec<u64> = (0..24)
+            .map(|i| data.insert("companies", BTreeMap::new(), second(i / 4)))
+            .collect();
+        data.insert("contacts", BTreeMap::new(), second(9));
+        let asc = by(LAST_MODIFIED, "ASCENDING");
+        let answered = [
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "GTE", ms(2))]}], "sorts": asc}),
+            json!({"filterGroups": [{"filters": [filter(CONTACT_LAST_MODIFIED, "GT", ms(2))]}], "sorts": asc}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "GTE", ms(1)), filter(LAST_MODIFIED, "LT", ms(4))]}], "sorts": asc}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "LTE", ms(3))]}], "sorts": asc}),
+            json!({"filterGroups": [], "sorts": asc}),
+            json!({"filterGroups": [{"filters": [
+                filter(LAST_MODIFIED, "EQ", ms(3)),
+                filter("hs_object_id", "GT", ids[12]),
+            ]}], "sorts": by("hs_object_id", "ASCENDING")}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "EQ", ms(5))]}], "sorts": by("hs_object_id", "ASCENDING")}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "GTE", ms(60))]}], "sorts": asc}),
+        ];
+        let scanned_only = [
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "GTE", ms(2))]}], "sorts": by(LAST_MODIFIED, "DESCENDING")}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "GTE", ms(2))]}], "sorts": by("name", "ASCENDING")}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "GTE", ms(2)), filter("hs_object_id", "GT", ids[3])]}], "sorts": asc}),
+            json!({"filterGroups": [{"filters": [filter(LAST_MODIFIED, "NEQ", ms(2))]}], "sorts": asc}),
+            json!({"filterGroups": [{"filters": [filter("name", "EQ", "x")]}], "sorts": asc}),
+            json!({"filterGroups": [{"filters": []}, {"filters": []}], "sorts": asc}),
+            json!({"filterGroups": [], "sorts": []}),
+        ];
+        let check = |data: &mut HsData| {
+            for body in &answered {
+                let ordered = ordered(data, body).expect("answered by the order");
+                assert_eq!(ordered, scanned(data, body), "{body}");
+            }
+            for body in &scanned_only {
+                assert_eq!(ordered(data, body), None, "{body}");
+            }
+        };
+        check(&mut data);
+        assert_eq!(ordered(&mut data, &answered[1]).unwrap().len(), 12);
+        // Changes move objects in the order: a search after them must see them moved.
+        data.update("companies", ids[0], BTreeMap::new(), second(3));
+        data.update("companies", ids[1], BTreeMap::new(), second(30));
+        data.archive("companies", ids[13]);
+        data.insert("companies", BTreeMap::new(), second(3));
+        check(&mut data);
+        let instant = ordered(&mut data, &answered[5]).unwrap();
+        assert_eq!(instant, vec![ids[14], ids[15], ids[23] + 2]);
+        assert_eq!(
+            ordered(&mut data, &answered[4]).unwrap().last(),
+            Some(&ids[1])
+        );
+    }
 }

@@ -41,6 +41,16 @@ pub struct SapData {
     sessions: HashMap<String, Timestamp>,
     /// The last DocEntry given out.
     last_doc_entry: u64,
+    /// Per entity set, its keys in the order every list answers in (UpdateDate, UpdateTime,
+    /// key): built by the first list that needs it and dropped when an entity of the set
+    /// changes, so paging through an unchanged set does not sort the whole set for each page.
+    by_stamp: HashMap<&'static str, Vec<String>>,
+}
+
+/// An entity's place in a list's order, before its key: the stamps are strings that sort
+/// as the instants they name.
+fn stamp_key(entity: &Entity) -> [&str; 2] {
+    ["UpdateDate", "UpdateTime"].map(|f| entity.get(f).and_then(Value::as_str).unwrap_or_default())
 }
 
 fn stamp(entity: &mut Entity, at: Timestamp) {
@@ -145,6 +155,7 @@ impl SapData {
         }
         let id = entity.get(key).map(value_text)?;
         stamp(&mut entity, at);
+        self.by_stamp.remove(name);
         self.sets
             .entry(name)
             .or_default()
@@ -170,6 +181,7 @@ impl SapData {
 
     /// A PATCH; `replace` replaces collections whole (header B1S-ReplaceCollectionsOnPatch).
     fn patch(&mut self, set: &str, key: &str, patch: Entity, replace: bool, at: Timestamp) -> bool {
+        self.by_stamp.remove(set);
         match self.sets.get_mut(set).and_then(|m| m.get_mut(key)) {
             Some(entity) => {
                 merge(entity, patch, replace);
@@ -181,6 +193,41 @@ impl SapData {
             }
             None => false,
         }
+    }
+
+    /// Builds the list order of a set's keys unless it is already there.
+    fn order_by_stamp(&mut self, set: &str) {
+        let Some((name, _)) = key_of(set) else {
+            return;
+        };
+        if self.by_stamp.contains_key(name) {
+            return;
+        }
+        let mut keyed: Vec<([&str; 2], &String)> = self
+            .sets
+            .get(name)
+            .map(|m| m.iter().map(|(k, e)| (stamp_key(e), k)).collect())
+            .unwrap_or_default();
+        keyed.sort_unstable();
+        let order = keyed.into_iter().map(|(_, k)| k.clone()).collect();
+        self.by_stamp.insert(name, order);
+    }
+
+    /// The keys of a set in list order, from the first entity updated on or after `since_date`
+    /// (all without one), once `order_by_stamp` has built the order.
+    fn keys_since(&self, set: &str, since_date: Option<&str>) -> &[String] {
+        let order = self.by_stamp.get(set).map_or(&[][..], Vec::as_slice);
+        let Some(since) = since_date else {
+            return order;
+        };
+        let start = order.partition_point(|key| {
+            self.get(set, key)
+                .and_then(|e| e.get("UpdateDate"))
+                .and_then(Value::as_str)
+                .and_then(|d| d.get(..10))
+                .is_none_or(|d| d < since)
+        });
+        &order[start..]
     }
 
     /// Ends every session, as a Service Layer restart or a timeout would.
@@ -503,19 +550,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Response {
-    let options = match parse_options(query) {
-        Ok(o) => o,
-        Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
-    };
-    let page_size = headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|p| p.trim().strip_prefix("odata.maxpagesize="))
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(20)
-        .clamp(1, 1000);
-    let data = sb.data();
+/// What a list selects, in list order, found by looking at every entity of the set.
+fn scan<'a>(data: &'a SapData, set: &str, options: &ListOptions) -> Vec<&'a Entity> {
     let mut found: Vec<&Entity> = data
         .all(set)
         .into_iter()
@@ -534,11 +570,23 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
                 .is_none_or(|r| e.get("NumAtCard").and_then(Value::as_str) == Some(r))
         })
         .collect();
-    // Borrowed, not formatted: every page sorts the whole set. The stamps are strings.
-    fn sort_key(e: &Entity) -> [&str; 2] {
-        ["UpdateDate", "UpdateTime"].map(|f| e.get(f).and_then(Value::as_str).unwrap_or_default())
-    }
-    found.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    found.sort_by(|a, b| stamp_key(a).cmp(&stamp_key(b)));
+    found
+}
+
+fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Response {
+    let options = match parse_options(query) {
+        Ok(o) => o,
+        Err(message) => return error_body(StatusCode::BAD_REQUEST, &message),
+    };
+    let page_size = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|p| p.trim().strip_prefix("odata.maxpagesize="))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 1000);
+    let mut data = sb.data();
     let limit = options.top.unwrap_or(usize::MAX).min(page_size);
     let mut skip = options.skip;
     if sb
@@ -548,18 +596,29 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
     {
         skip += page_size;
     }
-    if sb.faults.empty_lists() {
-        skip = found.len();
-    }
-    let value: Vec<Value> = found
-        .iter()
-        .skip(skip)
-        .take(limit)
-        .map(|e| Value::Object((*e).clone()))
-        .collect();
+    let empty = sb.faults.empty_lists();
+    let (total, value): (usize, Vec<Value>) = if options.num_at_card.is_none() {
+        data.order_by_stamp(set);
+        let keys = data.keys_since(set, options.since_date.as_deref());
+        skip = if empty { keys.len() } else { skip };
+        let page = keys.iter().skip(skip).take(limit);
+        let value = page
+            .filter_map(|k| data.get(set, k))
+            .map(|e| Value::Object(e.clone()))
+            .collect();
+        (keys.len(), value)
+    } else {
+        let found = scan(&data, set, &options);
+        skip = if empty { found.len() } else { skip };
+        let page = found.iter().skip(skip).take(limit);
+        (
+            found.len(),
+            page.map(|e| Value::Object((*e).clone())).collect(),
+        )
+    };
     let next = skip + value.len();
     let mut body = json!({"@odata.context": format!("$metadata#{set}"), "value": value});
-    if next < found.len() && options.top.is_none() {
+    if next < total && options.top.is_none() {
         let mut link = format!("{set}?");
         for (k, v) in &options.rest {
             link.push_str(&format!(
@@ -576,4 +635,75 @@ fn list(sb: &SapB1Sandbox, set: &str, query: &str, headers: &HeaderMap) -> Respo
         response.headers_mut().insert("preference-applied", v);
     }
     response
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    fn partner(code: &str) -> Entity {
+        json!({"CardCode": code, "CardName": code})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    fn codes(entities: &[&Entity]) -> Vec<String> {
+        entities.iter().map(|e| e["CardCode"].to_string()).collect()
+    }
+
+    #[test]
+    fn the_list_order_is_the_scans_order_also_after_changes() {
+        let day = |d: u32, h: u32| {
+            Timestamp::parse_rfc3339(&format!("2026-11-{d:02}T{h:02}:00:00Z")).unwrap()
+        };
+        let mut data = SapData::default();
+        // Several partners share each instant, across three days.
+        for i in 0..12_u32 {
+            data.put(
+                "BusinessPartners",
+                partner(&format!("C{:02}", 11 - i)),
+                day(20 + i / 4, i % 2),
+            );
+        }
+        let check = |data: &mut SapData| {
+            for since in [None, Some("2026-11-21"), Some("2026-11-23")] {
+                let options = ListOptions {
+                    since_date: since.map(str::to_string),
+                    num_at_card: None,
+                    skip: 0,
+                    top: None,
+                    rest: Vec::new(),
+                };
+                data.order_by_stamp("BusinessPartners");
+                let ordered: Vec<String> = data
+                    .keys_since("BusinessPartners", since)
+                    .iter()
+                    .map(|k| format!("\"{k}\""))
+                    .collect();
+                assert_eq!(
+                    ordered,
+                    codes(&scan(data, "BusinessPartners", &options)),
+                    "{since:?}"
+                );
+            }
+        };
+        check(&mut data);
+        assert_eq!(
+            data.keys_since("BusinessPartners", Some("2026-11-21"))
+                .len(),
+            8
+        );
+        // An update moves a partner to the end; a new one joins.
+        data.update("BusinessPartners", "C11", Entity::new(), day(22, 5));
+        data.put("BusinessPartners", partner("C99"), day(21, 0));
+        check(&mut data);
+        let all = data.keys_since("BusinessPartners", None);
+        assert_eq!(all.last().map(String::as_str), Some("C11"));
+        assert_eq!(
+            data.keys_since("BusinessPartners", Some("2026-11-21"))
+                .len(),
+            10
+        );
+    }
 }

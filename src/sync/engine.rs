@@ -138,10 +138,16 @@ pub struct Reconciled {
     pub differences: Arc<Vec<NewFieldEvent>>,
 }
 
-/// How far behind the newest record read a cursor is kept. A record changed while a run pages
-/// through the results moves and may be missed by offset paging; re-reading the last minutes is
-/// cheap (unchanged records produce no events) and catches it. It also absorbs clock skew.
-const CURSOR_OVERLAP: std::time::Duration = std::time::Duration::from_secs(300);
+/// How far behind its start an incremental run leaves the cursor (at most at the newest record
+/// it read). A record changed while a run pages through the results moves and may make offset
+/// paging skip another; a search may show a change late. Re-reading the last minutes is cheap
+/// (unchanged records produce no events) and catches both. It also absorbs clock skew.
+const CURSOR_OVERLAP: Duration = Duration::from_secs(300);
+
+/// How far behind its start a full read leaves the cursor: the servers' clocks may lag ours a
+/// little, and SAP stamps whole seconds, so a change made as the read began may carry an
+/// instant just before it.
+const FULL_READ_MARGIN: Duration = Duration::from_secs(10);
 
 /// The pseudo-field of the events that record a CRM record getting its ERP key at go-live.
 const LINK_FIELD: &str = "erp_number";
@@ -607,8 +613,9 @@ struct PlanInput {
     now: Timestamp,
     dry_run: bool,
     fields: FieldSet,
-    crm: Vec<Record>,
-    erp: Vec<Record>,
+    /// Each side's records by key, as [`by_key`] keeps them.
+    crm: HashMap<String, Record>,
+    erp: HashMap<String, Record>,
     states: HashMap<String, RecordState>,
     held: HashSet<(String, String)>,
     recovered: HashSet<(String, String)>,
@@ -621,7 +628,7 @@ struct PlanInput {
 /// chunk's writes go out while the rest is still being compared. Stops early when the run
 /// stops listening.
 fn plan_in_chunks(input: PlanInput, records: usize, chunks: tokio::sync::mpsc::Sender<Chunk>) {
-    let (crm, erp) = (by_key(&input.crm), by_key(&input.erp));
+    let (crm, erp) = (&input.crm, &input.erp);
     let mut plan = Plan {
         endpoint: input.endpoint,
         run_id: &input.run_id,
@@ -642,8 +649,8 @@ fn plan_in_chunks(input: PlanInput, records: usize, chunks: tokio::sync::mpsc::S
         let size = plan.size();
         let sides = Sides {
             key,
-            crm: crm.get(key).copied(),
-            erp: erp.get(key).copied(),
+            crm: crm.get(key),
+            erp: erp.get(key),
             base: input.states.get(key),
         };
         plan.compare(&sides, &input.fields);
@@ -880,15 +887,47 @@ fn rejected_event(
     }
 }
 
-/// Keeps the latest version of each key.
-fn by_key(records: &[Record]) -> HashMap<String, &Record> {
-    let mut map: HashMap<String, &Record> = HashMap::new();
+/// Where a side's cursor goes after a run that started at `started` and read from `since`
+/// (none: a full read) records up to the `newest` last-modified time. `moved`: a record was
+/// read twice, so records moved while the pages were read.
+///
+/// A full read saw every record that existed when it started, unless records moved under its
+/// offset paging (one moving back makes the pages skip another, at any instant): its cursor is
+/// its start, less a margin, however old the records, so the next run reads only what changed
+/// since rather than everything the full read did. Any other read keeps `CURSOR_OVERLAP` behind
+/// its start, as far as the newest record read, and never moves the cursor back (the run before
+/// chose `since` with the same care).
+fn next_cursor(
+    since: Option<Timestamp>,
+    newest: Timestamp,
+    started: Timestamp,
+    moved: bool,
+) -> Timestamp {
+    if since.is_none() && !moved {
+        return started - FULL_READ_MARGIN;
+    }
+    let behind = newest.min(started - CURSOR_OVERLAP);
+    since.map_or(behind, |since| behind.max(since))
+}
+
+/// Whether a record was read twice (by id) in one read.
+fn read_twice(records: &[Record]) -> bool {
+    let mut ids = HashSet::with_capacity(records.len());
+    records.iter().any(|r| !ids.insert(r.id.as_str()))
+}
+
+/// Keeps the latest version of each key (of two as new, the one read last): a record read
+/// twice (at a window's edge, or moved while the pages were read) counts once.
+fn by_key(records: Vec<Record>) -> HashMap<String, Record> {
+    let mut map: HashMap<String, Record> = HashMap::with_capacity(records.len());
     for record in records {
-        let Some(key) = &record.key else { continue };
-        match map.get(key) {
+        let Some(key) = record.key.clone() else {
+            continue;
+        };
+        match map.get(&key) {
             Some(seen) if seen.modified_at > record.modified_at => {}
             _ => {
-                map.insert(key.clone(), record);
+                map.insert(key, record);
             }
         }
     }
@@ -1194,6 +1233,7 @@ impl Engine {
         };
         let mut cursors = Vec::new();
         let mut rejected_events = Vec::new();
+        let started = self.clock.now();
         // Both sides are read at once: each side's pages are decoded while the other's answer,
         // and the last agreed states are loaded meanwhile.
         let (crm_pull, erp_pull, states) = tokio::try_join!(
@@ -1202,23 +1242,24 @@ impl Engine {
             async { Ok(self.store.record_states(endpoint).await?) },
         )?;
         let [crm_records, erp_records] = [(System::Crm, crm_pull), (System::Erp, erp_pull)].map(
-            |(system, (records, rejected))| {
+            |(system, (since, records, rejected))| {
                 summary.rejected += rejected.len();
                 rejected_events.extend(
                     rejected
                         .iter()
                         .map(|r| rejected_event(endpoint, system, r, run_id, self.clock.now())),
                 );
-                if let Some(latest) = records.iter().map(|r| r.modified_at).max() {
-                    let horizon = self.clock.now() - CURSOR_OVERLAP;
-                    cursors.push((endpoint, system, latest.min(horizon)));
+                if let Some(newest) = records.iter().map(|r| r.modified_at).max() {
+                    let moved = read_twice(&records);
+                    let cursor = next_cursor(since, newest, started, moved);
+                    cursors.push((endpoint, system, cursor));
                 }
                 summary.records_read += records.len();
                 records
             },
         );
         let fields = self.shared_fields(endpoint)?;
-        let erp = by_key(&erp_records);
+        let erp = by_key(erp_records);
         let (mut crm_linked, unlinked): (Vec<Record>, Vec<Record>) =
             crm_records.into_iter().partition(|r| r.key.is_some());
         let taken: HashSet<String> = crm_linked
@@ -1231,7 +1272,7 @@ impl Engine {
                     .map(|s| s.key.clone()),
             )
             .collect();
-        let erp_refs: Vec<&Record> = erp.values().copied().collect();
+        let erp_refs: Vec<&Record> = erp.values().collect();
         let linking = linking::link(endpoint, unlinked, &erp_refs, &taken);
         summary.unlinked = linking.ambiguous.len() + linking.unmatched.len();
         summary.linked = linking.linked.len();
@@ -1240,11 +1281,12 @@ impl Engine {
             r.key = Some(key);
             r
         }));
+        // Built once: intent recovery and the planner both look records up by key.
+        let crm = by_key(crm_linked);
         let recovered = if dry_run {
             Vec::new()
         } else {
-            self.recover_intents(endpoint, &by_key(&crm_linked), &erp)
-                .await?
+            self.recover_intents(endpoint, &crm, &erp).await?
         };
         let held = self
             .store
@@ -1262,8 +1304,8 @@ impl Engine {
             now,
             dry_run,
             fields,
-            crm: crm_linked,
-            erp: erp_records,
+            crm,
+            erp,
             states,
             held,
             recovered: recovered
@@ -1306,14 +1348,16 @@ impl Engine {
         Ok(summary)
     }
 
-    /// Every page of what changed on one side since its cursor.
+    /// Every page of what changed on one side since its cursor (returned with them).
     async fn pull_since_cursor(
         &self,
         endpoint: Endpoint,
         system: System,
-    ) -> Result<(Vec<Record>, Vec<Rejected>), SyncError> {
+    ) -> Result<(Option<Timestamp>, Vec<Record>, Vec<Rejected>), SyncError> {
         let since = self.store.cursor(endpoint, system).await?;
-        pull_all(self.connector(system).as_ref(), endpoint, since).await
+        let (records, rejected) =
+            pull_all(self.connector(system).as_ref(), endpoint, since).await?;
+        Ok((since, records, rejected))
     }
 
     /// The intents a crashed run left: those whose value reached the target are recorded now
@@ -1321,8 +1365,8 @@ impl Engine {
     async fn recover_intents(
         &self,
         endpoint: Endpoint,
-        crm: &HashMap<String, &Record>,
-        erp: &HashMap<String, &Record>,
+        crm: &HashMap<String, Record>,
+        erp: &HashMap<String, Record>,
     ) -> Result<Vec<NewFieldEvent>, SyncError> {
         let intents = self.store.intents(endpoint).await?;
         if !intents.is_empty() {
@@ -1661,7 +1705,7 @@ impl Engine {
         let (crm_records, _) = pull_all(self.crm.as_ref(), endpoint, None).await?;
         let (erp_records, _) = pull_all(self.erp.as_ref(), endpoint, None).await?;
         let fields = self.shared_fields(endpoint)?;
-        let (crm, erp) = (by_key(&crm_records), by_key(&erp_records));
+        let (crm, erp) = (by_key(crm_records), by_key(erp_records));
         let now = self.clock.now();
         let check = uuid::Uuid::new_v4().to_string();
         let direction = Direction::of(endpoint);
@@ -1985,5 +2029,62 @@ impl Engine {
         self.store.save_policy_change(&change).await?;
         tracing::info!(%endpoint, by, "rules changed");
         Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    fn at(minutes: u64) -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap()
+            + Duration::from_secs(minutes * 60)
+    }
+
+    #[test]
+    fn a_clean_full_read_leaves_the_cursor_at_its_start_however_old_its_records() {
+        // Records last changed at 08:00, read in full at 09:00: the next run starts just
+        // before 09:00, not at 08:00 (which would read them all again).
+        assert_eq!(
+            next_cursor(None, at(0), at(60), false),
+            at(60) - FULL_READ_MARGIN
+        );
+        // A change made as the read began, stamped by a server clock a little behind, is
+        // still after the cursor.
+        assert!(next_cursor(None, at(0), at(60), false) < at(60) - Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_full_read_that_saw_records_move_keeps_the_overlap() {
+        // Something moved under the offset paging, so something may have been skipped.
+        assert_eq!(next_cursor(None, at(0), at(60), true), at(0));
+        assert_eq!(next_cursor(None, at(58), at(60), true), at(55));
+    }
+
+    #[test]
+    fn an_incremental_read_stays_behind_its_start_and_never_moves_back() {
+        // Changes up to 09:00 read at 09:02: five minutes behind the start.
+        assert_eq!(next_cursor(Some(at(50)), at(60), at(62), false), at(57));
+        // Only old changes read: the cursor goes no further than the newest.
+        assert_eq!(next_cursor(Some(at(10)), at(20), at(62), false), at(20));
+        // Right after a full read (cursor 08:59:50), a run at 09:01 re-reads from there, not
+        // five minutes before.
+        let after_full = at(60) - FULL_READ_MARGIN;
+        assert_eq!(
+            next_cursor(Some(after_full), at(61), at(61), false),
+            after_full
+        );
+    }
+
+    #[test]
+    fn a_record_read_twice_is_seen() {
+        let record = |id: &str| Record {
+            id: id.to_string(),
+            key: None,
+            fields: Fields::new(),
+            modified_at: at(0),
+        };
+        assert!(!read_twice(&[record("1"), record("2")]));
+        assert!(read_twice(&[record("1"), record("2"), record("1")]));
     }
 }

@@ -847,10 +847,21 @@ async fn records_sharing_the_cursor_timestamp_are_not_lost() {
             .unwrap()
             .update("BusinessPartners", code, patch, at);
     }
+    // Run once the overlap has passed, so the cursor lands on that very second: only an
+    // inclusive boundary reads the late change below.
+    w.later(5);
     w.engine
         .run_endpoint(Endpoint::Accounts, false)
         .await
         .unwrap();
+    assert_eq!(
+        w.store
+            .cursor(Endpoint::Accounts, System::Erp)
+            .await
+            .unwrap(),
+        Some(at),
+        "the cursor sits on the shared second"
+    );
     let patch = json!({"CardName": "Late But Same Second GmbH"})
         .as_object()
         .unwrap()
@@ -878,6 +889,63 @@ async fn records_sharing_the_cursor_timestamp_are_not_lost() {
         );
     }
     assert_eq!(companies[&codes[9]].1["name"], "Late But Same Second GmbH");
+}
+
+/// A full read saw every record there was when it started: the next run reads what changed
+/// since (the full read's own writes among them), not everything again, and loses no change
+/// made as the full read began.
+#[tokio::test]
+async fn the_run_after_a_full_read_reads_only_what_changed_since_it_began() {
+    let w = world().await;
+    let started = w.later(10);
+    let first = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    let untouched = {
+        let data = w.sandbox.crm_data.lock().unwrap();
+        let seeded = Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap();
+        let companies = data.all("companies");
+        companies.iter().filter(|c| c.updated_at == seeded).count()
+    };
+    assert!(
+        untouched > 0,
+        "some companies were not written by the first run"
+    );
+    // A change stamped with the instant the full read began, made after the read had passed
+    // the partner (as a change during the run would be).
+    let codes: Vec<String> = crm_companies(&w).into_keys().collect();
+    let patch = json!({"CardName": "Changed As The Read Began GmbH"})
+        .as_object()
+        .unwrap()
+        .clone();
+    w.sandbox
+        .erp_data
+        .lock()
+        .unwrap()
+        .update("BusinessPartners", &codes[0], patch, started);
+    w.later(1);
+    let second = w
+        .engine
+        .run_endpoint(Endpoint::Accounts, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        n(&second, Endpoint::Accounts, Outcome::Applied),
+        1,
+        "{second:?}"
+    );
+    assert_eq!(
+        crm_companies(&w)[&codes[0]].1["name"],
+        "Changed As The Read Began GmbH"
+    );
+    assert!(
+        second.records_read + untouched <= first.records_read,
+        "the companies the first run left alone are not read again: {} then {}",
+        first.records_read,
+        second.records_read
+    );
 }
 
 #[tokio::test]

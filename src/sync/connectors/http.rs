@@ -274,7 +274,10 @@ impl HttpCore {
             attempt += 1;
             let started = Instant::now();
             let in_flight = CALLS_IN_FLIGHT.start();
-            let result = make().send().await;
+            let result = match make().send().await {
+                Ok(response) => buffered(response).await,
+                Err(e) => Err(e),
+            };
             drop(in_flight);
             let latency = started.elapsed();
             let last = attempt >= attempts;
@@ -306,6 +309,19 @@ impl HttpCore {
             }
         }
     }
+}
+
+/// The response with its body read: a call is in flight (and its latency runs) until the
+/// server has sent all of it, not just its headers, so a slow body counts as waiting on the
+/// server rather than as syncwarden's own time.
+async fn buffered(response: Response) -> Result<Response, reqwest::Error> {
+    let (status, version) = (response.status(), response.version());
+    let headers = response.headers().clone();
+    let mut read = ::http::Response::new(response.bytes().await?);
+    *read.status_mut() = status;
+    *read.version_mut() = version;
+    *read.headers_mut() = headers;
+    Ok(Response::from(read))
 }
 
 /// Whether a failed call may succeed when made again (rate limit, server error, transport).
@@ -469,5 +485,59 @@ mod in_flight_tests {
         let off = waiting.abs_diff(union);
         assert!(off < Duration::from_millis(5), "{waiting:?} vs {union:?}");
         assert!(waiting + Duration::from_millis(15) < a_took + b_took);
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const BODY_DELAY: Duration = Duration::from_millis(300);
+
+    /// A server that answers one request with its headers at once and its body `BODY_DELAY`
+    /// later, as a slow server streaming a large page would.
+    async fn slow_body_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/slow", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await.unwrap();
+            let body = br#"{"results":[1,2,3]}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-page: 7\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.flush().await.unwrap();
+            tokio::time::sleep(BODY_DELAY).await;
+            socket.write_all(body).await.unwrap();
+            socket.flush().await.unwrap();
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_slow_body_is_waiting_on_the_server_not_syncwardens_time() {
+        let url = slow_body_server().await;
+        let core = HttpCore::new("slow-body-test", RetryPolicy::default()).unwrap();
+        let waiting_before = waiting_time();
+        let response = core
+            .call(
+                || core.client.get(&url),
+                |r| async move { ConnectorError::Transport(r.status().to_string()) },
+            )
+            .await
+            .unwrap();
+        // The call is over once it returns: the body is already here.
+        let waited = waiting_time() - waiting_before;
+        let latency = core.stats.snapshot().total_latency;
+        assert!(waited >= BODY_DELAY, "in flight only {waited:?}");
+        assert!(latency >= BODY_DELAY, "latency {latency:?}");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-page"], "7");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"results": [1, 2, 3]}));
     }
 }

@@ -1352,40 +1352,54 @@ async fn the_scheduler_syncs_on_its_interval_and_reconciles() {
         .unwrap();
 }
 
+/// One instance's scheduler on its own task (daily reconciliation), and the switch that stops it.
+fn start_scheduler(
+    engine: Arc<Engine>,
+    clock: &Clock,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(syncwarden::sync::service::run_scheduler(
+        engine,
+        clock.clone(),
+        Duration::from_secs(24 * 3600),
+        stop_rx,
+    ));
+    (stop_tx, task)
+}
+
+/// The runs that have ended, on every instance.
+async fn finished_runs(store: &dyn Store) -> usize {
+    let runs = store.recent_runs(1000).await.unwrap();
+    runs.iter().filter(|r| r.ended_at.is_some()).count()
+}
+
+/// Waits (up to 5 s) for `want` ended runs, then a little more: time for another run to start,
+/// were one due.
+async fn settle_runs(store: &dyn Store, want: usize) {
+    for _ in 0..500 {
+        if finished_runs(store).await >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 /// Two instances' schedulers on one store, out of step, run an endpoint once an interval between
 /// them, not once an interval each, and the one left alone keeps the schedule.
 #[tokio::test]
 async fn two_schedulers_on_one_store_share_one_schedule() {
-    use syncwarden::sync::service::run_scheduler;
     let mut rules = default_endpoints();
     rules.retain(|e, _| *e == Endpoint::Items);
     let interval = Duration::from_secs(rules[&Endpoint::Items].interval_secs);
     let w = world_with(rules.clone()).await;
     let other = engine_for(&w.sandbox, w.store.clone(), w.clock.clone(), rules);
-    let start = |engine: Engine| {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run_scheduler(
-            Arc::new(engine),
-            w.clock.clone(),
-            Duration::from_secs(24 * 3600),
-            stop_rx,
-        ));
-        (stop_tx, task)
-    };
-    let runs = || async {
-        let runs = w.store.recent_runs(1000).await.unwrap();
-        runs.iter().filter(|r| r.ended_at.is_some()).count()
-    };
-    let settle = |want: usize| async move {
-        for _ in 0..500 {
-            if runs().await >= want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Time for a second run, were one to start.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let start = |engine: Engine| start_scheduler(Arc::new(engine), &w.clock);
+    let runs = || finished_runs(w.store.as_ref());
+    let settle = |want: usize| settle_runs(w.store.as_ref(), want);
     let half = interval / 2;
     // A starts and runs; B starts half an interval later, out of step with A.
     let (stop_a, a) = start(other);
@@ -1430,7 +1444,6 @@ async fn two_schedulers_on_one_store_share_one_schedule() {
 /// wrote), and the other takes it over once it stops.
 #[tokio::test]
 async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
-    use syncwarden::sync::service::run_scheduler;
     let mut rules = default_endpoints();
     rules.retain(|e, _| *e == Endpoint::Items);
     let interval = Duration::from_secs(rules[&Endpoint::Items].interval_secs);
@@ -1442,33 +1455,13 @@ async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
         rules,
     ));
     let b = Arc::new(w.engine);
-    let start = |engine: &Arc<Engine>| {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run_scheduler(
-            engine.clone(),
-            w.clock.clone(),
-            Duration::from_secs(24 * 3600),
-            stop_rx,
-        ));
-        (stop_tx, task)
-    };
+    let start = |engine: &Arc<Engine>| start_scheduler(engine.clone(), &w.clock);
     let calls = |engine: &Arc<Engine>| {
         let (crm, erp) = engine.connectors();
         crm.calls().ok + erp.calls().ok
     };
-    let runs = || async {
-        let runs = w.store.recent_runs(1000).await.unwrap();
-        runs.iter().filter(|r| r.ended_at.is_some()).count()
-    };
-    let settle = |want: usize| async move {
-        for _ in 0..500 {
-            if runs().await >= want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let runs = || finished_runs(w.store.as_ref());
+    let settle = |want: usize| settle_runs(w.store.as_ref(), want);
     // A runs first; B starts half an interval later. From then on the clock moves a whole
     // interval at once, so both wake together with A's slot due and either could take it.
     let (stop_a, task_a) = start(&a);

@@ -1498,6 +1498,83 @@ async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
         .unwrap();
 }
 
+/// A run longer than two intervals: another instance cannot take the slot while the run holds
+/// the endpoint's lease, nor once it has released it (the holder moved the next slot first, to an
+/// interval past the run's end), however often it asks meanwhile. SQLite, and PostgreSQL when set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_slot_is_free_between_a_long_run_and_its_next_slot() {
+    use syncwarden::sync::engine::Slot;
+    let test = "sync::no_slot_is_free_between_a_long_run_and_its_next_slot";
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Items);
+    let interval = Duration::from_secs(10);
+    let (job, lease) = ("sync-due:items", Duration::from_secs(3600));
+    for db in TestDb::all(test).await {
+        let w = world_on(db, rules.clone()).await;
+        let a = Arc::new(w.engine.with_lease(lease));
+        let b = Arc::new(
+            engine_for(&w.sandbox, w.store.clone(), w.clock.clone(), rules.clone())
+                .with_lease(lease),
+        );
+        let take = |engine: &Arc<Engine>| {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .take_slot(Endpoint::Items, job, interval, interval, true)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(take(&a).await, "the first slot is A's");
+        // Slow CRM answers stretch A's run over real time, so the clock can move on during it.
+        w.sandbox.crm.faults.set(FaultConfig {
+            latency_ms: 30,
+            ..Default::default()
+        });
+        let run = tokio::spawn({
+            let a = a.clone();
+            async move {
+                let slot = Slot {
+                    job,
+                    every: interval,
+                };
+                a.run_slot(Endpoint::Items, slot).await.unwrap();
+            }
+        });
+        for _ in 0..500 {
+            if w.store.lease("sync:items").await.unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        w.clock.advance(interval * 3);
+        // B asks for the slot as often as it can until A's run is over and its lease released.
+        let mut asked = 0;
+        while !run.is_finished() {
+            assert!(!take(&b).await, "B took the slot of A's run");
+            asked += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        run.await.unwrap();
+        assert!(asked > 0, "A's run ended before B asked; nothing tested");
+        assert!(w.store.lease("sync:items").await.unwrap().is_none());
+        assert!(!take(&b).await, "B took the slot A had just run");
+        assert_eq!(
+            w.store.job_mark(job).await.unwrap(),
+            Some(w.clock.now() + interval),
+            "the next slot is an interval past the run's end"
+        );
+        // The schedule goes on with A; B takes it once A misses a slot by the grace.
+        w.clock.advance(interval);
+        assert!(!take(&b).await);
+        assert!(take(&a).await);
+        w.clock.advance(interval * 2);
+        assert!(take(&b).await, "A stopped taking its slots");
+        w.store.close().await;
+        w.db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn under_random_faults_nothing_is_lost_and_both_sides_end_up_agreeing() {
     let w = world().await;

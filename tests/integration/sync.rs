@@ -23,7 +23,7 @@ pub(crate) struct World {
     pub(crate) engine: Engine,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Clock,
-    db: TestDb,
+    pub(crate) db: TestDb,
 }
 
 fn retry() -> RetryPolicy {
@@ -39,7 +39,7 @@ async fn world_with(rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
     world_on(TestDb::sqlite(), rules).await
 }
 
-async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
+pub(crate) async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
     let clock = Clock::manual(Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap());
     let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
         .await

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::ingest::Scratch;
 use crate::clock::Clock;
@@ -87,9 +88,10 @@ fn scheduled() -> impl Iterator<Item = Endpoint> {
 pub async fn run_instances_bench(
     options: &InstancesBenchOptions,
 ) -> anyhow::Result<InstancesBenchReport> {
-    let one = measure(options, 1, false).await?.0;
-    let two = measure(options, 2, false).await?.0;
-    let (sync, takeover) = measure(options, 2, true).await?;
+    let interrupts = &mut Interrupts::catch()?;
+    let one = measure(options, interrupts, 1, false).await?.0;
+    let two = measure(options, interrupts, 2, false).await?.0;
+    let (sync, takeover) = measure(options, interrupts, 2, true).await?;
     let (endpoint, takeover_secs) = takeover.context("no endpoint lease was seen to kill")?;
     Ok(InstancesBenchReport {
         scale: options.scale,
@@ -103,6 +105,42 @@ pub async fn run_instances_bench(
             sync,
         },
     })
+}
+
+/// SIGINT and SIGTERM, caught from the bench's start: stopping the bench stops its `serve`
+/// children and drops its scratch database, rather than leaving them running.
+struct Interrupts {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Interrupts {
+    fn catch() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// The `serve` children of one measurement: killed when dropped, whichever way the
+/// measurement ends (an error included), so none outlives it.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// A killed instance's lease, and when it was killed.
@@ -121,6 +159,7 @@ struct Seen {
 
 async fn measure(
     options: &InstancesBenchOptions,
+    interrupts: &mut Interrupts,
     instances: usize,
     kill_one: bool,
 ) -> anyhow::Result<(SyncFigures, Option<(String, f64)>)> {
@@ -129,19 +168,22 @@ async fn measure(
     let scratch = Scratch::create_in(Some(&options.database_url), &options.data_dir).await?;
     let store = scratch.open().await?;
     let started_at = Timestamp::now_utc();
-    let mut children = (0..instances)
-        .map(|_| spawn_instance(options, scratch.url(), &sandbox))
-        .collect::<anyhow::Result<Vec<Child>>>()?;
+    let mut children = Children(Vec::new());
+    for _ in 0..instances {
+        children
+            .0
+            .push(spawn_instance(options, scratch.url(), &sandbox)?);
+    }
     eprintln!(
         "bench instances: {instances} instance(s) syncing the sandbox at {}x{}",
         options.scale,
         if kill_one { ", one killed mid-run" } else { "" }
     );
-    let outcome = watch(store.as_ref(), &mut children, kill_one, started_at).await;
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let outcome = tokio::select! {
+        outcome = watch(store.as_ref(), &mut children.0, kill_one, started_at) => outcome,
+        () = interrupts.recv() => Err(anyhow::anyhow!("interrupted")),
+    };
+    drop(children);
     store.close().await;
     scratch.remove().await?;
     let (seen, kill) = outcome?;

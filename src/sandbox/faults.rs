@@ -1,6 +1,7 @@
 //! Fault injection for the sandbox servers, switchable at run time (`PUT /_sandbox/faults`).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -63,6 +64,18 @@ pub struct Faults {
     rng: Mutex<fastrand::Rng>,
     /// The instant writes are stamped with while `shared_timestamp` is on.
     frozen_at: Mutex<Option<Timestamp>>,
+    /// Write calls being answered now, and the most there ever were at once.
+    writes_in_flight: AtomicUsize,
+    peak_writes_in_flight: AtomicUsize,
+}
+
+/// One write call being answered: counted in flight until dropped.
+struct WriteInFlight<'a>(&'a Faults);
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.writes_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Faults {
@@ -71,7 +84,20 @@ impl Faults {
             config: Mutex::new(FaultConfig::default()),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             frozen_at: Mutex::new(None),
+            writes_in_flight: AtomicUsize::new(0),
+            peak_writes_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// The most write calls this server was ever answering at once.
+    pub fn peak_writes_in_flight(&self) -> usize {
+        self.peak_writes_in_flight.load(Ordering::SeqCst)
+    }
+
+    fn write_started(&self) -> WriteInFlight<'_> {
+        let now = self.writes_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_writes_in_flight.fetch_max(now, Ordering::SeqCst);
+        WriteInFlight(self)
     }
 
     pub fn set(&self, config: FaultConfig) {
@@ -190,6 +216,7 @@ pub async fn inject(State(layer): State<FaultLayer>, request: Request, next: Nex
         && !path.ends_with("/search")
         && !path.ends_with("/batch/read")
         && !path.ends_with("/Login");
+    let _in_flight = write.then(|| layer.faults.write_started());
     let (fault, latency) = layer.faults.next_fault(write);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -114,6 +114,14 @@ impl RunSummary {
     }
 }
 
+/// A slot of a schedule this instance took ([`Engine::take_slot`]): the schedule's name and
+/// interval. The work run for it moves the next slot before the endpoint's lease goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot<'a> {
+    pub job: &'a str,
+    pub every: Duration,
+}
+
 pub struct Engine {
     store: Arc<dyn Store>,
     crm: Arc<dyn Connector>,
@@ -1018,12 +1026,22 @@ impl Engine {
         self
     }
 
-    /// Runs `work` under the endpoint's lease (see [`Leases::hold`]).
+    /// Runs `work` under the endpoint's lease (see [`Leases::hold`]); for a `slot`, then moves
+    /// its next slot while the lease is still held: released first, a run longer than the grace
+    /// would leave the slot overdue and free, for another instance to take and run again.
     async fn leased<T>(
         &self,
         endpoint: Endpoint,
+        slot: Option<Slot<'_>>,
         work: impl std::future::Future<Output = Result<T, SyncError>>,
     ) -> Result<T, SyncError> {
+        let work = async {
+            let output = work.await;
+            if let Some(slot) = slot {
+                self.keep_slot(endpoint, slot).await;
+            }
+            output
+        };
         match self.leases.hold(&lease_job(endpoint), work).await {
             Ok(result) => result,
             Err(LeaseError::Busy { holder, until }) => Err(SyncError::Busy {
@@ -1068,12 +1086,15 @@ impl Engine {
 
     /// After the run of a slot this instance took: the next slot is `every` from now, not from
     /// the run's start, so a run longer than `every` leaves no overdue slot behind.
-    pub async fn keep_slot(&self, job: &str, every: Duration) -> Result<(), SyncError> {
-        let next = self.clock.now() + every;
-        Ok(self
+    async fn keep_slot(&self, endpoint: Endpoint, slot: Slot<'_>) {
+        let next = self.clock.now() + slot.every;
+        let kept = self
             .store
-            .keep_job_slot(job, self.leases.holder(), next)
-            .await?)
+            .keep_job_slot(slot.job, self.leases.holder(), next)
+            .await;
+        if let Err(e) = kept {
+            tracing::warn!(%endpoint, job = slot.job, error = %e, "could not move the next slot");
+        }
     }
 
     /// The CRM and ERP connectors, for work beside the sync (merges of duplicates).
@@ -1126,7 +1147,30 @@ impl Engine {
         endpoint: Endpoint,
         dry_run: bool,
     ) -> Result<RunSummary, SyncError> {
-        let run = self.leased(endpoint, self.run_endpoint_unleased(endpoint, dry_run));
+        self.run_endpoint_in(endpoint, dry_run, None).await
+    }
+
+    /// Runs one endpoint for a `slot` of its schedule this instance took, then moves the next
+    /// slot an interval past the run's end (see [`Engine::leased`]).
+    pub async fn run_slot(
+        &self,
+        endpoint: Endpoint,
+        slot: Slot<'_>,
+    ) -> Result<RunSummary, SyncError> {
+        self.run_endpoint_in(endpoint, false, Some(slot)).await
+    }
+
+    async fn run_endpoint_in(
+        &self,
+        endpoint: Endpoint,
+        dry_run: bool,
+        slot: Option<Slot<'_>>,
+    ) -> Result<RunSummary, SyncError> {
+        let run = self.leased(
+            endpoint,
+            slot,
+            self.run_endpoint_unleased(endpoint, dry_run),
+        );
         let result = CALL_ENDPOINT.scope(endpoint, run).await;
         self.record_calls().await;
         result
@@ -1694,7 +1738,25 @@ impl Engine {
     /// succeeded. It changes nothing on either side.
     /// Under the endpoint's lease, like a sync run.
     pub async fn reconcile(&self, endpoint: Endpoint) -> Result<ReconcileSummary, SyncError> {
-        let check = self.leased(endpoint, self.reconcile_unleased(endpoint));
+        self.reconcile_in(endpoint, None).await
+    }
+
+    /// Reconciles an endpoint for a `slot` of its reconciliation schedule this instance took,
+    /// then moves the next slot (see [`Engine::leased`]).
+    pub async fn reconcile_slot(
+        &self,
+        endpoint: Endpoint,
+        slot: Slot<'_>,
+    ) -> Result<ReconcileSummary, SyncError> {
+        self.reconcile_in(endpoint, Some(slot)).await
+    }
+
+    async fn reconcile_in(
+        &self,
+        endpoint: Endpoint,
+        slot: Option<Slot<'_>>,
+    ) -> Result<ReconcileSummary, SyncError> {
+        let check = self.leased(endpoint, slot, self.reconcile_unleased(endpoint));
         let result = CALL_ENDPOINT.scope(endpoint, check).await;
         self.record_calls().await;
         result
@@ -1869,8 +1931,12 @@ impl Engine {
             return Err(SyncError::ConflictResolved { id, at });
         }
         let endpoint = conflict.endpoint;
-        self.leased(endpoint, self.resolve_unleased(conflict, resolution, by))
-            .await
+        self.leased(
+            endpoint,
+            None,
+            self.resolve_unleased(conflict, resolution, by),
+        )
+        .await
     }
 
     async fn resolve_unleased(

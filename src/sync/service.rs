@@ -16,7 +16,7 @@ use crate::sync::connectors::hubspot::HubSpotConnector;
 use crate::sync::connectors::sap_b1::SapB1Connector;
 use crate::sync::connectors::tryton::TrytonConnector;
 use crate::sync::connectors::{Connector, ConnectorError, RetryPolicy};
-use crate::sync::engine::{Engine, EventCounts, RunSummary, SyncError, add_event_counts};
+use crate::sync::engine::{Engine, EventCounts, RunSummary, Slot, SyncError, add_event_counts};
 use crate::sync::rules::ErpKind;
 
 /// Whether both connectors have credentials, so `serve` should run the sync.
@@ -196,8 +196,11 @@ async fn schedule_endpoint(
             .await
         {
             Ok(true) => {
-                run_scheduled(&engine, endpoint).await;
-                keep_slot(&engine, endpoint, &sync_job, interval).await;
+                let slot = Slot {
+                    job: &sync_job,
+                    every: interval,
+                };
+                run_scheduled(&engine, endpoint, slot).await;
             }
             Ok(false) => tracing::debug!(%endpoint, "not this instance's slot"),
             Err(e) => tracing::warn!(%endpoint, error = %e, "could not read the schedule"),
@@ -205,8 +208,11 @@ async fn schedule_endpoint(
         let reconcile = engine.take_slot(endpoint, &reconcile_job, reconcile_every, grace, false);
         match reconcile.await {
             Ok(true) => {
-                reconcile_scheduled(&engine, endpoint).await;
-                keep_slot(&engine, endpoint, &reconcile_job, reconcile_every).await;
+                let slot = Slot {
+                    job: &reconcile_job,
+                    every: reconcile_every,
+                };
+                reconcile_scheduled(&engine, endpoint, slot).await;
             }
             Ok(false) => {}
             Err(e) => {
@@ -220,14 +226,8 @@ async fn schedule_endpoint(
     }
 }
 
-async fn keep_slot(engine: &Engine, endpoint: Endpoint, job: &str, every: Duration) {
-    if let Err(e) = engine.keep_slot(job, every).await {
-        tracing::warn!(%endpoint, job, error = %e, "could not move the next slot");
-    }
-}
-
-async fn reconcile_scheduled(engine: &Engine, endpoint: Endpoint) {
-    match engine.reconcile(endpoint).await {
+async fn reconcile_scheduled(engine: &Engine, endpoint: Endpoint, slot: Slot<'_>) {
+    match engine.reconcile_slot(endpoint, slot).await {
         Ok(r) => {
             tracing::info!(%endpoint, missing = r.missing, different = r.different, "reconciled")
         }
@@ -236,8 +236,8 @@ async fn reconcile_scheduled(engine: &Engine, endpoint: Endpoint) {
     }
 }
 
-async fn run_scheduled(engine: &Engine, endpoint: Endpoint) {
-    match engine.run_endpoint(endpoint, false).await {
+async fn run_scheduled(engine: &Engine, endpoint: Endpoint, slot: Slot<'_>) {
+    match engine.run_slot(endpoint, slot).await {
         Ok(run) => {
             tracing::info!(%endpoint, records = run.records_read, conflicts = run.conflicts, failed_writes = run.failed_writes, "sync run done")
         }

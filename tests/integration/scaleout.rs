@@ -19,7 +19,7 @@ use syncwarden::sandbox::faults::FaultConfig;
 use syncwarden::sandbox::{self, Sandbox, SeedScale};
 use syncwarden::store::Store;
 
-use crate::helpers::{TestDb, all_events, spawn_serve};
+use crate::helpers::{PG_VAR, TestDb, all_events, skip_notice, spawn_serve};
 use crate::invariants::{check_accounts, crm_account_keys};
 
 /// A webhook receiver that counts the notifications it acknowledged, per alert fingerprint and
@@ -571,4 +571,78 @@ async fn months_past_retention_are_archived_then_dropped() {
     pool.close().await;
     store.close().await;
     db.cleanup().await;
+}
+
+/// The processes whose parent is `parent`, and that are not yet reaped-only zombies.
+fn live_children(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, then the parent's pid.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        if fields[0] != "Z" && fields[1].parse() == Ok(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
+}
+
+/// `bench instances` stopped with SIGTERM stops its `serve` children too, rather than leaving
+/// them syncing a dead sandbox.
+#[tokio::test]
+async fn a_stopped_instances_bench_leaves_no_instance_running() {
+    let test = "scaleout::a_stopped_instances_bench_leaves_no_instance_running";
+    let Ok(admin) = std::env::var(PG_VAR) else {
+        skip_notice(test, PG_VAR, "postgres://postgres@127.0.0.1:5432/test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut bench = std::process::Command::new(env!("CARGO_BIN_EXE_syncwarden"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "bench",
+            "instances",
+            "--scale",
+            "1",
+            "--database-url",
+            &admin,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut children = Vec::new();
+    wait_for(
+        "the bench's instances",
+        Duration::from_secs(60),
+        async || {
+            children = live_children(bench.id());
+            !children.is_empty()
+        },
+    )
+    .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &bench.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bench.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the bench did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for child in children {
+        assert!(!is_running(child), "instance {child} outlived the bench");
+    }
 }

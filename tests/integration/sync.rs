@@ -23,7 +23,7 @@ pub(crate) struct World {
     pub(crate) engine: Engine,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Clock,
-    db: TestDb,
+    pub(crate) db: TestDb,
 }
 
 fn retry() -> RetryPolicy {
@@ -39,7 +39,7 @@ async fn world_with(rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
     world_on(TestDb::sqlite(), rules).await
 }
 
-async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
+pub(crate) async fn world_on(db: TestDb, rules: BTreeMap<Endpoint, EndpointSettings>) -> World {
     let clock = Clock::manual(Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap());
     let sandbox = Sandbox::start(clock.clone(), &SeedScale::small())
         .await
@@ -1420,40 +1420,54 @@ async fn the_scheduler_syncs_on_its_interval_and_reconciles() {
         .unwrap();
 }
 
+/// One instance's scheduler on its own task (daily reconciliation), and the switch that stops it.
+fn start_scheduler(
+    engine: Arc<Engine>,
+    clock: &Clock,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(syncwarden::sync::service::run_scheduler(
+        engine,
+        clock.clone(),
+        Duration::from_secs(24 * 3600),
+        stop_rx,
+    ));
+    (stop_tx, task)
+}
+
+/// The runs that have ended, on every instance.
+async fn finished_runs(store: &dyn Store) -> usize {
+    let runs = store.recent_runs(1000).await.unwrap();
+    runs.iter().filter(|r| r.ended_at.is_some()).count()
+}
+
+/// Waits (up to 5 s) for `want` ended runs, then a little more: time for another run to start,
+/// were one due.
+async fn settle_runs(store: &dyn Store, want: usize) {
+    for _ in 0..500 {
+        if finished_runs(store).await >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
 /// Two instances' schedulers on one store, out of step, run an endpoint once an interval between
 /// them, not once an interval each, and the one left alone keeps the schedule.
 #[tokio::test]
 async fn two_schedulers_on_one_store_share_one_schedule() {
-    use syncwarden::sync::service::run_scheduler;
     let mut rules = default_endpoints();
     rules.retain(|e, _| *e == Endpoint::Items);
     let interval = Duration::from_secs(rules[&Endpoint::Items].interval_secs);
     let w = world_with(rules.clone()).await;
     let other = engine_for(&w.sandbox, w.store.clone(), w.clock.clone(), rules);
-    let start = |engine: Engine| {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run_scheduler(
-            Arc::new(engine),
-            w.clock.clone(),
-            Duration::from_secs(24 * 3600),
-            stop_rx,
-        ));
-        (stop_tx, task)
-    };
-    let runs = || async {
-        let runs = w.store.recent_runs(1000).await.unwrap();
-        runs.iter().filter(|r| r.ended_at.is_some()).count()
-    };
-    let settle = |want: usize| async move {
-        for _ in 0..500 {
-            if runs().await >= want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // Time for a second run, were one to start.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let start = |engine: Engine| start_scheduler(Arc::new(engine), &w.clock);
+    let runs = || finished_runs(w.store.as_ref());
+    let settle = |want: usize| settle_runs(w.store.as_ref(), want);
     let half = interval / 2;
     // A starts and runs; B starts half an interval later, out of step with A.
     let (stop_a, a) = start(other);
@@ -1498,7 +1512,6 @@ async fn two_schedulers_on_one_store_share_one_schedule() {
 /// wrote), and the other takes it over once it stops.
 #[tokio::test]
 async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
-    use syncwarden::sync::service::run_scheduler;
     let mut rules = default_endpoints();
     rules.retain(|e, _| *e == Endpoint::Items);
     let interval = Duration::from_secs(rules[&Endpoint::Items].interval_secs);
@@ -1510,33 +1523,13 @@ async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
         rules,
     ));
     let b = Arc::new(w.engine);
-    let start = |engine: &Arc<Engine>| {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(run_scheduler(
-            engine.clone(),
-            w.clock.clone(),
-            Duration::from_secs(24 * 3600),
-            stop_rx,
-        ));
-        (stop_tx, task)
-    };
+    let start = |engine: &Arc<Engine>| start_scheduler(engine.clone(), &w.clock);
     let calls = |engine: &Arc<Engine>| {
         let (crm, erp) = engine.connectors();
         crm.calls().ok + erp.calls().ok
     };
-    let runs = || async {
-        let runs = w.store.recent_runs(1000).await.unwrap();
-        runs.iter().filter(|r| r.ended_at.is_some()).count()
-    };
-    let settle = |want: usize| async move {
-        for _ in 0..500 {
-            if runs().await >= want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let runs = || finished_runs(w.store.as_ref());
+    let settle = |want: usize| settle_runs(w.store.as_ref(), want);
     // A runs first; B starts half an interval later. From then on the clock moves a whole
     // interval at once, so both wake together with A's slot due and either could take it.
     let (stop_a, task_a) = start(&a);
@@ -1571,6 +1564,83 @@ async fn runs_stay_on_the_instance_that_took_the_last_slot_until_it_stops() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A run longer than two intervals: another instance cannot take the slot while the run holds
+/// the endpoint's lease, nor once it has released it (the holder moved the next slot first, to an
+/// interval past the run's end), however often it asks meanwhile. SQLite, and PostgreSQL when set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_slot_is_free_between_a_long_run_and_its_next_slot() {
+    use syncwarden::sync::engine::Slot;
+    let test = "sync::no_slot_is_free_between_a_long_run_and_its_next_slot";
+    let mut rules = default_endpoints();
+    rules.retain(|e, _| *e == Endpoint::Items);
+    let interval = Duration::from_secs(10);
+    let (job, lease) = ("sync-due:items", Duration::from_secs(3600));
+    for db in TestDb::all(test).await {
+        let w = world_on(db, rules.clone()).await;
+        let a = Arc::new(w.engine.with_lease(lease));
+        let b = Arc::new(
+            engine_for(&w.sandbox, w.store.clone(), w.clock.clone(), rules.clone())
+                .with_lease(lease),
+        );
+        let take = |engine: &Arc<Engine>| {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .take_slot(Endpoint::Items, job, interval, interval, true)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(take(&a).await, "the first slot is A's");
+        // Slow CRM answers stretch A's run over real time, so the clock can move on during it.
+        w.sandbox.crm.faults.set(FaultConfig {
+            latency_ms: 30,
+            ..Default::default()
+        });
+        let run = tokio::spawn({
+            let a = a.clone();
+            async move {
+                let slot = Slot {
+                    job,
+                    every: interval,
+                };
+                a.run_slot(Endpoint::Items, slot).await.unwrap();
+            }
+        });
+        for _ in 0..500 {
+            if w.store.lease("sync:items").await.unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        w.clock.advance(interval * 3);
+        // B asks for the slot as often as it can until A's run is over and its lease released.
+        let mut asked = 0;
+        while !run.is_finished() {
+            assert!(!take(&b).await, "B took the slot of A's run");
+            asked += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        run.await.unwrap();
+        assert!(asked > 0, "A's run ended before B asked; nothing tested");
+        assert!(w.store.lease("sync:items").await.unwrap().is_none());
+        assert!(!take(&b).await, "B took the slot A had just run");
+        assert_eq!(
+            w.store.job_mark(job).await.unwrap(),
+            Some(w.clock.now() + interval),
+            "the next slot is an interval past the run's end"
+        );
+        // The schedule goes on with A; B takes it once A misses a slot by the grace.
+        w.clock.advance(interval);
+        assert!(!take(&b).await);
+        assert!(take(&a).await);
+        w.clock.advance(interval * 2);
+        assert!(take(&b).await, "A stopped taking its slots");
+        w.store.close().await;
+        w.db.cleanup().await;
+    }
 }
 
 #[tokio::test]

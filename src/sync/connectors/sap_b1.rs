@@ -17,6 +17,8 @@ use crate::sync::record::{ARCHIVED, Fields, Page, Record, Rejected, Write};
 
 /// The Service Layer's error code for an expired or unknown session.
 const SESSION_TIMEOUT_CODE: i64 = 301;
+/// Document writes sent at once (see `write`).
+const DOCUMENT_WRITES_IN_FLIGHT: usize = 8;
 
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -729,9 +731,20 @@ impl Connector for SapB1Connector {
         writes: &[Write],
     ) -> Result<Vec<WriteResult>, ConnectorError> {
         entity_set(endpoint)?;
+        // Each write of a document endpoint is a document of its own, so several go out at once:
+        // one at a time, a first run creating thousands of quotes waits two round trips per quote
+        // (the look-up for a lost create, then the create) behind all the other work the Service
+        // Layer is serving. Business partners go one at a time: a contact's write rewrites its
+        // partner's whole ContactEmployees collection.
+        let in_flight = if crate::sync::documents::is_document(endpoint) {
+            DOCUMENT_WRITES_IN_FLIGHT
+        } else {
+            1
+        };
         let mut results = Vec::with_capacity(writes.len());
-        for write in writes {
-            results.push(self.write_one(endpoint, write).await);
+        for group in writes.chunks(in_flight) {
+            let sent = group.iter().map(|write| self.write_one(endpoint, write));
+            results.extend(futures_util::future::join_all(sent).await);
         }
         Ok(results)
     }

@@ -4,9 +4,11 @@
 //! records: small blocks are compared all against all, larger ones only within a sorted window,
 //! and blocks too large to mean anything are skipped.
 
-use std::hash::{BuildHasher, BuildHasherDefault};
+use std::hash::BuildHasher;
 
-use super::fasthash::{FastHasher, FastMap};
+use foldhash::fast::FixedState;
+
+use super::FastMap;
 use super::features::{join, parallelism};
 use super::normalise;
 use super::profile::{KeyPart, Prepared, Profile, Transform};
@@ -49,7 +51,7 @@ pub(crate) fn key(profile: &Profile, parts: &[KeyPart], record: &Prepared) -> Op
 /// Blocks of one key: record indexes grouped by a 64-bit hash of their key. Two keys sharing a
 /// hash only put more pairs in one block, so no pair that shares a key is ever lost.
 fn blocks(profile: &Profile, parts: &[KeyPart], records: &[Prepared]) -> Vec<Vec<u32>> {
-    let hasher = BuildHasherDefault::<FastHasher>::default();
+    let hasher = FixedState::default();
     let mut hashed: Vec<(u64, u32)> = records
         .iter()
         .enumerate()

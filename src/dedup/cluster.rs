@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::fasthash::FastSet;
+use super::FastSet;
 use super::{Decision, ScoredPair};
 use crate::domain::{System, Timestamp};
 

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde::Serialize;
 
+use super::FastSet;
 use super::cluster::{self, Member};
-use super::fasthash::FastSet;
 use super::features;
 use super::llm::{self, Adjudicator};
 use super::model::{self, Model};

@@ -1,7 +1,7 @@
 //! Pair features: string similarities (strsim), exact, numeric and date comparisons, and token
 //! agreement weighted by how rare the shared tokens are.
 
-use super::fasthash::FastMap;
+use super::FastMap;
 use super::normalise;
 use super::profile::{FieldKind, Prepared, Profile, Value};
 use super::similarity::{jaro_winkler, osa_distance, sorensen_dice};

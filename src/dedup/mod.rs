@@ -9,7 +9,6 @@ pub mod bench;
 pub mod block;
 pub mod cluster;
 pub mod command;
-mod fasthash;
 pub mod features;
 pub mod llm;
 pub mod merge;
@@ -21,16 +20,21 @@ pub mod scan;
 pub mod service;
 pub mod similarity;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use serde::{Deserialize, Serialize};
 
-use self::fasthash::FastMap;
 use self::model::Model;
 use self::profile::{Prepared, Profile};
+
+/// The deduper's in-memory maps (token counts, block keys, truth labels, pair sets) hold a file's
+/// own data, not keys a client picks, so they need no defence against hash flooding: SipHash's
+/// cost showed at a million records. foldhash with its fixed seed is fast and the same run to run.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+pub(crate) type FastSet<T> = HashSet<T, foldhash::fast::FixedState>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {

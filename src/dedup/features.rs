@@ -185,6 +185,8 @@ fn feature_names(kind: FieldKind) -> &'static [&'static str] {
             "measure_conflict",
             "number_conflict",
             "first_word_same",
+            "numbers_same",
+            "other_numbers",
         ],
         FieldKind::Date => &[
             "missing",
@@ -371,12 +373,18 @@ fn codes(a: Value, b: Value, out: &mut Vec<f64>) {
     fn first<'a>(v: Value<'a>) -> Option<&'a str> {
         v.text.split(' ').next()
     }
+    // Number agreement is two flags, so a side that states no number is neither agreement nor
+    // disagreement (one flag read "no numbers" as "the numbers agree").
+    let (na, nb) = (normalise::numbers(a.text), normalise::numbers(b.text));
+    let other = numbers_disagree(&na, &nb);
     let variants = [
         flag(disjoint(&colours(a), &colours(b))),
         flag(disjoint(&measures(a), &measures(b))),
         flag(disjoint(&numbers(a), &numbers(b))),
         // Usually the brand, which catalogues without a brand column still put first.
         flag(first(a) == first(b)),
+        flag(!na.is_empty() && !nb.is_empty() && !other),
+        flag(other),
     ];
     if a.codes().len() == 0 || b.codes().len() == 0 {
         out.extend_from_slice(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
@@ -612,6 +620,27 @@ columns = ["title"]
             ),
             (0.0, 0.0, 1.0)
         );
+    }
+
+    #[test]
+    fn number_flags_leave_a_side_without_numbers_unknown() {
+        let p = profile();
+        let t = |id: &str, title: &str| rec(&p, id, &[("title", title)]);
+        let flags = |a: &Prepared, b: &Prepared| {
+            let f = pair(&p, a, b);
+            (
+                get(&p, &f, "title.numbers_same"),
+                get(&p, &f, "title.other_numbers"),
+            )
+        };
+        let short = t("a", "Monster cable 5m");
+        let long = t("b", "Monster cable 10m");
+        let pack = t("c", "Monster cable 5m 2 pack");
+        let bare = t("d", "Sanus wall mount shelf");
+        assert_eq!(flags(&short, &long), (0.0, 1.0));
+        // A side that only adds a number (a pack size) does not disagree.
+        assert_eq!(flags(&short, &pack), (1.0, 0.0));
+        assert_eq!(flags(&short, &bare), (0.0, 0.0), "no numbers: neither flag");
     }
 
     #[test]

@@ -214,13 +214,6 @@ pub struct Prepared {
     hashes: Box<[u64]>,
 }
 
-/// A token's or a whole value's key in the token counts: a 64-bit hash of its text. Two texts
-/// sharing a hash would share one count; see [`super::features::weigh_all`] for why that is
-/// left to chance.
-pub(crate) fn text_hash(text: &str) -> u64 {
-    FixedState::default().hash_one(text)
-}
-
 impl Prepared {
     /// Field `i`, `None` when the record has no usable value for it.
     pub fn value(&self, i: usize) -> Option<Value<'_>> {
@@ -247,38 +240,13 @@ impl Prepared {
     pub fn field_count(&self) -> usize {
         self.fields.len()
     }
-
-    /// Starts loading the record's storage (fields, spans, text) into the cache, for a record
-    /// about to be compared: scoring visits records in an order no cache predicts, and at a
-    /// million records waiting for memory was most of the time a pair took.
-    pub(crate) fn prefetch(&self) {
-        prefetch_lines(&self.fields);
-        prefetch_lines(&self.spans);
-        prefetch_lines(self.text.as_bytes());
-    }
 }
 
-/// Lines of a record's storage worth fetching ahead; a long description is read as it comes.
-const PREFETCH_LINES: usize = 16;
-
-fn prefetch_lines<T>(items: &[T]) {
-    let start = items.as_ptr().cast::<u8>();
-    for offset in (0..size_of_val(items)).step_by(64).take(PREFETCH_LINES) {
-        prefetch(start.wrapping_add(offset));
-    }
-}
-
-/// Asks the CPU to start loading the cache line at `p`. A hint: it changes no result.
-#[inline]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing into the program and cannot fault, whatever the address;
-    // SSE is part of every x86_64 target.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+/// A token's or a whole value's key in the token counts: a 64-bit hash of its text. Two texts
+/// sharing a hash would share one count; see [`super::features::weigh_all`] for why that is
+/// left to chance.
+pub(crate) fn text_hash(text: &str) -> u64 {
+    FixedState::default().hash_one(text)
 }
 
 impl Prepared {
@@ -333,6 +301,40 @@ impl Prepared {
         }
         self.hashes = Box::default();
     }
+}
+
+impl Prepared {
+    /// Starts loading the record's storage (fields, spans, text) into the cache, for a record
+    /// about to be compared: scoring visits records in an order no cache predicts, and at a
+    /// million records waiting for memory was most of the time a pair took.
+    pub(crate) fn prefetch(&self) {
+        prefetch_lines(&self.fields);
+        prefetch_lines(&self.spans);
+        prefetch_lines(self.text.as_bytes());
+    }
+}
+
+/// Lines of a record's storage worth fetching ahead; a long description is read as it comes.
+const PREFETCH_LINES: usize = 16;
+
+fn prefetch_lines<T>(items: &[T]) {
+    let start = items.as_ptr().cast::<u8>();
+    for offset in (0..size_of_val(items)).step_by(64).take(PREFETCH_LINES) {
+        prefetch(start.wrapping_add(offset));
+    }
+}
+
+/// Asks the CPU to start loading the cache line at `p`. A hint: it changes no result.
+#[inline]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing into the program and cannot fault, whatever the address;
+    // SSE is part of every x86_64 target.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Builds one record's compact storage field by field. One builder serves every record a thread

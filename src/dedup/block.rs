@@ -26,40 +26,49 @@ pub struct Candidates {
 /// The key of one record, `None` when a part is missing (a missing value blocks with nothing).
 pub(crate) fn key(profile: &Profile, parts: &[KeyPart], record: &Prepared) -> Option<String> {
     let mut out = String::new();
-    for part in parts {
-        let text = record.value(profile.field_index(&part.field)?)?.text;
-        let first = text.split(' ').next().unwrap_or_default();
-        match part.transform {
-            Transform::Exact => out.push_str(text),
-            Transform::Soundex => out.push_str(&normalise::soundex(first)),
-            Transform::Prefix3 => out.extend(text.chars().take(3)),
-            Transform::FirstToken => out.push_str(first),
-            Transform::SortedTokens => {
-                let mut words: Vec<&str> = record
-                    .value(profile.field_index(&part.field)?)?
-                    .tokens()
-                    .collect();
-                words.sort_unstable();
-                out.push_str(&words.join(" "));
+    key_into(profile, parts, record, &mut out).then_some(out)
+}
+
+/// Writes the key of one record into `out` (cleared first); false when a part is missing.
+fn key_into(profile: &Profile, parts: &[KeyPart], record: &Prepared, out: &mut String) -> bool {
+    out.clear();
+    let mut write = || -> Option<()> {
+        for part in parts {
+            let text = record.value(profile.field_index(&part.field)?)?.text;
+            let first = text.split(' ').next().unwrap_or_default();
+            match part.transform {
+                Transform::Exact => out.push_str(text),
+                Transform::Soundex => out.push_str(&normalise::soundex(first)),
+                Transform::Prefix3 => out.extend(text.chars().take(3)),
+                Transform::FirstToken => out.push_str(first),
+                Transform::SortedTokens => {
+                    let mut words: Vec<&str> = record
+                        .value(profile.field_index(&part.field)?)?
+                        .tokens()
+                        .collect();
+                    words.sort_unstable();
+                    out.push_str(&words.join(" "));
+                }
             }
+            out.push('\u{1f}');
         }
-        out.push('\u{1f}');
-    }
-    Some(out)
+        Some(())
+    };
+    write().is_some()
 }
 
 /// Blocks of one key: record indexes grouped by a 64-bit hash of their key. Two keys sharing a
 /// hash only put more pairs in one block, so no pair that shares a key is ever lost.
 fn blocks(profile: &Profile, parts: &[KeyPart], records: &[Prepared]) -> Vec<Vec<u32>> {
     let hasher = FixedState::default();
-    let mut hashed: Vec<(u64, u32)> = records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            let k = key(profile, parts, r)?;
-            Some((hasher.hash_one(k), i as u32))
-        })
-        .collect();
+    // One key buffer for all records: a million keys, no allocation each.
+    let mut buffer = String::new();
+    let mut hashed: Vec<(u64, u32)> = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        if key_into(profile, parts, r, &mut buffer) {
+            hashed.push((hasher.hash_one(&buffer), i as u32));
+        }
+    }
     hashed.sort_unstable();
     hashed
         .chunk_by(|x, y| x.0 == y.0)

@@ -6,43 +6,62 @@ use super::normalise;
 use super::profile::{FieldKind, Prepared, Profile, Value};
 use super::similarity::{jaro_winkler, osa_distance, sorensen_dice};
 
-type Counts<'a> = FastMap<&'a str, u32>;
+/// How many records each token (or whole value) of one field occurs in, by its
+/// [`super::profile::text_hash`].
+type Counts = FastMap<u64, u32>;
 
 /// Inverse document frequency, at least 1 so a common token still counts a little.
-fn idf(records: f64, counts: &Counts, token: &str) -> f64 {
-    let df = counts.get(token).copied().unwrap_or(0);
+fn idf(records: f64, counts: &Counts, hash: u64) -> f64 {
+    let df = counts.get(&hash).copied().unwrap_or(0);
     ((records + 1.0) / (f64::from(df) + 1.0)).ln() + 1.0
 }
 
-/// How many records each token (and each whole value) of one field occurs in.
-fn count_field<'a>(field: usize, records: &[&'a Prepared]) -> (Counts<'a>, Counts<'a>) {
-    let (mut tokens, mut whole) = (Counts::default(), Counts::default());
-    for value in records.iter().filter_map(|r| r.value(field)) {
-        for token in value.tokens() {
-            *tokens.entry(token).or_default() += 1;
+/// The token and whole-value counts of each field in `fields`, in one pass over the records.
+fn count_fields(fields: &[usize], records: &[&mut Prepared]) -> Vec<(Counts, Counts)> {
+    let mut counts: Vec<(Counts, Counts)> = vec![Default::default(); fields.len()];
+    for r in records {
+        for (&f, (tokens, whole)) in fields.iter().zip(&mut counts) {
+            if let Some((value, hashes)) = r.hashes(f) {
+                for h in hashes {
+                    *tokens.entry(*h).or_default() += 1;
+                }
+                *whole.entry(value).or_default() += 1;
+            }
         }
-        *whole.entry(value.text).or_default() += 1;
     }
-    (tokens, whole)
+    counts
 }
 
 /// Token-frequency weighting: a match on a rare surname is stronger evidence than a match on
-/// "smith". Counted once per data set (per field, on all cores), then written into every value
-/// so comparing a pair never looks anything up.
+/// "smith". Counted once per data set (the fields shared out over the cores), then written into
+/// every value so comparing a pair never looks anything up.
+///
+/// Tokens are counted by a 64-bit hash, not by their text: at a million records, comparing a
+/// token with the text of whichever record first had it was a cache miss per token. Two distinct
+/// tokens of one field sharing a hash would pool their counts; with foldhash's 64 bits the
+/// chance among a field's n distinct tokens is about n^2 / 2^65 (1M distinct social security
+/// numbers: 3e-8), and the cost of that event would be two slightly wrong weights, not a
+/// lost pair.
 pub fn weigh_all(fields: usize, records: &mut [&mut Prepared]) {
     let n = records.len() as f64;
     let max = (n + 1.0).ln() + 1.0;
     let threads = parallelism();
-    let weights: Vec<(Vec<f64>, Vec<f64>)> = {
-        let view: Vec<&Prepared> = records.iter().map(|r| &**r).collect();
-        let view = &view;
-        let counts: Vec<(Counts, Counts)> = std::thread::scope(|scope| {
+    let chunk = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for part in records.chunks_mut(chunk) {
+            scope.spawn(move || part.iter_mut().for_each(|r| r.rehash()));
+        }
+    });
+    let counts: Vec<(Counts, Counts)> = {
+        let view = &*records;
+        std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     scope.spawn(move || {
-                        (t..fields)
-                            .step_by(threads)
-                            .map(|f| (f, count_field(f, view)))
+                        let mine: Vec<usize> = (t..fields).step_by(threads).collect();
+                        mine.iter()
+                            .copied()
+                            .zip(count_fields(&mine, view))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -50,47 +69,21 @@ pub fn weigh_all(fields: usize, records: &mut [&mut Prepared]) {
             let mut all: Vec<_> = handles.into_iter().flat_map(join).collect();
             all.sort_by_key(|(f, _)| *f);
             all.into_iter().map(|(_, c)| c).collect()
-        });
-        let counts = &counts;
-        let chunk = view.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = view
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|r| record_weights(r, counts, n, max))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles.into_iter().flat_map(join).collect()
         })
     };
-    for (record, (w, rarity)) in records.iter_mut().zip(weights) {
-        record.set_weights(&w, &rarity);
-    }
-}
-
-/// One record's token weights (every field's, in order) and each field's rarity.
-fn record_weights(
-    r: &Prepared,
-    counts: &[(Counts, Counts)],
-    n: f64,
-    max: f64,
-) -> (Vec<f64>, Vec<f64>) {
-    let mut weights = Vec::new();
-    let mut rarity = Vec::with_capacity(counts.len());
-    for (f, (tokens, whole)) in counts.iter().enumerate() {
-        match r.value(f) {
-            Some(v) => {
-                weights.extend(v.tokens().map(|t| idf(n, tokens, t)));
-                rarity.push(idf(n, whole, v.text) / max);
-            }
-            None => rarity.push(0.0),
+    let counts = &counts;
+    std::thread::scope(|scope| {
+        for part in records.chunks_mut(chunk) {
+            scope.spawn(move || {
+                for r in part {
+                    r.set_weights(
+                        |f, h| idf(n, &counts[f].0, h),
+                        |f, h| idf(n, &counts[f].1, h) / max,
+                    );
+                }
+            });
         }
-    }
-    (weights, rarity)
+    });
 }
 
 /// Worker threads for the data-parallel steps: one per core.
@@ -569,6 +562,45 @@ columns = ["title"]
         let common = pair(&p, &recs[0], &recs[20])[w];
         let rare = pair(&p, &recs[20], &recs[21])[w];
         assert!(rare > common, "rare {rare} common {common}");
+    }
+
+    #[test]
+    fn weights_are_the_text_counts_also_when_weighed_tables_are_joined() {
+        let p = profile();
+        let surnames = [
+            "smith jones",
+            "smith",
+            "jones zabrowski",
+            "smith jones",
+            "quinn",
+        ];
+        let mut recs: Vec<Prepared> = surnames
+            .iter()
+            .enumerate()
+            .map(|(i, s)| rec(&p, &i.to_string(), &[("surname", s)]))
+            .collect();
+        // As `dedup link` does: one table weighed on its own (its hashes dropped), then both.
+        weigh_all(
+            p.fields.len(),
+            &mut recs[..2].iter_mut().collect::<Vec<_>>(),
+        );
+        weigh_all(p.fields.len(), &mut recs.iter_mut().collect::<Vec<_>>());
+        let n = recs.len() as f64;
+        let idf = |df: usize| ((n + 1.0) / (df as f64 + 1.0)).ln() + 1.0;
+        let with = |t: &str| {
+            surnames
+                .iter()
+                .filter(|s| s.split(' ').any(|w| w == t))
+                .count()
+        };
+        for r in &recs {
+            let v = r.value(0).unwrap();
+            for (i, t) in v.tokens().enumerate() {
+                assert_eq!(v.weight(i), idf(with(t)), "{t}");
+            }
+            let same = surnames.iter().filter(|s| **s == v.text).count();
+            assert_eq!(v.rarity, idf(same) / idf(0), "{}", v.text);
+        }
     }
 
     fn get(p: &Profile, f: &[f64], name: &str) -> f64 {

@@ -2,9 +2,12 @@
 //! Records are read into `Prepared` values once, so every comparison works on normalised data.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
+use foldhash::fast::FixedState;
 use serde::Deserialize;
 
 use super::DedupError;
@@ -205,6 +208,10 @@ pub struct Prepared {
     text: Box<str>,
     fields: Box<[Field]>,
     spans: Box<[Span]>,
+    /// Until the record is weighed, [`text_hash`] of each field's text, then of each span. Hashed
+    /// while the text is at hand, so counting a million records' tokens reads only these and the
+    /// counts, never text kept in whichever record first had a token.
+    hashes: Box<[u64]>,
 }
 
 impl Prepared {
@@ -233,7 +240,70 @@ impl Prepared {
     pub fn field_count(&self) -> usize {
         self.fields.len()
     }
+}
 
+/// A token's or a whole value's key in the token counts: a 64-bit hash of its text. Two texts
+/// sharing a hash would share one count; see [`super::features::weigh_all`] for why that is
+/// left to chance.
+pub(crate) fn text_hash(text: &str) -> u64 {
+    FixedState::default().hash_one(text)
+}
+
+impl Prepared {
+    /// Field `i`'s value hash and its tokens' hashes; `None` when the field is missing or the
+    /// record was weighed (see [`Self::rehash`]).
+    pub(crate) fn hashes(&self, i: usize) -> Option<(u64, &[u64])> {
+        let f = self.fields.get(i)?;
+        if f.text.0 == f.text.1 {
+            return None;
+        }
+        let n = self.fields.len();
+        let tokens = self
+            .hashes
+            .get(n + f.tokens.0 as usize..n + f.tokens.1 as usize)?;
+        Some((self.hashes[i], tokens))
+    }
+
+    /// Hashes the values and tokens again if weighing dropped their hashes: a weighed table
+    /// weighed anew together with another (`dedup link`).
+    pub(crate) fn rehash(&mut self) {
+        if !self.hashes.is_empty() {
+            return;
+        }
+        let text = &self.text;
+        let whole = self
+            .fields
+            .iter()
+            .map(|f| text_hash(&text[f.text.0 as usize..f.text.1 as usize]));
+        let spans = self.spans.iter().map(|s| text_hash(span(text, s)));
+        self.hashes = whole.chain(spans).collect();
+    }
+
+    /// Writes each token's weight, `token(field, hash)`, and each field's rarity,
+    /// `rarity(field, hash)`, then drops the hashes: comparing pairs needs only the weights.
+    pub(crate) fn set_weights(
+        &mut self,
+        token: impl Fn(usize, u64) -> f64,
+        rarity: impl Fn(usize, u64) -> f64,
+    ) {
+        self.rehash();
+        let n = self.fields.len();
+        for (i, f) in self.fields.iter_mut().enumerate() {
+            if f.text.0 == f.text.1 {
+                f.rarity = 0.0;
+                continue;
+            }
+            f.rarity = rarity(i, self.hashes[i]);
+            let (a, b) = (f.tokens.0 as usize, f.tokens.1 as usize);
+            for (s, h) in self.spans[a..b].iter_mut().zip(&self.hashes[n + a..n + b]) {
+                s.weight = token(i, *h);
+            }
+        }
+        self.hashes = Box::default();
+    }
+}
+
+impl Prepared {
     /// Starts loading the record's storage (fields, spans, text) into the cache, for a record
     /// about to be compared: scoring visits records in an order no cache predicts, and at a
     /// million records waiting for memory was most of the time a pair took.
@@ -267,28 +337,32 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-impl Prepared {
-    /// Writes the rarity weights: `weights` holds one per token of every field, in order.
-    pub(crate) fn set_weights(&mut self, weights: &[f64], rarities: &[f64]) {
-        let mut next = weights.iter();
-        for (f, rarity) in self.fields.iter_mut().zip(rarities) {
-            f.rarity = *rarity;
-            for s in &mut self.spans[f.tokens.0 as usize..f.tokens.1 as usize] {
-                s.weight = next.next().copied().unwrap_or(1.0);
-            }
-        }
-    }
-}
-
-/// Builds one record's compact storage field by field.
+/// Builds one record's compact storage field by field. One builder serves every record a thread
+/// prepares, so its buffers grow once and each record gets exactly sized boxes.
 #[derive(Default)]
 struct Builder {
     text: String,
     fields: Vec<Field>,
     spans: Vec<Span>,
+    /// [`text_hash`] of each field's text.
+    values: Vec<u64>,
+    /// [`text_hash`] of each span, parallel to `spans`.
+    hashes: Vec<u64>,
+}
+
+thread_local! {
+    static BUILDER: RefCell<Builder> = RefCell::default();
 }
 
 impl Builder {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.fields.clear();
+        self.spans.clear();
+        self.values.clear();
+        self.hashes.clear();
+    }
+
     fn missing(&mut self) {
         let at = self.text.len() as u32;
         let n = self.spans.len() as u32;
@@ -299,6 +373,7 @@ impl Builder {
             extra: Extra::None,
             rarity: 0.0,
         });
+        self.values.push(text_hash(""));
     }
 
     fn push(&mut self, text: &str, extra: Extra, codes: &[String]) {
@@ -337,6 +412,13 @@ impl Builder {
             });
             self.text.push_str(code);
         }
+        let arena = &self.text;
+        self.hashes.extend(
+            self.spans[first..]
+                .iter()
+                .map(|s| text_hash(span(arena, s))),
+        );
+        self.values.push(text_hash(text));
         self.fields.push(Field {
             text: (start as u32, (start + text.len()) as u32),
             tokens: (first as u32, tokens_end as u32),
@@ -346,12 +428,14 @@ impl Builder {
         });
     }
 
-    fn finish(self, id: String) -> Prepared {
+    fn finish(&self, id: String) -> Prepared {
+        let hashes: Box<[u64]> = self.values.iter().chain(&self.hashes).copied().collect();
         Prepared {
             id,
-            text: self.text.into_boxed_str(),
-            fields: self.fields.into_boxed_slice(),
-            spans: self.spans.into_boxed_slice(),
+            text: self.text.as_str().into(),
+            fields: self.fields.as_slice().into(),
+            spans: self.spans.as_slice().into(),
+            hashes,
         }
     }
 }
@@ -427,26 +511,28 @@ impl Profile {
 
     /// Prepares one record, reading its columns through `get`.
     pub fn prepare_with<'a>(&self, id: String, get: impl Fn(&str) -> Option<&'a str>) -> Prepared {
-        let mut record = Builder::default();
-        for field in &self.fields {
-            let raw = Self::raw_value(field, &get);
-            match prepare_value(field.kind, &raw) {
-                Some((text, extra)) => {
-                    // What a kind compares besides the words: product codes, legal forms.
-                    let codes: Vec<String> = match field.kind {
-                        FieldKind::Codes => normalise::product_codes(&text),
-                        FieldKind::Company => normalise::legal_forms(&raw)
-                            .into_iter()
-                            .map(str::to_string)
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    record.push(&text, extra, &codes)
+        BUILDER.with_borrow_mut(|record| {
+            record.clear();
+            for field in &self.fields {
+                let raw = Self::raw_value(field, &get);
+                match prepare_value(field.kind, &raw) {
+                    Some((text, extra)) => {
+                        // What a kind compares besides the words: product codes, legal forms.
+                        let codes: Vec<String> = match field.kind {
+                            FieldKind::Codes => normalise::product_codes(&text),
+                            FieldKind::Company => normalise::legal_forms(&raw)
+                                .into_iter()
+                                .map(str::to_string)
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        record.push(&text, extra, &codes)
+                    }
+                    None => record.missing(),
                 }
-                None => record.missing(),
             }
-        }
-        record.finish(id)
+            record.finish(id)
+        })
     }
 }
 

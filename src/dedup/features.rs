@@ -132,7 +132,14 @@ fn weighted_overlap(a: Value, b: Value) -> f64 {
 /// Optimal-string-alignment similarity (Damerau-Levenshtein with adjacent transpositions,
 /// each substring edited once), normalised to [0, 1]: the cheap Damerau.
 fn damerau(a: &str, b: &str) -> f64 {
-    let len = a.chars().count().max(b.chars().count());
+    let chars = |s: &str| {
+        if s.is_ascii() {
+            s.len()
+        } else {
+            s.chars().count()
+        }
+    };
+    let len = chars(a).max(chars(b));
     if len == 0 {
         1.0
     } else {

@@ -24,6 +24,9 @@ pub fn jaro_winkler(a: &str, b: &str) -> f64 {
     }
 }
 
+/// strsim's Jaro on bytes, with bit sets for the loops: each byte of `a` takes the first
+/// unmatched equal byte of `b` inside the window, which is the lowest set bit of a mask, so the
+/// matches, transpositions and the arithmetic on them are exactly strsim's.
 fn jaro(a: &[u8], b: &[u8]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
@@ -31,43 +34,46 @@ fn jaro(a: &[u8], b: &[u8]) -> f64 {
         return 0.0;
     }
     let range = (a.len().max(b.len()) / 2).saturating_sub(1);
-    let mut a_flags = [false; SHORT];
-    let mut b_flags = [false; SHORT];
-    let mut matches = 0usize;
+    // Where each byte occurs in `b`, one bit a position; ASCII fits in 128 entries.
+    let mut positions = [0u64; 128];
+    for (j, c) in b.iter().enumerate() {
+        positions[usize::from(*c)] |= 1 << j;
+    }
+    let (mut a_flags, mut b_flags, mut matches) = (0u64, 0u64, 0usize);
     for (i, x) in a.iter().enumerate() {
         let low = i.saturating_sub(range);
         let high = b.len().min(i + range + 1);
-        for j in low..high {
-            if *x == b[j] && !b_flags[j] {
-                a_flags[i] = true;
-                b_flags[j] = true;
-                matches += 1;
-                break;
-            }
+        let window = bits_below(high) & !bits_below(low);
+        let free = positions[usize::from(*x)] & window & !b_flags;
+        if free != 0 {
+            b_flags |= free & free.wrapping_neg();
+            a_flags |= 1 << i;
+            matches += 1;
         }
     }
     if matches == 0 {
         return 0.0;
     }
+    // The k-th matched byte of `a` against the k-th matched byte of `b`.
     let mut transpositions = 0usize;
-    let mut j = 0;
-    for (i, x) in a.iter().enumerate() {
-        if !a_flags[i] {
-            continue;
-        }
-        while !b_flags[j] {
-            j += 1;
-        }
-        if *x != b[j] {
+    while a_flags != 0 {
+        let (i, j) = (a_flags.trailing_zeros(), b_flags.trailing_zeros());
+        if a[i as usize] != b[j as usize] {
             transpositions += 1;
         }
-        j += 1;
+        a_flags &= a_flags - 1;
+        b_flags &= b_flags - 1;
     }
     transpositions /= 2;
     ((matches as f64 / a.len() as f64)
         + (matches as f64 / b.len() as f64)
         + ((matches - transpositions) as f64 / matches as f64))
         / 3.0
+}
+
+/// The positions `0..n` as a bit set, `n <= 64`; empty when `n` is 0.
+fn bits_below(n: usize) -> u64 {
+    if n >= 64 { !0 } else { (1u64 << n) - 1 }
 }
 
 /// `strsim::osa_distance`: edits with adjacent transpositions, each substring edited once.
@@ -197,6 +203,27 @@ mod tests {
                 .map(|_| char::from(b"abc"[rng.usize(..3)]))
                 .collect::<String>()
         }));
+        // Near the 64-byte bit sets' edge, and long shared prefixes (Winkler's bonus).
+        words.extend((0..40).map(|k| {
+            let len = 56 + k % 9;
+            (0..len)
+                .map(|_| char::from(b"abcd"[rng.usize(..4)]))
+                .collect::<String>()
+        }));
+        let stems: Vec<String> = words
+            .iter()
+            .filter(|w| w.len() >= 6)
+            .take(40)
+            .cloned()
+            .collect();
+        for stem in stems {
+            words.push(format!("{stem}{}", random_word(&mut rng)));
+            // One adjacent transposition.
+            let mut bytes = stem.into_bytes();
+            let k = rng.usize(..bytes.len() - 1);
+            bytes.swap(k, k + 1);
+            words.extend(String::from_utf8(bytes));
+        }
         words.push("ab".repeat(32));
         words.push("ba".repeat(32));
         words.push("x".repeat(70));

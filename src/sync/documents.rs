@@ -81,34 +81,38 @@ pub fn lines(fields: &Fields) -> BTreeMap<usize, BTreeMap<&str, &str>> {
 /// A set of synced field names where `line.*.<name>` stands for that field of every line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSet {
-    names: BTreeSet<String>,
+    /// The names that are not line patterns.
+    plain: BTreeSet<String>,
+    /// The `<name>` of each `line.*.<name>`, so a line field is checked without building its
+    /// pattern: this is asked for every field of every record.
+    line: BTreeSet<String>,
 }
 
 impl FieldSet {
     pub fn new(names: BTreeSet<String>) -> Self {
-        Self { names }
+        let (line, plain): (BTreeSet<String>, BTreeSet<String>) =
+            names.into_iter().partition(|n| n.starts_with("line.*."));
+        let line = line
+            .into_iter()
+            .map(|n| n["line.*.".len()..].to_string())
+            .collect();
+        Self { plain, line }
     }
 
     pub fn contains(&self, field: &str) -> bool {
-        self.names.contains(field)
-            || parse_line_field(field)
-                .is_some_and(|(_, name)| self.names.contains(&format!("line.*.{name}")))
+        self.plain.contains(field)
+            || parse_line_field(field).is_some_and(|(_, name)| self.line.contains(name))
     }
 
     /// The concrete fields to compare for one record: the plain names, and every line field
     /// any of `values` holds.
-    pub fn expand<'a>(&self, values: impl IntoIterator<Item = &'a Fields>) -> BTreeSet<String> {
-        let mut fields: BTreeSet<String> = self
-            .names
-            .iter()
-            .filter(|n| !n.starts_with("line.*."))
-            .cloned()
-            .collect();
+    pub fn expand<'a>(&'a self, values: impl IntoIterator<Item = &'a Fields>) -> BTreeSet<&'a str> {
+        let mut fields: BTreeSet<&str> = self.plain.iter().map(String::as_str).collect();
         for set in values {
             fields.extend(
                 set.keys()
                     .filter(|f| f.starts_with("line.") && self.contains(f))
-                    .cloned(),
+                    .map(String::as_str),
             );
         }
         fields

@@ -494,9 +494,9 @@ impl Plan<'_> {
             }
             (Some(crm), Some(erp)) => {
                 let base = sides.base.map(|b| &b.fields);
-                for field in &fields.expand([crm, erp].into_iter().chain(base)) {
+                for field in fields.expand([crm, erp].into_iter().chain(base)) {
                     if let Some(v) = self.compare_field(sides, field) {
-                        merged.insert(field.clone(), v);
+                        merged.insert(field.to_string(), v);
                     }
                 }
             }
@@ -1828,7 +1828,7 @@ impl Engine {
                 }
                 (Some(c), Some(e)) => {
                     let mut differs = false;
-                    for field in &fields.expand([&c.fields, &e.fields]) {
+                    for field in fields.expand([&c.fields, &e.fields]) {
                         let (cv, ev) = (c.fields.get(field), e.fields.get(field));
                         if cv != ev {
                             differs = true;

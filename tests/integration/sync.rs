@@ -136,6 +136,11 @@ impl World {
 
     fn edit_partner(&self, code: &str, patch: serde_json::Value) {
         let at = self.later(1);
+        self.edit_partner_at(code, patch, at);
+    }
+
+    /// Changes a partner in the ERP stamped with `at`, not with the clock.
+    fn edit_partner_at(&self, code: &str, patch: serde_json::Value, at: Timestamp) {
         let patch = patch.as_object().unwrap().clone();
         assert!(
             self.sandbox
@@ -837,15 +842,11 @@ async fn records_sharing_the_cursor_timestamp_are_not_lost() {
     // more changes in that same second after the run, which an exclusive cursor would miss.
     let at = w.later(10);
     for code in &codes[..9] {
-        let patch = json!({"CardName": format!("{code} Same Second GmbH")})
-            .as_object()
-            .unwrap()
-            .clone();
-        w.sandbox
-            .erp_data
-            .lock()
-            .unwrap()
-            .update("BusinessPartners", code, patch, at);
+        w.edit_partner_at(
+            code,
+            json!({"CardName": format!("{code} Same Second GmbH")}),
+            at,
+        );
     }
     // Run once the overlap has passed, so the cursor lands on that very second: only an
     // inclusive boundary reads the late change below.
@@ -862,15 +863,11 @@ async fn records_sharing_the_cursor_timestamp_are_not_lost() {
         Some(at),
         "the cursor sits on the shared second"
     );
-    let patch = json!({"CardName": "Late But Same Second GmbH"})
-        .as_object()
-        .unwrap()
-        .clone();
-    w.sandbox
-        .erp_data
-        .lock()
-        .unwrap()
-        .update("BusinessPartners", &codes[9], patch, at);
+    w.edit_partner_at(
+        &codes[9],
+        json!({"CardName": "Late But Same Second GmbH"}),
+        at,
+    );
     let run = w
         .engine
         .run_endpoint(Endpoint::Accounts, false)
@@ -916,15 +913,11 @@ async fn the_run_after_a_full_read_reads_only_what_changed_since_it_began() {
     // A change stamped with the instant the full read began, made after the read had passed
     // the partner (as a change during the run would be).
     let codes: Vec<String> = crm_companies(&w).into_keys().collect();
-    let patch = json!({"CardName": "Changed As The Read Began GmbH"})
-        .as_object()
-        .unwrap()
-        .clone();
-    w.sandbox
-        .erp_data
-        .lock()
-        .unwrap()
-        .update("BusinessPartners", &codes[0], patch, started);
+    w.edit_partner_at(
+        &codes[0],
+        json!({"CardName": "Changed As The Read Began GmbH"}),
+        started,
+    );
     w.later(1);
     let second = w
         .engine

@@ -501,7 +501,7 @@ macro_rules! impl_store {
                         duplicates,
                     });
                 }
-                let inserted = Self::insert_new(tx, &unique, recorded_at).await?;
+                let (inserted, _) = Self::insert_new(tx, &unique, recorded_at, false).await?;
                 if inserted < unique.len() {
                     let keys: Vec<&str> = unique
                         .iter()
@@ -515,6 +515,99 @@ macro_rules! impl_store {
                     accepted: inserted,
                     duplicates,
                 })
+            }
+
+            /// Everything of a sync commit but its events, in the caller's transaction.
+            async fn commit_rest(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                commit: &$crate::store::SyncCommit,
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<(), StoreError> {
+                use $crate::store::common as q;
+                if let Some(endpoint) = commit.clear_intents {
+                    sqlx::query(q::DELETE_INTENTS)
+                        .bind(endpoint.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for chunk in commit.settled_intents.chunks(q::KEYS_PER_LOOKUP) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::DELETE_SETTLED_INTENTS);
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(key.as_str());
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut **tx).await?;
+                }
+                for chunk in commit.states.chunks(q::ROWS_PER_STATE_INSERT) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::UPSERT_STATES_HEAD);
+                    qb.push_values(chunk, |mut row, s| {
+                        row.push_bind(s.endpoint.as_str())
+                            .push_bind(s.key.clone())
+                            .push_bind(s.crm_id.clone())
+                            .push_bind(s.erp_id.clone())
+                            .push_bind(q::fields_to_json(&s.fields))
+                            .push_bind(s.synced_at.as_micros());
+                    });
+                    qb.push(q::UPSERT_STATES_TAIL);
+                    qb.build().execute(&mut **tx).await?;
+                }
+                for (endpoint, system, at) in &commit.cursors {
+                    sqlx::query(q::UPSERT_CURSOR)
+                        .bind(endpoint.as_str())
+                        .bind(system.as_str())
+                        .bind(at.as_micros())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for d in &commit.dead_letters {
+                    sqlx::query(q::INSERT_DEAD_LETTER)
+                        .bind(d.endpoint.as_str())
+                        .bind(d.target.as_str())
+                        .bind(d.key.as_str())
+                        .bind(d.record_id.as_deref())
+                        .bind(q::fields_to_json(&d.fields))
+                        .bind(d.error.as_str())
+                        .bind(d.attempts)
+                        .bind(d.created_at.as_micros())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for (id, error) in &commit.retried_dead_letters {
+                    sqlx::query(q::RETRY_DEAD_LETTER)
+                        .bind(*id)
+                        .bind(error.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for id in &commit.resolved_dead_letters {
+                    sqlx::query(q::RESOLVE_DEAD_LETTER)
+                        .bind(*id)
+                        .bind(recorded_at.as_micros())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for (id, resolution) in &commit.resolved_conflicts {
+                    sqlx::query(q::RESOLVE_CONFLICT)
+                        .bind(recorded_at.as_micros())
+                        .bind(resolution.as_str())
+                        .bind(*id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                for c in &commit.conflicts {
+                    sqlx::query(q::INSERT_CONFLICT)
+                        .bind(c.endpoint.as_str())
+                        .bind(c.key.as_str())
+                        .bind(c.field.as_str())
+                        .bind(c.base_value.as_deref())
+                        .bind(c.crm_value.as_deref())
+                        .bind(c.erp_value.as_deref())
+                        .bind(c.opened_at.as_micros())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
             }
 
             fn state_from_row(row: &$row) -> Result<$crate::domain::RecordState, StoreError> {
@@ -940,94 +1033,29 @@ macro_rules! impl_store {
                 commit: &$crate::store::SyncCommit,
                 recorded_at: $crate::domain::Timestamp,
             ) -> Result<$crate::store::AppendResult, StoreError> {
-                use $crate::store::common as q;
                 let mut tx = self.begin_write().await?;
                 let result = Self::append_in(&mut tx, &commit.events, recorded_at).await?;
-                if let Some(endpoint) = commit.clear_intents {
-                    sqlx::query(q::DELETE_INTENTS)
-                        .bind(endpoint.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for chunk in commit.settled_intents.chunks(q::KEYS_PER_LOOKUP) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::DELETE_SETTLED_INTENTS);
-                    let mut list = qb.separated(", ");
-                    for key in chunk {
-                        list.push_bind(key.as_str());
-                    }
-                    qb.push(")");
-                    qb.build().execute(&mut *tx).await?;
-                }
-                for chunk in commit.states.chunks(q::ROWS_PER_STATE_INSERT) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(q::UPSERT_STATES_HEAD);
-                    qb.push_values(chunk, |mut row, s| {
-                        row.push_bind(s.endpoint.as_str())
-                            .push_bind(s.key.clone())
-                            .push_bind(s.crm_id.clone())
-                            .push_bind(s.erp_id.clone())
-                            .push_bind(q::fields_to_json(&s.fields))
-                            .push_bind(s.synced_at.as_micros());
-                    });
-                    qb.push(q::UPSERT_STATES_TAIL);
-                    qb.build().execute(&mut *tx).await?;
-                }
-                for (endpoint, system, at) in &commit.cursors {
-                    sqlx::query(q::UPSERT_CURSOR)
-                        .bind(endpoint.as_str())
-                        .bind(system.as_str())
-                        .bind(at.as_micros())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for d in &commit.dead_letters {
-                    sqlx::query(q::INSERT_DEAD_LETTER)
-                        .bind(d.endpoint.as_str())
-                        .bind(d.target.as_str())
-                        .bind(d.key.as_str())
-                        .bind(d.record_id.as_deref())
-                        .bind(q::fields_to_json(&d.fields))
-                        .bind(d.error.as_str())
-                        .bind(d.attempts)
-                        .bind(d.created_at.as_micros())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (id, error) in &commit.retried_dead_letters {
-                    sqlx::query(q::RETRY_DEAD_LETTER)
-                        .bind(*id)
-                        .bind(error.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for id in &commit.resolved_dead_letters {
-                    sqlx::query(q::RESOLVE_DEAD_LETTER)
-                        .bind(*id)
-                        .bind(recorded_at.as_micros())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (id, resolution) in &commit.resolved_conflicts {
-                    sqlx::query(q::RESOLVE_CONFLICT)
-                        .bind(recorded_at.as_micros())
-                        .bind(resolution.as_str())
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for c in &commit.conflicts {
-                    sqlx::query(q::INSERT_CONFLICT)
-                        .bind(c.endpoint.as_str())
-                        .bind(c.key.as_str())
-                        .bind(c.field.as_str())
-                        .bind(c.base_value.as_deref())
-                        .bind(c.crm_value.as_deref())
-                        .bind(c.erp_value.as_deref())
-                        .bind(c.opened_at.as_micros())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Self::commit_rest(&mut tx, commit, recorded_at).await?;
                 tx.commit().await?;
                 Ok(result)
+            }
+
+            async fn commit_run(
+                &self,
+                commit: &$crate::store::SyncCommit,
+                recorded_at: $crate::domain::Timestamp,
+            ) -> Result<Vec<bool>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let (unique, _) = $crate::store::dedupe_batch(&commit.events)?;
+                let (_, keys) = Self::insert_new(&mut tx, &unique, recorded_at, true).await?;
+                let keys: std::collections::HashSet<String> = keys.into_iter().collect();
+                let mut recorded = vec![false; commit.events.len()];
+                for (index, event) in &unique {
+                    recorded[*index] = keys.contains(&event.idempotency_key);
+                }
+                Self::commit_rest(&mut tx, commit, recorded_at).await?;
+                tx.commit().await?;
+                Ok(recorded)
             }
 
             async fn save_intents(

@@ -269,6 +269,15 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
         recorded_at: Timestamp,
     ) -> Result<AppendResult, StoreError>;
 
+    /// Stores a step of a sync run whole. An event whose key the log already holds (a refusal or
+    /// conflict seen again when a later run reads its record again) is left out, not checked as a
+    /// replay; returns, per event, whether it was recorded.
+    async fn commit_run(
+        &self,
+        commit: &SyncCommit,
+        recorded_at: Timestamp,
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// Stores the events of writes about to be made, before making them: one row per record
     /// written (a key already stored is kept as it is).
     async fn save_intents(

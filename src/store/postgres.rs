@@ -92,6 +92,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 const INSERT_EVENTS_UNNEST: &str = include_str!("sql/insert_events_unnest.postgres.sql");
+/// The same insert, answering with the keys it inserted.
+const INSERT_EVENTS_UNNEST_RETURNING: &str = concat!(
+    include_str!("sql/insert_events_unnest.postgres.sql"),
+    "RETURNING idempotency_key"
+);
 const ENSURE_EVENT_PARTITIONS: &str = include_str!("sql/ensure_event_partitions.postgres.sql");
 const SELECT_EVENT_PARTITIONS: &str = include_str!("sql/select_event_partitions.postgres.sql");
 const COUNT_EVENT_PARTITION: &str = include_str!("sql/count_event_partition.postgres.sql");
@@ -134,13 +139,19 @@ impl PostgresStore {
         tx: &mut Transaction<'static, Postgres>,
         rows: &[(usize, &NewFieldEvent)],
         recorded_at: Timestamp,
-    ) -> Result<usize, StoreError> {
-        let mut inserted = 0;
+        keys: bool,
+    ) -> Result<(usize, Vec<String>), StoreError> {
+        let (mut inserted, mut inserted_keys) = (0, Vec::new());
+        let sql = if keys {
+            INSERT_EVENTS_UNNEST_RETURNING
+        } else {
+            INSERT_EVENTS_UNNEST
+        };
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let col = |f: fn(&NewFieldEvent) -> Option<&str>| -> Vec<Option<&str>> {
                 chunk.iter().map(|(_, e)| f(e)).collect()
             };
-            let done = sqlx::query(INSERT_EVENTS_UNNEST)
+            let query = sqlx::query(sql)
                 .bind(col(|e| Some(e.idempotency_key.as_str())))
                 .bind(col(|e| e.run_id.as_deref()))
                 .bind(col(|e| Some(e.endpoint.as_str())))
@@ -160,12 +171,17 @@ impl PostgresStore {
                         .map(|(_, e)| e.occurred_at.as_micros())
                         .collect::<Vec<_>>(),
                 )
-                .bind(recorded_at.as_micros())
-                .execute(&mut **tx)
-                .await?;
-            inserted += done.rows_affected() as usize;
+                .bind(recorded_at.as_micros());
+            if keys {
+                for row in query.fetch_all(&mut **tx).await? {
+                    inserted_keys.push(sqlx::Row::try_get(&row, 0)?);
+                    inserted += 1;
+                }
+            } else {
+                inserted += query.execute(&mut **tx).await?.rows_affected() as usize;
+            }
         }
-        Ok(inserted)
+        Ok((inserted, inserted_keys))
     }
 }
 

@@ -154,13 +154,15 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Multi-row INSERTs that skip keys already stored; returns how many rows were inserted.
+    /// Multi-row INSERTs that skip keys already stored; returns how many rows were inserted and,
+    /// when `keys`, their keys.
     async fn insert_new(
         tx: &mut Transaction<'static, Sqlite>,
         rows: &[(usize, &NewFieldEvent)],
         recorded_at: Timestamp,
-    ) -> Result<usize, StoreError> {
-        let mut inserted = 0;
+        keys: bool,
+    ) -> Result<(usize, Vec<String>), StoreError> {
+        let (mut inserted, mut inserted_keys) = (0, Vec::new());
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let mut qb = sqlx::QueryBuilder::<Sqlite>::new(INSERT_EVENTS_HEAD);
             qb.push_values(chunk, |mut row, (_, e)| {
@@ -181,10 +183,17 @@ impl SqliteStore {
                     .push_bind(recorded_at.as_micros());
             });
             qb.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-            let done = qb.build().execute(&mut **tx).await?;
-            inserted += done.rows_affected() as usize;
+            if keys {
+                qb.push(" RETURNING idempotency_key");
+                let got: Vec<String> = qb.build_query_scalar().fetch_all(&mut **tx).await?;
+                inserted += got.len();
+                inserted_keys.extend(got);
+            } else {
+                let done = qb.build().execute(&mut **tx).await?;
+                inserted += done.rows_affected() as usize;
+            }
         }
-        Ok(inserted)
+        Ok((inserted, inserted_keys))
     }
 }
 

@@ -23,7 +23,9 @@ use crate::domain::{
 };
 use crate::lease::{DEFAULT_LEASE, LeaseError, Leases};
 use crate::store::{SlotClaim, Store, StoreError, SyncCommit, WriteIntent};
-use crate::sync::connectors::{CALL_ENDPOINT, CallCounts, Connector, ConnectorError, WriteResult};
+use crate::sync::connectors::{
+    Connector, ConnectorError, WriteResult, calls_in_scope, scope_calls,
+};
 use crate::sync::documents::FieldSet;
 use crate::sync::linking;
 use crate::sync::record::{Fields, Record, Rejected, Write, is_archived};
@@ -747,11 +749,12 @@ impl Committer {
                         // The run may have stopped waiting; nothing is lost if so.
                         let _ = stored.send(());
                     }
-                    Job::Commit(mut commit) => {
-                        let events = std::mem::take(&mut commit.events);
-                        commit.events = unrecorded(store.as_ref(), events).await?;
-                        count(&mut counts, &commit.events);
-                        store.commit_sync(&commit, now).await?;
+                    Job::Commit(commit) => {
+                        // A refusal or a conflict seen again (the inclusive cursor reads its
+                        // record again) is the same event, already in the log: not counted.
+                        let recorded = store.commit_run(&commit, now).await?;
+                        let new = commit.events.iter().zip(recorded).filter(|(_, r)| *r);
+                        count(&mut counts, new.map(|(e, _)| e));
                     }
                 }
             }
@@ -795,23 +798,6 @@ impl Drop for Committer {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Drops events the log already holds: a refusal or a conflict seen again on a later run
-/// (the inclusive cursor reads its records again) is the same event, not a new one.
-async fn unrecorded(
-    store: &dyn Store,
-    events: Vec<NewFieldEvent>,
-) -> Result<Vec<NewFieldEvent>, SyncError> {
-    let keys: Vec<&str> = events.iter().map(|e| e.idempotency_key.as_str()).collect();
-    let known = store.existing_event_keys(&keys).await?;
-    if known.is_empty() {
-        return Ok(events);
-    }
-    Ok(events
-        .into_iter()
-        .filter(|e| !known.contains(&e.idempotency_key))
-        .collect())
 }
 
 /// Every page of what changed since `since`: the records, and those that could not be read.
@@ -947,10 +933,6 @@ fn lease_job(endpoint: Endpoint) -> String {
     format!("sync:{}", endpoint.as_str())
 }
 
-fn delta(after: CallCounts, before: CallCounts) -> (u64, u64) {
-    (after.ok - before.ok, after.failed - before.failed)
-}
-
 impl Engine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -989,7 +971,7 @@ impl Engine {
         endpoint: Endpoint,
     ) -> Result<Vec<Record>, SyncError> {
         let read = pull_all(self.connector(system).as_ref(), endpoint, None);
-        let (records, _) = CALL_ENDPOINT.scope(endpoint, read).await?;
+        let (records, _) = scope_calls(endpoint, read).await?;
         self.record_calls().await;
         Ok(records)
     }
@@ -1171,7 +1153,7 @@ impl Engine {
             slot,
             self.run_endpoint_unleased(endpoint, dry_run),
         );
-        let result = CALL_ENDPOINT.scope(endpoint, run).await;
+        let result = scope_calls(endpoint, run).await;
         self.record_calls().await;
         result
     }
@@ -1203,7 +1185,8 @@ impl Engine {
             error: None,
         };
         self.store.start_run(&run).await?;
-        let before = (self.crm.calls(), self.erp.calls());
+        // This run's calls only: other endpoints' runs may be going on beside it.
+        let before = calls_in_scope();
         let mut result = self.sync(endpoint, rules, dry_run, &run.id).await;
         if let Ok(first) = &result
             && first.records_created > 0
@@ -1218,17 +1201,17 @@ impl Engine {
                 .await
                 .map(|second| first.absorb(second));
         }
-        let (crm_ok, crm_failed) = delta(self.crm.calls(), before.0);
-        let (erp_ok, erp_failed) = delta(self.erp.calls(), before.1);
+        let after = calls_in_scope();
+        let (calls_ok, calls_failed) = (after.0 - before.0, after.1 - before.1);
         let mut counts = SyncRunCounts {
-            api_calls_ok: (crm_ok + erp_ok) as i64,
-            api_calls_failed: (crm_failed + erp_failed) as i64,
+            api_calls_ok: calls_ok as i64,
+            api_calls_failed: calls_failed as i64,
             ..Default::default()
         };
         match result {
             Ok(mut summary) => {
-                summary.api_calls_ok = crm_ok + erp_ok;
-                summary.api_calls_failed = crm_failed + erp_failed;
+                summary.api_calls_ok = calls_ok;
+                summary.api_calls_failed = calls_failed;
                 counts.records_read = summary.records_read as i64;
                 counts.events = summary
                     .events
@@ -1757,7 +1740,7 @@ impl Engine {
         slot: Option<Slot<'_>>,
     ) -> Result<ReconcileSummary, SyncError> {
         let check = self.leased(endpoint, slot, self.reconcile_unleased(endpoint));
-        let result = CALL_ENDPOINT.scope(endpoint, check).await;
+        let result = scope_calls(endpoint, check).await;
         self.record_calls().await;
         result
     }
@@ -1880,7 +1863,7 @@ fn revert_field(state: &mut RecordState, event: &NewFieldEvent) {
     };
 }
 
-fn count(counts: &mut EventCounts, events: &[NewFieldEvent]) {
+fn count<'a>(counts: &mut EventCounts, events: impl IntoIterator<Item = &'a NewFieldEvent>) {
     for e in events {
         *counts
             .entry(e.endpoint)

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use syncwarden::domain::{Endpoint, RecordLink, RunStatus, SyncRun, SyncRunCounts, Timestamp};
-use syncwarden::store::{AppendResult, EventQuery, StoreError};
+use syncwarden::store::{AppendResult, EventQuery, StoreError, SyncCommit};
 
 use crate::helpers::{TestDb, event, events};
 
@@ -78,6 +78,33 @@ async fn replayed_keys_are_duplicates_not_new_rows() {
             }
         );
         assert_eq!(store.count_events().await.unwrap(), 15);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_commit_leaves_out_events_the_log_holds_and_says_which() {
+    for db in
+        TestDb::all("store::a_run_commit_leaves_out_events_the_log_holds_and_says_which").await
+    {
+        let store = db.open().await;
+        store.append_events(&events(0..4), now()).await.unwrap();
+        // A refusal seen again on a later run: same key, a later time. Not a conflict here.
+        let mut seen_again = event(2);
+        seen_again.occurred_at = seen_again.occurred_at + Duration::from_secs(3600);
+        let commit = SyncCommit {
+            events: vec![event(4), seen_again, event(5), event(4)],
+            ..Default::default()
+        };
+        let recorded = store.commit_run(&commit, now()).await.unwrap();
+        assert_eq!(recorded, [true, false, true, false]);
+        assert_eq!(store.count_events().await.unwrap(), 6);
+        let stored = crate::helpers::all_events(store.as_ref()).await;
+        let key_2 = stored.iter().find(|e| e.event.idempotency_key == "key-2");
+        assert_eq!(
+            key_2.map(|e| e.event.occurred_at),
+            Some(event(2).occurred_at)
+        );
         db.cleanup().await;
     }
 }

@@ -498,6 +498,27 @@ async fn a_full_cycle_on_postgres() {
 }
 
 #[tokio::test]
+async fn runs_side_by_side_each_count_only_their_own_calls() {
+    let w = world().await;
+    let (crm, erp) = w.engine.connectors();
+    let total = || {
+        [crm.calls(), erp.calls()]
+            .iter()
+            .map(|c| c.ok + c.failed)
+            .sum::<u64>()
+    };
+    let before = total();
+    let (accounts, items) = tokio::join!(
+        w.engine.run_endpoint(Endpoint::Accounts, false),
+        w.engine.run_endpoint(Endpoint::Items, false)
+    );
+    let (accounts, items) = (accounts.unwrap(), items.unwrap());
+    let calls = |r: &RunSummary| r.api_calls_ok + r.api_calls_failed;
+    assert!(calls(&accounts) > 0 && calls(&items) > 0);
+    assert_eq!(calls(&accounts) + calls(&items), total() - before);
+}
+
+#[tokio::test]
 async fn ownership_decides_which_edits_travel() {
     let w = world().await;
     w.engine

@@ -45,7 +45,34 @@ impl RetryPolicy {
 tokio::task_local! {
     /// The endpoint the calls made in this task are for: the engine sets it around each run, so
     /// every API call is counted under its endpoint without the connectors passing it around.
-    pub static CALL_ENDPOINT: Endpoint;
+    static CALL_ENDPOINT: Endpoint;
+    /// The calls made in this task so far, apart from those of runs going on beside it (the
+    /// connectors' own totals mix every run).
+    static SCOPE_CALLS: ScopeCalls;
+}
+
+#[derive(Default)]
+struct ScopeCalls {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Runs `work` with its API calls counted under `endpoint`, and apart (see [`calls_in_scope`]).
+pub async fn scope_calls<F: std::future::Future>(endpoint: Endpoint, work: F) -> F::Output {
+    let counted = SCOPE_CALLS.scope(ScopeCalls::default(), work);
+    CALL_ENDPOINT.scope(endpoint, counted).await
+}
+
+/// The calls (ok, failed) made so far inside the [`scope_calls`] this task runs in.
+pub fn calls_in_scope() -> (u64, u64) {
+    SCOPE_CALLS
+        .try_with(|c| {
+            (
+                c.ok.load(Ordering::Relaxed),
+                c.failed.load(Ordering::Relaxed),
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Wall time during which at least one API call (of any connector) was in flight, since the
@@ -160,6 +187,10 @@ impl CallStats {
         );
         let counter = if ok { &self.ok } else { &self.failed };
         counter.fetch_add(1, Ordering::Relaxed);
+        let _ = SCOPE_CALLS.try_with(|c| {
+            let counter = if ok { &c.ok } else { &c.failed };
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         self.latency_micros
             .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
         let endpoint = CALL_ENDPOINT.try_with(|e| *e).ok();

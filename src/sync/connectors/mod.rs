@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::domain::{Endpoint, System, Timestamp};
 use crate::sync::record::{Page, Write};
 
-pub use http::{CALL_ENDPOINT, CallCounts, CallTally, RetryPolicy, waiting_time};
+pub use http::{CallCounts, CallTally, RetryPolicy, calls_in_scope, scope_calls, waiting_time};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectorError {

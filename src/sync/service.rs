@@ -117,30 +117,74 @@ impl CycleSummary {
     }
 }
 
-/// Runs each configured endpoint (or only `only`) once, then reconciles it.
+/// The wave of a cycle an endpoint runs in. The ERP takes a contact, a quote or a document line
+/// only for a partner and items it already holds, so accounts and items (with their prices) go
+/// first, contacts and quotes next, and the ERP's orders and invoices, which name nothing the
+/// CRM must hold, last.
+fn wave(endpoint: Endpoint) -> usize {
+    match endpoint {
+        Endpoint::Accounts | Endpoint::Items | Endpoint::Pricebook => 0,
+        Endpoint::Contacts | Endpoint::Quotes => 1,
+        Endpoint::SalesOrders | Endpoint::Invoices => 2,
+    }
+}
+
+/// `endpoints` cut into the waves of a cycle, in order: those of one wave run at once (as the
+/// scheduler runs them), those of the next once the wave has ended.
+pub fn waves(endpoints: impl IntoIterator<Item = Endpoint>) -> Vec<Vec<Endpoint>> {
+    let mut waves: Vec<Vec<Endpoint>> = vec![Vec::new(); 3];
+    for endpoint in endpoints {
+        waves[wave(endpoint)].push(endpoint);
+    }
+    waves.retain(|w| !w.is_empty());
+    waves
+}
+
+/// Runs each configured endpoint (or only `only`) once, then reconciles it; wave by wave (see
+/// [`waves`]), the endpoints of a wave at once.
 pub async fn run_cycle(engine: &Engine, only: Option<Endpoint>, dry_run: bool) -> CycleSummary {
     let mut summary = CycleSummary::new();
-    let endpoints: Vec<Endpoint> = engine
+    let endpoints = engine
         .endpoints()
         .map(|(e, _)| *e)
-        .filter(|e| only.is_none_or(|o| o == *e))
-        .collect();
-    for endpoint in endpoints {
-        match engine.run_endpoint(endpoint, dry_run).await {
-            Ok(run) => summary.add(&run),
-            Err(e) => {
-                summary.errors.insert(endpoint, e.to_string());
-                continue;
-            }
-        }
-        match engine.reconcile(endpoint).await {
-            Ok(r) => summary.reconcile_differences += r.differences(),
-            Err(e) => {
-                summary.errors.insert(endpoint, format!("reconcile: {e}"));
+        .filter(|e| only.is_none_or(|o| o == *e));
+    for wave in waves(endpoints) {
+        let done = futures_util::future::join_all(
+            wave.iter()
+                .map(|&endpoint| run_and_reconcile(engine, endpoint, dry_run)),
+        )
+        .await;
+        for (endpoint, result) in wave.into_iter().zip(done) {
+            match result {
+                Ok((run, Ok(differences))) => {
+                    summary.add(&run);
+                    summary.reconcile_differences += differences;
+                }
+                Ok((run, Err(error))) => {
+                    summary.add(&run);
+                    summary
+                        .errors
+                        .insert(endpoint, format!("reconcile: {error}"));
+                }
+                Err(error) => {
+                    summary.errors.insert(endpoint, error.to_string());
+                }
             }
         }
     }
     summary
+}
+
+/// One endpoint's run and then, if it ran, its reconciliation: the run, and the differences
+/// found.
+async fn run_and_reconcile(
+    engine: &Engine,
+    endpoint: Endpoint,
+    dry_run: bool,
+) -> Result<(RunSummary, Result<usize, SyncError>), SyncError> {
+    let run = engine.run_endpoint(endpoint, dry_run).await?;
+    let reconciled = engine.reconcile(endpoint).await.map(|r| r.differences());
+    Ok((run, reconciled))
 }
 
 /// Runs every endpoint that is not paused on its own interval, and reconciles each one every
@@ -254,6 +298,22 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+
+    #[test]
+    fn a_cycle_takes_partners_and_items_before_what_names_them() {
+        use Endpoint::*;
+        let all = [Invoices, Quotes, Accounts, SalesOrders, Contacts, Items];
+        assert_eq!(
+            waves(all),
+            [
+                vec![Accounts, Items],
+                vec![Quotes, Contacts],
+                vec![Invoices, SalesOrders]
+            ]
+        );
+        assert_eq!(waves([Contacts]), [vec![Contacts]]);
+        assert!(waves([]).is_empty());
+    }
 
     #[test]
     fn missing_credentials_name_the_settings_to_fill_in() {

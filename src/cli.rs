@@ -204,6 +204,9 @@ enum BenchCommand {
         /// Multiple of the default sandbox scale (2,000 accounts, 500 items).
         #[arg(long, default_value_t = 10)]
         scale: usize,
+        /// Milliseconds the sandbox servers add to every call, as a network round trip would.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -348,10 +351,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench {
-            which: BenchCommand::Sync { scale, json },
+            which:
+                BenchCommand::Sync {
+                    scale,
+                    latency_ms,
+                    json,
+                },
         } => {
             let options = bench::SyncBenchOptions {
                 scale,
+                latency_ms,
                 data_dir: settings.data_dir.clone(),
             };
             let report = bench::run_sync_bench(&options).await?;

@@ -1,7 +1,9 @@
 //! The sync benchmark: a full initial sync of the sandbox at a multiple of the default scale, then
 //! an incremental run after 1% of the records changed. The figure beside each rate is the share of
 //! wall time spent in syncwarden itself rather than waiting on the servers' answers: the time
-//! with no call to either server in flight.
+//! with no call to either server in flight. The endpoints run as a cycle runs them (wave by wave,
+//! a wave's endpoints at once); the seeds are a day old at the start, as data that was there
+//! before go-live is; each call can be given a round trip (`latency_ms`) like a real server's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,17 +16,30 @@ use serde_json::json;
 use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Settings};
 use crate::domain::Endpoint;
+use crate::sandbox::faults::FaultConfig;
 use crate::sandbox::{Sandbox, SeedScale};
 use crate::store;
 use crate::sync::connectors::hubspot::HubSpotConnector;
 use crate::sync::connectors::sap_b1::SapB1Connector;
 use crate::sync::connectors::{CallCounts, Connector, RetryPolicy, waiting_time};
 use crate::sync::engine::{Engine, RunSummary};
+use crate::sync::service::waves;
 
 pub struct SyncBenchOptions {
     /// Multiple of the default sandbox scale (2,000 accounts, 500 items).
     pub scale: usize,
+    /// Added by the sandbox servers to every call: a network round trip (0: none).
+    pub latency_ms: u64,
     pub data_dir: std::path::PathBuf,
+}
+
+/// One wave of endpoints (see [`waves`]), run at once.
+#[derive(Debug, Serialize)]
+pub struct WaveReport {
+    pub endpoints: Vec<Endpoint>,
+    pub seconds: f64,
+    pub waiting_seconds: f64,
+    pub field_events: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,10 +56,12 @@ pub struct PhaseReport {
     pub waiting_seconds: f64,
     /// Share of wall time spent in syncwarden itself (target < 0.2).
     pub syncwarden_share: f64,
+    pub waves: Vec<WaveReport>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct SyncBenchReport {
+    pub latency_ms: u64,
     pub accounts: usize,
     pub contacts: usize,
     pub items: usize,
@@ -56,10 +73,17 @@ pub struct SyncBenchReport {
     pub changed_records: usize,
 }
 
+/// How old the seeded records are when the initial sync starts.
+const SEED_AGE: Duration = Duration::from_secs(24 * 3600);
+
 fn total(counts: [CallCounts; 2]) -> (u64, Duration) {
     counts.iter().fold((0, Duration::ZERO), |(n, t), c| {
         (n + c.ok + c.failed, t + c.total_latency)
     })
+}
+
+fn field_events(run: &RunSummary) -> usize {
+    run.events.values().flat_map(|o| o.values()).sum()
 }
 
 async fn phase(
@@ -70,24 +94,35 @@ async fn phase(
     let waiting_before = waiting_time();
     let started = Instant::now();
     let mut runs: Vec<RunSummary> = Vec::new();
-    for endpoint in [
+    let mut wave_reports = Vec::new();
+    let endpoints = [
         Endpoint::Accounts,
         Endpoint::Contacts,
         Endpoint::Items,
         Endpoint::Quotes,
         Endpoint::SalesOrders,
         Endpoint::Invoices,
-    ] {
-        runs.push(engine.run_endpoint(endpoint, false).await?);
+    ];
+    for wave in waves(endpoints) {
+        let (wave_started, wave_waiting) = (Instant::now(), waiting_time());
+        let done = futures_util::future::try_join_all(
+            wave.iter()
+                .map(|&endpoint| engine.run_endpoint(endpoint, false)),
+        )
+        .await?;
+        wave_reports.push(WaveReport {
+            endpoints: wave,
+            seconds: wave_started.elapsed().as_secs_f64(),
+            waiting_seconds: (waiting_time() - wave_waiting).as_secs_f64(),
+            field_events: done.iter().map(field_events).sum(),
+        });
+        runs.extend(done);
     }
     let seconds = started.elapsed().as_secs_f64();
     let waiting = (waiting_time() - waiting_before).as_secs_f64();
     let after = total([connectors[0].calls(), connectors[1].calls()]);
     let records_read = runs.iter().map(|r| r.records_read).sum();
-    let field_events = runs
-        .iter()
-        .flat_map(|r| r.events.values().flat_map(|o| o.values()))
-        .sum();
+    let field_events = runs.iter().map(field_events).sum();
     Ok(PhaseReport {
         seconds,
         records_read,
@@ -98,17 +133,27 @@ async fn phase(
         call_seconds: (after.1 - before.1).as_secs_f64(),
         waiting_seconds: waiting,
         syncwarden_share: (1.0 - waiting / seconds).max(0.0),
+        waves: wave_reports,
     })
 }
 
 pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBenchReport> {
-    let scale = super::scaled(options.scale);
+    let scale = SeedScale {
+        age: SEED_AGE,
+        ..super::scaled(options.scale)
+    };
     let clock = Clock::system();
     eprintln!(
         "bench sync: seeding the sandbox ({} accounts, {} items, {} quotes, {} orders, {} invoices)",
         scale.accounts, scale.items, scale.quotes, scale.orders, scale.invoices
     );
     let sandbox = Sandbox::start(clock.clone(), &scale).await?;
+    let round_trip = FaultConfig {
+        latency_ms: options.latency_ms,
+        ..FaultConfig::default()
+    };
+    sandbox.crm.faults.set(round_trip.clone());
+    sandbox.erp.faults.set(round_trip);
     let dir = options
         .data_dir
         .join(format!("bench-{}", uuid::Uuid::new_v4().simple()));
@@ -140,6 +185,7 @@ pub async fn run_sync_bench(options: &SyncBenchOptions) -> anyhow::Result<SyncBe
     store.close().await;
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     Ok(SyncBenchReport {
+        latency_ms: options.latency_ms,
         accounts: scale.accounts,
         contacts: scale.accounts * scale.contacts_per_account,
         items: scale.items,

@@ -117,7 +117,7 @@ impl Sandbox {
         {
             let mut crm = crm_data.lock().unwrap_or_else(|e| e.into_inner());
             let mut erp = erp_data.lock().unwrap_or_else(|e| e.into_inner());
-            seed(scale, clock.now(), &mut crm, &mut erp);
+            seed(scale, clock.now() - scale.age, &mut crm, &mut erp);
         }
         let crm_oauth = Arc::new(Mutex::new(OAuthApp {
             client_id: HUBSPOT_CLIENT_ID.into(),

@@ -41,6 +41,9 @@ pub struct SeedScale {
     pub invoices: usize,
     /// Lines per document: 1 to this many.
     pub max_lines: usize,
+    /// How long before the start every seeded record was last modified: data that was there
+    /// well before go-live rather than just written.
+    pub age: std::time::Duration,
 }
 
 impl Default for SeedScale {
@@ -60,6 +63,7 @@ impl Default for SeedScale {
             orders: 800,
             invoices: 700,
             max_lines: 4,
+            age: std::time::Duration::ZERO,
         }
     }
 }

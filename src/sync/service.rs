@@ -119,20 +119,19 @@ impl CycleSummary {
 
 /// The wave of a cycle an endpoint runs in. The ERP takes a contact, a quote or a document line
 /// only for a partner and items it already holds, so accounts and items (with their prices) go
-/// first, contacts and quotes next, and the ERP's orders and invoices, which name nothing the
-/// CRM must hold, last.
+/// first; the rest name partners and items only (the ERP's orders and invoices reach the CRM as
+/// they are) and go next.
 fn wave(endpoint: Endpoint) -> usize {
     match endpoint {
         Endpoint::Accounts | Endpoint::Items | Endpoint::Pricebook => 0,
-        Endpoint::Contacts | Endpoint::Quotes => 1,
-        Endpoint::SalesOrders | Endpoint::Invoices => 2,
+        Endpoint::Contacts | Endpoint::Quotes | Endpoint::SalesOrders | Endpoint::Invoices => 1,
     }
 }
 
 /// `endpoints` cut into the waves of a cycle, in order: those of one wave run at once (as the
 /// scheduler runs them), those of the next once the wave has ended.
 pub fn waves(endpoints: impl IntoIterator<Item = Endpoint>) -> Vec<Vec<Endpoint>> {
-    let mut waves: Vec<Vec<Endpoint>> = vec![Vec::new(); 3];
+    let mut waves: Vec<Vec<Endpoint>> = vec![Vec::new(); 2];
     for endpoint in endpoints {
         waves[wave(endpoint)].push(endpoint);
     }
@@ -307,8 +306,7 @@ mod tests {
             waves(all),
             [
                 vec![Accounts, Items],
-                vec![Quotes, Contacts],
-                vec![Invoices, SalesOrders]
+                vec![Invoices, Quotes, SalesOrders, Contacts]
             ]
         );
         assert_eq!(waves([Contacts]), [vec![Contacts]]);

@@ -116,6 +116,7 @@ pub struct DeliverySettings {
     /// Per attempt (SMTP conversation or HTTP request).
     pub timeout_secs: u64,
     /// How long a worker's claim on a notification holds; past it another worker may take it.
+    /// Never less than `timeout_secs` + 5: a send still going on is not another's to take.
     pub claim_secs: u64,
     /// Notifications claimed per pass.
     pub batch_size: u32,

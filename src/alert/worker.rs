@@ -25,6 +25,16 @@ pub struct DeliveryReport {
     pub failed: usize,
 }
 
+/// Time for a worker to record what its sends did once they are over.
+const SETTLE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long a claim holds: `claim_secs`, but never less than a send may take plus the margin
+/// to record it, or a second worker could take (and send) a notification still being sent.
+fn claim_length(settings: &DeliverySettings) -> Duration {
+    Duration::from_secs(settings.claim_secs)
+        .max(Duration::from_secs(settings.timeout_secs) + SETTLE_MARGIN)
+}
+
 pub struct DeliveryWorker {
     store: Arc<dyn Store>,
     notifiers: HashMap<String, Arc<dyn Notifier>>,
@@ -58,7 +68,7 @@ impl DeliveryWorker {
             .claim_notifications(
                 &self.id,
                 now,
-                now + Duration::from_secs(self.settings.claim_secs),
+                now + claim_length(&self.settings),
                 self.settings.batch_size,
             )
             .await?;
@@ -243,4 +253,21 @@ fn receiver_fingerprint(receiver: &str) -> String {
 /// the key is unique across instances.
 pub fn delivery_key(id: i64) -> String {
     format!("syncwarden-outbox-{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_outlasts_the_send_it_covers() {
+        let settings = |claim_secs, timeout_secs| DeliverySettings {
+            claim_secs,
+            timeout_secs,
+            ..DeliverySettings::default()
+        };
+        assert_eq!(claim_length(&settings(60, 10)), Duration::from_secs(60));
+        assert_eq!(claim_length(&settings(2, 10)), Duration::from_secs(15));
+        assert_eq!(claim_length(&settings(2, 1)), Duration::from_secs(6));
+    }
 }

@@ -152,6 +152,7 @@ fn write_config(dir: &Path, sandbox: Option<&Sandbox>, hook: &Hook) -> std::path
         url = "{}"
         [alerting.delivery]
         claim_secs = 2
+        timeout_secs = 1
         base_delay_ms = 100
         max_delay_ms = 200
         "#,

@@ -37,6 +37,8 @@ pub struct SyncBenchOptions {
 #[derive(Debug, Serialize)]
 pub struct WaveReport {
     pub endpoints: Vec<Endpoint>,
+    /// Seconds from the wave's start to each endpoint's run ending.
+    pub ended_after: BTreeMap<Endpoint, f64>,
     pub seconds: f64,
     pub waiting_seconds: f64,
     pub field_events: usize,
@@ -105,12 +107,14 @@ async fn phase(
     ];
     for wave in waves(endpoints) {
         let (wave_started, wave_waiting) = (Instant::now(), waiting_time());
-        let done = futures_util::future::try_join_all(
-            wave.iter()
-                .map(|&endpoint| engine.run_endpoint(endpoint, false)),
-        )
+        let done = futures_util::future::try_join_all(wave.iter().map(|&endpoint| async move {
+            let run = engine.run_endpoint(endpoint, false).await?;
+            anyhow::Ok((run, wave_started.elapsed().as_secs_f64()))
+        }))
         .await?;
+        let (done, ended): (Vec<RunSummary>, Vec<f64>) = done.into_iter().unzip();
         wave_reports.push(WaveReport {
+            ended_after: wave.iter().copied().zip(ended).collect(),
             endpoints: wave,
             seconds: wave_started.elapsed().as_secs_f64(),
             waiting_seconds: (waiting_time() - wave_waiting).as_secs_f64(),

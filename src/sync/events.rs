@@ -71,6 +71,7 @@ pub(crate) struct EventInput {
     source_system: String,
     #[schema(value_type = crate::domain::System)]
     target_system: String,
+    /// Any outcome but `erased`, which only syncwarden's own erasure records (422).
     #[schema(value_type = crate::domain::Outcome)]
     outcome: String,
     #[serde(default)]
@@ -146,6 +147,15 @@ impl EventInput {
         let target_system =
             System::parse(&self.target_system).map_err(|e| bad("target_system", e.to_string()))?;
         let outcome = Outcome::parse(&self.outcome).map_err(|e| bad("outcome", e.to_string()))?;
+        // An erasure event is the proof that a person's data was erased; only syncwarden's own
+        // erasure may write one, or a forged one could stand in the audit log as that proof.
+        if outcome == Outcome::Erased {
+            return Err(bad(
+                "outcome",
+                "outcome erased is recorded only by syncwarden's own erasure (POST /v1/erasure)"
+                    .into(),
+            ));
+        }
         if let Some(ms) = self.latency_ms.filter(|ms| *ms < 0) {
             return Err(bad(
                 "latency_ms",
@@ -423,6 +433,7 @@ mod tests {
     fn rejects_bad_values_naming_the_field() {
         let cases = [
             (r#""outcome":"applied""#, r#""outcome":"done""#, "outcome"),
+            (r#""outcome":"applied""#, r#""outcome":"erased""#, "outcome"),
             (
                 r#""source_system":"erp""#,
                 r#""source_system":"sap""#,

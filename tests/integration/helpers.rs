@@ -221,6 +221,23 @@ pub fn hold_conflicts(settings: &mut Settings, endpoint: Endpoint, field: &str) 
         );
 }
 
+/// The outcomes another platform may send: all but `erased`, which only syncwarden's own erasure
+/// records.
+const SENT_OUTCOMES: [Outcome; 12] = [
+    Outcome::Applied,
+    Outcome::SkippedNotOwner,
+    Outcome::Conflict,
+    Outcome::ConflictResolved,
+    Outcome::Failed,
+    Outcome::Merged,
+    Outcome::Unmerged,
+    Outcome::Approved,
+    Outcome::Rejected,
+    Outcome::DryRun,
+    Outcome::Missing,
+    Outcome::Drift,
+];
+
 /// A field event with every field set; `n` makes the key, the record and the time distinct.
 pub fn event(n: usize) -> NewFieldEvent {
     NewFieldEvent {
@@ -238,7 +255,7 @@ pub fn event(n: usize) -> NewFieldEvent {
         new_value: Some(format!("{n}.5")),
         source_system: System::Erp,
         target_system: System::Crm,
-        outcome: Outcome::ALL[n % Outcome::ALL.len()],
+        outcome: SENT_OUTCOMES[n % SENT_OUTCOMES.len()],
         error: n.is_multiple_of(4).then(|| format!("error {n}")),
         latency_ms: Some(n as i64 * 3),
         occurred_at: Timestamp::parse_rfc3339("2026-11-23T00:00:00Z").unwrap()

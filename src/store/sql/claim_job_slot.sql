@@ -3,7 +3,20 @@
 -- takes the next as soon as it is due; another only once it was due before $5 (now less a grace):
 -- the last one has stopped taking its slots; and never while another instance holds the lease of
 -- the work the slot runs ($6): a run longer than the interval is not a missed slot.
-INSERT INTO job_marks (job, mark, holder) VALUES ($1, $2, $3)
+-- Balance (issue 8): a slot that is not the caller's own (never taken, handed back, or overdue) is
+-- taken only while the caller holds fewer than its share of the $7 endpoints, ceil($7 / live
+-- instances): holding c others, c < ceil($7 / n) is c * n < $7. Slots it holds are the schedules
+-- matching $8 whose holder it is; live instances are the unexpired leases matching $9 (their
+-- heartbeats), at least itself. The counts are read in this statement but another claim may
+-- commit beside it (each instance's own claims go one at a time): a stale count can only cost
+-- balance, never run a slot twice, which the row's update and the lease decide.
+INSERT INTO job_marks (job, mark, holder)
+SELECT $1, $2, $3
+WHERE EXISTS (SELECT 1 FROM job_marks WHERE job = $1 AND holder = $3)
+   OR (SELECT COUNT(*) FROM job_marks WHERE holder = $3 AND job LIKE $8 AND job <> $1)
+      * (SELECT CASE WHEN COUNT(*) = 0 THEN 1 ELSE COUNT(*) END FROM job_leases
+         WHERE job LIKE $9 AND expires_at > $4)
+      < $7
 ON CONFLICT (job) DO UPDATE SET mark = excluded.mark, holder = excluded.holder
 WHERE job_marks.mark <= $4
   AND (job_marks.holder IS NULL OR job_marks.holder = excluded.holder OR job_marks.mark <= $5)

@@ -1297,27 +1297,31 @@ macro_rules! impl_store {
                 claim: &$crate::store::SlotClaim<'_>,
             ) -> Result<bool, StoreError> {
                 // Without a share, every slot is within it (no instance holds `i64::MAX` of them).
-                let (endpoints, slots, instances) = match claim.share {
+                let (endpoints, slots, instances, starved_before) = match claim.share {
                     Some(share) => (
                         i64::try_from(share.endpoints).unwrap_or(i64::MAX),
                         share.slots,
                         share.instances,
+                        share.starved_before.as_micros(),
                     ),
-                    None => (i64::MAX, "", ""),
+                    None => (i64::MAX, "", "", i64::MIN),
                 };
-                let row = sqlx::query($crate::store::common::CLAIM_JOB_SLOT)
-                    .bind(claim.job)
-                    .bind(claim.next.as_micros())
-                    .bind(claim.holder)
-                    .bind(claim.now.as_micros())
-                    .bind(claim.overdue_before.as_micros())
-                    .bind(claim.lease)
-                    .bind(endpoints)
-                    .bind(slots)
-                    .bind(instances)
-                    .fetch_optional(self.writer())
-                    .await?;
-                Ok(row.is_some())
+                let holder: Option<Option<String>> =
+                    sqlx::query_scalar($crate::store::common::CLAIM_JOB_SLOT)
+                        .bind(claim.job)
+                        .bind(claim.next.as_micros())
+                        .bind(claim.holder)
+                        .bind(claim.now.as_micros())
+                        .bind(claim.overdue_before.as_micros())
+                        .bind(claim.lease)
+                        .bind(endpoints)
+                        .bind(slots)
+                        .bind(instances)
+                        .bind(starved_before)
+                        .fetch_optional(self.writer())
+                        .await?;
+                // A first slot refused for the share comes back stored free (no holder).
+                Ok(holder.flatten().as_deref() == Some(claim.holder))
             }
 
             async fn release_job_slot(&self, job: &str, holder: &str) -> Result<(), StoreError> {

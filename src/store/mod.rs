@@ -198,6 +198,9 @@ pub struct SlotShare<'a> {
     pub slots: &'a str,
     /// The live instances: the unexpired leases whose job names match this `LIKE` pattern.
     pub instances: &'a str,
+    /// A slot due before this is anyone's, whatever they hold: no instance below its share
+    /// took it (instances configured with different endpoints), and it must not wait for ever.
+    pub starved_before: Timestamp,
 }
 
 /// The write of one record about to be made, stored before it goes out: the events it will

@@ -1113,15 +1113,10 @@ impl Engine {
         endpoints: usize,
         slots: &str,
     ) -> Result<bool, SyncError> {
-        let share = SlotShare {
-            endpoints,
-            slots,
-            instances: HEARTBEATS,
-        };
         // The claim counts the slots this instance holds; its endpoints' loops claim at the same
         // moments, and two claims beside each other would each count the slots before the other.
         let _one_at_a_time = self.shared_claims.lock().await;
-        self.claim_slot(endpoint, job, every, grace, true, Some(share))
+        self.claim_slot(endpoint, job, every, grace, true, Some((endpoints, slots)))
             .await
     }
 
@@ -1169,9 +1164,17 @@ impl Engine {
         every: Duration,
         grace: Duration,
         first_now: bool,
-        share: Option<SlotShare<'_>>,
+        share: Option<(usize, &str)>,
     ) -> Result<bool, SyncError> {
         let now = self.clock.now();
+        // A slot nobody took for a lease length past the grace (every live instance holding its
+        // share, and none scheduling it below) is anyone's: balance never starves an endpoint.
+        let share = share.map(|(endpoints, slots)| SlotShare {
+            endpoints,
+            slots,
+            instances: HEARTBEATS,
+            starved_before: now - grace - self.leases.ttl(),
+        });
         if !first_now && self.store.job_mark(job).await?.is_none() {
             self.store.advance_job_mark(job, now + every).await?;
             return Ok(false);

@@ -494,7 +494,7 @@ async fn a_free_slot_is_taken_only_within_the_share_of_the_live_instances() {
     for db in TestDb::all(test).await {
         let store = db.open().await;
         let t = |s: i64| Timestamp::from_micros(s * 1_000_000);
-        // `holder` claims `job` at `now`, one of six endpoints, interval and grace 10 s.
+        // `holder` claims `job` at `now`, one of six endpoints, interval, grace and lease 10 s.
         let claim = |holder: &'static str, job: &'static str, now: i64| {
             let store = store.clone();
             async move {
@@ -510,6 +510,7 @@ async fn a_free_slot_is_taken_only_within_the_share_of_the_live_instances() {
                         endpoints: jobs.len(),
                         slots: "sync-due:%",
                         instances: "instance:%",
+                        starved_before: t(now - 20),
                     }),
                 };
                 store.claim_job_slot(&claim).await.unwrap()
@@ -533,7 +534,7 @@ async fn a_free_slot_is_taken_only_within_the_share_of_the_live_instances() {
         };
         // Both alive: a takes three of the six first slots, b the other three.
         beat("a", 100).await;
-        beat("b", 100).await;
+        beat("b", 30).await;
         assert_eq!(store.live_leases("instance:%", t(0)).await.unwrap(), 2);
         let mut taken = Vec::new();
         for job in jobs {
@@ -552,6 +553,20 @@ async fn a_free_slot_is_taken_only_within_the_share_of_the_live_instances() {
         }
         assert_eq!(held("a").await, jobs[..3]);
         assert_eq!(held("b").await, jobs[3..]);
+        // A seventh schedule neither counts (instances configured with different endpoints):
+        // both hold their share, so it is stored free, and is anyone's once nobody took it for
+        // the grace and a lease length.
+        let extra = "sync-due:pricebook";
+        assert!(!claim("a", extra, 0).await, "a holds its share");
+        assert!(!claim("b", extra, 5).await, "b holds its share");
+        assert_eq!(
+            store.job_mark(extra).await.unwrap(),
+            Some(t(0)),
+            "stored due"
+        );
+        assert!(!claim("a", extra, 19).await, "not waiting long enough yet");
+        assert!(claim("a", extra, 20).await, "nobody took it: anyone's");
+        store.release_job_slot(extra, "a").await.unwrap();
         // Each keeps its own slots when due.
         assert!(claim("a", jobs[0], 10).await);
         assert!(claim("b", jobs[5], 10).await);
@@ -565,16 +580,16 @@ async fn a_free_slot_is_taken_only_within_the_share_of_the_live_instances() {
         );
         assert!(!claim("b", jobs[2], 10).await, "b holds its share");
         assert!(claim("a", jobs[2], 10).await, "a is below its share");
-        // b stops taking its slots, and its heartbeat expires at 100: until then a, at its
+        // b stops taking its slots, and its heartbeat expires at 30: until then a, at its
         // share, leaves b's overdue slots alone; then its share is all six and it takes them.
         beat("a", 200).await;
         assert!(
-            !claim("a", jobs[3], 99).await,
+            !claim("a", jobs[3], 29).await,
             "overdue, but b is live and a holds its share"
         );
-        assert_eq!(store.live_leases("instance:%", t(100)).await.unwrap(), 1);
+        assert_eq!(store.live_leases("instance:%", t(30)).await.unwrap(), 1);
         for job in &jobs[3..] {
-            assert!(claim("a", job, 101).await, "{job}: b is gone");
+            assert!(claim("a", job, 31).await, "{job}: b is gone");
         }
         assert_eq!(held("a").await, jobs);
         // Alone, an instance takes every first slot; a second one's own slots stay its own even

@@ -546,6 +546,14 @@ async fn run_app(
     store: Arc<dyn Store>,
     engine: Option<Arc<Engine>>,
 ) -> anyhow::Result<()> {
+    // Announced as soon as the store is open, not when the scheduler starts: instances started
+    // together then count each other before their first claims, and split the endpoints from
+    // the first slots instead of one taking them all and handing half back after their runs.
+    if let Some(engine) = &engine
+        && let Err(e) = engine.beat().await
+    {
+        tracing::warn!(error = %e, "could not announce this instance");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // One holder per process for the jobs that run on one instance at a time.
     let leases = Leases::new(

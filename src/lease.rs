@@ -54,6 +54,11 @@ impl Leases {
         &self.holder
     }
 
+    /// How long a lease lasts without renewal.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Takes (or renews) the lease on `job` for one lease length, or says who has it.
     pub async fn take(&self, job: &str) -> Result<(), LeaseError> {
         let now = self.clock.now();

@@ -48,6 +48,9 @@ pub(super) const SELECT_JOB_MARK: &str = include_str!("sql/select_job_mark.sql")
 pub(super) const ADVANCE_JOB_MARK: &str = include_str!("sql/advance_job_mark.sql");
 pub(super) const CLAIM_JOB_SLOT: &str = include_str!("sql/claim_job_slot.sql");
 pub(super) const KEEP_JOB_SLOT: &str = include_str!("sql/keep_job_slot.sql");
+pub(super) const RELEASE_JOB_SLOT: &str = include_str!("sql/release_job_slot.sql");
+pub(super) const SELECT_HELD_JOB_SLOTS: &str = include_str!("sql/select_held_job_slots.sql");
+pub(super) const COUNT_LIVE_LEASES: &str = include_str!("sql/count_live_leases.sql");
 pub(super) const INSERT_TOKEN: &str = include_str!("sql/insert_token.sql");
 pub(super) const SELECT_TOKEN_BY_HASH: &str = include_str!("sql/select_token_by_hash.sql");
 pub(super) const SELECT_TOKENS: &str = include_str!("sql/select_tokens.sql");
@@ -1293,16 +1296,70 @@ macro_rules! impl_store {
                 &self,
                 claim: &$crate::store::SlotClaim<'_>,
             ) -> Result<bool, StoreError> {
-                let row = sqlx::query($crate::store::common::CLAIM_JOB_SLOT)
-                    .bind(claim.job)
-                    .bind(claim.next.as_micros())
-                    .bind(claim.holder)
-                    .bind(claim.now.as_micros())
-                    .bind(claim.overdue_before.as_micros())
-                    .bind(claim.lease)
-                    .fetch_optional(self.writer())
+                // Without a share, every slot is within it (no instance holds `i64::MAX` of them).
+                let (endpoints, slots, instances, starved_before) = match claim.share {
+                    Some(share) => (
+                        i64::try_from(share.endpoints).unwrap_or(i64::MAX),
+                        share.slots,
+                        share.instances,
+                        share.starved_before.as_micros(),
+                    ),
+                    None => (i64::MAX, "", "", i64::MIN),
+                };
+                let holder: Option<Option<String>> =
+                    sqlx::query_scalar($crate::store::common::CLAIM_JOB_SLOT)
+                        .bind(claim.job)
+                        .bind(claim.next.as_micros())
+                        .bind(claim.holder)
+                        .bind(claim.now.as_micros())
+                        .bind(claim.overdue_before.as_micros())
+                        .bind(claim.lease)
+                        .bind(endpoints)
+                        .bind(slots)
+                        .bind(instances)
+                        .bind(starved_before)
+                        .fetch_optional(self.writer())
+                        .await?;
+                // A first slot refused for the share comes back stored free (no holder).
+                Ok(holder.flatten().as_deref() == Some(claim.holder))
+            }
+
+            async fn release_job_slot(&self, job: &str, holder: &str) -> Result<(), StoreError> {
+                sqlx::query($crate::store::common::RELEASE_JOB_SLOT)
+                    .bind(job)
+                    .bind(holder)
+                    .execute(self.writer())
                     .await?;
-                Ok(row.is_some())
+                Ok(())
+            }
+
+            async fn held_job_slots(
+                &self,
+                holder: &str,
+                jobs: &str,
+            ) -> Result<Vec<String>, StoreError> {
+                let mut held: Vec<String> =
+                    sqlx::query_scalar($crate::store::common::SELECT_HELD_JOB_SLOTS)
+                        .bind(holder)
+                        .bind(jobs)
+                        .fetch_all(self.writer())
+                        .await?;
+                // Sorted here, not by the database's collation: both backends agree on the order.
+                held.sort();
+                Ok(held)
+            }
+
+            async fn live_leases(
+                &self,
+                jobs: &str,
+                now: $crate::domain::Timestamp,
+            ) -> Result<usize, StoreError> {
+                let n: i64 = sqlx::query_scalar($crate::store::common::COUNT_LIVE_LEASES)
+                    .bind(jobs)
+                    .bind(now.as_micros())
+                    .fetch_one(self.writer())
+                    .await?;
+                Ok(usize::try_from(n).unwrap_or(0))
             }
 
             async fn keep_job_slot(

@@ -184,6 +184,23 @@ pub struct SlotClaim<'a> {
     pub overdue_before: Timestamp,
     /// The slot after this one.
     pub next: Timestamp,
+    /// When set, a slot that is not already the claimer's is taken only within its share.
+    pub share: Option<SlotShare<'a>>,
+}
+
+/// An instance's share of the schedules that several instances share (issue 8): of `endpoints`
+/// schedules, an instance takes one it does not hold (never taken, handed back, or overdue) only
+/// while it holds fewer than `endpoints` divided by the live instances, rounded up.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotShare<'a> {
+    pub endpoints: usize,
+    /// The schedules shared (a `LIKE` pattern of their job names), counted per holder.
+    pub slots: &'a str,
+    /// The live instances: the unexpired leases whose job names match this `LIKE` pattern.
+    pub instances: &'a str,
+    /// A slot due before this is anyone's, whatever they hold: no instance below its share
+    /// took it (instances configured with different endpoints), and it must not wait for ever.
+    pub starved_before: Timestamp,
 }
 
 /// The write of one record about to be made, stored before it goes out: the events it will
@@ -372,6 +389,16 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
     /// Takes the slot of a schedule when it is due (see [`SlotClaim`]), moving its mark to the
     /// claim's `next`: true for the one caller that took it.
     async fn claim_job_slot(&self, claim: &SlotClaim<'_>) -> Result<bool, StoreError>;
+
+    /// Hands the schedule `job` back if `holder` took its last slot: the next slot stays where it
+    /// is, for any instance to take when due.
+    async fn release_job_slot(&self, job: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// The schedules matching the `LIKE` pattern `jobs` whose last slot `holder` took, by name.
+    async fn held_job_slots(&self, holder: &str, jobs: &str) -> Result<Vec<String>, StoreError>;
+
+    /// How many leases on jobs matching the `LIKE` pattern `jobs` are unexpired at `now`.
+    async fn live_leases(&self, jobs: &str, now: Timestamp) -> Result<usize, StoreError>;
 
     /// Moves the next slot of `job` to `next` if `holder` took the last one (after its run).
     async fn keep_job_slot(

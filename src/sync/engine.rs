@@ -22,7 +22,7 @@ use crate::domain::{
     SyncRunCounts, System, Timestamp,
 };
 use crate::lease::{DEFAULT_LEASE, LeaseError, Leases};
-use crate::store::{SlotClaim, Store, StoreError, SyncCommit, WriteIntent};
+use crate::store::{SlotClaim, SlotShare, Store, StoreError, SyncCommit, WriteIntent};
 use crate::sync::connectors::{
     Connector, ConnectorError, WriteResult, calls_in_scope, scope_calls,
 };
@@ -138,6 +138,9 @@ pub struct Engine {
     reconciled: tokio::sync::broadcast::Sender<Reconciled>,
     /// Records per chunk of a run's writes and commits.
     chunk_records: usize,
+    /// Held while this instance claims a shared slot: its claims count the slots it holds, so
+    /// they go one at a time (see [`Engine::take_shared_slot`]).
+    shared_claims: tokio::sync::Mutex<()>,
 }
 
 /// One finished reconciliation of an endpoint: when, and the differences it recorded.
@@ -933,6 +936,13 @@ fn lease_job(endpoint: Endpoint) -> String {
     format!("sync:{}", endpoint.as_str())
 }
 
+/// The heartbeats of the live instances: leases named `instance:<holder>`.
+const HEARTBEATS: &str = "instance:%";
+
+fn heartbeat_job(holder: &str) -> String {
+    format!("instance:{holder}")
+}
+
 impl Engine {
     pub fn new(
         store: Arc<dyn Store>,
@@ -950,7 +960,40 @@ impl Engine {
             clock,
             reconciled: tokio::sync::broadcast::channel(64).0,
             chunk_records: RECORDS_PER_CHUNK,
+            shared_claims: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// This instance's name in the store: the holder of its leases and of the slots it took.
+    pub fn holder(&self) -> &str {
+        self.leases.holder()
+    }
+
+    /// How long this engine's leases last without renewal: a heartbeat ([`Engine::beat`]) must be
+    /// renewed well within it.
+    pub fn lease_length(&self) -> Duration {
+        self.leases.ttl()
+    }
+
+    /// Says this instance is alive for one lease length: the live instances are those whose
+    /// heartbeat has not expired, and each takes its share of the endpoints (see
+    /// [`Engine::take_shared_slot`]). A dead instance drops out one lease length after its last
+    /// beat, as its runs' leases do.
+    pub async fn beat(&self) -> Result<(), SyncError> {
+        match self.leases.take(&heartbeat_job(self.holder())).await {
+            Ok(()) => Ok(()),
+            Err(LeaseError::Store(e)) => Err(SyncError::Store(e)),
+            // The name is this instance's alone, so nobody else holds it.
+            Err(e @ LeaseError::Busy { .. }) => {
+                tracing::warn!(error = %e, "the heartbeat is held by another");
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops counting as a live instance at once (a clean stop), so the others' shares grow now.
+    pub async fn stop_beating(&self) {
+        self.leases.release(&heartbeat_job(self.holder())).await;
     }
 
     /// Sets how many records a chunk of a run's writes and commits holds (at least one).
@@ -1050,7 +1093,88 @@ impl Engine {
         grace: Duration,
         first_now: bool,
     ) -> Result<bool, SyncError> {
+        self.claim_slot(endpoint, job, every, grace, first_now, None)
+            .await
+    }
+
+    /// [`Engine::take_slot`] (first slot now) for one of `endpoints` schedules that the live
+    /// instances share out (issue 8): besides its own slots, this instance takes one (never
+    /// taken, handed back, or overdue) only while it holds fewer than its share,
+    /// `ceil(endpoints / live instances)` of the schedules whose names match the `LIKE` pattern
+    /// `slots`. Live instances are the unexpired heartbeats ([`Engine::beat`]). So instances
+    /// that start together split the endpoints, and one that joins later gets those the others
+    /// hand back ([`Engine::hand_back_excess`]).
+    pub async fn take_shared_slot(
+        &self,
+        endpoint: Endpoint,
+        job: &str,
+        every: Duration,
+        grace: Duration,
+        endpoints: usize,
+        slots: &str,
+    ) -> Result<bool, SyncError> {
+        // The claim counts the slots this instance holds; its endpoints' loops claim at the same
+        // moments, and two claims beside each other would each count the slots before the other.
+        let _one_at_a_time = self.shared_claims.lock().await;
+        self.claim_slot(endpoint, job, every, grace, true, Some((endpoints, slots)))
+            .await
+    }
+
+    /// After a run of the shared schedule `job`: hands it back when this instance holds more than
+    /// its share of the `endpoints` schedules matching `slots` (another instance joined) and `job`
+    /// is among the excess, the last ones by name, so each instance gives up the same ones
+    /// whichever runs first, and only as many as it holds too many. An instance below its share
+    /// takes it when due; this one, at its share, does not take it back. True when handed back.
+    pub async fn hand_back_excess(
+        &self,
+        job: &str,
+        endpoints: usize,
+        slots: &str,
+    ) -> Result<bool, SyncError> {
+        let held = self.store.held_job_slots(self.holder(), slots).await?;
+        let live = self
+            .store
+            .live_leases(HEARTBEATS, self.clock.now())
+            .await?
+            .max(1);
+        let share = endpoints.div_ceil(live);
+        if !held
+            .get(share..)
+            .unwrap_or_default()
+            .iter()
+            .any(|j| j == job)
+        {
+            return Ok(false);
+        }
+        self.store.release_job_slot(job, self.holder()).await?;
+        tracing::info!(
+            job,
+            held = held.len(),
+            share,
+            live,
+            "handed a schedule back"
+        );
+        Ok(true)
+    }
+
+    async fn claim_slot(
+        &self,
+        endpoint: Endpoint,
+        job: &str,
+        every: Duration,
+        grace: Duration,
+        first_now: bool,
+        share: Option<(usize, &str)>,
+    ) -> Result<bool, SyncError> {
         let now = self.clock.now();
+        // A slot nobody took for a lease length past the grace (every live instance holding its
+        // share, and none scheduling it below) is anyone's: balance never starves an endpoint.
+        let share = share.map(|(endpoints, slots)| SlotShare {
+            endpoints,
+            slots,
+            instances: HEARTBEATS,
+            starved_before: now - grace - self.leases.ttl(),
+        });
         if !first_now && self.store.job_mark(job).await?.is_none() {
             self.store.advance_job_mark(job, now + every).await?;
             return Ok(false);
@@ -1062,6 +1186,7 @@ impl Engine {
             now,
             overdue_before: now - grace,
             next: now + every,
+            share,
         };
         Ok(self.store.claim_job_slot(&claim).await?)
     }

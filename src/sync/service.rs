@@ -186,44 +186,87 @@ async fn run_and_reconcile(
     Ok((run, reconciled))
 }
 
+/// The endpoints' sync schedules (`sync-due:<endpoint>`), as a `LIKE` pattern: the ones the live
+/// instances share out.
+const SYNC_SLOTS: &str = "sync-due:%";
+
 /// Runs every endpoint that is not paused on its own interval, and reconciles each one every
 /// `reconcile_every` (after a sync run, in the same task, so the two never overlap), until `stop`
-/// turns true. The intervals are kept in the store, so several instances share one schedule.
+/// turns true. The intervals are kept in the store, so several instances share one schedule, and
+/// each instance keeps a heartbeat there, so the live instances share the endpoints out.
 pub async fn run_scheduler(
     engine: Arc<Engine>,
     clock: Clock,
     reconcile_every: Duration,
     stop: watch::Receiver<bool>,
 ) {
+    let scheduled: Vec<(Endpoint, Duration)> = engine
+        .endpoints()
+        .filter(|(_, settings)| !settings.paused)
+        .map(|(e, settings)| (*e, Duration::from_secs(settings.interval_secs.max(1))))
+        .collect();
+    let Some(shortest) = scheduled.iter().map(|(_, interval)| *interval).min() else {
+        return;
+    };
+    // The first beat goes before the first claim, so an instance starting beside others is
+    // counted by them as soon as it can be; the loops re-check their share every interval.
+    // Renewed every interval, and at least three times per lease length (an interval may be
+    // longer than the lease), so a live instance's heartbeat never lapses between renewals.
+    if let Err(e) = engine.beat().await {
+        tracing::warn!(error = %e, "could not announce this instance");
+    }
+    let heartbeat = tokio::spawn(beat_until_stopped(
+        engine.clone(),
+        clock.clone(),
+        shortest.min(engine.lease_length() / 3),
+        stop.clone(),
+    ));
+    let endpoints = scheduled.len();
     let mut tasks = Vec::new();
-    for (endpoint, settings) in engine.endpoints() {
-        if settings.paused {
-            continue;
-        }
-        let (endpoint, interval) = (
-            *endpoint,
-            Duration::from_secs(settings.interval_secs.max(1)),
-        );
+    for (endpoint, interval) in scheduled {
         tasks.push(tokio::spawn(schedule_endpoint(
             engine.clone(),
             clock.clone(),
             endpoint,
             [interval, reconcile_every],
+            endpoints,
             stop.clone(),
         )));
     }
     for task in tasks {
         let _ = task.await;
     }
+    let _ = heartbeat.await;
+    engine.stop_beating().await;
 }
 
-/// One endpoint's loop: once an interval, its sync if this instance takes the slot, then its
-/// reconciliation if that slot is due too.
+/// Renews this instance's heartbeat every `every` until `stop`.
+async fn beat_until_stopped(
+    engine: Arc<Engine>,
+    clock: Clock,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = clock.sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = engine.beat().await {
+            tracing::warn!(error = %e, "could not renew this instance's heartbeat");
+        }
+    }
+}
+
+/// One endpoint's loop: once an interval, its sync if this instance takes the slot (within its
+/// share of the `endpoints` scheduled), handing the schedule back after the run if it holds more
+/// than its share; then its reconciliation if that slot is due too.
 async fn schedule_endpoint(
     engine: Arc<Engine>,
     clock: Clock,
     endpoint: Endpoint,
     [interval, reconcile_every]: [Duration; 2],
+    endpoints: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     let (sync_job, reconcile_job) = (
@@ -234,16 +277,20 @@ async fn schedule_endpoint(
     // that took the last one for a whole interval more is another's to take.
     let grace = interval;
     loop {
-        match engine
-            .take_slot(endpoint, &sync_job, interval, grace, true)
-            .await
-        {
+        let take =
+            engine.take_shared_slot(endpoint, &sync_job, interval, grace, endpoints, SYNC_SLOTS);
+        match take.await {
             Ok(true) => {
                 let slot = Slot {
                     job: &sync_job,
                     every: interval,
                 };
                 run_scheduled(&engine, endpoint, slot).await;
+                // After the run, not before: the slot it moved goes with the schedule.
+                let hand_back = engine.hand_back_excess(&sync_job, endpoints, SYNC_SLOTS);
+                if let Err(e) = hand_back.await {
+                    tracing::warn!(%endpoint, error = %e, "could not weigh this instance's share");
+                }
             }
             Ok(false) => tracing::debug!(%endpoint, "not this instance's slot"),
             Err(e) => tracing::warn!(%endpoint, error = %e, "could not read the schedule"),

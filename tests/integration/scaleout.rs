@@ -437,6 +437,7 @@ async fn a_slot_stays_with_the_instance_that_took_the_last_one() {
                     now: t(now),
                     overdue_before: t(now - 10),
                     next: t(now + 10),
+                    share: None,
                 };
                 store.claim_job_slot(&claim).await.unwrap()
             }
@@ -469,6 +470,135 @@ async fn a_slot_stays_with_the_instance_that_took_the_last_one() {
         assert!(claim("b", 55).await, "overdue by the grace");
         assert!(!claim("a", 65).await, "b took the last one");
         assert!(claim("b", 65).await);
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+/// Balance (issue 8): an instance takes a slot it does not hold only while it holds fewer than
+/// its share of the endpoints, ceil(endpoints / live instances), the live ones counted from
+/// their unexpired heartbeats; its own slots it keeps whatever it holds, and a slot handed back
+/// is anyone's within their share. The same SQL on SQLite and PostgreSQL.
+#[tokio::test]
+async fn a_free_slot_is_taken_only_within_the_share_of_the_live_instances() {
+    use syncwarden::store::{SlotClaim, SlotShare};
+    let test = "scaleout::a_free_slot_is_taken_only_within_the_share_of_the_live_instances";
+    let jobs = [
+        "sync-due:accounts",
+        "sync-due:contacts",
+        "sync-due:invoices",
+        "sync-due:items",
+        "sync-due:quotes",
+        "sync-due:sales_orders",
+    ];
+    for db in TestDb::all(test).await {
+        let store = db.open().await;
+        let t = |s: i64| Timestamp::from_micros(s * 1_000_000);
+        // `holder` claims `job` at `now`, one of six endpoints, interval, grace and lease 10 s.
+        let claim = |holder: &'static str, job: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                let lease = format!("sync:{}", job.trim_start_matches("sync-due:"));
+                let claim = SlotClaim {
+                    job,
+                    holder,
+                    lease: &lease,
+                    now: t(now),
+                    overdue_before: t(now - 10),
+                    next: t(now + 10),
+                    share: Some(SlotShare {
+                        endpoints: jobs.len(),
+                        slots: "sync-due:%",
+                        instances: "instance:%",
+                        starved_before: t(now - 20),
+                    }),
+                };
+                store.claim_job_slot(&claim).await.unwrap()
+            }
+        };
+        let beat = |holder: &'static str, until: i64| {
+            let store = store.clone();
+            async move {
+                let job = format!("instance:{holder}");
+                assert!(
+                    store
+                        .acquire_lease(&job, holder, t(until), t(0))
+                        .await
+                        .unwrap()
+                );
+            }
+        };
+        let held = |holder: &'static str| {
+            let store = store.clone();
+            async move { store.held_job_slots(holder, "sync-due:%").await.unwrap() }
+        };
+        // Both alive: a takes three of the six first slots, b the other three.
+        beat("a", 100).await;
+        beat("b", 30).await;
+        assert_eq!(store.live_leases("instance:%", t(0)).await.unwrap(), 2);
+        let mut taken = Vec::new();
+        for job in jobs {
+            taken.push(claim("a", job, 0).await);
+        }
+        assert_eq!(
+            taken,
+            [true, true, true, false, false, false],
+            "a's share is 3"
+        );
+        for job in jobs {
+            assert_eq!(
+                claim("b", job, 0).await,
+                !held("a").await.contains(&job.to_string())
+            );
+        }
+        assert_eq!(held("a").await, jobs[..3]);
+        assert_eq!(held("b").await, jobs[3..]);
+        // A seventh schedule neither counts (instances configured with different endpoints):
+        // both hold their share, so it is stored free, and is anyone's once nobody took it for
+        // the grace and a lease length.
+        let extra = "sync-due:pricebook";
+        assert!(!claim("a", extra, 0).await, "a holds its share");
+        assert!(!claim("b", extra, 5).await, "b holds its share");
+        assert_eq!(
+            store.job_mark(extra).await.unwrap(),
+            Some(t(0)),
+            "stored due"
+        );
+        assert!(!claim("a", extra, 19).await, "not waiting long enough yet");
+        assert!(claim("a", extra, 20).await, "nobody took it: anyone's");
+        store.release_job_slot(extra, "a").await.unwrap();
+        // Each keeps its own slots when due.
+        assert!(claim("a", jobs[0], 10).await);
+        assert!(claim("b", jobs[5], 10).await);
+        // a hands one back: b, at its share, does not take it; a, below its share again, does.
+        store.release_job_slot(jobs[2], "a").await.unwrap();
+        store.release_job_slot(jobs[2], "b").await.unwrap();
+        assert_eq!(
+            held("a").await,
+            jobs[..2],
+            "only the holder hands a slot back"
+        );
+        assert!(!claim("b", jobs[2], 10).await, "b holds its share");
+        assert!(claim("a", jobs[2], 10).await, "a is below its share");
+        // b stops taking its slots, and its heartbeat expires at 30: until then a, at its
+        // share, leaves b's overdue slots alone; then its share is all six and it takes them.
+        beat("a", 200).await;
+        assert!(
+            !claim("a", jobs[3], 29).await,
+            "overdue, but b is live and a holds its share"
+        );
+        assert_eq!(store.live_leases("instance:%", t(30)).await.unwrap(), 1);
+        for job in &jobs[3..] {
+            assert!(claim("a", job, 31).await, "{job}: b is gone");
+        }
+        assert_eq!(held("a").await, jobs);
+        // Alone, an instance takes every first slot; a second one's own slots stay its own even
+        // above its share.
+        beat("b", 200).await;
+        assert!(
+            claim("a", jobs[0], 130).await,
+            "a's own, though it holds six of a share of 3"
+        );
         store.close().await;
         db.cleanup().await;
     }

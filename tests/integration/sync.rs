@@ -1657,6 +1657,189 @@ async fn no_slot_is_free_between_a_long_run_and_its_next_slot() {
     }
 }
 
+/// Every default endpoint on a one-minute interval, and two instances of it on one store whose
+/// leases (and heartbeats) last ten minutes, so no heartbeat lapses between two steps of the clock.
+fn two_instances_of_every_endpoint(
+    w: &World,
+    rules: &BTreeMap<Endpoint, EndpointSettings>,
+) -> (Arc<Engine>, Arc<Engine>) {
+    let lease = Duration::from_secs(600);
+    let engine = || {
+        engine_for(&w.sandbox, w.store.clone(), w.clock.clone(), rules.clone()).with_lease(lease)
+    };
+    (Arc::new(engine()), Arc::new(engine()))
+}
+
+fn every_endpoint_each_minute() -> BTreeMap<Endpoint, EndpointSettings> {
+    let mut rules = default_endpoints();
+    for settings in rules.values_mut() {
+        settings.interval_secs = 60;
+    }
+    assert_eq!(rules.len(), 6);
+    rules
+}
+
+/// The endpoints whose sync schedule `engine` holds (took the last slot of), by name.
+async fn held_endpoints(store: &dyn Store, engine: &Engine) -> Vec<String> {
+    let held = store.held_job_slots(engine.holder(), "sync-due:%").await;
+    held.unwrap()
+        .into_iter()
+        .map(|job| job.trim_start_matches("sync-due:").to_string())
+        .collect()
+}
+
+/// Stops an instance's scheduler and waits for it (the clock moves so its loops wake).
+async fn stop_scheduler(
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    clock: &Clock,
+) {
+    stop.send(true).unwrap();
+    clock.advance(Duration::from_secs(1));
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Two instances that start together (each has seen the other's heartbeat) split six endpoints
+/// three and three from their first slots, and keep them: affinity within a share (issue 8).
+/// SQLite, and PostgreSQL when set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_that_start_together_split_the_endpoints() {
+    let test = "sync::two_instances_that_start_together_split_the_endpoints";
+    let rules = every_endpoint_each_minute();
+    for db in TestDb::all(test).await {
+        let w = world_on(db, rules.clone()).await;
+        let (a, b) = two_instances_of_every_endpoint(&w, &rules);
+        a.beat().await.unwrap();
+        b.beat().await.unwrap();
+        let (stop_a, task_a) = start_scheduler(a.clone(), &w.clock);
+        let (stop_b, task_b) = start_scheduler(b.clone(), &w.clock);
+        settle_runs(w.store.as_ref(), 6).await;
+        let split = (
+            held_endpoints(w.store.as_ref(), &a).await,
+            held_endpoints(w.store.as_ref(), &b).await,
+        );
+        assert_eq!((split.0.len(), split.1.len()), (3, 3), "{split:?}");
+        for step in 1..=3 {
+            w.clock.advance(Duration::from_secs(60));
+            settle_runs(w.store.as_ref(), 6 * (step + 1)).await;
+            let now = (
+                held_endpoints(w.store.as_ref(), &a).await,
+                held_endpoints(w.store.as_ref(), &b).await,
+            );
+            assert_eq!(now, split, "step {step}: an endpoint moved");
+        }
+        assert_eq!(
+            finished_runs(w.store.as_ref()).await,
+            24,
+            "one run an interval each"
+        );
+        stop_scheduler(stop_a, task_a, &w.clock).await;
+        stop_scheduler(stop_b, task_b, &w.clock).await;
+        w.store.close().await;
+        w.db.cleanup().await;
+    }
+}
+
+/// Waits until the loops the clock woke have claimed their slots and every run has ended.
+async fn settle_loops(store: &dyn Store) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..500 {
+        let runs = store.recent_runs(1000).await.unwrap();
+        if runs.iter().all(|r| r.ended_at.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// One instance alone takes all six endpoints; when a second joins, the first hands back exactly
+/// its excess (the last three by name, after their runs) and the second takes them when due;
+/// nothing moves again, and no endpoint moves twice. Then the first dies without a word (its
+/// heartbeat runs on to its end): the second takes all its endpoints once that heartbeat has
+/// expired, within one lease length and an interval. SQLite, and PostgreSQL when set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_instance_is_handed_the_excess_once_and_takes_all_when_the_other_dies() {
+    let test =
+        "sync::a_joining_instance_is_handed_the_excess_once_and_takes_all_when_the_other_dies";
+    let rules = every_endpoint_each_minute();
+    let (interval, half) = (Duration::from_secs(60), Duration::from_secs(30));
+    let mut all: Vec<String> = rules.keys().map(|e| e.to_string()).collect();
+    all.sort();
+    let (kept, handed) = (all[..3].to_vec(), all[3..].to_vec());
+    for db in TestDb::all(test).await {
+        let w = world_on(db, rules.clone()).await;
+        let (a, b) = two_instances_of_every_endpoint(&w, &rules);
+        let held = async |engine: &Arc<Engine>| held_endpoints(w.store.as_ref(), engine).await;
+        let (stop_a, task_a) = start_scheduler(a.clone(), &w.clock);
+        settle_loops(w.store.as_ref()).await;
+        assert_eq!(held(&a).await, all, "alone, A takes every endpoint");
+        // B joins half an interval later: A's slots are not due, B takes none. From then on the
+        // clock moves half an interval at a time: A's loops wake, then B's.
+        w.clock.advance(half);
+        let (stop_b, task_b) = start_scheduler(b.clone(), &w.clock);
+        settle_loops(w.store.as_ref()).await;
+        assert!(held(&b).await.is_empty());
+        let mut history = Vec::new();
+        for _ in 0..12 {
+            w.clock.advance(half);
+            settle_loops(w.store.as_ref()).await;
+            history.push((held(&a).await, held(&b).await));
+        }
+        assert_eq!(
+            history.last().unwrap(),
+            &(kept.clone(), handed.clone()),
+            "A kept the first three by name, B took the rest: {history:?}"
+        );
+        for endpoint in &all {
+            let holders: Vec<&str> = history
+                .iter()
+                .filter_map(|(a_held, b_held)| {
+                    (a_held.contains(endpoint).then_some("A"))
+                        .or(b_held.contains(endpoint).then_some("B"))
+                })
+                .collect();
+            let moves = holders.windows(2).filter(|w| w[0] != w[1]).count();
+            assert!(moves <= 1, "{endpoint} moved {moves} times: {history:?}");
+        }
+        // A dies: its loops stop, and its heartbeat stays as its last beat left it.
+        stop_scheduler(stop_a, task_a, &w.clock).await;
+        let (holder, died) = (a.holder(), w.clock.now());
+        let lease = a.lease_length();
+        let heartbeat = format!("instance:{holder}");
+        let beat = w
+            .store
+            .acquire_lease(&heartbeat, holder, died + lease, died);
+        assert!(beat.await.unwrap());
+        let mut took = None;
+        for step in 1..=30_u32 {
+            w.clock.advance(half);
+            settle_loops(w.store.as_ref()).await;
+            let b_held = held(&b).await;
+            if w.clock.now() < died + lease {
+                assert_eq!(
+                    b_held, handed,
+                    "step {step}: A's heartbeat still counts it live"
+                );
+            } else if b_held == all {
+                took = Some(half * step);
+                break;
+            }
+        }
+        let took = took.expect("B never took all the endpoints");
+        assert!(
+            took <= lease + interval,
+            "B took them all {took:?} after A died"
+        );
+        stop_scheduler(stop_b, task_b, &w.clock).await;
+        w.store.close().await;
+        w.db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn under_random_faults_nothing_is_lost_and_both_sides_end_up_agreeing() {
     let w = world().await;

@@ -1,0 +1,1 @@
+SELECT job FROM job_marks WHERE holder = $1 AND job LIKE $2

@@ -549,11 +549,30 @@ async fn run_app(
     // Announced as soon as the store is open, not when the scheduler starts: instances started
     // together then count each other before their first claims, and split the endpoints from
     // the first slots instead of one taking them all and handing half back after their runs.
-    if let Some(engine) = &engine
+    // Only an instance that schedules something counts, or the others would keep a share free
+    // for it.
+    let sharing = engine
+        .clone()
+        .filter(|e| e.endpoints().any(|(_, settings)| !settings.paused));
+    if let Some(engine) = &sharing
         && let Err(e) = engine.beat().await
     {
         tracing::warn!(error = %e, "could not announce this instance");
     }
+    let served = serve_until_stopped(settings, clock, store, engine).await;
+    // Stopped (or failed to start): the others take this instance's endpoints at once.
+    if let Some(engine) = sharing {
+        engine.leave().await;
+    }
+    served
+}
+
+async fn serve_until_stopped(
+    settings: &Settings,
+    clock: Clock,
+    store: Arc<dyn Store>,
+    engine: Option<Arc<Engine>>,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // One holder per process for the jobs that run on one instance at a time.
     let leases = Leases::new(

@@ -8,7 +8,6 @@ pub(super) const SELECT_EVENTS: &str = include_str!("sql/select_events.sql");
 pub(super) const SELECT_RECORD_EVENTS_HEAD: &str =
     include_str!("sql/select_record_events_head.sql");
 pub(super) const COUNT_EVENTS: &str = include_str!("sql/count_events.sql");
-pub(super) const SELECT_EXISTING_KEYS: &str = include_str!("sql/select_existing_keys.sql");
 pub(super) const INSERT_RUN: &str = include_str!("sql/insert_run.sql");
 pub(super) const FINISH_RUN: &str = include_str!("sql/finish_run.sql");
 pub(super) const SELECT_RUN: &str = include_str!("sql/select_run.sql");
@@ -873,25 +872,6 @@ macro_rules! impl_store {
                     .push_bind($crate::store::common::effective_limit(query));
                 let rows = qb.build().fetch_all(&self.pool).await?;
                 rows.iter().map(Self::event_from_row).collect()
-            }
-
-            async fn existing_event_keys(
-                &self,
-                keys: &[&str],
-            ) -> Result<std::collections::HashSet<String>, StoreError> {
-                let mut found = std::collections::HashSet::new();
-                for chunk in keys.chunks($crate::store::common::KEYS_PER_LOOKUP) {
-                    let mut qb =
-                        sqlx::QueryBuilder::<$db>::new($crate::store::common::SELECT_EXISTING_KEYS);
-                    let mut list = qb.separated(", ");
-                    for key in chunk {
-                        list.push_bind(*key);
-                    }
-                    qb.push(")");
-                    let rows: Vec<String> = qb.build_query_scalar().fetch_all(&self.pool).await?;
-                    found.extend(rows);
-                }
-                Ok(found)
             }
 
             async fn count_events(&self) -> Result<i64, StoreError> {

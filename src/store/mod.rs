@@ -235,12 +235,6 @@ pub trait Store: DigestStore + SecurityStore + ListStore + Send + Sync + 'static
 
     async fn count_events(&self) -> Result<i64, StoreError>;
 
-    /// Which of `keys` the event log already holds.
-    async fn existing_event_keys(
-        &self,
-        keys: &[&str],
-    ) -> Result<std::collections::HashSet<String>, StoreError>;
-
     /// Inserts a batch in one transaction with one plain prepared INSERT per event and no idempotency
     /// handling: the raw baseline the ingest benchmark compares `append_events` against.
     async fn baseline_insert_batch(

@@ -996,6 +996,30 @@ impl Engine {
         self.leases.release(&heartbeat_job(self.holder())).await;
     }
 
+    /// Leaves the instances that share the schedules (a clean stop, after the scheduler ended):
+    /// hands back every sync schedule this instance holds, each next slot staying due when it
+    /// was, and stops its heartbeat. The others then take them at their next slot, not only once
+    /// a whole interval overdue as after a crash.
+    pub async fn leave(&self) {
+        match self
+            .store
+            .held_job_slots(self.holder(), super::service::SYNC_SLOTS)
+            .await
+        {
+            Ok(held) => {
+                for job in held {
+                    if let Err(e) = self.store.release_job_slot(&job, self.holder()).await {
+                        tracing::warn!(job, error = %e, "could not hand the schedule back");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the schedules this instance holds")
+            }
+        }
+        self.stop_beating().await;
+    }
+
     /// Sets how many records a chunk of a run's writes and commits holds (at least one).
     pub fn with_chunk_records(mut self, records: usize) -> Self {
         self.chunk_records = records.max(1);

@@ -188,7 +188,7 @@ async fn run_and_reconcile(
 
 /// The endpoints' sync schedules (`sync-due:<endpoint>`), as a `LIKE` pattern: the ones the live
 /// instances share out.
-const SYNC_SLOTS: &str = "sync-due:%";
+pub(crate) const SYNC_SLOTS: &str = "sync-due:%";
 
 /// Runs every endpoint that is not paused on its own interval, and reconciles each one every
 /// `reconcile_every` (after a sync run, in the same task, so the two never overlap), until `stop`

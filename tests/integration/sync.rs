@@ -1840,6 +1840,39 @@ async fn a_joining_instance_is_handed_the_excess_once_and_takes_all_when_the_oth
     }
 }
 
+/// An instance that stops cleanly hands its endpoints back as it leaves (what `serve` does on
+/// SIGTERM): the one left takes each at its next slot, not a whole interval late as after a
+/// crash. SQLite, and PostgreSQL when set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_leaves_hands_its_endpoints_over_at_their_next_slot() {
+    let test = "sync::an_instance_that_leaves_hands_its_endpoints_over_at_their_next_slot";
+    let rules = every_endpoint_each_minute();
+    let mut all: Vec<String> = rules.keys().map(|e| e.to_string()).collect();
+    all.sort();
+    for db in TestDb::all(test).await {
+        let w = world_on(db, rules.clone()).await;
+        let (a, b) = two_instances_of_every_endpoint(&w, &rules);
+        let held = async |engine: &Arc<Engine>| held_endpoints(w.store.as_ref(), engine).await;
+        let (stop_a, task_a) = start_scheduler(a.clone(), &w.clock);
+        settle_loops(w.store.as_ref()).await;
+        assert_eq!(held(&a).await, all, "alone, A takes every endpoint");
+        stop_scheduler(stop_a, task_a, &w.clock).await;
+        a.leave().await;
+        assert!(held(&a).await.is_empty(), "A handed every schedule back");
+        let (stop_b, task_b) = start_scheduler(b.clone(), &w.clock);
+        settle_loops(w.store.as_ref()).await;
+        assert!(held(&b).await.is_empty(), "no slot is due yet");
+        // One interval on, every slot A left is due: B takes each then, where a slot still held
+        // by A would be B's only once it is a whole interval overdue.
+        w.clock.advance(Duration::from_secs(60));
+        settle_loops(w.store.as_ref()).await;
+        assert_eq!(held(&b).await, all, "B took each at its next slot");
+        stop_scheduler(stop_b, task_b, &w.clock).await;
+        w.store.close().await;
+        w.db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn under_random_faults_nothing_is_lost_and_both_sides_end_up_agreeing() {
     let w = world().await;

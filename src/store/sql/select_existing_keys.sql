@@ -1,1 +1,0 @@
-SELECT idempotency_key FROM field_events WHERE idempotency_key IN (

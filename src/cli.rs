@@ -559,11 +559,12 @@ async fn run_app(
     {
         tracing::warn!(error = %e, "could not announce this instance");
     }
-    let served = serve_until_stopped(settings, clock, store, engine).await;
+    let served = serve_until_stopped(settings, clock, store.clone(), engine).await;
     // Stopped (or failed to start): the others take this instance's endpoints at once.
     if let Some(engine) = sharing {
         engine.leave().await;
     }
+    store.close().await;
     served
 }
 

@@ -34,6 +34,10 @@ pub struct Application {
     router: axum::Router,
     /// Set when `server.tls_cert` and `server.tls_key` are: then only HTTPS is served.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Opened by [`Application::build`], so closed when serving ends; a store handed in is the
+    /// caller's to close, since its other users (the sync scheduler finishing a run, the alert
+    /// worker, a clean stop handing endpoints back) may still write after the server stopped.
+    owns_store: bool,
 }
 
 /// Opens the configured store and brings its schema up to date.
@@ -46,7 +50,9 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreErro
 impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         let store = open_store(settings).await?;
-        Self::with_store(settings, clock, store, None).await
+        let mut app = Self::with_store(settings, clock, store, None).await?;
+        app.owns_store = true;
+        Ok(app)
     }
 
     /// The app on an open store; `engine` (when the sync is configured) serves the operations
@@ -96,6 +102,7 @@ impl Application {
             store,
             router: api::router(state),
             tls,
+            owns_store: false,
         })
     }
 
@@ -112,7 +119,8 @@ impl Application {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
-    /// Serves until ctrl-c or SIGTERM, then finishes in-flight requests and closes the store.
+    /// Serves until ctrl-c or SIGTERM, then finishes in-flight requests (and closes the store if
+    /// it opened it).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
@@ -134,7 +142,9 @@ impl Application {
                     .await
             }
         };
-        self.store.close().await;
+        if self.owns_store {
+            self.store.close().await;
+        }
         result
     }
 }

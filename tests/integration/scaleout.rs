@@ -777,3 +777,53 @@ async fn a_stopped_instances_bench_leaves_no_instance_running() {
         assert!(!is_running(child), "instance {child} outlived the bench");
     }
 }
+
+/// `serve` stopped with SIGTERM hands every endpoint it holds back and drops its heartbeat
+/// before it exits, its store still open after the API stopped: another instance then takes
+/// each endpoint at its next slot, not an interval late as after a crash. PostgreSQL only.
+// Two workers: `spawn_serve` blocks one reading the first line while the sandbox answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_stopped_with_sigterm_hands_its_endpoints_back() {
+    let test = "scaleout::an_instance_stopped_with_sigterm_hands_its_endpoints_back";
+    let Some(db) = TestDb::postgres(test).await else {
+        return;
+    };
+    let sandbox = Sandbox::start(Clock::system(), &SeedScale::small())
+        .await
+        .unwrap();
+    let hook = Hook::start(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Some(&sandbox), &hook);
+    let store = db.open().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let count = async |sql: &str| -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let held = "SELECT COUNT(*) FROM job_marks WHERE job LIKE 'sync-due:%' AND holder IS NOT NULL";
+    let beats = "SELECT COUNT(*) FROM job_leases WHERE job LIKE 'instance:%'";
+    let (mut serve, _) = spawn_serve(&db.url, &dir.path().join("i0"), Some(&config));
+    wait_for(
+        "the instance to take its endpoints",
+        Duration::from_secs(60),
+        async || count(held).await > 0 && count(beats).await == 1,
+    )
+    .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while serve.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(held).await, 0, "every schedule handed back");
+    assert_eq!(count(beats).await, 0, "the heartbeat dropped");
+    pool.close().await;
+    store.close().await;
+    db.cleanup().await;
+}

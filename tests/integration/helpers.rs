@@ -221,22 +221,15 @@ pub fn hold_conflicts(settings: &mut Settings, endpoint: Endpoint, field: &str) 
         );
 }
 
-/// The outcomes another platform may send: all but `erased`, which only syncwarden's own erasure
-/// records.
-const SENT_OUTCOMES: [Outcome; 12] = [
-    Outcome::Applied,
-    Outcome::SkippedNotOwner,
-    Outcome::Conflict,
-    Outcome::ConflictResolved,
-    Outcome::Failed,
-    Outcome::Merged,
-    Outcome::Unmerged,
-    Outcome::Approved,
-    Outcome::Rejected,
-    Outcome::DryRun,
-    Outcome::Missing,
-    Outcome::Drift,
-];
+/// The `n`th of the outcomes another platform may send, in turn: all but `erased`, which only
+/// syncwarden's own erasure records.
+fn sent_outcome(n: usize) -> Outcome {
+    let sent: Vec<Outcome> = Outcome::ALL
+        .into_iter()
+        .filter(|o| *o != Outcome::Erased)
+        .collect();
+    sent[n % sent.len()]
+}
 
 /// A field event with every field set; `n` makes the key, the record and the time distinct.
 pub fn event(n: usize) -> NewFieldEvent {
@@ -255,7 +248,7 @@ pub fn event(n: usize) -> NewFieldEvent {
         new_value: Some(format!("{n}.5")),
         source_system: System::Erp,
         target_system: System::Crm,
-        outcome: SENT_OUTCOMES[n % SENT_OUTCOMES.len()],
+        outcome: sent_outcome(n),
         error: n.is_multiple_of(4).then(|| format!("error {n}")),
         latency_ms: Some(n as i64 * 3),
         occurred_at: Timestamp::parse_rfc3339("2026-11-23T00:00:00Z").unwrap()

@@ -705,6 +705,20 @@ async fn months_past_retention_are_archived_then_dropped() {
 }
 
 /// The processes whose parent is `parent`, and that are not yet reaped-only zombies.
+/// Sends SIGTERM to `child` and waits up to `limit` for it to exit.
+async fn terminate(child: &mut std::process::Child, limit: Duration, what: &str) {
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{what} did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn live_children(parent: u32) -> Vec<u32> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -763,16 +777,7 @@ async fn a_stopped_instances_bench_leaves_no_instance_running() {
         },
     )
     .await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &bench.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while bench.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the bench did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    terminate(&mut bench, Duration::from_secs(30), "the bench").await;
     for child in children {
         assert!(!is_running(child), "instance {child} outlived the bench");
     }
@@ -811,16 +816,7 @@ async fn an_instance_stopped_with_sigterm_hands_its_endpoints_back() {
         async || count(held).await > 0 && count(beats).await == 1,
     )
     .await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while serve.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "serve did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    terminate(&mut serve, Duration::from_secs(60), "serve").await;
     assert_eq!(count(held).await, 0, "every schedule handed back");
     assert_eq!(count(beats).await, 0, "the heartbeat dropped");
     pool.close().await;
